@@ -1,0 +1,22 @@
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Diagnosers;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Running;
+
+namespace UserOverlay.Bench;
+
+/// <summary>
+/// Micro-benchmarks of every hot-path piece. MemoryDiagnoser is always on: the data path must
+/// show 0 B allocated per operation. Run: dotnet run -c Release --project Bench -- --filter '*'
+/// </summary>
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        var config = DefaultConfig.Instance
+            .AddDiagnoser(MemoryDiagnoser.Default)
+            .AddJob(Job.Default.WithGcServer(true));
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, config);
+        return 0;
+    }
+}
