@@ -1,0 +1,82 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using System.Net.Sockets;
+using UserOverlay.Router;
+
+namespace UserOverlay.Cli.Daemon;
+
+/// <summary>
+/// Serves the control API (<see cref="ControlApi"/>) on the router's Unix socket with Kestrel.
+/// The socket's directory is created with mode 0700, so only root talks to the router.
+/// </summary>
+internal sealed class ControlServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly string _path;
+
+    private ControlServer(WebApplication app, string path)
+    {
+        _app = app;
+        _path = path;
+    }
+
+    /// <summary>Claims the socket path (refusing if a live router already owns it) and starts serving.</summary>
+    public static async Task<ControlServer> StartAsync(string name, Func<RouterStatus> status, VersionInfo version, ILoggerFactory loggers)
+    {
+        Directory.CreateDirectory(ControlApi.SocketDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.SetUnixFileMode(ControlApi.SocketDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string path = ControlApi.SocketPath(name);
+        if (File.Exists(path))
+        {
+            if (IsLive(path))
+                throw new RouterException(RouterErrorCode.SystemError,
+                    $"a router named '{name}' is already running (control socket {path}); stop it first or choose another --name");
+            File.Delete(path); // stale socket of a router that did not exit cleanly
+        }
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "useroverlay" });
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton(loggers);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.ListenUnixSocket(path);
+            k.AddServerHeader = false;
+        });
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, ControlJson.Default));
+        var app = builder.Build();
+        app.MapGet("/_ping", () => Results.Text("OK"));
+        app.MapGet("/v1/version", () => Results.Json(version, ControlJson.Default.VersionInfo));
+        app.MapGet("/v1/status", () => Results.Json(status(), ControlJson.Default.RouterStatus));
+        app.MapFallback((HttpContext ctx) => Results.Json(
+            new ApiError("not_found", $"no such endpoint: {ctx.Request.Method} {ctx.Request.Path} (this daemon serves /_ping, /v1/version, /v1/status)"),
+            ControlJson.Default.ApiError, statusCode: 404));
+        await app.StartAsync();
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return new ControlServer(app, path);
+    }
+
+    private static bool IsLive(string path)
+    {
+        try
+        {
+            using var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            s.Connect(new UnixDomainSocketEndPoint(path));
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try { await _app.StopAsync(cts.Token); } catch (OperationCanceledException) { }
+        await _app.DisposeAsync();
+        try { File.Delete(_path); } catch (IOException) { }
+    }
+}

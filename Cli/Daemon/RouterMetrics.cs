@@ -1,0 +1,72 @@
+using System.Net;
+using Prometheus;
+using UserOverlay.Router;
+
+namespace UserOverlay.Cli.Daemon;
+
+/// <summary>
+/// Prometheus metrics of a running router, served in the text exposition format at
+/// http://ADDRESS/metrics (prometheus-net's Kestrel server). The data path keeps its own plain
+/// per-worker counters; they are copied into the Prometheus collectors only when scraped.
+/// <list type="bullet">
+/// <item><c>useroverlay_network_frames_total{network,vni,direction}</c> and <c>useroverlay_network_bytes_total</c>: direction tx = read from local endpoints, rx = accepted from the underlay</item>
+/// <item><c>useroverlay_network_vxlan_datagrams_sent_total</c>, <c>useroverlay_network_delivered_frames_total</c>, <c>useroverlay_network_flooded_frames_total</c>, <c>useroverlay_network_proxy_arp_replies_total</c></item>
+/// <item><c>useroverlay_drops_total{network,reason}</c> (network="" for drops that belong to no network)</item>
+/// <item><c>useroverlay_fdb_entries{network,source}</c></item>
+/// <item><c>useroverlay_gc_allocated_bytes_total</c>: GC.GetTotalAllocatedBytes of the process — its growth per forwarded frame is the data path's allocation (zero), plus the control plane's own</item>
+/// </list>
+/// </summary>
+internal sealed class RouterMetrics : IDisposable
+{
+    private readonly KestrelMetricServer _server;
+
+    public RouterMetrics(IPEndPoint listen, Func<RouterStatus> status)
+    {
+        var registry = Metrics.NewCustomRegistry();
+        var f = Metrics.WithCustomRegistry(registry);
+        string[] netLabels = ["network", "vni"];
+        var frames = f.CreateCounter("useroverlay_network_frames_total", "Frames per network: tx = read from local endpoints, rx = accepted from the underlay.", [.. netLabels, "direction"]);
+        var bytes = f.CreateCounter("useroverlay_network_bytes_total", "Bytes of inner Ethernet frames per network and direction.", [.. netLabels, "direction"]);
+        var sent = f.CreateCounter("useroverlay_network_vxlan_datagrams_sent_total", "VXLAN datagrams sent to peers (a flooded frame counts once per peer).", netLabels);
+        var delivered = f.CreateCounter("useroverlay_network_delivered_frames_total", "Frames written to local endpoints.", netLabels);
+        var flooded = f.CreateCounter("useroverlay_network_flooded_frames_total", "Broadcast, multicast and unknown-unicast frames flooded.", netLabels);
+        var proxied = f.CreateCounter("useroverlay_network_proxy_arp_replies_total", "ARP requests answered locally.", netLabels);
+        var drops = f.CreateCounter("useroverlay_drops_total", "Dropped frames and datagrams by reason (network is empty for drops that belong to no network).", "network", "reason");
+        var fdb = f.CreateGauge("useroverlay_fdb_entries", "FDB entries per network and source.", "network", "source");
+        var alloc = f.CreateCounter("useroverlay_gc_allocated_bytes_total", "Bytes allocated by the process since start (GC.GetTotalAllocatedBytes).");
+        var uptime = f.CreateGauge("useroverlay_uptime_seconds", "Seconds since the router started.");
+
+        registry.AddBeforeCollectCallback(() =>
+        {
+            var s = status();
+            foreach (var n in s.Networks)
+            {
+                string vni = n.Vni.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                frames.WithLabels(n.Name, vni, "tx").IncTo(n.Counters.TxFrames);
+                frames.WithLabels(n.Name, vni, "rx").IncTo(n.Counters.RxFrames);
+                bytes.WithLabels(n.Name, vni, "tx").IncTo(n.Counters.TxBytes);
+                bytes.WithLabels(n.Name, vni, "rx").IncTo(n.Counters.RxBytes);
+                sent.WithLabels(n.Name, vni).IncTo(n.Counters.EncapsulatedDatagrams);
+                delivered.WithLabels(n.Name, vni).IncTo(n.Counters.DeliveredFrames);
+                flooded.WithLabels(n.Name, vni).IncTo(n.Counters.FloodedFrames);
+                proxied.WithLabels(n.Name, vni).IncTo(n.Counters.ProxyArpReplies);
+                foreach (var (reason, v) in n.Counters.Drops) drops.WithLabels(n.Name, reason).IncTo(v);
+                foreach (var src in new[] { "local", "static", "learned", "gossip" })
+                    fdb.WithLabels(n.Name, src).Set(n.Fdb.Count(e => e.Source == src));
+            }
+            foreach (var (reason, v) in s.Drops) drops.WithLabels("", reason).IncTo(v);
+            alloc.IncTo(GC.GetTotalAllocatedBytes(precise: false));
+            uptime.Set(s.UptimeSeconds);
+        });
+
+        _server = new KestrelMetricServer(new KestrelMetricServerOptions
+        {
+            Hostname = listen.Address.ToString(),
+            Port = (ushort)listen.Port,
+            Registry = registry,
+        });
+        _server.Start();
+    }
+
+    public void Dispose() => _server.Dispose();
+}

@@ -1,0 +1,155 @@
+using System.Runtime.InteropServices;
+
+namespace UserOverlay.Router;
+
+/// <summary>
+/// libc imports used by the Linux data path, as runtime declares them: source-generated
+/// (<c>[LibraryImport]</c>), <c>SetLastError = true</c>, errors read with
+/// <see cref="Marshal.GetLastPInvokeError"/>. Every import takes raw pointers into pinned
+/// buffers so the per-packet calls marshal nothing and allocate nothing.
+/// </summary>
+internal static unsafe partial class Interop
+{
+    internal static partial class Libc
+    {
+        private const string Lib = "libc";
+
+        [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+        internal static partial int open(string path, int flags);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int close(int fd);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial nint read(int fd, byte* buf, nint count);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial nint write(int fd, byte* buf, nint count);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int ioctl(int fd, nuint request, void* arg);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int setns(int fd, int nstype);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int eventfd(uint initval, int flags);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int epoll_create1(int flags);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int epoll_ctl(int epfd, int op, int fd, EpollEvent* ev);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int epoll_wait(int epfd, EpollEvent* events, int maxevents, int timeout);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int socket(int domain, int type, int protocol);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int bind(int fd, void* addr, uint addrlen);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int setsockopt(int fd, int level, int optname, void* optval, uint optlen);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int getsockopt(int fd, int level, int optname, void* optval, uint* optlen);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int shutdown(int fd, int how);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int recvmmsg(int fd, MMsgHdr* msgvec, uint vlen, int flags, void* timeout);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int sendmmsg(int fd, MMsgHdr* msgvec, uint vlen, int flags);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial nint sendto(int fd, byte* buf, nint len, int flags, void* addr, uint addrlen);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial nint recv(int fd, byte* buf, nint len, int flags);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int fcntl(int fd, int cmd, int arg);
+
+        [LibraryImport(Lib)]
+        internal static partial uint geteuid();
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int if_nametoindex(byte* name);
+
+        [LibraryImport(Lib)]
+        internal static partial int getpid();
+
+        [LibraryImport(Lib)]
+        internal static partial int gettid();
+    }
+
+    // Flags and constants (x86_64/aarch64 Linux values; the generic ABI).
+    internal const int O_RDONLY = 0, O_RDWR = 2, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000;
+    internal const int CLONE_NEWNET = 0x40000000;
+    internal const int EFD_CLOEXEC = 0x80000, EFD_NONBLOCK = 0x800;
+    internal const int EPOLL_CLOEXEC = 0x80000;
+    internal const int EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
+    internal const uint EPOLLIN = 0x001, EPOLLERR = 0x008, EPOLLHUP = 0x010;
+    internal const int AF_INET = 2, AF_NETLINK = 16;
+    internal const int SOCK_DGRAM = 2, SOCK_RAW = 3, SOCK_CLOEXEC = 0x80000, SOCK_NONBLOCK = 0x800;
+    internal const int IPPROTO_UDP = 17;
+    internal const int SOL_SOCKET = 1, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_SNDBUFFORCE = 32, SO_RCVBUFFORCE = 33;
+    internal const int SHUT_RD = 0, SHUT_RDWR = 2;
+    internal const int MSG_DONTWAIT = 0x40, MSG_TRUNC = 0x20, MSG_WAITFORONE = 0x10000;
+    internal const int F_GETFL = 3, F_SETFL = 4;
+
+    // errno values (asm-generic).
+    internal const int EPERM = 1, ENOENT = 2, EINTR = 4, EIO = 5, EBADF = 9, EAGAIN = 11, ENOMEM = 12, EACCES = 13,
+        EBUSY = 16, EEXIST = 17, ENODEV = 19, EINVAL = 22, EMSGSIZE = 90, EADDRINUSE = 98, EADDRNOTAVAIL = 99,
+        ENETUNREACH = 101, ENOBUFS = 105, ECONNREFUSED = 111, EHOSTUNREACH = 113;
+
+    [StructLayout(LayoutKind.Explicit, Size = 12, Pack = 4)]
+    internal struct EpollEvent
+    {
+        [FieldOffset(0)] public uint Events;
+        [FieldOffset(4)] public ulong Data;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct IoVec
+    {
+        public byte* Base;
+        public nuint Length;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct MsgHdr
+    {
+        public void* Name;
+        public uint NameLen;
+        public IoVec* Iov;
+        public nuint IovLen;
+        public void* Control;
+        public nuint ControlLen;
+        public int Flags;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct MMsgHdr
+    {
+        public MsgHdr Hdr;
+        public uint Len;
+    }
+
+    /// <summary>struct sockaddr_in: family, port and address in network byte order.</summary>
+    [StructLayout(LayoutKind.Sequential, Size = 16)]
+    internal struct SockAddrIn
+    {
+        public ushort Family;
+        public ushort PortBE;
+        public uint AddrBE;
+        public ulong Zero;
+    }
+
+    /// <summary>Message for a failed call: "name: strerror(errno)".</summary>
+    internal static string ErrorText(int errno) => Marshal.GetPInvokeErrorMessage(errno);
+}

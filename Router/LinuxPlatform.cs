@@ -1,0 +1,22 @@
+using UserOverlay.Router.Tap;
+using UserOverlay.Router.Underlay;
+
+namespace UserOverlay.Router;
+
+/// <summary>The real platform: TAP devices in network namespaces and a UDP socket, on Linux.</summary>
+public sealed class LinuxPlatform : IRouterPlatform
+{
+    /// <summary>The one instance.</summary>
+    public static readonly LinuxPlatform Instance = new();
+
+    private LinuxPlatform() { }
+
+    /// <inheritdoc />
+    public ITapDevice CreateTap(TapRequest request) => LinuxTap.Create(request);
+
+    /// <inheritdoc />
+    public IUnderlay OpenUnderlay(VtepEndpoint local, int batchSize) => UdpUnderlay.Open(local, batchSize);
+
+    /// <summary>True when the process runs as root (effective uid 0).</summary>
+    public static bool IsRoot => Interop.Libc.geteuid() == 0;
+}

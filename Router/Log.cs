@@ -1,0 +1,25 @@
+using Microsoft.Extensions.Logging;
+
+namespace UserOverlay.Router;
+
+/// <summary>
+/// The router's log events (source-generated, stable IDs). Per-packet events never log at
+/// Information: drops are counted, not logged. Retired IDs stay listed as "Reserved".
+/// </summary>
+internal static partial class Log
+{
+    [LoggerMessage(1, LogLevel.Information, "Router up: VTEP {Underlay}, {Networks} network(s), {Endpoints} endpoint(s), {Peers} peer(s)")]
+    public static partial void RouterStarted(ILogger logger, VtepEndpoint underlay, int networks, int endpoints, int peers);
+
+    [LoggerMessage(2, LogLevel.Information, "Endpoint {Interface} in namespace '{Netns}' attached to network '{Network}' (VNI {Vni}) as {Address}, MAC {Mac}")]
+    public static partial void EndpointAttached(ILogger logger, string @interface, string netns, string network, uint vni, string address, MacAddress mac);
+
+    [LoggerMessage(3, LogLevel.Information, "Router stopped; removed {Taps} TAP device(s)")]
+    public static partial void RouterStopped(ILogger logger, int taps);
+
+    [LoggerMessage(4, LogLevel.Error, "Pipeline worker {Worker} hit an unexpected error; the frame was dropped and forwarding continues")]
+    public static partial void WorkerError(ILogger logger, string? worker, Exception exception);
+
+    [LoggerMessage(5, LogLevel.Debug, "Aged out {Removed} learned FDB entr(y/ies)")]
+    public static partial void AgedOut(ILogger logger, int removed);
+}

@@ -1,0 +1,187 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using UserOverlay.Router.Forwarding;
+using UserOverlay.Router.Pipeline;
+
+namespace UserOverlay.Router;
+
+/// <summary>
+/// One host's overlay router: creates a TAP device for every local endpoint, binds the VXLAN
+/// socket, and forwards between them with a fixed set of pipeline threads (one outbound worker
+/// over all TAPs via epoll, one inbound worker on the socket). Start it, read its status, dispose
+/// it to stop: disposal stops the workers and removes every TAP it created.
+/// Thread-safety: <see cref="GetStatus"/> may be called from any thread at any time.
+/// </summary>
+public sealed class OverlayRouter : IDisposable
+{
+    private readonly ForwardingState _state;
+    private readonly IUnderlay _underlay;
+    private readonly List<LocalPort> _ports = [];
+    private readonly OutboundWorker _outbound;
+    private readonly InboundWorker _inbound;
+    private readonly PacketBufferPool _pool;
+    private readonly Timer _housekeeping;
+    private readonly ILogger _log;
+    private readonly long _started = Environment.TickCount64;
+    private int _disposed;
+
+    /// <summary>The options the router runs with.</summary>
+    public RouterOptions Options { get; }
+
+    private OverlayRouter(RouterOptions options, IRouterPlatform platform, ILogger log, PacketBufferPool pool)
+    {
+        Options = options;
+        _log = log;
+        _pool = pool;
+        const int workers = 2; // worker 0: outbound, worker 1: inbound (more queues: more ids)
+        _state = new ForwardingState(workers, options.Learning, options.FdbAging);
+        long now = Environment.TickCount64;
+
+        foreach (var p in options.Peers)
+            _state.Peers.Set(p.Address, new PeerState(p));
+        VtepEndpoint[] flood = [.. options.Peers];
+        var byName = new Dictionary<string, NetworkState>(StringComparer.Ordinal);
+        foreach (var n in options.Networks)
+        {
+            var net = new NetworkState(n, workers) { FloodList = flood };
+            byName[n.Name] = net;
+            _state.Networks.Set(n.Vni, net);
+        }
+        foreach (var s in options.StaticFdb)
+        {
+            var net = byName[s.Network];
+            net.Fdb.Set(s.Mac.Value, new FdbEntry(s.Mac.Value, EntrySource.Static, null, s.Vtep, now));
+            if (s.Address is uint ip) net.Neighbors.Set(ip, new NeighborEntry(ip, s.Mac.Value, EntrySource.Static, now));
+            if (!_state.Peers.TryGet(s.Vtep.Address, out _)) _state.Peers.Set(s.Vtep.Address, new PeerState(s.Vtep));
+        }
+
+        _underlay = platform.OpenUnderlay(options.Underlay, options.BatchSize);
+        OutboundWorker? outbound = null;
+        InboundWorker? inbound = null;
+        try
+        {
+            outbound = new OutboundWorker(_state, _underlay, 0, options.BatchSize, pool, log);
+            inbound = new InboundWorker(_state, _underlay, 1, options.BatchSize, pool, log);
+            for (int i = 0; i < options.Endpoints.Count; i++)
+            {
+                var e = options.Endpoints[i];
+                var net = byName[e.Network];
+                var tap = platform.CreateTap(new TapRequest(e.Netns, e.Interface, e.EffectiveMac, net.Options.Mtu, e.Address, e.PrefixLength));
+                var port = new LocalPort(i, net, e, tap);
+                _ports.Add(port);
+                _state.AddPort(port, now);
+                outbound.AddPort(port);
+                Log.EndpointAttached(log, e.Interface, e.Netns, e.Network, net.Vni, $"{VtepEndpoint.FormatAddress(e.Address)}/{e.PrefixLength}", e.EffectiveMac);
+            }
+        }
+        catch
+        {
+            outbound?.Dispose();
+            inbound?.Dispose();
+            foreach (var p in _ports) p.Tap.Dispose();
+            _underlay.Dispose();
+            throw;
+        }
+        _outbound = outbound;
+        _inbound = inbound;
+        _outbound.Start();
+        _inbound.Start();
+        var period = TimeSpan.FromMilliseconds(Math.Clamp(options.FdbAging.TotalMilliseconds / 10, 100, 10_000));
+        _housekeeping = new Timer(_ => Housekeeping(), null, period, period);
+        Log.RouterStarted(log, options.Underlay, options.Networks.Count, options.Endpoints.Count, options.Peers.Count);
+    }
+
+    /// <summary>
+    /// Validates <paramref name="options"/>, creates every endpoint's TAP device and the VXLAN
+    /// socket, and starts forwarding. Throws <see cref="RouterOptionsException"/> for invalid
+    /// options and <see cref="RouterException"/> (with a code and one clear sentence) when the
+    /// system refuses something; nothing is left behind on failure.
+    /// </summary>
+    /// <param name="options">The router's configuration.</param>
+    /// <param name="platform">Where TAPs and the socket come from; default: the Linux kernel.</param>
+    /// <param name="loggerFactory">Logging; default: none.</param>
+    public static OverlayRouter Start(RouterOptions options, IRouterPlatform? platform = null, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var errors = options.Validate();
+        if (errors.Count > 0) throw new RouterOptionsException(errors);
+        if (platform is null)
+        {
+            if (!OperatingSystem.IsLinux())
+                throw new RouterException(RouterErrorCode.PlatformNotSupported, "UserOverlay's data path needs Linux (TAP devices, network namespaces, recvmmsg/sendmmsg)");
+            platform = LinuxPlatform.Instance;
+        }
+        var log = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("UserOverlay.Router");
+        return new OverlayRouter(options, platform, log, new PacketBufferPool());
+    }
+
+    private void Housekeeping()
+    {
+        try
+        {
+            int removed = _state.Sweep(Environment.TickCount64);
+            if (removed > 0) Log.AgedOut(_log, removed);
+        }
+        catch (ObjectDisposedException) { }
+    }
+
+    /// <summary>A snapshot of configuration, tables and counters.</summary>
+    public RouterStatus GetStatus()
+    {
+        long now = Environment.TickCount64;
+        var networks = new List<NetworkStatus>();
+        foreach (var net in _state.Networks.ToList().Select(kv => kv.Value).OrderBy(n => n.Options.Name, StringComparer.Ordinal))
+        {
+            var sum = new TrafficCounters();
+            foreach (var c in net.Counters) sum.Add(c);
+            networks.Add(new NetworkStatus(
+                net.Options.Name, net.Vni, net.Options.Mtu, net.Options.Subnet.ToString(),
+                net.Ports.Select(p => new EndpointStatus(p.Options.Netns, p.Options.Interface, new MacAddress(p.Mac).ToString(),
+                    $"{VtepEndpoint.FormatAddress(p.Address)}/{p.Options.PrefixLength}")).ToList(),
+                net.Fdb.ToList().Select(kv => kv.Value).OrderBy(e => e.Mac).Select(e => new FdbEntryStatus(
+                    new MacAddress(e.Mac).ToString(),
+                    e.Port is { } p ? $"local:{p.Options.Netns}/{p.Options.Interface}" : e.Remote.ToString(),
+                    e.Source.ToString().ToLowerInvariant(),
+                    Math.Round((now - Volatile.Read(ref e.LastSeen)) / 1000.0, 1))).ToList(),
+                net.Neighbors.ToList().Select(kv => kv.Value).OrderBy(n => n.Ip).Select(n => new NeighborStatus(
+                    VtepEndpoint.FormatAddress(n.Ip), new MacAddress(n.Mac).ToString(), n.Source.ToString().ToLowerInvariant(),
+                    Math.Round((now - Volatile.Read(ref n.LastSeen)) / 1000.0, 1))).ToList(),
+                net.FloodList.Select(v => v.ToString()).ToList(),
+                ToStatus(sum)));
+        }
+        var global = new TrafficCounters();
+        foreach (var c in _state.Global) global.Add(c);
+        return new RouterStatus(
+            Options.Underlay.ToString(),
+            _state.Peers.ToList().Select(kv => kv.Value.Endpoint).OrderBy(p => p.Address).Select(p => p.ToString()).ToList(),
+            Options.Learning,
+            Options.FdbAging.TotalSeconds,
+            Math.Round((now - _started) / 1000.0, 1),
+            networks,
+            DropsOf(global),
+            GC.GetTotalAllocatedBytes(precise: false));
+    }
+
+    private static NetworkCounters ToStatus(TrafficCounters c) => new(
+        c.TxFrames, c.TxBytes, c.EncapsulatedDatagrams, c.RxFrames, c.RxBytes, c.DeliveredFrames,
+        c.ProxyArpReplies, c.FloodedFrames, DropsOf(c));
+
+    private static Dictionary<string, long> DropsOf(TrafficCounters c)
+    {
+        var d = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var r in Enum.GetValues<DropReason>()) d[DropReasons.Name(r)] = c.Drops[(int)r];
+        return d;
+    }
+
+    /// <summary>Stops forwarding, removes every TAP device this router created and closes the socket.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _housekeeping.Dispose();
+        _inbound.Dispose();   // closes the underlay's receive side and joins the thread
+        _outbound.Dispose();  // wakes epoll and joins the thread
+        foreach (var p in _ports) p.Tap.Dispose();
+        _underlay.Dispose();
+        Log.RouterStopped(_log, _ports.Count);
+    }
+}

@@ -1,0 +1,95 @@
+using UserOverlay.Router.Forwarding;
+using UserOverlay.Router.Wire;
+
+namespace UserOverlay.Router.Pipeline;
+
+// Inbound flow (underlay → endpoint), run to completion on one pipeline worker:
+//
+//  1. The worker receives a batch of datagrams with one recvmmsg, each written at
+//     Headroom − 8 so the VXLAN header lands in the headroom and the inner frame at Headroom.
+//  2. ProcessDatagram accepts only what it must:
+//     a. the source address is a peer VTEP (any source port: the kernel sends from a flow hash);
+//     b. the datagram holds a VXLAN header with the I flag and a whole Ethernet header;
+//     c. the VNI is one of this host's networks and the frame fits that network's MTU;
+//     d. the source MAC is unicast and is not one of this host's own endpoints.
+//     Anything else is dropped and counted by reason; the worker carries on.
+//  3. Learn inner source MAC → the peer's VTEP, and ARP sender IP → MAC (for proxy ARP).
+//  4. Deliver: to the port that owns the destination MAC, or to every port of the network for
+//     broadcast, multicast and unknown unicast. Never back to the underlay.
+//
+// Not thread-safe: one instance per worker. Nothing here allocates.
+
+/// <summary>The underlay → endpoint half of the switch, for one pipeline worker.</summary>
+internal sealed class Inbound(ForwardingState state, int worker)
+{
+    /// <summary>Handles one received datagram (VXLAN header + inner frame).</summary>
+    public void ProcessDatagram(ref UnderlayDatagram d, long now)
+    {
+        TrafficCounters g = state.Global[worker];
+        if (d.Truncated) { g.Drops[(int)DropReason.Oversized]++; return; }
+        if (!state.Peers.TryGet(d.Peer.Address, out PeerState peer)) { g.Drops[(int)DropReason.UnknownSource]++; return; }
+
+        ReadOnlySpan<byte> datagram = d.Buffer.Span.Slice(d.Offset, d.Length);
+        switch (VxlanHeader.TryDecode(datagram, out uint vni))
+        {
+            case VxlanHeader.DecodeStatus.Truncated: g.Drops[(int)DropReason.Truncated]++; return;
+            case VxlanHeader.DecodeStatus.MissingIFlag: g.Drops[(int)DropReason.BadVxlanFlags]++; return;
+        }
+        if (!state.Networks.TryGet(vni, out NetworkState net)) { g.Drops[(int)DropReason.UnknownVni]++; return; }
+
+        ReadOnlySpan<byte> frame = datagram[VxlanHeader.Length..];
+        DeliverFrame(net, frame, peer.Endpoint, now);
+    }
+
+    /// <summary>Steps 2c–4 for an inner frame of <paramref name="net"/> that arrived from <paramref name="from"/>.</summary>
+    public void DeliverFrame(NetworkState net, ReadOnlySpan<byte> frame, VtepEndpoint from, long now)
+    {
+        TrafficCounters c = net.Counters[worker];
+        c.RxFrames++;
+        c.RxBytes += frame.Length;
+        if (frame.Length > net.MaxFrameLength) { c.Drops[(int)DropReason.Oversized]++; return; }
+
+        ulong src = EthernetFrame.Source(frame);
+        ulong dst = EthernetFrame.Destination(frame);
+        if (src == 0 || EthernetFrame.IsMulticast(src)) { c.Drops[(int)DropReason.BadSourceMac]++; return; }
+
+        if (net.Fdb.TryGet(src, out FdbEntry known))
+        {
+            if (known.Port is not null) { c.Drops[(int)DropReason.SpoofedSource]++; return; }
+            if (known.Source == EntrySource.Learned)
+            {
+                if (known.Remote == from) Volatile.Write(ref known.LastSeen, now);
+                else if (state.Learning) Learner.Learn(net, new FdbEntry(src, EntrySource.Learned, null, from, now), c); // the MAC moved
+            }
+        }
+        else if (state.Learning)
+        {
+            Learner.Learn(net, new FdbEntry(src, EntrySource.Learned, null, from, now), c);
+        }
+
+        if (state.Learning && EthernetFrame.EtherType(frame) == EthernetFrame.EtherTypeArp
+            && ArpPacket.TryParse(frame[Constants.EthernetHeaderLength..], out var arp)
+            && arp.SenderMac == src && arp.SenderIp != 0 && net.Options.Subnet.Contains(arp.SenderIp))
+            Learner.LearnNeighbor(net, arp.SenderIp, src, now, c);
+
+        if (!EthernetFrame.IsMulticast(dst) && net.Fdb.TryGet(dst, out FdbEntry target))
+        {
+            if (target.Port is { } port)
+            {
+                if (port.Tap.Write(frame)) c.DeliveredFrames++;
+                else c.Drops[(int)DropReason.EndpointWriteFailed]++;
+            }
+            else c.Drops[(int)DropReason.NotLocal]++;
+            return;
+        }
+
+        LocalPort[] ports = net.Ports;
+        if (ports.Length == 0) { c.Drops[(int)DropReason.NoDestination]++; return; }
+        for (int i = 0; i < ports.Length; i++)
+        {
+            if (ports[i].Tap.Write(frame)) c.DeliveredFrames++;
+            else c.Drops[(int)DropReason.EndpointWriteFailed]++;
+        }
+        c.FloodedFrames++;
+    }
+}

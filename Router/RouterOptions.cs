@@ -1,0 +1,163 @@
+namespace UserOverlay.Router;
+
+/// <summary>
+/// Everything one host's router needs in static mode. Build it in code (see samples/embed) or
+/// let the CLI load it from YAML; <see cref="Validate"/> reports every problem with the path of
+/// the field (e.g. <c>networks[1].vni</c>) so a loader can point at the line.
+/// </summary>
+public sealed record RouterOptions
+{
+    /// <summary>This host's VTEP: the underlay address the data path binds, and its UDP port (default 4789).</summary>
+    public required VtepEndpoint Underlay { get; init; }
+
+    /// <summary>Other VTEPs. VXLAN is accepted only from these addresses; broadcast and unknown unicast are replicated to them.</summary>
+    public IReadOnlyList<VtepEndpoint> Peers { get; init; } = [];
+
+    /// <summary>The overlay networks this host serves.</summary>
+    public IReadOnlyList<NetworkOptions> Networks { get; init; } = [];
+
+    /// <summary>Local endpoints: one TAP device each, created in the endpoint's network namespace.</summary>
+    public IReadOnlyList<EndpointOptions> Endpoints { get; init; } = [];
+
+    /// <summary>Static FDB entries (MAC → VTEP, optionally with the IP for proxy ARP).</summary>
+    public IReadOnlyList<StaticFdbEntry> StaticFdb { get; init; } = [];
+
+    /// <summary>Learn inner source MAC → outer source VTEP from received VXLAN (the kernel's "learning"). Default true.</summary>
+    public bool Learning { get; init; } = true;
+
+    /// <summary>Learned FDB and neighbour entries not refreshed for this long are removed (kernel vxlan default 300 s).</summary>
+    public TimeSpan FdbAging { get; init; } = Constants.DefaultFdbAging;
+
+    /// <summary>Frames per pipeline batch (recvmmsg/sendmmsg size, TAP drain size). Default <see cref="Constants.IdealBatchSize"/>.</summary>
+    public int BatchSize { get; init; } = Constants.IdealBatchSize;
+
+    /// <summary>Checks the options; returns every problem found (empty when valid).</summary>
+    public IReadOnlyList<OptionError> Validate()
+    {
+        var errors = new List<OptionError>();
+        if (Underlay.Address == 0) errors.Add(new("underlay.address", "is required (this host's VTEP address, e.g. 192.0.2.1)"));
+        if (Underlay.Port == 0) errors.Add(new("underlay.port", "must be a UDP port from 1 to 65535"));
+        var peerSet = new HashSet<uint>();
+        for (int i = 0; i < Peers.Count; i++)
+        {
+            var p = Peers[i];
+            if (p.Address == Underlay.Address) errors.Add(new($"peers[{i}]", $"{VtepEndpoint.FormatAddress(p.Address)} is this host's own underlay address"));
+            else if (!peerSet.Add(p.Address)) errors.Add(new($"peers[{i}]", $"{VtepEndpoint.FormatAddress(p.Address)} is listed twice"));
+            if (p.Port == 0) errors.Add(new($"peers[{i}]", "port must be from 1 to 65535"));
+        }
+        if (BatchSize is < 1 or > 1024) errors.Add(new("batch_size", "must be from 1 to 1024"));
+        if (FdbAging <= TimeSpan.Zero) errors.Add(new("fdb_aging", "must be positive"));
+
+        var names = new Dictionary<string, int>(StringComparer.Ordinal);
+        var vnis = new Dictionary<uint, int>();
+        for (int i = 0; i < Networks.Count; i++)
+        {
+            var n = Networks[i];
+            string at = $"networks[{i}]";
+            if (string.IsNullOrWhiteSpace(n.Name)) errors.Add(new($"{at}.name", "is required"));
+            else if (!names.TryAdd(n.Name, i)) errors.Add(new($"{at}.name", $"'{n.Name}' is already the name of networks[{names[n.Name]}]"));
+            if (n.Vni is 0 or > Constants.MaxVni) errors.Add(new($"{at}.vni", $"{n.Vni} is out of range (a VNI is 1 to {Constants.MaxVni})"));
+            else if (!vnis.TryAdd(n.Vni, i)) errors.Add(new($"{at}.vni", $"VNI {n.Vni} is already used by networks[{vnis[n.Vni]}] ('{Networks[vnis[n.Vni]].Name}'); each network needs its own VNI"));
+            if (n.Mtu is < 576 or > Constants.MaxMtu) errors.Add(new($"{at}.mtu", $"{n.Mtu} is out of range (576 to {Constants.MaxMtu})"));
+            if (n.Subnet.Length > 30) errors.Add(new($"{at}.subnet", $"{n.Subnet} is too small for endpoints (use /30 or larger)"));
+        }
+
+        var netByName = new Dictionary<string, NetworkOptions>(StringComparer.Ordinal);
+        foreach (var n in Networks) if (n.Name is not null) netByName.TryAdd(n.Name, n);
+        var ifaces = new Dictionary<(string, string), int>();
+        var addrs = new Dictionary<(string, uint), int>();
+        var macs = new Dictionary<(string, ulong), string>();
+        for (int i = 0; i < Endpoints.Count; i++)
+        {
+            var e = Endpoints[i];
+            string at = $"endpoints[{i}]";
+            if (!netByName.TryGetValue(e.Network ?? "", out var net))
+                errors.Add(new($"{at}.network", string.IsNullOrEmpty(e.Network) ? "is required" : $"'{e.Network}' is not one of the networks ({string.Join(", ", netByName.Keys)})"));
+            if (string.IsNullOrWhiteSpace(e.Netns)) errors.Add(new($"{at}.netns", "is required (an `ip netns` name or a /proc/PID/ns/net path)"));
+            if (string.IsNullOrEmpty(e.Interface) || e.Interface.Length > 15 || e.Interface.Contains('/') || e.Interface.Any(char.IsWhiteSpace))
+                errors.Add(new($"{at}.interface", $"'{e.Interface}' is not a valid interface name (1 to 15 characters, no '/' or spaces)"));
+            else if (!string.IsNullOrWhiteSpace(e.Netns) && !ifaces.TryAdd((e.Netns, e.Interface), i))
+                errors.Add(new($"{at}.interface", $"namespace '{e.Netns}' already gets an interface '{e.Interface}' from endpoints[{ifaces[(e.Netns, e.Interface)]}]"));
+            if (net is not null)
+            {
+                if (!net.Subnet.Contains(e.Address))
+                    errors.Add(new($"{at}.address", $"{VtepEndpoint.FormatAddress(e.Address)} is outside network '{net.Name}' subnet {net.Subnet}"));
+                else if (e.PrefixLength != net.Subnet.Length)
+                    errors.Add(new($"{at}.address", $"prefix /{e.PrefixLength} differs from network '{net.Name}' subnet {net.Subnet}"));
+                else if ((e.Address & ~net.Subnet.Mask) == 0 || (e.Address | net.Subnet.Mask) == uint.MaxValue)
+                    errors.Add(new($"{at}.address", $"{VtepEndpoint.FormatAddress(e.Address)} is the network or broadcast address of {net.Subnet}"));
+                else if (!addrs.TryAdd((net.Name, e.Address), i))
+                    errors.Add(new($"{at}.address", $"{VtepEndpoint.FormatAddress(e.Address)} is already used by endpoints[{addrs[(net.Name, e.Address)]}] on network '{net.Name}'"));
+                var mac = e.EffectiveMac;
+                if (mac.IsMulticast || mac.IsZero)
+                    errors.Add(new($"{at}.mac", $"{mac} is not a unicast MAC"));
+                else if (!macs.TryAdd((net.Name, mac.Value), at))
+                    errors.Add(new($"{at}.mac", $"{mac} is already used by {macs[(net.Name, mac.Value)]} on network '{net.Name}'"));
+            }
+        }
+
+        for (int i = 0; i < StaticFdb.Count; i++)
+        {
+            var s = StaticFdb[i];
+            string at = $"fdb[{i}]";
+            if (!netByName.TryGetValue(s.Network ?? "", out var net))
+                errors.Add(new($"{at}.network", $"'{s.Network}' is not one of the networks"));
+            if (s.Mac.IsMulticast || s.Mac.IsZero) errors.Add(new($"{at}.mac", $"{s.Mac} is not a unicast MAC"));
+            if (s.Vtep.Address == Underlay.Address) errors.Add(new($"{at}.vtep", "points at this host; static entries name remote VTEPs"));
+            if (net is not null && s.Address is uint ip && !net.Subnet.Contains(ip))
+                errors.Add(new($"{at}.address", $"{VtepEndpoint.FormatAddress(ip)} is outside network '{net.Name}' subnet {net.Subnet}"));
+            if (net is not null && macs.TryGetValue((net.Name, s.Mac.Value), out string? owner))
+                errors.Add(new($"{at}.mac", $"{s.Mac} is a local endpoint's MAC ({owner})"));
+        }
+        return errors;
+    }
+}
+
+/// <summary>A problem in <see cref="RouterOptions"/>: the field's path and what is wrong with it.</summary>
+public sealed record OptionError(string Path, string Message)
+{
+    public override string ToString() => $"{Path}: {Message}";
+}
+
+/// <summary>One overlay network: a VXLAN VNI with its subnet and inner MTU.</summary>
+public sealed record NetworkOptions
+{
+    /// <summary>Name, unique on the host (e.g. "blue").</summary>
+    public required string Name { get; init; }
+    /// <summary>VXLAN network identifier, 1 to 16777215, unique on the host.</summary>
+    public required uint Vni { get; init; }
+    /// <summary>The overlay subnet; endpoint addresses must lie inside it.</summary>
+    public required Ipv4Prefix Subnet { get; init; }
+    /// <summary>Inner MTU of the endpoints' interfaces. Default 1450 (a 1500 underlay minus VXLAN's 50).</summary>
+    public int Mtu { get; init; } = Constants.DefaultMtu;
+}
+
+/// <summary>A local endpoint: a TAP device in a network namespace, attached to one network.</summary>
+public sealed record EndpointOptions
+{
+    /// <summary>Name of the network the endpoint attaches to.</summary>
+    public required string Network { get; init; }
+    /// <summary>Network namespace: an <c>ip netns</c> name (resolved under /run/netns) or a path such as /proc/PID/ns/net.</summary>
+    public required string Netns { get; init; }
+    /// <summary>Name of the TAP device inside the namespace. Default eth0.</summary>
+    public string Interface { get; init; } = "eth0";
+    /// <summary>The endpoint's IPv4 address (host order).</summary>
+    public required uint Address { get; init; }
+    /// <summary>Prefix length of the address; must equal the network's.</summary>
+    public required int PrefixLength { get; init; }
+    /// <summary>MAC of the TAP device; when null it is derived from the address (02:00 + the four octets).</summary>
+    public MacAddress? Mac { get; init; }
+
+    /// <summary>The MAC the endpoint will have.</summary>
+    public MacAddress EffectiveMac => Mac ?? MacAddress.FromIPv4(VtepEndpoint.ToIPAddress(Address));
+}
+
+/// <summary>A static FDB entry: <see cref="Mac"/> on <see cref="Network"/> lives behind <see cref="Vtep"/>.</summary>
+public sealed record StaticFdbEntry
+{
+    public required string Network { get; init; }
+    public required MacAddress Mac { get; init; }
+    public required VtepEndpoint Vtep { get; init; }
+    /// <summary>Optional IPv4 address (host order) of that MAC, so ARP for it is answered locally.</summary>
+    public uint? Address { get; init; }
+}

@@ -1,0 +1,136 @@
+using System.Collections.Concurrent;
+
+namespace UserOverlay.Router.Testing;
+
+/// <summary>
+/// An in-memory underlay network: every <see cref="InMemoryUnderlay"/> attached to it has a VTEP
+/// address, and datagrams sent to an address are queued for the underlay attached there
+/// (dropped when none is). Tests can also inject datagrams from any source address to play a
+/// hostile or foreign VTEP. Thread-safe.
+/// </summary>
+public sealed class InMemoryUnderlayNetwork
+{
+    private readonly ConcurrentDictionary<VtepEndpoint, InMemoryUnderlay> _attached = new();
+
+    /// <summary>Datagrams sent to an address nobody is attached to.</summary>
+    public long Undeliverable;
+
+    /// <summary>Attaches a new underlay at <paramref name="local"/>.</summary>
+    public InMemoryUnderlay Attach(VtepEndpoint local)
+    {
+        var u = new InMemoryUnderlay(this, local);
+        if (!_attached.TryAdd(local, u)) throw new InvalidOperationException($"{local} is already attached");
+        return u;
+    }
+
+    internal void Detach(InMemoryUnderlay u) => _attached.TryRemove(u.LocalEndpoint, out _);
+
+    /// <summary>Delivers <paramref name="payload"/> to whoever is attached at <paramref name="to"/>, as if sent from <paramref name="from"/>.</summary>
+    public bool Deliver(VtepEndpoint from, VtepEndpoint to, ReadOnlySpan<byte> payload)
+    {
+        if (_attached.TryGetValue(to, out var u) && u.Enqueue(from, payload)) return true;
+        Interlocked.Increment(ref Undeliverable);
+        return false;
+    }
+}
+
+/// <summary>
+/// An in-memory <see cref="IUnderlay"/> (wireguard-go's bindtest): Send hands copies to the
+/// <see cref="InMemoryUnderlayNetwork"/>; Receive blocks on a queue. Every datagram sent is also
+/// recorded in <see cref="Sent"/> when <see cref="RecordSent"/> is on. Allocates per datagram
+/// (a test double, not the data path).
+/// </summary>
+public sealed class InMemoryUnderlay : IUnderlay
+{
+    private readonly InMemoryUnderlayNetwork _network;
+    private readonly BlockingCollection<(VtepEndpoint From, byte[] Payload)> _queue = new(boundedCapacity: 65536);
+    private readonly CancellationTokenSource _closed = new();
+
+    internal InMemoryUnderlay(InMemoryUnderlayNetwork network, VtepEndpoint local)
+    {
+        _network = network;
+        LocalEndpoint = local;
+    }
+
+    public VtepEndpoint LocalEndpoint { get; }
+
+    /// <summary>Record every sent datagram in <see cref="Sent"/>.</summary>
+    public bool RecordSent { get; set; }
+
+    /// <summary>Datagrams sent (destination, bytes), when <see cref="RecordSent"/> is on.</summary>
+    public ConcurrentQueue<(VtepEndpoint To, byte[] Payload)> Sent { get; } = new();
+
+    internal bool Enqueue(VtepEndpoint from, ReadOnlySpan<byte> payload) =>
+        !_closed.IsCancellationRequested && _queue.TryAdd((from, payload.ToArray()));
+
+    public int Receive(Span<UnderlayDatagram> datagrams, int offset)
+    {
+        int n = 0;
+        try
+        {
+            if (!_queue.TryTake(out var first, Timeout.Infinite, _closed.Token)) return 0;
+            Fill(ref datagrams[n++], first, offset);
+            while (n < datagrams.Length && _queue.TryTake(out var next))
+                Fill(ref datagrams[n++], next, offset);
+        }
+        catch (OperationCanceledException) { return 0; }
+        return n;
+    }
+
+    private static void Fill(ref UnderlayDatagram d, (VtepEndpoint From, byte[] Payload) item, int offset)
+    {
+        int room = d.Buffer.Capacity - offset;
+        int len = Math.Min(room, item.Payload.Length);
+        item.Payload.AsSpan(0, len).CopyTo(d.Buffer.Span[offset..]);
+        d.Offset = offset;
+        d.Length = len;
+        d.Peer = item.From;
+        d.Truncated = item.Payload.Length > room;
+    }
+
+    public int Send(ReadOnlySpan<UnderlayDatagram> datagrams)
+    {
+        foreach (ref readonly var d in datagrams)
+        {
+            var bytes = d.Buffer.Span.Slice(d.Offset, d.Length);
+            if (RecordSent) Sent.Enqueue((d.Peer, bytes.ToArray()));
+            _network.Deliver(LocalEndpoint, d.Peer, bytes);
+        }
+        return 0;
+    }
+
+    public void Close() => _closed.Cancel();
+
+    public void Dispose()
+    {
+        _closed.Cancel();
+        _network.Detach(this);
+    }
+}
+
+/// <summary>
+/// A platform made of test doubles: <see cref="ChannelTap"/>s (looked up by namespace and name
+/// with <see cref="Tap"/>) and underlays on one <see cref="InMemoryUnderlayNetwork"/>.
+/// </summary>
+public sealed class InMemoryPlatform(InMemoryUnderlayNetwork network) : IRouterPlatform
+{
+    private readonly ConcurrentDictionary<(string Netns, string Name), ChannelTap> _taps = new();
+
+    /// <summary>The underlay network the platform's underlays attach to.</summary>
+    public InMemoryUnderlayNetwork Network { get; } = network;
+
+    /// <summary>The last underlay this platform opened.</summary>
+    public InMemoryUnderlay? Underlay { get; private set; }
+
+    public ITapDevice CreateTap(TapRequest request)
+    {
+        var tap = new ChannelTap(request.Name);
+        _taps[(request.Netns, request.Name)] = tap;
+        return tap;
+    }
+
+    public IUnderlay OpenUnderlay(VtepEndpoint local, int batchSize) => Underlay = Network.Attach(local);
+
+    /// <summary>The TAP created for an endpoint.</summary>
+    public ChannelTap Tap(string netns, string name = "eth0") => _taps[(netns, name)];
+}

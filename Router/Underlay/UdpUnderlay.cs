@@ -1,0 +1,184 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+
+namespace UserOverlay.Router.Underlay;
+
+/// <summary>
+/// The VXLAN socket: one UDP socket bound to this host's VTEP address and data port, driven with
+/// recvmmsg (MSG_WAITFORONE: block for the first datagram, take whatever else is queued) and
+/// sendmmsg, through message vectors preallocated in native memory, so a batch costs one
+/// syscall and no allocation. Receive runs on one thread; Send on one other thread.
+/// Close wakes a blocked Receive with shutdown(SHUT_RD) — closing a descriptor does not wake
+/// a thread blocked on it. Dispose only after both threads are done.
+/// </summary>
+internal sealed unsafe class UdpUnderlay : IUnderlay
+{
+    private const int SocketBufferBytes = 8 << 20;
+
+    private readonly SafeFdHandle _handle;
+    private readonly int _fd;
+    private readonly int _batch;
+    private readonly Interop.MMsgHdr* _rxMsgs;
+    private readonly Interop.IoVec* _rxIov;
+    private readonly Interop.SockAddrIn* _rxAddrs;
+    private readonly Interop.MMsgHdr* _txMsgs;
+    private readonly Interop.IoVec* _txIov;
+    private readonly Interop.SockAddrIn* _txAddrs;
+    private volatile bool _closed;
+
+    public VtepEndpoint LocalEndpoint { get; }
+
+    private UdpUnderlay(SafeFdHandle handle, VtepEndpoint local, int batch)
+    {
+        _handle = handle;
+        _fd = handle.Fd;
+        LocalEndpoint = local;
+        _batch = batch;
+        _rxMsgs = (Interop.MMsgHdr*)NativeMemory.AllocZeroed((nuint)(batch * sizeof(Interop.MMsgHdr)));
+        _rxIov = (Interop.IoVec*)NativeMemory.AllocZeroed((nuint)(batch * sizeof(Interop.IoVec)));
+        _rxAddrs = (Interop.SockAddrIn*)NativeMemory.AllocZeroed((nuint)(batch * sizeof(Interop.SockAddrIn)));
+        _txMsgs = (Interop.MMsgHdr*)NativeMemory.AllocZeroed((nuint)(Constants.MaxSendBatch * sizeof(Interop.MMsgHdr)));
+        _txIov = (Interop.IoVec*)NativeMemory.AllocZeroed((nuint)(Constants.MaxSendBatch * sizeof(Interop.IoVec)));
+        _txAddrs = (Interop.SockAddrIn*)NativeMemory.AllocZeroed((nuint)(Constants.MaxSendBatch * sizeof(Interop.SockAddrIn)));
+        for (int i = 0; i < batch; i++)
+        {
+            _rxMsgs[i].Hdr.Iov = &_rxIov[i];
+            _rxMsgs[i].Hdr.IovLen = 1;
+            _rxMsgs[i].Hdr.Name = &_rxAddrs[i];
+        }
+        for (int i = 0; i < Constants.MaxSendBatch; i++)
+        {
+            _txMsgs[i].Hdr.Iov = &_txIov[i];
+            _txMsgs[i].Hdr.IovLen = 1;
+            _txMsgs[i].Hdr.Name = &_txAddrs[i];
+            _txMsgs[i].Hdr.NameLen = (uint)sizeof(Interop.SockAddrIn);
+            _txAddrs[i].Family = Interop.AF_INET;
+        }
+    }
+
+    /// <summary>Opens and binds the socket; failures become a <see cref="RouterException"/> with one clear sentence.</summary>
+    public static UdpUnderlay Open(VtepEndpoint local, int batchSize)
+    {
+        int fd = Interop.Libc.socket(Interop.AF_INET, Interop.SOCK_DGRAM | Interop.SOCK_CLOEXEC, Interop.IPPROTO_UDP);
+        if (fd < 0) throw Netns.Namespaces.SystemError("socket(AF_INET, SOCK_DGRAM)");
+        var handle = new SafeFdHandle(fd);
+        try
+        {
+            SetBuffer(fd, Interop.SO_RCVBUFFORCE, Interop.SO_RCVBUF);
+            SetBuffer(fd, Interop.SO_SNDBUFFORCE, Interop.SO_SNDBUF);
+            Interop.SockAddrIn sa = default;
+            sa.Family = Interop.AF_INET;
+            sa.PortBE = BinaryPrimitives.ReverseEndianness(local.Port);
+            sa.AddrBE = BinaryPrimitives.ReverseEndianness(local.Address);
+            if (Interop.Libc.bind(fd, &sa, (uint)sizeof(Interop.SockAddrIn)) != 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                throw errno switch
+                {
+                    Interop.EADDRINUSE => new RouterException(RouterErrorCode.PortInUse,
+                        $"cannot bind the data path to {local}/udp: the port is already in use (another useroverlay, or a kernel VXLAN device with that dstport, is running in this namespace)"),
+                    Interop.EADDRNOTAVAIL => new RouterException(RouterErrorCode.AddressNotAvailable,
+                        $"cannot bind the data path to {local}/udp: {local.IPAddress} is not an address of any interface in this network namespace (check underlay.address)"),
+                    Interop.EACCES or Interop.EPERM => new RouterException(RouterErrorCode.PermissionDenied,
+                        $"cannot bind the data path to {local}/udp: permission denied"),
+                    _ => new RouterException(RouterErrorCode.SystemError, $"cannot bind the data path to {local}/udp: {Interop.ErrorText(errno)}"),
+                };
+            }
+            return new UdpUnderlay(handle, local, batchSize);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    private static void SetBuffer(int fd, int force, int plain)
+    {
+        int size = SocketBufferBytes;
+        if (Interop.Libc.setsockopt(fd, Interop.SOL_SOCKET, force, &size, sizeof(int)) != 0)
+            Interop.Libc.setsockopt(fd, Interop.SOL_SOCKET, plain, &size, sizeof(int)); // unprivileged: capped by net.core.*mem_max
+    }
+
+    public int Receive(Span<UnderlayDatagram> datagrams, int offset)
+    {
+        int n = Math.Min(datagrams.Length, _batch);
+        for (int i = 0; i < n; i++)
+        {
+            PacketBuffer b = datagrams[i].Buffer;
+            _rxIov[i].Base = b.Pointer + offset;
+            _rxIov[i].Length = (nuint)(b.Capacity - offset);
+            _rxMsgs[i].Hdr.NameLen = (uint)sizeof(Interop.SockAddrIn);
+            _rxMsgs[i].Hdr.Flags = 0;
+        }
+        while (true)
+        {
+            if (_closed) return 0;
+            int got = Interop.Libc.recvmmsg(_fd, _rxMsgs, (uint)n, Interop.MSG_WAITFORONE, null);
+            if (got > 0)
+            {
+                for (int i = 0; i < got; i++)
+                {
+                    ref UnderlayDatagram d = ref datagrams[i];
+                    d.Offset = offset;
+                    d.Length = (int)_rxMsgs[i].Len;
+                    d.Truncated = (_rxMsgs[i].Hdr.Flags & Interop.MSG_TRUNC) != 0;
+                    d.Peer = new VtepEndpoint(BinaryPrimitives.ReverseEndianness(_rxAddrs[i].AddrBE), BinaryPrimitives.ReverseEndianness(_rxAddrs[i].PortBE));
+                }
+                return got;
+            }
+            if (got == 0 || _closed) return 0; // shutdown(SHUT_RD) makes recvmmsg return 0
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno is Interop.EINTR or Interop.EAGAIN) continue;
+            if (errno is Interop.EBADF) return 0;
+            // ECONNREFUSED and friends (ICMP errors queued on the socket) carry no datagram: go on.
+        }
+    }
+
+    public int Send(ReadOnlySpan<UnderlayDatagram> datagrams)
+    {
+        int failed = 0;
+        for (int start = 0; start < datagrams.Length; start += Constants.MaxSendBatch)
+        {
+            int n = Math.Min(Constants.MaxSendBatch, datagrams.Length - start);
+            for (int i = 0; i < n; i++)
+            {
+                ref readonly UnderlayDatagram d = ref datagrams[start + i];
+                _txIov[i].Base = d.Buffer.Pointer + d.Offset;
+                _txIov[i].Length = (nuint)d.Length;
+                _txAddrs[i].PortBE = BinaryPrimitives.ReverseEndianness(d.Peer.Port);
+                _txAddrs[i].AddrBE = BinaryPrimitives.ReverseEndianness(d.Peer.Address);
+            }
+            int sent = 0;
+            while (sent < n)
+            {
+                int r = Interop.Libc.sendmmsg(_fd, _txMsgs + sent, (uint)(n - sent), 0);
+                if (r > 0) { sent += r; continue; }
+                int errno = Marshal.GetLastPInvokeError();
+                if (r < 0 && errno == Interop.EINTR) continue;
+                if (r < 0 && errno == Interop.EBADF) return failed + (n - sent);
+                failed++; // this datagram was refused (EMSGSIZE, ENETUNREACH, ENOBUFS…): skip it, send the rest
+                sent++;
+            }
+        }
+        return failed;
+    }
+
+    public void Close()
+    {
+        _closed = true;
+        Interop.Libc.shutdown(_fd, Interop.SHUT_RD);
+    }
+
+    public void Dispose()
+    {
+        _closed = true;
+        _handle.Dispose();
+        NativeMemory.Free(_rxMsgs);
+        NativeMemory.Free(_rxIov);
+        NativeMemory.Free(_rxAddrs);
+        NativeMemory.Free(_txMsgs);
+        NativeMemory.Free(_txIov);
+        NativeMemory.Free(_txAddrs);
+    }
+}
