@@ -1,0 +1,70 @@
+namespace UserOverlay.Crypto;
+
+/// <summary>
+/// Settings of an <see cref="EspSecurityDatabase"/>. Every host of a network must use the same
+/// <see cref="RekeyInterval"/> and <see cref="ExtendedSequenceNumbers"/> (they enter the epoch and the derivation).
+/// </summary>
+public sealed record EspOptions
+{
+    /// <summary>
+    /// Length of one key epoch (config <c>rekey_interval</c>, default 1 h). Epoch = ⌊unix time / interval⌋; at each
+    /// boundary senders move to the next epoch's SAs. Formula for the sequence budget: without ESN one SA may seal
+    /// <see cref="RekeyAfterPackets"/> (2^31) packets before it moves early, so sustained rates above
+    /// 2^31 / interval (≈ 600 000 packets/s per peer pair at 1 h) call for a shorter interval or ESN.
+    /// </summary>
+    public TimeSpan RekeyInterval { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// Epochs accepted on either side of the current one (default 1: receivers hold SAs for e−1, e, e+1). The grace
+    /// period after a rotation is therefore one full interval, and hosts whose clocks differ by up to
+    /// <see cref="EpochSpread"/> × <see cref="RekeyInterval"/> still understand each other. A sender rotating early
+    /// (sequence space) may go at most this far ahead of its clock's epoch.
+    /// </summary>
+    public int EpochSpread { get; init; } = 1;
+
+    /// <summary>64-bit extended sequence numbers (RFC 4303 App. A; high half in the AAD, RFC 4106 §5). Off by
+    /// default: Wireshark 4.0 cannot verify ESN packets.</summary>
+    public bool ExtendedSequenceNumbers { get; init; }
+
+    /// <summary>Wire form (affects only <see cref="EspOverhead"/> and descriptions; the router does the UDP part).</summary>
+    public EspEncapsulation Encapsulation { get; init; } = EspEncapsulation.Transport;
+
+    /// <summary>UDP port of ESP-in-UDP (config, default <see cref="Esp.NatTraversalPort"/>).</summary>
+    public int UdpPort { get; init; } = Esp.NatTraversalPort;
+
+    /// <summary>GCM implementation (default <see cref="GcmBackend.AesGcm"/>, the faster; see README).</summary>
+    public GcmBackend Backend { get; init; } = GcmBackend.AesGcm;
+
+    /// <summary>Key schedules per SA for concurrent callers = min(processor count, 8) by default; set it to the
+    /// number of pipeline threads that may seal or open with one SA at once.</summary>
+    public int CipherLanes { get; init; } = Math.Min(Environment.ProcessorCount, 8);
+
+    /// <summary>Packets after which an outbound SA moves to the next epoch early (default 2^31 without ESN, 2^62 with),
+    /// long before the 32-bit space (2^32 − 1) could wrap.</summary>
+    public ulong? RekeyAfterPackets { get; init; }
+
+    /// <summary>Sequence numbers reserved per durable write (default 2^22 ≈ 4.2 M: one write every ~4 s at 1 M packets/s;
+    /// a restart skips at most this many, 0.1 % of the 32-bit space).</summary>
+    public ulong SequenceReservationBlock { get; init; } = 1UL << 22;
+
+    /// <summary>Where outbound sequence reservations persist (required by <see cref="EspSecurityDatabase"/>; not needed for <see cref="EspSaDescription.Enumerate"/>). Use <see cref="FileSequenceStore"/> in the
+    /// daemon; <see cref="InMemorySequenceStore"/> only where keys do not outlive the process, or in tests.</summary>
+    public ISequenceStore? SequenceStore { get; init; }
+
+    /// <summary>Throws if a value is out of range.</summary>
+    public void Validate()
+    {
+        if (RekeyInterval < TimeSpan.FromSeconds(1))
+            throw new ArgumentOutOfRangeException(nameof(RekeyInterval), RekeyInterval, "rekey_interval must be at least 1 s.");
+        if (EpochSpread is < 1 or > 16)
+            throw new ArgumentOutOfRangeException(nameof(EpochSpread), EpochSpread, "epoch spread must be 1..16.");
+        if (CipherLanes is < 1 or > 256)
+            throw new ArgumentOutOfRangeException(nameof(CipherLanes), CipherLanes, "cipher lanes must be 1..256.");
+        if (SequenceReservationBlock < 2)
+            throw new ArgumentOutOfRangeException(nameof(SequenceReservationBlock), SequenceReservationBlock, "reservation block must be ≥ 2.");
+        if (UdpPort is < 1 or > 65535)
+            throw new ArgumentOutOfRangeException(nameof(UdpPort), UdpPort, "port must be 1..65535.");
+    }
+
+    internal ulong EffectiveRekeyAfter => RekeyAfterPackets ?? (ExtendedSequenceNumbers ? Esp.DefaultRekeyAfterPackets64 : Esp.DefaultRekeyAfterPackets32);
+}

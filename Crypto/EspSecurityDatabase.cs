@@ -1,0 +1,496 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Collections.Frozen;
+using System.Net;
+using System.Security.Cryptography;
+
+namespace UserOverlay.Crypto;
+
+/// <summary>An SPI that more than one inbound SA derived (see README, "SPI collisions").</summary>
+public sealed record SpiCollision(uint Spi, IReadOnlyList<string> Sas);
+
+/// <summary>
+/// The ESP security association database of one host: per (network key, peer VTEP) an outbound SA for the current
+/// epoch and inbound SAs for the neighbouring epochs, all derived from the network keys
+/// (<see cref="EspKeyDerivation"/>), rotated by <see cref="Tick"/>, and looked up by SPI on receive.
+/// </summary>
+/// <remarks>
+/// <para><b>Data path</b> (any thread, allocation-free, lock-free lookups): <see cref="EspPeer.Seal"/> on a handle from
+/// <see cref="AddPeer"/>; <see cref="Open"/> for every received ESP packet. Readers see an immutable SPI → SA snapshot
+/// (a <see cref="FrozenDictionary{TKey, TValue}"/>) that control operations replace; retired SAs are disposed one
+/// <see cref="Tick"/> later, so a packet in flight through an old SA still completes.</para>
+/// <para><b>Control path</b> (serialised by an internal lock; any thread): <see cref="AddPeer"/>,
+/// <see cref="RemovePeer"/>, <see cref="SetPeers"/>, <see cref="Tick"/>, <see cref="Describe"/>. The router calls
+/// <see cref="Tick"/> from a timer about once a second: it moves SAs to new epochs at boundaries, rotates early when
+/// an SA has used <see cref="EspOptions.RekeyAfterPackets"/> numbers, re-reads keys from the
+/// <see cref="INetworkKeySource"/>, retries failed reservations and frees retired SAs. It may block on the
+/// <see cref="ISequenceStore"/> (an fsync), so do not call it from a pipeline thread.</para>
+/// </remarks>
+public sealed class EspSecurityDatabase : IDisposable
+{
+    private readonly Lock _control = new();
+    private readonly Dictionary<(string KeyId, IPAddress Peer), EspPeer> _peers = [];
+    private readonly List<(SecurityAssociation Sa, long Tick)> _retired = [];
+    private readonly INetworkKeySource _keys;
+    private readonly ISequenceStore _store;
+    private FrozenDictionary<uint, InboundSa[]> _inbound = FrozenDictionary<uint, InboundSa[]>.Empty;
+    private HashSet<uint> _collidingSpis = [];
+    private IReadOnlyList<SpiCollision> _collisions = [];
+    private long _ticks;
+    private DateTimeOffset _now;
+    private bool _disposed;
+
+    /// <summary>Creates an empty database for the host whose VTEP address is <paramref name="localVtep"/>.</summary>
+    /// <param name="localVtep">This host's underlay address: the outer source of what it seals, the destination of what it opens.</param>
+    /// <param name="keys">Network keys by id.</param>
+    /// <param name="options">Settings; <see cref="EspOptions.SequenceStore"/> is required.</param>
+    /// <param name="now">Current time (the router's clock; tests pass any time).</param>
+    public EspSecurityDatabase(IPAddress localVtep, INetworkKeySource keys, EspOptions options, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(localVtep);
+        ArgumentNullException.ThrowIfNull(keys);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _store = options.SequenceStore ?? throw new ArgumentException(
+            "EspOptions.SequenceStore is required: without it a restart could reuse GCM nonces (use FileSequenceStore).", nameof(options));
+        LocalVtep = EspKeyDerivation.Normalize(localVtep);
+        _keys = keys;
+        Options = options;
+        _now = now;
+        CurrentEpoch = EspEpoch.Of(now, options.RekeyInterval);
+    }
+
+    /// <summary>This host's VTEP address.</summary>
+    public IPAddress LocalVtep { get; }
+
+    /// <summary>Settings.</summary>
+    public EspOptions Options { get; }
+
+    /// <summary>Drop and event counters.</summary>
+    public EspCounters Counters { get; } = new();
+
+    /// <summary>Epoch of the time given to the last <see cref="Tick"/> (or the constructor).</summary>
+    public long CurrentEpoch { get; private set; }
+
+    /// <summary>SPIs currently shared by more than one inbound SA, and by which.</summary>
+    public IReadOnlyList<SpiCollision> SpiCollisions => Volatile.Read(ref _collisions);
+
+    /// <summary>Number of inbound SAs in the lookup snapshot.</summary>
+    public int InboundCount
+    {
+        get
+        {
+            int n = 0;
+            foreach (var kv in Volatile.Read(ref _inbound))
+                n += kv.Value.Length;
+            return n;
+        }
+    }
+
+    /// <summary>
+    /// Adds a peer VTEP for a network key (idempotent) and builds its SAs at once, so the returned handle can seal
+    /// immediately if the key exists. Keep the handle; it stays valid across rotations until <see cref="RemovePeer"/>.
+    /// </summary>
+    public EspPeer AddPeer(string keyId, IPAddress peer)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(keyId);
+        peer = EspKeyDerivation.Normalize(peer);
+        lock (_control)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_peers.TryGetValue((keyId, peer), out EspPeer? existing))
+                return existing;
+            var p = new EspPeer(keyId, peer, Counters);
+            _peers.Add((keyId, peer), p);
+            Refresh(p, CurrentEpoch);
+            PublishInbound();
+            return p;
+        }
+    }
+
+    /// <summary>The handle for (key, peer), or null if the peer was not added. Allocation-free, but takes the control lock; keep handles instead on the data path.</summary>
+    public EspPeer? FindPeer(string keyId, IPAddress peer)
+    {
+        lock (_control)
+            return _peers.GetValueOrDefault((keyId, EspKeyDerivation.Normalize(peer)));
+    }
+
+    /// <summary>Removes a peer: its handle stops sealing at once (<see cref="EspSealStatus.NoSa"/>) and its inbound SAs leave the lookup.</summary>
+    public bool RemovePeer(string keyId, IPAddress peer)
+    {
+        peer = EspKeyDerivation.Normalize(peer);
+        lock (_control)
+        {
+            if (!_peers.Remove((keyId, peer), out EspPeer? p))
+                return false;
+            p.IsRemoved = true;
+            RetireAll(p);
+            PublishInbound();
+            return true;
+        }
+    }
+
+    /// <summary>Makes the peers of <paramref name="keyId"/> exactly <paramref name="peers"/> (membership changes). Returns the handles.</summary>
+    public IReadOnlyList<EspPeer> SetPeers(string keyId, IEnumerable<IPAddress> peers)
+    {
+        var wanted = new HashSet<IPAddress>(peers.Select(EspKeyDerivation.Normalize));
+        wanted.Remove(LocalVtep);
+        lock (_control)
+        {
+            foreach (var (key, p) in _peers.ToArray())
+            {
+                if (key.KeyId == keyId && !wanted.Contains(key.Peer))
+                {
+                    _peers.Remove(key);
+                    p.IsRemoved = true;
+                    RetireAll(p);
+                }
+            }
+            var result = new List<EspPeer>();
+            foreach (IPAddress a in wanted)
+            {
+                if (!_peers.TryGetValue((keyId, a), out EspPeer? p))
+                {
+                    p = new EspPeer(keyId, a, Counters);
+                    _peers.Add((keyId, a), p);
+                    Refresh(p, CurrentEpoch);
+                }
+                result.Add(p);
+            }
+            PublishInbound();
+            return result;
+        }
+    }
+
+    /// <summary>
+    /// The rotation driver; call about once a second with the current time (and after the key source changed).
+    /// See the class remarks for what it does. Time may be given in any order; epochs of outbound SAs never go back.
+    /// </summary>
+    public void Tick(DateTimeOffset now)
+    {
+        lock (_control)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _ticks++;
+            _now = now;
+            long epoch = EspEpoch.Of(now, Options.RekeyInterval);
+            CurrentEpoch = epoch;
+
+            // Free SAs retired before the previous tick: no data-path thread can still be inside them.
+            for (int i = _retired.Count - 1; i >= 0; i--)
+            {
+                if (_retired[i].Tick < _ticks - 1)
+                {
+                    _retired[i].Sa.Dispose();
+                    _retired.RemoveAt(i);
+                }
+            }
+
+            bool changed = false;
+            foreach (EspPeer p in _peers.Values)
+                changed |= Refresh(p, epoch);
+            if (changed)
+                PublishInbound();
+
+            try
+            {
+                // Outbound epochs are never below the clock's epoch, so older records are dead.
+                long floor = epoch - Options.EpochSpread;
+                if (floor > _store.Floor)
+                    _store.Prune(floor);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Counters.ReservationFailed(e);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Opens a received ESP packet (it fills <paramref name="espPacket"/>, SPI to ICV): finds the inbound SA by SPI in
+    /// the current snapshot and calls <see cref="InboundSa.Open"/>. Drops are counted by reason. On
+    /// <see cref="EspOpenStatus.Ok"/>, <paramref name="sa"/> is the SA that authenticated it: the router must check that
+    /// the VXLAN VNI inside belongs to a network keyed by <see cref="SecurityAssociation.KeyId"/> (and may check the
+    /// outer source against <see cref="SecurityAssociation.Source"/>). Thread-safe and allocation-free (except for
+    /// SPIs shared by several SAs, which borrow a pooled copy for trial decryption).
+    /// </summary>
+    public EspOpenStatus Open(Span<byte> espPacket, out int payloadOffset, out int payloadLength, out byte nextHeader, out InboundSa? sa)
+    {
+        payloadOffset = 0;
+        payloadLength = 0;
+        nextHeader = 0;
+        sa = null;
+        EspOpenStatus status;
+        if (espPacket.Length < Esp.MinPacketLength)
+        {
+            status = EspOpenStatus.Truncated;
+        }
+        else
+        {
+            uint spi = BinaryPrimitives.ReadUInt32BigEndian(espPacket);
+            if (!Volatile.Read(ref _inbound).TryGetValue(spi, out InboundSa[]? candidates))
+            {
+                status = EspOpenStatus.UnknownSpi;
+            }
+            else if (candidates.Length == 1)
+            {
+                status = candidates[0].Open(espPacket, out payloadOffset, out payloadLength, out nextHeader);
+                if (status == EspOpenStatus.Ok)
+                    sa = candidates[0];
+            }
+            else
+            {
+                status = OpenAmbiguous(candidates, espPacket, out payloadOffset, out payloadLength, out nextHeader, out sa);
+            }
+        }
+        if (status != EspOpenStatus.Ok)
+            Counters.Count(status);
+        return status;
+    }
+
+    /// <summary>
+    /// Seals for (key, peer) by lookup: the convenience form of <see cref="EspPeer.Seal"/> for callers without a handle.
+    /// A peer that was never added gets <see cref="EspSealStatus.NoSa"/> (counted): no SA, no send.
+    /// </summary>
+    public EspSealStatus Seal(string keyId, IPAddress peer, Span<byte> buffer, int payloadOffset, int payloadLength, byte nextHeader, out int espLength)
+    {
+        EspPeer? p = FindPeer(keyId, peer);
+        if (p is null)
+        {
+            espLength = 0;
+            Counters.Count(EspSealStatus.NoSa);
+            return EspSealStatus.NoSa;
+        }
+        return p.Seal(buffer, payloadOffset, payloadLength, nextHeader, out espLength);
+    }
+
+    /// <summary>Describes the SAs in use now (outbound current SAs and every inbound SA), with keys, for <c>useroverlay sa</c>.</summary>
+    public IReadOnlyList<EspSaDescription> Describe()
+    {
+        lock (_control)
+        {
+            var list = new List<EspSaDescription>();
+            foreach (EspPeer p in _peers.Values)
+            {
+                if (p.CurrentOutbound is { } o)
+                    list.Add(EspSaDescription.From(o, Options, current: true));
+                foreach (var kv in p.Inbound.OrderBy(kv => kv.Key))
+                    list.Add(EspSaDescription.From(kv.Value, Options, current: kv.Key == CurrentEpoch));
+            }
+            return list;
+        }
+    }
+
+    /// <summary>Disposes every SA (key schedules freed, key copies zeroed).</summary>
+    public void Dispose()
+    {
+        lock (_control)
+        {
+            if (_disposed)
+                return;
+            _disposed = true;
+            foreach (EspPeer p in _peers.Values)
+            {
+                p.IsRemoved = true;
+                RetireAll(p);
+            }
+            _peers.Clear();
+            Volatile.Write(ref _inbound, FrozenDictionary<uint, InboundSa[]>.Empty);
+            foreach (var (sa, _) in _retired)
+                sa.Dispose();
+            _retired.Clear();
+        }
+    }
+
+    // ----- control path internals (under _control) -----
+
+    private bool Refresh(EspPeer p, long epoch)
+    {
+        bool changed = false;
+        if (!_keys.TryGetKey(p.KeyId, out NetworkKey? key))
+        {
+            // No key, no SA, no send.
+            changed = p.CurrentOutbound is not null || p.Inbound.Count > 0;
+            RetireAll(p);
+            p.Key = null;
+            return changed;
+        }
+        if (p.Key is null || !p.Key.SecretEquals(key) || p.Key.Id != key.Id)
+        {
+            changed = p.CurrentOutbound is not null || p.Inbound.Count > 0;
+            RetireAll(p);
+            p.Key = key;
+        }
+
+        int spread = Options.EpochSpread;
+
+        // Outbound: the clock's epoch, never going back, moving ahead early when the sequence space calls for it,
+        // never below the store's floor and never further ahead than receivers accept.
+        OutboundSa? current = p.CurrentOutbound;
+        long target = Math.Max(epoch, _store.Floor);
+        if (current is not null)
+        {
+            target = Math.Max(target, current.Epoch);
+            if (current.NeedsRekey && current.Epoch + 1 <= epoch + spread)
+                target = Math.Max(target, current.Epoch + 1);
+        }
+        if (current is null || current.Epoch != target)
+        {
+            OutboundSa? next = null;
+            for (long e = target; next is null && e <= Math.Max(target, epoch + spread); e++)
+                next = CreateOutbound(key, p.Peer, e);
+            if (next is not null)
+            {
+                p.SetCurrent(next);
+                if (current is not null)
+                {
+                    Retire(current);
+                    Counters.Rotated();
+                }
+            }
+        }
+        else if (current.ReservedThrough <= current.LastSequence && current.ReservedThrough < current.HardLimit)
+        {
+            current.ReserveNow(); // retry a failed reservation
+        }
+
+        // Inbound: epochs e − spread .. e + spread.
+        for (long e = epoch - spread; e <= epoch + spread; e++)
+        {
+            if (!p.Inbound.ContainsKey(e))
+            {
+                EspSaParameters sp = EspKeyDerivation.Derive(key, p.Peer, LocalVtep, e, Options.ExtendedSequenceNumbers) with
+                {
+                    Backend = Options.Backend,
+                    CipherLanes = Options.CipherLanes,
+                };
+                p.Inbound.Add(e, new InboundSa(sp));
+                CryptographicOperations.ZeroMemory(sp.Key);
+                changed = true;
+            }
+        }
+        foreach (long e in p.Inbound.Keys.ToArray())
+        {
+            if (e < epoch - spread || e > epoch + spread)
+            {
+                Retire(p.Inbound[e]);
+                p.Inbound.Remove(e);
+                changed = true;
+            }
+        }
+        return changed;
+    }
+
+    private OutboundSa? CreateOutbound(NetworkKey key, IPAddress peer, long epoch)
+    {
+        EspSaParameters sp = EspKeyDerivation.Derive(key, LocalVtep, peer, epoch, Options.ExtendedSequenceNumbers) with
+        {
+            Backend = Options.Backend,
+            CipherLanes = Options.CipherLanes,
+        };
+        try
+        {
+            string id = SecurityAssociation.ComputeRecordId(sp.Key, sp.Salt, sp.Spi, sp.ExtendedSequenceNumbers);
+            ulong last = _store.GetReserved(id);
+            ulong hard = sp.ExtendedSequenceNumbers ? long.MaxValue : Esp.MaxSequence32;
+            if (last >= Options.EffectiveRekeyAfter || last >= hard)
+                return null; // this epoch's key already used its share in an earlier run: use the next one
+            var reservation = new OutboundSa.Reservation(_store, id, epoch, Options.SequenceReservationBlock, Counters);
+            var sa = new OutboundSa(sp, last, Options.EffectiveRekeyAfter, reservation);
+            sa.ReserveNow(); // on failure the SA refuses to seal (AwaitingReservation) and Tick retries
+            return sa;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(sp.Key);
+        }
+    }
+
+    private void RetireAll(EspPeer p)
+    {
+        if (p.CurrentOutbound is { } o)
+        {
+            p.SetCurrent(null);
+            Retire(o);
+        }
+        foreach (InboundSa i in p.Inbound.Values)
+            Retire(i);
+        p.Inbound.Clear();
+    }
+
+    private void Retire(SecurityAssociation sa) => _retired.Add((sa, _ticks));
+
+    private void PublishInbound()
+    {
+        var map = new Dictionary<uint, List<InboundSa>>();
+        foreach (EspPeer p in _peers.Values)
+        {
+            foreach (InboundSa sa in p.Inbound.Values)
+            {
+                if (!map.TryGetValue(sa.Spi, out List<InboundSa>? list))
+                    map[sa.Spi] = list = new List<InboundSa>(1);
+                list.Add(sa);
+            }
+        }
+        var collisions = new List<SpiCollision>();
+        var colliding = new HashSet<uint>();
+        foreach (var (spi, list) in map)
+        {
+            if (list.Count < 2)
+                continue;
+            colliding.Add(spi);
+            collisions.Add(new SpiCollision(spi, list.Select(s => s.ToString()).ToArray()));
+            if (!_collidingSpis.Contains(spi))
+                Counters.SpiCollision();
+        }
+        _collidingSpis = colliding;
+        Volatile.Write(ref _collisions, collisions);
+        Counters.CurrentSpiCollisions = collisions.Count;
+        Volatile.Write(ref _inbound, map.ToFrozenDictionary(kv => kv.Key, kv => kv.Value.ToArray()));
+    }
+
+    /// <summary>Test hook: installs an extra inbound SA with chosen parameters (to provoke SPI collisions).</summary>
+    internal void InjectInbound(string keyId, IPAddress peer, long epochSlot, InboundSa sa)
+    {
+        lock (_control)
+        {
+            EspPeer p = _peers[(keyId, EspKeyDerivation.Normalize(peer))];
+            p.Inbound[epochSlot] = sa;
+            PublishInbound();
+        }
+    }
+
+    private static EspOpenStatus OpenAmbiguous(InboundSa[] candidates, Span<byte> espPacket,
+        out int payloadOffset, out int payloadLength, out byte nextHeader, out InboundSa? sa)
+    {
+        // Several SAs share this SPI: try each (a wrong key fails authentication). AesGcm destroys the buffer when
+        // authentication fails, so keep a pooled copy of the original to restore between attempts.
+        byte[] original = ArrayPool<byte>.Shared.Rent(espPacket.Length);
+        try
+        {
+            espPacket.CopyTo(original);
+            EspOpenStatus result = EspOpenStatus.AuthenticationFailed;
+            for (int i = 0; i < candidates.Length; i++)
+            {
+                if (i > 0)
+                    original.AsSpan(0, espPacket.Length).CopyTo(espPacket);
+                EspOpenStatus s = candidates[i].Open(espPacket, out payloadOffset, out payloadLength, out nextHeader);
+                if (s == EspOpenStatus.Ok || s == EspOpenStatus.BadPadding)
+                {
+                    sa = s == EspOpenStatus.Ok ? candidates[i] : null;
+                    return s;
+                }
+                if (s != EspOpenStatus.AuthenticationFailed && result == EspOpenStatus.AuthenticationFailed)
+                    result = s;
+            }
+            payloadOffset = payloadLength = 0;
+            nextHeader = 0;
+            sa = null;
+            return result;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(original, clearArray: true);
+        }
+    }
+}

@@ -1,0 +1,208 @@
+using System.Globalization;
+using System.Text;
+
+namespace UserOverlay.Crypto;
+
+/// <summary>
+/// Durable memory of outbound sequence numbers, so that a restarted host never seals two packets with the same
+/// (key, sequence number) — hence never reuses a GCM nonce. SA keys are derived deterministically, so a restart
+/// within an epoch yields the same key; the store tells the new run where the old one may have got to.
+/// </summary>
+/// <remarks>
+/// Protocol: before sealing with numbers up to N the database calls <see cref="Reserve"/>(id, epoch, N) and waits
+/// for it to return; a later run starts at <see cref="GetReserved"/>(id) + 1. Blocks are large (see
+/// <see cref="EspOptions.SequenceReservationBlock"/>), so a busy SA writes rarely; a restart skips the unused rest of
+/// its last block, which is harmless. Implementations must be thread-safe (called from the rotation thread and from
+/// thread-pool reservation work) and must make <see cref="Reserve"/> durable before returning.
+/// </remarks>
+public interface ISequenceStore
+{
+    /// <summary>Highest sequence number ever reserved for SA <paramref name="recordId"/>, or 0.</summary>
+    ulong GetReserved(string recordId);
+
+    /// <summary>Records durably that numbers up to <paramref name="through"/> may be used by SA <paramref name="recordId"/> of <paramref name="epoch"/>.</summary>
+    void Reserve(string recordId, long epoch, ulong through);
+
+    /// <summary>Forgets SAs of epochs before <paramref name="minEpoch"/> and raises <see cref="Floor"/> to it.</summary>
+    void Prune(long minEpoch);
+
+    /// <summary>Epochs below this were pruned: their reservations are forgotten, so no SA of theirs may seal again
+    /// (the database never sends with an epoch below the floor, even if the clock goes back).</summary>
+    long Floor { get; }
+}
+
+/// <summary>
+/// A store that lives as long as the object: enough for tests (share one instance between two database instances to
+/// simulate a restart) and for embedders whose keys are random per process. It does <b>not</b> survive a process
+/// restart; the daemon uses <see cref="FileSequenceStore"/>.
+/// </summary>
+public sealed class InMemorySequenceStore : ISequenceStore
+{
+    private readonly Dictionary<string, (long Epoch, ulong Through)> _records = new(StringComparer.Ordinal);
+    private readonly Lock _lock = new();
+
+    private long _floor = long.MinValue;
+
+    /// <summary>Number of <see cref="Reserve"/> calls so far.</summary>
+    public int Writes { get; private set; }
+
+    /// <inheritdoc/>
+    public long Floor
+    {
+        get
+        {
+            lock (_lock)
+                return _floor;
+        }
+    }
+
+    /// <inheritdoc/>
+    public ulong GetReserved(string recordId)
+    {
+        lock (_lock)
+            return _records.TryGetValue(recordId, out var r) ? r.Through : 0;
+    }
+
+    /// <inheritdoc/>
+    public void Reserve(string recordId, long epoch, ulong through)
+    {
+        lock (_lock)
+        {
+            if (!_records.TryGetValue(recordId, out var r) || r.Through < through)
+                _records[recordId] = (epoch, through);
+            Writes++;
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Prune(long minEpoch)
+    {
+        lock (_lock)
+        {
+            foreach (var (id, r) in _records.ToArray())
+                if (r.Epoch < minEpoch)
+                    _records.Remove(id);
+            _floor = Math.Max(_floor, minEpoch);
+        }
+    }
+}
+
+/// <summary>
+/// A store in one small text file (for the daemon, e.g. /var/lib/useroverlay/NAME/esp-sequence): one line per SA,
+/// <c>&lt;record id&gt; &lt;epoch&gt; &lt;reserved through&gt;</c>, after a header line and an optional <c>floor &lt;epoch&gt;</c> line. Every change rewrites the file
+/// to a temporary file, flushes it to disk (fsync) and renames it over the old one, so a crash leaves either the old
+/// or the new content. A file that exists but cannot be parsed is an error (the constructor throws): starting without
+/// it could reuse nonces.
+/// </summary>
+public sealed class FileSequenceStore : ISequenceStore
+{
+    private const string Header = "# UserOverlay ESP sequence reservations v1: <sa record id> <epoch> <reserved through>";
+    private readonly string _path;
+    private readonly Dictionary<string, (long Epoch, ulong Through)> _records = new(StringComparer.Ordinal);
+    private readonly Lock _lock = new();
+    private long _floor = long.MinValue;
+
+    /// <summary>Opens (or prepares to create) the store at <paramref name="path"/>; its directory is created if missing.</summary>
+    /// <exception cref="InvalidDataException">the file exists and is not a store.</exception>
+    public FileSequenceStore(string path)
+    {
+        _path = Path.GetFullPath(path);
+        string? dir = Path.GetDirectoryName(_path);
+        if (dir is not null)
+            Directory.CreateDirectory(dir);
+        if (!File.Exists(_path))
+            return;
+        int lineNo = 0;
+        foreach (string line in File.ReadAllLines(_path))
+        {
+            lineNo++;
+            if (line.Length == 0 || line[0] == '#')
+                continue;
+            string[] f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (f.Length == 2 && f[0] == "floor" && long.TryParse(f[1], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long floor))
+            {
+                _floor = floor;
+                continue;
+            }
+            if (f.Length != 3
+                || !long.TryParse(f[1], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long epoch)
+                || !ulong.TryParse(f[2], NumberStyles.None, CultureInfo.InvariantCulture, out ulong through))
+            {
+                throw new InvalidDataException(
+                    $"{_path}:{lineNo}: not an ESP sequence store line. Starting without it could reuse GCM nonces; " +
+                    "restore the file, or delete it only when no encrypted traffic was sent by this host within the last two rekey intervals.");
+            }
+            _records[f[0]] = (epoch, through);
+        }
+    }
+
+    /// <summary>Path of the file.</summary>
+    public string FilePath => _path;
+
+    /// <inheritdoc/>
+    public long Floor
+    {
+        get
+        {
+            lock (_lock)
+                return _floor;
+        }
+    }
+
+    /// <inheritdoc/>
+    public ulong GetReserved(string recordId)
+    {
+        lock (_lock)
+            return _records.TryGetValue(recordId, out var r) ? r.Through : 0;
+    }
+
+    /// <inheritdoc/>
+    public void Reserve(string recordId, long epoch, ulong through)
+    {
+        lock (_lock)
+        {
+            if (_records.TryGetValue(recordId, out var r) && r.Through >= through)
+                return;
+            _records[recordId] = (epoch, through);
+            Save();
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Prune(long minEpoch)
+    {
+        lock (_lock)
+        {
+            bool changed = minEpoch > _floor;
+            _floor = Math.Max(_floor, minEpoch);
+            foreach (var (id, r) in _records.ToArray())
+            {
+                if (r.Epoch < minEpoch)
+                {
+                    _records.Remove(id);
+                    changed = true;
+                }
+            }
+            if (changed)
+                Save();
+        }
+    }
+
+    private void Save()
+    {
+        var sb = new StringBuilder(Header).Append('\n');
+        if (_floor != long.MinValue)
+            sb.Append("floor ").Append(_floor.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        foreach (var (id, r) in _records)
+            sb.Append(id).Append(' ').Append(r.Epoch.ToString(CultureInfo.InvariantCulture)).Append(' ')
+              .Append(r.Through.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        string tmp = _path + ".tmp";
+        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 4096, FileOptions.None))
+        {
+            byte[] bytes = Encoding.ASCII.GetBytes(sb.ToString());
+            fs.Write(bytes);
+            fs.Flush(flushToDisk: true);
+        }
+        File.Move(tmp, _path, overwrite: true);
+    }
+}
