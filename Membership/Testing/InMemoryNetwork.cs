@@ -1,0 +1,198 @@
+// An in-process network for clusters in tests, benchmarks and samples (memberlist's
+// mock_transport.go, plus the faults a failure detector has to face). Each transport gets the
+// address 127.0.0.1 and a unique port; nothing ever touches a socket.
+// Faults: random packet loss (PacketLoss), frozen nodes (Freeze: like SIGSTOP, everything to or from
+// them vanishes and dials time out) and killed nodes (disposed transports: dials are refused).
+// Deliberately simple: no latency model, no reordering beyond what the thread pool does.
+
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using UserOverlay.Membership.Transport;
+
+namespace UserOverlay.Membership.Testing;
+
+/// <summary>
+/// A set of in-memory transports that can reach each other. Thread-safe. Create transports with
+/// <see cref="CreateTransport"/> and hand them to <see cref="MembershipOptions.Transport"/>.
+/// </summary>
+public sealed class InMemoryNetwork
+{
+    private readonly ConcurrentDictionary<IPEndPoint, InMemoryTransport> _byAddress = new();
+    private readonly ConcurrentDictionary<string, InMemoryTransport> _byName = new();
+    private readonly ConcurrentDictionary<IPEndPoint, bool> _frozen = new();
+    private readonly Random _random;
+    private int _nextPort = 20000;
+    private long _sent, _dropped;
+
+    /// <summary>Creates a network; <paramref name="seed"/> makes packet loss reproducible.</summary>
+    public InMemoryNetwork(int? seed = null) => _random = seed is { } s ? new Random(s) : new Random();
+
+    /// <summary>Probability in [0, 1] that any datagram is lost. Streams are never lossy (TCP).</summary>
+    public double PacketLoss { get; set; }
+
+    /// <summary>Datagrams sent so far.</summary>
+    public long PacketsSent => Interlocked.Read(ref _sent);
+
+    /// <summary>Datagrams lost so far (loss, frozen or missing destination).</summary>
+    public long PacketsDropped => Interlocked.Read(ref _dropped);
+
+    /// <summary>Creates a transport named <paramref name="name"/> at 127.0.0.1 with a fresh port.</summary>
+    public IMembershipTransport CreateTransport(string name)
+    {
+        var ep = new IPEndPoint(IPAddress.Loopback, Interlocked.Increment(ref _nextPort));
+        var t = new InMemoryTransport(this, name, ep);
+        _byAddress[ep] = t;
+        _byName[name] = t;
+        return t;
+    }
+
+    /// <summary>The address of the transport created as <paramref name="name"/>.</summary>
+    public IPEndPoint AddressOf(string name) => _byName[name].LocalEndPoint;
+
+    /// <summary>Freezes (or thaws) a node, as SIGSTOP/SIGCONT: its packets vanish both ways and dials to it time out.</summary>
+    public void Freeze(string name, bool frozen = true)
+    {
+        var ep = AddressOf(name);
+        if (frozen) _frozen[ep] = true;
+        else _frozen.TryRemove(ep, out _);
+    }
+
+    internal bool IsFrozen(IPEndPoint ep) => _frozen.ContainsKey(ep);
+
+    internal void Deliver(InMemoryTransport from, ReadOnlyMemory<byte> packet, IPEndPoint to)
+    {
+        Interlocked.Increment(ref _sent);
+        bool lost;
+        double loss = PacketLoss;
+        if (loss > 0)
+        {
+            lock (_random) lost = _random.NextDouble() < loss;
+        }
+        else
+        {
+            lost = false;
+        }
+        if (lost || IsFrozen(from.LocalEndPoint) || IsFrozen(to) || !_byAddress.TryGetValue(to, out var dest) || !dest.Receive(packet.ToArray(), from.LocalEndPoint))
+            Interlocked.Increment(ref _dropped);
+    }
+
+    internal async ValueTask<Stream> DialAsync(InMemoryTransport from, IPEndPoint to, TimeSpan timeout, CancellationToken ct)
+    {
+        if (IsFrozen(from.LocalEndPoint) || IsFrozen(to))
+        {
+            // A stopped process: the connection goes nowhere, the caller's deadline passes.
+            await Task.Delay(timeout, ct).ConfigureAwait(false);
+            throw new TimeoutException($"dial {to} timed out");
+        }
+        if (!_byAddress.TryGetValue(to, out var dest) || dest.IsClosed)
+            throw new SocketException((int)SocketError.ConnectionRefused);
+        var (a, b) = DuplexPipeStream.CreatePair();
+        if (!dest.Accept(b, from.LocalEndPoint))
+        {
+            await a.DisposeAsync().ConfigureAwait(false);
+            throw new SocketException((int)SocketError.ConnectionRefused);
+        }
+        return a;
+    }
+
+    internal void Remove(InMemoryTransport t)
+    {
+        _byAddress.TryRemove(new KeyValuePair<IPEndPoint, InMemoryTransport>(t.LocalEndPoint, t));
+    }
+}
+
+/// <summary>One node's view of an <see cref="InMemoryNetwork"/>.</summary>
+internal sealed class InMemoryTransport : IMembershipTransport
+{
+    private readonly InMemoryNetwork _net;
+    private readonly Channel<IncomingPacket> _packets = Channel.CreateBounded<IncomingPacket>(new BoundedChannelOptions(4096) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
+    private readonly Channel<IncomingStream> _streams = Channel.CreateUnbounded<IncomingStream>(new UnboundedChannelOptions { SingleReader = true });
+    private volatile bool _closed;
+
+    public InMemoryTransport(InMemoryNetwork net, string name, IPEndPoint ep)
+    {
+        _net = net;
+        Name = name;
+        LocalEndPoint = ep;
+    }
+
+    public string Name { get; }
+    public IPEndPoint LocalEndPoint { get; }
+    public bool IsClosed => _closed;
+    public ChannelReader<IncomingPacket> Packets => _packets.Reader;
+    public ChannelReader<IncomingStream> Streams => _streams.Reader;
+
+    public ValueTask SendPacketAsync(ReadOnlyMemory<byte> packet, IPEndPoint destination, CancellationToken cancellationToken = default)
+    {
+        if (!_closed) _net.Deliver(this, packet, destination);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask<Stream> DialAsync(IPEndPoint destination, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        if (_closed) throw new ObjectDisposedException(nameof(InMemoryTransport));
+        return _net.DialAsync(this, destination, timeout, cancellationToken);
+    }
+
+    internal bool Receive(byte[] data, IPEndPoint from) =>
+        !_closed && _packets.Writer.TryWrite(new IncomingPacket(data, from, Stopwatch.GetTimestamp()));
+
+    internal bool Accept(Stream s, IPEndPoint from) => !_closed && _streams.Writer.TryWrite(new IncomingStream(s, from));
+
+    public ValueTask DisposeAsync()
+    {
+        _closed = true;
+        _net.Remove(this);
+        _packets.Writer.TryComplete();
+        _streams.Writer.TryComplete();
+        while (_streams.Reader.TryRead(out var s)) s.Stream.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>One end of an in-memory full-duplex byte stream built from two pipes. Disposing signals end-of-stream to the peer.</summary>
+internal sealed class DuplexPipeStream : Stream
+{
+    private readonly Stream _read;
+    private readonly Stream _write;
+
+    private DuplexPipeStream(Stream read, Stream write) { _read = read; _write = write; }
+
+    public static (DuplexPipeStream, DuplexPipeStream) CreatePair()
+    {
+        var ab = new Pipe();
+        var ba = new Pipe();
+        return (new DuplexPipeStream(ba.Reader.AsStream(), ab.Writer.AsStream()),
+                new DuplexPipeStream(ab.Reader.AsStream(), ba.Writer.AsStream()));
+    }
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() => _write.Flush();
+    public override Task FlushAsync(CancellationToken cancellationToken) => _write.FlushAsync(cancellationToken);
+    public override int Read(byte[] buffer, int offset, int count) => _read.Read(buffer, offset, count);
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => _read.ReadAsync(buffer, cancellationToken);
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _read.ReadAsync(buffer, offset, count, cancellationToken);
+    public override void Write(byte[] buffer, int offset, int count) => _write.Write(buffer, offset, count);
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => _write.WriteAsync(buffer, cancellationToken);
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _write.WriteAsync(buffer, offset, count, cancellationToken);
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _write.Dispose();
+            _read.Dispose();
+        }
+        base.Dispose(disposing);
+    }
+}
