@@ -38,6 +38,13 @@ public sealed class InboundSa : SecurityAssociation
         }
     }
 
+    /// <summary>Test hook: marks <paramref name="sequence"/> as received, so the window sits just below a test vector's number.</summary>
+    internal void AcceptForTest(ulong sequence)
+    {
+        lock (_windowLock)
+            _window.TryAccept(sequence);
+    }
+
     /// <summary>
     /// Opens the ESP packet that fills <paramref name="espPacket"/> exactly (from the SPI to the end of the ICV).
     /// On <see cref="EspOpenStatus.Ok"/> the plaintext payload is at
