@@ -115,6 +115,7 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
         {
             if (_closed) return 0;
             int got = Interop.Libc.recvmmsg(_fd, _rxMsgs, (uint)n, Interop.MSG_WAITFORONE, null);
+            if (_closed) return 0; // after shutdown(SHUT_RD) recvmmsg reports one empty "datagram" (the EOF)
             if (got > 0)
             {
                 for (int i = 0; i < got; i++)

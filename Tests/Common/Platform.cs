@@ -1,0 +1,2 @@
+// The project is Linux-only (TAP, namespaces, epoll); its tests are too.
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]

@@ -1,0 +1,133 @@
+using UserOverlay.Cli.Config;
+
+namespace UserOverlay.Router.Tests;
+
+/// <summary>Loading the YAML configuration: the documented example, defaults, and every error naming file, line and field.</summary>
+public class ConfigTests
+{
+    private const string Valid = """
+        underlay:
+          address: 192.0.2.1        # this host's VTEP address
+          port: 4789
+        peers: [192.0.2.2, "192.0.2.3:4790"]
+        metrics: 127.0.0.1:9464
+        networks:
+          - { name: blue, vni: 4097, subnet: 198.18.0.0/24, mtu: 1450 }
+          - { name: red, vni: 4098, subnet: 198.18.0.0/24 }
+        endpoints:
+          - network: blue
+            netns: c1
+            interface: eth0
+            address: 198.18.0.11/24
+            mac: 02:00:c6:12:00:0b
+          - { network: red, netns: c1, interface: eth1, address: 198.18.0.11/24 }
+        fdb:
+          - { network: blue, mac: "02:42:c6:12:00:63", vtep: 192.0.2.9, address: 198.18.0.99 }
+        """;
+
+    private static HostConfig Parse(string yaml) => ConfigLoader.Parse(yaml, "host.yaml", checkNamespaces: false);
+
+    private static IReadOnlyList<ConfigError> Errors(string yaml) =>
+        Assert.Throws<ConfigException>(() => Parse(yaml)).Errors;
+
+    [Fact]
+    public void The_documented_example_loads()
+    {
+        var c = Parse(Valid);
+        var o = c.Router;
+        Assert.Equal("192.0.2.1:4789", o.Underlay.ToString());
+        Assert.Equal(new[] { "192.0.2.2:4789", "192.0.2.3:4790" }, o.Peers.Select(p => p.ToString()));
+        Assert.Equal("127.0.0.1:9464", c.Metrics!.ToString());
+        Assert.Equal(2, o.Networks.Count);
+        Assert.Equal(1450, o.Networks[1].Mtu); // default
+        Assert.Equal("198.18.0.0/24", o.Networks[0].Subnet.ToString());
+        Assert.Equal("eth1", o.Endpoints[1].Interface);
+        Assert.Equal("02:00:c6:12:00:0b", o.Endpoints[1].EffectiveMac.ToString()); // derived from 198.18.0.11
+        Assert.True(o.Learning);
+        Assert.Equal(TimeSpan.FromSeconds(300), o.FdbAging);
+        Assert.Equal("02:42:c6:12:00:63", o.StaticFdb[0].Mac.ToString());
+        Assert.Empty(o.Validate());
+    }
+
+    [Fact]
+    public void Defaults_apply_to_a_minimal_file()
+    {
+        var o = Parse("""
+            underlay: { address: 192.0.2.1 }
+            networks: [ { name: n, vni: 1, subnet: 198.18.0.0/16 } ]
+            endpoints: [ { network: n, netns: c1, address: 198.18.1.2/16 } ]
+            fdb_aging: 5m
+            """).Router;
+        Assert.Equal(4789, o.Underlay.Port);
+        Assert.Equal("eth0", o.Endpoints[0].Interface);
+        Assert.Empty(o.Peers);
+        Assert.Equal(TimeSpan.FromMinutes(5), o.FdbAging);
+    }
+
+    public static TheoryData<string, string, int, string> BadFiles => new()
+    {
+        { "bad CIDR", Valid.Replace("198.18.0.0/24, mtu", "198.18.0.0/33, mtu"), 7, "networks[0].subnet" },
+        { "host bits in subnet", Valid.Replace("198.18.0.0/24, mtu", "198.18.0.1/24, mtu"), 7, "networks[0].subnet" },
+        { "duplicate VNI", Valid.Replace("vni: 4098", "vni: 4097"), 8, "networks[1].vni" },
+        { "VNI out of range", Valid.Replace("vni: 4098", "vni: 16777216"), 8, "networks[1].vni" },
+        { "duplicate network name", Valid.Replace("name: red", "name: blue"), 8, "networks[1].name" },
+        { "endpoint on an unknown network", Valid.Replace("network: red, netns", "network: green, netns"), 15, "endpoints[1].network" },
+        { "address outside the subnet", Valid.Replace("address: 198.18.0.11/24\n", "address: 198.19.0.11/24\n"), 13, "endpoints[0].address" },
+        { "address not an address", Valid.Replace("address: 198.18.0.11/24\n", "address: banana/24\n"), 13, "endpoints[0].address" },
+        { "bad MAC", Valid.Replace("mac: 02:00:c6:12:00:0b", "mac: 02:00:c6:12:00"), 14, "endpoints[0].mac" },
+        { "multicast MAC", Valid.Replace("mac: 02:00:c6:12:00:0b", "mac: 01:00:5e:00:00:01"), 14, "endpoints[0].mac" },
+        { "unknown field", Valid.Replace("  port: 4789", "  prot: 4789"), 3, "underlay.prot" },
+        { "missing underlay address", Valid.Replace("  address: 192.0.2.1        # this host's VTEP address\n", ""), 2, "underlay.address" },
+        { "bad peer", Valid.Replace("192.0.2.2,", "192.0.2.300,"), 4, "peers[0]" },
+        { "peer is this host", Valid.Replace("192.0.2.2,", "192.0.2.1,"), 4, "peers[0]" },
+        { "port out of range", Valid.Replace("port: 4789", "port: 70000"), 3, "underlay.port" },
+        { "MTU too large", Valid.Replace("mtu: 1450", "mtu: 65000"), 7, "networks[0].mtu" },
+        { "same interface twice in one namespace", Valid.Replace("interface: eth1", "interface: eth0"), 15, "endpoints[1].interface" },
+        { "bad metrics address", Valid.Replace("127.0.0.1:9464", "localhost"), 5, "metrics" },
+        { "static entry on unknown network", Valid.Replace("network: blue, mac:", "network: pink, mac:"), 17, "fdb[0].network" },
+        { "syntax error", Valid.Replace("peers: [192.0.2.2,", "peers: [192.0.2.2,,,"), 4, "(syntax)" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadFiles))]
+    public void Errors_name_file_line_and_field(string what, string yaml, int line, string path)
+    {
+        var errors = Errors(yaml);
+        var e = errors.FirstOrDefault(x => x.Path == path);
+        Assert.True(e is not null, $"{what}: expected an error at {path}, got: {string.Join(" | ", errors)}");
+        Assert.Equal("host.yaml", e!.File);
+        Assert.Equal(line, e.Line);
+        Assert.False(string.IsNullOrWhiteSpace(e.Message));
+        Assert.StartsWith($"host.yaml:{line}:", e.ToString());
+    }
+
+    [Fact]
+    public void Every_error_is_reported_at_once()
+    {
+        var errors = Errors(Valid.Replace("198.18.0.0/24, mtu", "198.18.0.0/33, mtu").Replace("vni: 4098", "vni: 0").Replace("  port: 4789", "  prot: 1"));
+        Assert.True(errors.Count >= 3, string.Join("\n", errors));
+    }
+
+    [Fact]
+    public void A_missing_namespace_is_a_config_error()
+    {
+        var errors = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("""
+            underlay: { address: 192.0.2.1 }
+            networks: [ { name: n, vni: 1, subnet: 198.18.0.0/24 } ]
+            endpoints: [ { network: n, netns: uo-no-such-namespace-7f3a, address: 198.18.0.2/24 } ]
+            """, "x.yaml", checkNamespaces: true)).Errors;
+        var e = Assert.Single(errors);
+        Assert.Equal("endpoints[0].netns", e.Path);
+        Assert.Contains("does not exist", e.Message);
+        Assert.Contains("ip netns add", e.Message);
+    }
+
+    [Fact]
+    public void Missing_file_and_empty_file()
+    {
+        var missing = Assert.Throws<ConfigException>(() => ConfigLoader.Load("/nonexistent/uo.yaml")).Errors;
+        Assert.Contains("no such file", missing[0].Message);
+        var empty = Errors("");
+        Assert.Contains("empty", empty[0].Message);
+    }
+}

@@ -1,0 +1,147 @@
+using System.Net;
+using System.Net.Sockets;
+using UserOverlay.Router.Tap;
+using UserOverlay.Router.Underlay;
+using UserOverlay.Testing.Common;
+
+namespace UserOverlay.Router.Tests;
+
+/// <summary>The real edges against the kernel: a TAP created inside a namespace, and the recvmmsg/sendmmsg socket.</summary>
+public class LinuxDeviceTests
+{
+    [Fact]
+    public void Tap_is_created_in_the_namespace_configured_and_carries_frames_both_ways()
+    {
+        using var net = new TestNetwork("tap");
+        string ns = net.AddNamespace("c1");
+        var mac = MacAddress.Parse("02:00:c6:12:00:01");
+        using var tap = LinuxTap.Create(new TapRequest(ns, "eth0", mac, 1400, InMemoryHosts.Ip("198.18.0.1"), 24));
+
+        var link = TestNetwork.Exec(ns, "ip -o link show eth0").EnsureSuccess().StdOut;
+        Assert.Contains("mtu 1400", link);
+        Assert.Contains("02:00:c6:12:00:01", link);
+        Assert.Contains("UP", link);
+        Assert.Contains("198.18.0.1/24", TestNetwork.Exec(ns, "ip -o addr show eth0").StdOut);
+        Assert.DoesNotContain("02:00:c6:12:00:01", Shell.Run("ip -o link show").StdOut); // born in the namespace, not in the test's
+
+        // The kernel in the namespace sends a datagram to 198.18.0.2: first it ARPs on the TAP.
+        using var sock = NetnsSockets.Udp(ns, new IPEndPoint(IPAddress.Any, 0));
+        sock.SendTo(new byte[] { 1, 2, 3, 4 }, new IPEndPoint(IPAddress.Parse("198.18.0.2"), 5000));
+        var bufs = new[] { new PacketBuffer(), new PacketBuffer() };
+        var sizes = new int[2];
+        byte[]? arpFrame = null;
+        SpinWait.SpinUntil(() =>
+        {
+            int n = tap.Read(bufs, sizes, Constants.Headroom);
+            for (int i = 0; i < n; i++)
+            {
+                var f = bufs[i].Span.Slice(Constants.Headroom, sizes[i]).ToArray();
+                if (f[12] == 0x08 && f[13] == 0x06) arpFrame = f;
+            }
+            return arpFrame is not null;
+        }, TimeSpan.FromSeconds(5));
+        Assert.NotNull(arpFrame);
+        var arp = Packets.Parse(arpFrame).Extract<PacketDotNet.ArpPacket>();
+        Assert.Equal("198.18.0.2", arp.TargetProtocolAddress.ToString());
+
+        // We answer through Write; the kernel then sends the queued UDP datagram to the answered MAC.
+        var peerMac = MacAddress.Parse("02:00:c6:12:00:02");
+        Assert.True(tap.Write(Packets.ArpReply(peerMac, "198.18.0.2", mac, "198.18.0.1")));
+        byte[]? udpFrame = null;
+        SpinWait.SpinUntil(() =>
+        {
+            int n = tap.Read(bufs, sizes, Constants.Headroom);
+            for (int i = 0; i < n; i++)
+            {
+                var f = bufs[i].Span.Slice(Constants.Headroom, sizes[i]).ToArray();
+                if (f[12] == 0x08 && f[13] == 0x00) udpFrame = f;
+            }
+            return udpFrame is not null;
+        }, TimeSpan.FromSeconds(5));
+        Assert.NotNull(udpFrame);
+        var eth = Packets.Parse(udpFrame);
+        Assert.Equal(Packets.Phys(peerMac), eth.DestinationHardwareAddress);
+        Assert.Equal(new byte[] { 1, 2, 3, 4 }, eth.Extract<PacketDotNet.UdpPacket>().PayloadData);
+
+        tap.Dispose();
+        Assert.NotEqual(0, TestNetwork.Exec(ns, "ip link show eth0").ExitCode); // closing the fd removed the device
+    }
+
+    [Fact]
+    public void Tap_errors_are_clear()
+    {
+        using var net = new TestNetwork("tape");
+        string ns = net.AddNamespace("c1");
+        var missing = Assert.Throws<RouterException>(() => LinuxTap.Create(new TapRequest(net.Prefix + "absent", "eth0", MacAddress.Parse("02:00:00:00:00:01"), 1450, InMemoryHosts.Ip("198.18.0.1"), 24)));
+        Assert.Equal(RouterErrorCode.NamespaceNotFound, missing.Code);
+        Assert.Contains("ip netns add", missing.Message);
+
+        TestNetwork.Exec(ns, "ip link add eth0 type veth peer name eth1").EnsureSuccess();
+        var exists = Assert.Throws<RouterException>(() => LinuxTap.Create(new TapRequest(ns, "eth0", MacAddress.Parse("02:00:00:00:00:01"), 1450, InMemoryHosts.Ip("198.18.0.1"), 24)));
+        Assert.Equal(RouterErrorCode.InterfaceExists, exists.Code);
+    }
+
+    [Fact]
+    public async Task Udp_underlay_batches_datagrams_and_reports_sources()
+    {
+        Requires.Root();
+        using var net = new TestNetwork("udp");
+        string ns = net.AddHost("h1", "192.0.2.1/24");
+        var local = new VtepEndpoint(InMemoryHosts.Ip("192.0.2.1"), 4789);
+        using var u = Netns.Namespaces.RunIn(ns, () => UdpUnderlay.Open(local, 64));
+
+        // A second socket in the same namespace sends 100 datagrams of different sizes to the VTEP.
+        using var sender = NetnsSockets.Udp(ns, new IPEndPoint(IPAddress.Parse("192.0.2.1"), 40000));
+        for (int i = 0; i < 100; i++) sender.SendTo(new byte[100 + i], new IPEndPoint(IPAddress.Parse("192.0.2.1"), 4789));
+        var dgrams = new UnderlayDatagram[64];
+        for (int i = 0; i < dgrams.Length; i++) dgrams[i].Buffer = new PacketBuffer();
+        var lengths = new List<int>();
+        while (lengths.Count < 100)
+        {
+            int n = u.Receive(dgrams, 56);
+            Assert.InRange(n, 1, 64);
+            for (int i = 0; i < n; i++)
+            {
+                Assert.Equal("192.0.2.1:40000", dgrams[i].Peer.ToString());
+                Assert.Equal(56, dgrams[i].Offset);
+                lengths.Add(dgrams[i].Length);
+            }
+        }
+        Assert.Equal(Enumerable.Range(100, 100), lengths);
+
+        // sendmmsg: 150 datagrams (more than one receive batch; within the receiver's socket buffer) from the VTEP to the second socket.
+        var outgoing = new UnderlayDatagram[150];
+        var buf = new PacketBuffer();
+        for (int i = 0; i < outgoing.Length; i++)
+            outgoing[i] = new UnderlayDatagram { Buffer = buf, Offset = 64, Length = 10 + i % 50, Peer = new VtepEndpoint(InMemoryHosts.Ip("192.0.2.1"), 40000) };
+        Assert.Equal(0, u.Send(outgoing));
+        var rx = new byte[2048];
+        sender.ReceiveTimeout = 2000;
+        for (int i = 0; i < outgoing.Length; i++)
+        {
+            EndPoint from = new IPEndPoint(IPAddress.Any, 0);
+            Assert.Equal(10 + i % 50, sender.ReceiveFrom(rx, ref from));
+            Assert.Equal("192.0.2.1:4789", from.ToString());
+        }
+
+        // Close wakes a blocked Receive.
+        var t = Task.Run(() => u.Receive(dgrams, 56), TestContext.Current.CancellationToken);
+        await Task.Delay(200, TestContext.Current.CancellationToken);
+        u.Close();
+        Assert.Equal(0, await t.WaitAsync(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public void Udp_underlay_bind_errors_are_clear()
+    {
+        using var net = new TestNetwork("udpe");
+        string ns = net.AddHost("h1", "192.0.2.1/24");
+        var local = new VtepEndpoint(InMemoryHosts.Ip("192.0.2.1"), 4789);
+        using var first = Netns.Namespaces.RunIn(ns, () => UdpUnderlay.Open(local, 8));
+        var inUse = Assert.Throws<RouterException>(() => Netns.Namespaces.RunIn(ns, () => UdpUnderlay.Open(local, 8)));
+        Assert.Equal(RouterErrorCode.PortInUse, inUse.Code);
+        Assert.Contains("already in use", inUse.Message);
+        var notHere = Assert.Throws<RouterException>(() => Netns.Namespaces.RunIn(ns, () => UdpUnderlay.Open(new VtepEndpoint(InMemoryHosts.Ip("192.0.2.99"), 4789), 8)));
+        Assert.Equal(RouterErrorCode.AddressNotAvailable, notHere.Code);
+    }
+}
