@@ -63,6 +63,27 @@ public sealed class InMemoryNetwork
 
     internal bool IsFrozen(IPEndPoint ep) => _frozen.ContainsKey(ep);
 
+    private readonly ConcurrentDictionary<(IPEndPoint, IPEndPoint), bool> _cut = new();
+
+    /// <summary>
+    /// Cuts (or heals) the link between two nodes in both directions: their datagrams to each other
+    /// vanish, and with <paramref name="streamsToo"/> their dials time out as well. Other links are untouched,
+    /// so indirect probes through a third node still work.
+    /// </summary>
+    public void Partition(string a, string b, bool streamsToo = true, bool cut = true)
+    {
+        var ea = AddressOf(a);
+        var eb = AddressOf(b);
+        foreach (var key in new[] { (ea, eb), (eb, ea) })
+        {
+            if (cut) _cut[key] = streamsToo;
+            else _cut.TryRemove(key, out _);
+        }
+    }
+
+    private bool PacketsCut(IPEndPoint from, IPEndPoint to) => _cut.ContainsKey((from, to));
+    private bool StreamsCut(IPEndPoint from, IPEndPoint to) => _cut.TryGetValue((from, to), out bool s) && s;
+
     internal void Deliver(InMemoryTransport from, ReadOnlyMemory<byte> packet, IPEndPoint to)
     {
         Interlocked.Increment(ref _sent);
@@ -76,13 +97,13 @@ public sealed class InMemoryNetwork
         {
             lost = false;
         }
-        if (lost || IsFrozen(from.LocalEndPoint) || IsFrozen(to) || !_byAddress.TryGetValue(to, out var dest) || !dest.Receive(packet.ToArray(), from.LocalEndPoint))
+        if (lost || IsFrozen(from.LocalEndPoint) || IsFrozen(to) || PacketsCut(from.LocalEndPoint, to) || !_byAddress.TryGetValue(to, out var dest) || !dest.Receive(packet.ToArray(), from.LocalEndPoint))
             Interlocked.Increment(ref _dropped);
     }
 
     internal async ValueTask<Stream> DialAsync(InMemoryTransport from, IPEndPoint to, TimeSpan timeout, CancellationToken ct)
     {
-        if (IsFrozen(from.LocalEndPoint) || IsFrozen(to))
+        if (IsFrozen(from.LocalEndPoint) || IsFrozen(to) || StreamsCut(from.LocalEndPoint, to))
         {
             // A stopped process: the connection goes nowhere, the caller's deadline passes.
             await Task.Delay(timeout, ct).ConfigureAwait(false);
