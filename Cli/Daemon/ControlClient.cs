@@ -49,7 +49,7 @@ public sealed class ControlClient : IDisposable
             return p;
         }
         string[] sockets = Directory.Exists(ControlApi.SocketDirectory)
-            ? Directory.GetFiles(ControlApi.SocketDirectory, "*.sock") : [];
+            ? Directory.GetFiles(ControlApi.SocketDirectory, "*.sock").Where(IsLive).ToArray() : []; // stale sockets of killed routers don't count
         return sockets.Length switch
         {
             0 => throw new RouterException(RouterErrorCode.SystemError,
@@ -58,6 +58,21 @@ public sealed class ControlClient : IDisposable
             _ => throw new RouterException(RouterErrorCode.SystemError,
                 $"several routers are running ({string.Join(", ", sockets.Select(s => Path.GetFileNameWithoutExtension(s)).Order())}); choose one with --name"),
         };
+    }
+
+    /// <summary>True when something accepts connections on the socket.</summary>
+    public static bool IsLive(string path)
+    {
+        try
+        {
+            using var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            s.Connect(new UnixDomainSocketEndPoint(path));
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
     }
 
     /// <summary>GETs a path and returns the body; non-success becomes a <see cref="RouterException"/> with the daemon's message.</summary>

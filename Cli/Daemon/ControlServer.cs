@@ -31,7 +31,7 @@ internal sealed class ControlServer : IAsyncDisposable
         string path = ControlApi.SocketPath(name);
         if (File.Exists(path))
         {
-            if (IsLive(path))
+            if (ControlClient.IsLive(path))
                 throw new RouterException(RouterErrorCode.SystemError,
                     $"a router named '{name}' is already running (control socket {path}); stop it first or choose another --name");
             File.Delete(path); // stale socket of a router that did not exit cleanly
@@ -56,20 +56,6 @@ internal sealed class ControlServer : IAsyncDisposable
         await app.StartAsync();
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         return new ControlServer(app, path);
-    }
-
-    private static bool IsLive(string path)
-    {
-        try
-        {
-            using var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            s.Connect(new UnixDomainSocketEndPoint(path));
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
     }
 
     public async ValueTask DisposeAsync()

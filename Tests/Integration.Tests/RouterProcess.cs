@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using System.Text;
+using UserOverlay.Cli.Daemon;
+using UserOverlay.Router;
+using UserOverlay.Testing.Common;
+
+namespace UserOverlay.Integration.Tests;
+
+/// <summary>
+/// A `useroverlay up` process running inside a host namespace, as a user would run it; the test
+/// talks to it over its control socket. Killed by PID on Dispose (never by name).
+/// </summary>
+public sealed class RouterProcess : IDisposable
+{
+    private readonly TestNetwork _net;
+    private readonly StringBuilder _output = new();
+    private Process? _process;
+
+    public string Name { get; }
+    public string HostNamespace { get; }
+    public string ConfigPath { get; }
+
+    public RouterProcess(TestNetwork net, string hostNamespace, string name, string configYaml)
+    {
+        _net = net;
+        HostNamespace = hostNamespace;
+        Name = name;
+        ConfigPath = Path.Combine(Path.GetTempPath(), $"{name}.yaml");
+        File.WriteAllText(ConfigPath, configYaml);
+    }
+
+    /// <summary>Output of the process so far (for failure messages).</summary>
+    public string Output { get { lock (_output) return _output.ToString(); } }
+
+    public bool IsRunning => _process is { HasExited: false };
+
+    /// <summary>The dotnet host that runs useroverlay.dll.</summary>
+    public static string DotnetHost =>
+        Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } p && File.Exists(p) ? p
+        : Requires.Which("dotnet") ?? "/usr/share/dotnet/dotnet";
+
+    /// <summary>useroverlay.dll next to the tests (the Cli project is referenced, so the build copies it).</summary>
+    public static string CliDll => Path.Combine(AppContext.BaseDirectory, "useroverlay.dll");
+
+    /// <summary>Runs the CLI once (e.g. `status --json`) in the host namespace and returns its result.</summary>
+    public CommandResult Cli(params string[] args) =>
+        Shell.Run("ip", new[] { "netns", "exec", HostNamespace, DotnetHost, CliDll }.Concat(args), TimeSpan.FromSeconds(60));
+
+    /// <summary>Starts the router and waits until its control socket answers.</summary>
+    public async Task StartAsync(TimeSpan? timeout = null)
+    {
+        lock (_output) _output.Clear();
+        _process = _net.Start(HostNamespace, DotnetHost, [CliDll, "up", "--config", ConfigPath, "--name", Name, "--log-level", "Warning"],
+            line => { lock (_output) _output.AppendLine(line); });
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            if (_process.HasExited)
+                Assert.Fail($"router {Name} exited with {_process.ExitCode} during start:\n{Output}");
+            if (File.Exists(ControlApi.SocketPath(Name)))
+            {
+                try
+                {
+                    using var c = new ControlClient(ControlApi.SocketPath(Name));
+                    await c.GetAsync("_ping");
+                    return;
+                }
+                catch (RouterException) { }
+            }
+            if (deadline.Elapsed > (timeout ?? TimeSpan.FromSeconds(30)))
+                Assert.Fail($"router {Name} did not open its control socket in time:\n{Output}");
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>The router's status over the control socket.</summary>
+    public async Task<RouterStatus> StatusAsync()
+    {
+        using var c = new ControlClient(ControlApi.SocketPath(Name));
+        return ControlJson.Read(await c.GetAsync("v1/status"), ControlJson.Default.RouterStatus);
+    }
+
+    /// <summary>Sends SIGTERM and waits for a clean exit; returns the exit code.</summary>
+    public async Task<int> StopAsync()
+    {
+        if (_process is null || _process.HasExited) return _process?.ExitCode ?? 0;
+        Shell.Run("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        await _process.WaitForExitAsync(cts.Token);
+        return _process.ExitCode;
+    }
+
+    public void Dispose()
+    {
+        if (_process is { HasExited: false })
+        {
+            // A clean stop first (removes the control socket); SIGKILL only if it does not exit.
+            Shell.Run("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            if (!_process.WaitForExit(10_000))
+            {
+                try { _process.Kill(entireProcessTree: true); _process.WaitForExit(5000); } catch (InvalidOperationException) { }
+            }
+        }
+        try { File.Delete(ConfigPath); } catch (IOException) { }
+    }
+}
