@@ -71,6 +71,7 @@ public sealed partial class Memberlist
     /// <summary>Probes one node: direct ping, then k indirect pings plus a TCP ping, then suspicion (memberlist's probeNode).</summary>
     private async Task ProbeNodeAsync(NodeState node, CancellationToken ct)
     {
+        Interlocked.Increment(ref Stats._probes);
         var probeInterval = _awareness.ScaleTimeout(_opt.ProbeInterval);
         uint seq = NextSeqNo();
         var self = AdvertiseEndPoint;
@@ -101,6 +102,7 @@ public sealed partial class Memberlist
             }
 
             // Indirect probes through k live members, and a TCP ping to the node itself.
+            Interlocked.Increment(ref Stats._indirectProbes);
             List<NodeState> peers;
             lock (_stateLock)
                 peers = KRandomNodes(_opt.IndirectChecks, n => n.Name == Name || n.Name == node.Name || n.State != MemberState.Alive);
@@ -126,6 +128,7 @@ public sealed partial class Memberlist
             }
             if (await fallback.ConfigureAwait(false))
             {
+                Interlocked.Increment(ref Stats._tcpFallbackRescues);
                 Log.TcpOnly(_log, Name, node.Name);
                 return;
             }
@@ -133,6 +136,7 @@ public sealed partial class Memberlist
             // Lifeguard: missing nacks mean *we* may be the problem.
             int nacks = handler.Nacks;
             awarenessDelta = expectedNacks > 0 ? Math.Max(0, expectedNacks - nacks) : 1;
+            Interlocked.Increment(ref Stats._probesFailed);
             Log.SuspectNoAck(_log, Name, node.Name);
             lock (_stateLock)
                 SuspectNode(new SuspectOrDeadMessage(node.Incarnation, node.Name, Name));
@@ -287,6 +291,7 @@ public sealed partial class Memberlist
 
         state.Incarnation = s.Incarnation;
         state.SetState(MemberState.Suspect);
+        Interlocked.Increment(ref Stats._suspicionsStarted);
         long changeTime = state.StateChange;
 
         // Expect k = SuspicionMult − 2 confirmations (none if the cluster is too small), so the nominal
@@ -336,6 +341,7 @@ public sealed partial class Memberlist
 
         state.Incarnation = d.Incarnation;
         state.SetState(d.Node == d.From ? MemberState.Left : MemberState.Dead);
+        if (state.State == MemberState.Dead) Interlocked.Increment(ref Stats._declaredDead);
         var info = state.ToInfo();
         Log.NodeGone(_log, Name, info.Name, info.State);
         if (_opt.Events is { } ev) QueueEvent(() => ev.OnLeave(info));
@@ -348,6 +354,7 @@ public sealed partial class Memberlist
         if (accusedInc >= inc) inc = SkipIncarnation(accusedInc - inc + 1);
         me.Incarnation = inc;
         _awareness.ApplyDelta(1);
+        Interlocked.Increment(ref Stats._refutations);
         var a = new AliveMessage(inc, me.Name, me.Addr, me.Port, me.Meta, me.Vsn.ToVsn());
         Broadcast(me.Name, MessageCodec.Encode(a));
     }

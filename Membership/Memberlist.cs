@@ -74,6 +74,9 @@ public sealed partial class Memberlist : IAsyncDisposable
     /// <summary>The address and port other members use to reach us.</summary>
     public IPEndPoint AdvertiseEndPoint { get; }
 
+    /// <summary>Failure-detector counters.</summary>
+    public MembershipStats Stats { get; } = new();
+
     /// <summary>Drop counters, per reason.</summary>
     public DropCounters Drops { get; } = new();
 
