@@ -11,7 +11,9 @@ namespace UserOverlay.Bench.Crypto;
 // ESP seal/open micro-benchmarks through the API the router calls: EspPeer.Seal (handle, no lookup) and
 // EspSecurityDatabase.Open (SPI lookup in the frozen snapshot, replay window, in-place decrypt), for the two GCM
 // backends. "Frame" is the inner Ethernet frame; the payload sealed is UDP 8 + VXLAN 8 + frame, and the GB/s column
-// counts those payload bytes. Run: dotnet run -c Release --project Bench -- --filter '*Esp*'
+// counts those payload bytes. Run: dotnet run -c Release --project Bench -- --filter '*Esp*' --inProcess
+// (--inProcess: BenchmarkDotNet's default out-of-process toolchain cannot find the project, whose assembly name
+// UserOverlay.Bench differs from Bench.csproj).
 
 /// <summary>Adds payload throughput (GB/s) next to BenchmarkDotNet's mean (ns per packet).</summary>
 public sealed class EspConfig : ManualConfig
