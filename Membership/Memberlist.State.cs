@@ -42,8 +42,15 @@ public sealed partial class Memberlist
 
     private static NodeState Copy(NodeState n) => new()
     {
-        Name = n.Name, Addr = n.Addr, Port = n.Port, Meta = n.Meta, Incarnation = n.Incarnation,
-        State = n.State, StateChange = n.StateChange, StateChangeUtc = n.StateChangeUtc, Vsn = n.Vsn,
+        Name = n.Name,
+        Addr = n.Addr,
+        Port = n.Port,
+        Meta = n.Meta,
+        Incarnation = n.Incarnation,
+        State = n.State,
+        StateChange = n.StateChange,
+        StateChangeUtc = n.StateChangeUtc,
+        Vsn = n.Vsn,
     };
 
     /// <summary>Reaps dead/left nodes past GossipToTheDeadTime and shuffles the probe order.</summary>
