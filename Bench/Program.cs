@@ -3,6 +3,8 @@ using BenchmarkDotNet.Diagnosers;
 using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Running;
 
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
+
 namespace UserOverlay.Bench;
 
 /// <summary>
@@ -13,6 +15,7 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        if (args is ["e2e", ..]) return E2e.E2eHarness.Run(args[1..]);
         var config = DefaultConfig.Instance
             .AddDiagnoser(MemoryDiagnoser.Default)
             .AddJob(Job.Default.WithGcServer(true));

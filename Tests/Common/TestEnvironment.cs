@@ -66,6 +66,16 @@ public static partial class Requires
     }
 }
 
+/// <summary>Where the repository's sources are (recorded at build time).</summary>
+public static class Repo
+{
+    /// <summary>The directory holding UserOverlay.sln.</summary>
+    public static string Root { get; } =
+        typeof(Repo).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+            .OfType<System.Reflection.AssemblyMetadataAttribute>().FirstOrDefault(a => a.Key == "RepoRoot")?.Value
+        ?? throw new InvalidOperationException("the RepoRoot assembly metadata is missing (set by Tests/Directory.Build.props)");
+}
+
 /// <summary>Polls a condition until it holds or a deadline passes (memberlist's waitForCondition), instead of sleeping.</summary>
 public static class Eventually
 {

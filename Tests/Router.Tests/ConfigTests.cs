@@ -49,6 +49,19 @@ public class ConfigTests
         Assert.Empty(o.Validate());
     }
 
+    [Theory]
+    [InlineData("host1.yaml", "192.0.2.1")]
+    [InlineData("host2.yaml", "192.0.2.2")]
+    [InlineData("host3.yaml", "192.0.2.3")]
+    public void The_sample_configurations_are_valid(string file, string vtep)
+    {
+        var c = ConfigLoader.Load(Path.Combine(UserOverlay.Testing.Common.Repo.Root, "samples", "static", file), checkNamespaces: false);
+        Assert.Equal(vtep + ":4789", c.Router.Underlay.ToString());
+        Assert.Equal(2, c.Router.Peers.Count);
+        Assert.Equal(["blue", "red"], c.Router.Networks.Select(n => n.Name));
+        Assert.Equal(2, c.Router.Endpoints.Count);
+    }
+
     [Fact]
     public void Defaults_apply_to_a_minimal_file()
     {

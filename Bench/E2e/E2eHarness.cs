@@ -1,0 +1,355 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace UserOverlay.Bench.E2e;
+
+/// <summary>
+/// The end-to-end harness: two hosts built from network namespaces, joined by a veth underlay
+/// (192.0.2.1/24 — 192.0.2.2/24, MTU 1500), measured in the same run through the Linux kernel's
+/// VXLAN device and through UserOverlay (one `useroverlay up` per host, a workload namespace with
+/// a TAP on each side), with the same overlay addresses (198.18.0.1/24 → 198.18.0.2/24):
+/// iperf3 TCP single stream, iperf3 UDP with 64-byte payloads (packets/s delivered), ping RTT,
+/// and the routers' CPU seconds per GB carried. Prints medians over the passes and the ratio
+/// UserOverlay/kernel.
+///
+///   sudo dotnet run -c Release --project Bench -- e2e [--seconds 8] [--passes 3] [--keep-going]
+///
+/// Uses only namespaces named uobench-PID-*, addresses 192.0.2.0/24 and 198.18.0.0/15, and stops
+/// only the processes it started. The machine is shared: read medians and ratios, not single runs.
+/// </summary>
+internal static class E2eHarness
+{
+    private sealed record Pass(double TcpGbps, double UdpKpps, double RttMs, double CpuSecondsPerGB, double AllocBytesPerFrame);
+
+    private static readonly List<Process> Started = [];
+    private static readonly List<string> Namespaces = [];
+    private static string _prefix = "";
+
+    public static int Run(string[] args)
+    {
+        int seconds = IntArg(args, "--seconds", 8);
+        int passes = IntArg(args, "--passes", 3);
+        if (!File.Exists("/dev/net/tun") || Environment.UserName != "root")
+        {
+            Console.Error.WriteLine("e2e: run as root (it builds hosts out of network namespaces): sudo dotnet run -c Release --project Bench -- e2e");
+            return 2;
+        }
+        foreach (var tool in new[] { "ip", "iperf3", "ping" })
+            if (Which(tool) is null) { Console.Error.WriteLine($"e2e: '{tool}' is missing (apt-get install iproute2 iperf3 iputils-ping)"); return 2; }
+        string cli = Path.Combine(AppContext.BaseDirectory, "useroverlay.dll");
+        if (!File.Exists(cli)) { Console.Error.WriteLine($"e2e: {cli} is missing (build the Bench project, which references Cli)"); return 2; }
+
+        _prefix = $"uobench-{Environment.ProcessId}-";
+        Console.CancelKeyPress += (_, _) => Cleanup();
+        var kernel = new List<Pass>();
+        var user = new List<Pass>();
+        try
+        {
+            Underlay();
+            Console.WriteLine($"e2e: {passes} pass(es) of {seconds} s per test; {Environment.ProcessorCount} CPUs; busy {Busy():0}% before start");
+            for (int p = 1; p <= passes; p++)
+            {
+                Console.WriteLine($"-- pass {p}: kernel VXLAN");
+                kernel.Add(Measure(seconds, () => KernelUp(), KernelDown, routerPids: []));
+                Console.WriteLine($"   {Describe(kernel[^1])}");
+                Console.WriteLine($"-- pass {p}: UserOverlay");
+                var pids = UserOverlayUp(cli);
+                user.Add(Measure(seconds, () => { }, () => UserOverlayDown(), pids, cli));
+                Console.WriteLine($"   {Describe(user[^1])}");
+            }
+        }
+        finally
+        {
+            Cleanup();
+        }
+        Console.WriteLine();
+        Console.WriteLine(Table(kernel, user, seconds, passes));
+        return 0;
+    }
+
+    private static string Describe(Pass p) =>
+        string.Create(CultureInfo.InvariantCulture, $"TCP {p.TcpGbps:0.00} Gbit/s, UDP64 {p.UdpKpps:0.0} kpps delivered, RTT {p.RttMs:0.000} ms")
+        + (double.IsNaN(p.CpuSecondsPerGB) ? "" : string.Create(CultureInfo.InvariantCulture, $", router CPU {p.CpuSecondsPerGB:0.00} s/GB, {p.AllocBytesPerFrame:0.00} B allocated/frame"));
+
+    private static string Table(List<Pass> k, List<Pass> u, int seconds, int passes)
+    {
+        static double Median(IEnumerable<double> xs)
+        {
+            var a = xs.Where(x => !double.IsNaN(x)).Order().ToArray();
+            return a.Length == 0 ? double.NaN : a.Length % 2 == 1 ? a[a.Length / 2] : (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2;
+        }
+        static string Range(IEnumerable<double> xs, string fmt) =>
+            $"{xs.Min().ToString(fmt, CultureInfo.InvariantCulture)}–{xs.Max().ToString(fmt, CultureInfo.InvariantCulture)}";
+        var sb = new StringBuilder();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"Medians of {passes} pass(es), {seconds} s per iperf3 test (min–max in brackets):");
+        sb.AppendLine();
+        sb.AppendLine("| metric | kernel VXLAN | UserOverlay | UserOverlay/kernel |");
+        sb.AppendLine("|---|---|---|---|");
+        void Row(string name, Func<Pass, double> f, string fmt, bool higherIsBetter = true)
+        {
+            double mk = Median(k.Select(f)), mu = Median(u.Select(f));
+            string ratio = double.IsNaN(mk) || mk == 0 ? "n/a" : (mu / mk).ToString("0.00", CultureInfo.InvariantCulture);
+            sb.AppendLine(CultureInfo.InvariantCulture,
+                $"| {name} | {mk.ToString(fmt, CultureInfo.InvariantCulture)} ({Range(k.Select(f), fmt)}) | {mu.ToString(fmt, CultureInfo.InvariantCulture)} ({Range(u.Select(f), fmt)}) | {ratio}{(higherIsBetter ? "" : " (lower is better)")} |");
+        }
+        Row("TCP single stream, Gbit/s", p => p.TcpGbps, "0.00");
+        Row("UDP 64 B delivered, kpps", p => p.UdpKpps, "0.0");
+        Row("ping RTT, ms", p => p.RttMs, "0.000", higherIsBetter: false);
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| router CPU s/GB (TCP test) | n/a (in kernel) | {Median(u.Select(p => p.CpuSecondsPerGB)):0.00} | |");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| bytes allocated per frame | n/a | {Median(u.Select(p => p.AllocBytesPerFrame)):0.00} | |");
+        return sb.ToString();
+    }
+
+    // ---- topology -------------------------------------------------------------------------
+
+    private static string Ns(string n) => _prefix + n;
+
+    private static void Underlay()
+    {
+        foreach (var n in new[] { "a", "b", "wa", "wb" })
+        {
+            Must("ip", "netns", "add", Ns(n));
+            Namespaces.Add(Ns(n));
+            Must("ip", "-n", Ns(n), "link", "set", "lo", "up");
+        }
+        Must("ip", "-n", Ns("a"), "link", "add", "ul0", "mtu", "1500", "type", "veth", "peer", "name", "ul0", "mtu", "1500", "netns", Ns("b"));
+        Must("ip", "-n", Ns("a"), "addr", "add", "192.0.2.1/24", "dev", "ul0");
+        Must("ip", "-n", Ns("b"), "addr", "add", "192.0.2.2/24", "dev", "ul0");
+        Must("ip", "-n", Ns("a"), "link", "set", "ul0", "up");
+        Must("ip", "-n", Ns("b"), "link", "set", "ul0", "up");
+    }
+
+    // Kernel VXLAN as in ../anchors: vx0 in each host namespace, VNI 42, learning, mtu 1450.
+    private static void KernelUp()
+    {
+        foreach (var (me, peer, ip) in new[] { ("a", "192.0.2.2", "198.18.0.1"), ("b", "192.0.2.1", "198.18.0.2") })
+        {
+            string local = peer == "192.0.2.2" ? "192.0.2.1" : "192.0.2.2";
+            Must("ip", "-n", Ns(me), "link", "add", "vx0", "type", "vxlan", "id", "42", "dstport", "4789", "remote", peer, "local", local, "dev", "ul0");
+            Must("ip", "-n", Ns(me), "link", "set", "vx0", "mtu", "1450");
+            Must("ip", "-n", Ns(me), "addr", "add", ip + "/24", "dev", "vx0");
+            Must("ip", "-n", Ns(me), "link", "set", "vx0", "up");
+        }
+        _client = Ns("a");
+        _server = Ns("b");
+    }
+
+    private static void KernelDown()
+    {
+        Run("ip", "-n", Ns("a"), "link", "del", "vx0");
+        Run("ip", "-n", Ns("b"), "link", "del", "vx0");
+    }
+
+    private static string _client = "", _server = "";
+    private static readonly List<(Process P, string Name)> Routers = [];
+
+    private static int[] UserOverlayUp(string cli)
+    {
+        Routers.Clear();
+        foreach (var (host, self, peer, work, ip) in new[] { ("a", "192.0.2.1", "192.0.2.2", "wa", "198.18.0.1"), ("b", "192.0.2.2", "192.0.2.1", "wb", "198.18.0.2") })
+        {
+            string name = Ns(host);
+            string cfg = Path.Combine(Path.GetTempPath(), name + ".yaml");
+            File.WriteAllText(cfg, $$"""
+                underlay: { address: {{self}} }
+                peers: [{{peer}}]
+                networks: [ { name: bench, vni: 42, subnet: 198.18.0.0/24, mtu: 1450 } ]
+                endpoints: [ { network: bench, netns: {{Ns(work)}}, address: {{ip}}/24 } ]
+                """);
+            var p = Start("ip", "netns", "exec", Ns(host), Dotnet(), cli, "up", "--config", cfg, "--name", name, "--log-level", "Warning");
+            Routers.Add((p, name));
+        }
+        foreach (var (p, name) in Routers)
+        {
+            var sw = Stopwatch.StartNew();
+            while (!File.Exists($"/run/useroverlay/{name}.sock"))
+            {
+                if (p.HasExited || sw.Elapsed > TimeSpan.FromSeconds(30)) throw new InvalidOperationException($"router {name} did not start");
+                Thread.Sleep(50);
+            }
+        }
+        Thread.Sleep(300);
+        _client = Ns("wa");
+        _server = Ns("wb");
+        return Routers.Select(r => r.P.Id).ToArray();
+    }
+
+    private static void UserOverlayDown()
+    {
+        foreach (var (p, _) in Routers)
+        {
+            Run("kill", "-TERM", p.Id.ToString(CultureInfo.InvariantCulture));
+            if (!p.WaitForExit(10_000)) p.Kill();
+        }
+        Routers.Clear();
+    }
+
+    // ---- one pass -------------------------------------------------------------------------
+
+    private static Pass Measure(int seconds, Action up, Action down, int[] routerPids, string? cli = null)
+    {
+        up();
+        try
+        {
+            // Warm-up: ARP/FDB learning, and the JIT of the router's paths.
+            Run("ip", "netns", "exec", _client, "ping", "-n", "-c", "5", "-i", "0.1", "-W", "2", "198.18.0.2");
+            Iperf(seconds: 1, udp: false);
+
+            var ping = Run("ip", "netns", "exec", _client, "ping", "-n", "-q", "-c", "20", "-i", "0.05", "-W", "2", "198.18.0.2");
+            var m = Regex.Match(ping.Out, @"= [\d.]+/([\d.]+)/");
+            double rtt = m.Success ? double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : double.NaN;
+
+            long cpuBefore = routerPids.Sum(CpuTicks);
+            var (allocBefore, framesBefore) = cli is null ? (0L, 0L) : Allocation(cli);
+            var tcp = Iperf(seconds, udp: false);
+            long cpuAfter = routerPids.Sum(CpuTicks);
+            var (allocAfter, framesAfter) = cli is null ? (0L, 0L) : Allocation(cli);
+            double gb = tcp.Bytes / 1e9;
+            double cpu = routerPids.Length == 0 ? double.NaN : (cpuAfter - cpuBefore) / 100.0 / gb; // USER_HZ = 100
+            double alloc = cli is null || framesAfter == framesBefore ? double.NaN : (allocAfter - allocBefore) / (double)(framesAfter - framesBefore);
+
+            var udp = Iperf(seconds, udp: true);
+            return new Pass(tcp.BitsPerSecond / 1e9, udp.Delivered / seconds / 1000.0, rtt, cpu, alloc);
+        }
+        finally
+        {
+            down();
+        }
+    }
+
+    private sealed record IperfResult(double BitsPerSecond, double Bytes, double Delivered);
+
+    private static IperfResult Iperf(int seconds, bool udp)
+    {
+        var server = Start("ip", "netns", "exec", _server, "iperf3", "-s", "-1", "-B", "198.18.0.2");
+        Thread.Sleep(300);
+        try
+        {
+            var args = new List<string> { "netns", "exec", _client, "iperf3", "-c", "198.18.0.2", "-t", seconds.ToString(CultureInfo.InvariantCulture), "-J" };
+            if (udp) args.AddRange(["-u", "-l", "64", "-b", "0"]);
+            var r = Run("ip", [.. args]);
+            using var doc = JsonDocument.Parse(r.Out);
+            var end = doc.RootElement.GetProperty("end");
+            if (udp)
+            {
+                var sum = end.GetProperty("sum");
+                double packets = sum.GetProperty("packets").GetDouble(), lost = sum.GetProperty("lost_packets").GetDouble();
+                return new IperfResult(sum.GetProperty("bits_per_second").GetDouble(), sum.GetProperty("bytes").GetDouble(), packets - lost);
+            }
+            var recv = end.GetProperty("sum_received");
+            return new IperfResult(recv.GetProperty("bits_per_second").GetDouble(), recv.GetProperty("bytes").GetDouble(), 0);
+        }
+        finally
+        {
+            if (!server.WaitForExit(5000)) server.Kill();
+        }
+    }
+
+    /// <summary>GC-allocated bytes and frames carried, summed over both routers (from their status).</summary>
+    private static (long Alloc, long Frames) Allocation(string cli)
+    {
+        long alloc = 0, frames = 0;
+        foreach (var (_, name) in Routers)
+        {
+            var r = Run(Dotnet(), cli, "status", "--name", name, "--json");
+            using var doc = JsonDocument.Parse(r.Out);
+            alloc += doc.RootElement.GetProperty("gc_allocated_bytes").GetInt64();
+            foreach (var n in doc.RootElement.GetProperty("networks").EnumerateArray())
+            {
+                var c = n.GetProperty("counters");
+                frames += c.GetProperty("tx_frames").GetInt64() + c.GetProperty("rx_frames").GetInt64();
+            }
+        }
+        return (alloc, frames);
+    }
+
+    private static long CpuTicks(int pid)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture); // utime, stime
+        }
+        catch (IOException) { return 0; }
+    }
+
+    private static double Busy()
+    {
+        static (long Busy, long Total) Read()
+        {
+            var f = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(long.Parse).ToArray();
+            long idle = f[3] + f[4];
+            return (f.Sum() - idle, f.Sum());
+        }
+        var a = Read();
+        Thread.Sleep(1000);
+        var b = Read();
+        return 100.0 * (b.Busy - a.Busy) / Math.Max(1, b.Total - a.Total);
+    }
+
+    // ---- processes ------------------------------------------------------------------------
+
+    private sealed record Result(int Code, string Out, string Err);
+
+    private static string Dotnet() =>
+        Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } p && File.Exists(p) ? p : Which("dotnet") ?? "/usr/share/dotnet/dotnet";
+
+    private static string? Which(string name) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Concat(["/usr/sbin", "/sbin"])
+            .Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
+
+    private static Process Start(string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        var p = Process.Start(psi)!;
+        p.OutputDataReceived += (_, _) => { };
+        p.ErrorDataReceived += (_, _) => { };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        lock (Started) Started.Add(p);
+        return p;
+    }
+
+    private static Result Run(string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        string output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return new Result(p.ExitCode, output, err.Result);
+    }
+
+    private static void Must(string file, params string[] args)
+    {
+        var r = Run(file, args);
+        if (r.Code != 0) throw new InvalidOperationException($"{file} {string.Join(' ', args)}: {r.Err}");
+    }
+
+    private static void Cleanup()
+    {
+        lock (Started)
+        {
+            foreach (var p in Started)
+            {
+                try { if (!p.HasExited) { p.Kill(); p.WaitForExit(5000); } } catch (InvalidOperationException) { }
+            }
+            Started.Clear();
+        }
+        foreach (var n in Namespaces) Run("ip", "netns", "del", n);
+        Namespaces.Clear();
+        foreach (var f in Directory.GetFiles(Path.GetTempPath(), _prefix + "*.yaml")) File.Delete(f);
+    }
+
+    private static int IntArg(string[] args, string name, int def)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out int v) ? v : def;
+    }
+}
