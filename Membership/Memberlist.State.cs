@@ -62,6 +62,7 @@ public sealed partial class Memberlist
             var n = _nodes[i];
             if (n.DeadOrLeft && now - n.StateChange > (long)_opt.GossipToTheDeadTime.TotalMilliseconds)
             {
+                if (n.State == MemberState.Dead) _reaped[n.Name] = (n.EndPoint, n.StateChange);
                 _nodes.RemoveAt(i);
                 _nodeMap.Remove(n.Name);
                 if (_nodeTimers.Remove(n.Name, out var t)) t.Dispose();
@@ -192,6 +193,31 @@ public sealed partial class Memberlist
     }
 
     private int EstNumNodes => _numNodes;
+
+    /// <summary>serf-style reconnect: a push/pull with one random failed member (dead in the table, or reaped but remembered).</summary>
+    private async Task ReconnectAsync(CancellationToken ct)
+    {
+        IPEndPoint? target = null;
+        lock (_stateLock)
+        {
+            long now = Now;
+            long keep = (long)Math.Min(_opt.ReconnectTimeout.TotalMilliseconds, long.MaxValue / 2);
+            foreach (var name in _reaped.Where(r => now - r.Value.FailedAt > keep || _nodeMap.ContainsKey(r.Key)).Select(r => r.Key).ToList())
+                _reaped.Remove(name);
+            var candidates = _nodes.Where(n => n.State == MemberState.Dead && now - n.StateChange <= keep).Select(n => n.EndPoint)
+                .Concat(_reaped.Values.Select(r => r.EndPoint)).ToList();
+            if (candidates.Count > 0) target = candidates[Random.Shared.Next(candidates.Count)];
+        }
+        if (target is null) return;
+        try
+        {
+            await PushPullNodeAsync(target, join: false, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            Log.PushPullFailed(_log, Name, target.ToString(), e.Message);
+        }
+    }
 
     // ---- state transitions (call under _stateLock) ------------------------------------------------
 

@@ -45,6 +45,7 @@ public sealed partial class Memberlist : IAsyncDisposable
     private readonly List<NodeState> _nodes = [];
     private readonly Dictionary<string, NodeState> _nodeMap = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Suspicion> _nodeTimers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (IPEndPoint EndPoint, long FailedAt)> _reaped = new(StringComparer.Ordinal);
     private int _probeIndex;
     private volatile int _numNodes;
 
@@ -140,6 +141,8 @@ public sealed partial class Memberlist : IAsyncDisposable
             _loops.Add(Task.Run(() => TickerAsync(_opt.GossipInterval, GossipAsync, ct)));
         if (_opt.PushPullInterval > TimeSpan.Zero)
             _loops.Add(Task.Run(() => PushPullLoopAsync(ct)));
+        if (_opt.ReconnectInterval > TimeSpan.Zero)
+            _loops.Add(Task.Run(() => TickerAsync(_opt.ReconnectInterval, ReconnectAsync, ct)));
     }
 
     internal ProtocolVersions LocalVersions => new(ProtocolConstants.ProtocolVersionMin, ProtocolConstants.ProtocolVersionMax, _opt.ProtocolVersion,

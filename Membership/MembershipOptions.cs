@@ -90,6 +90,17 @@ public sealed record MembershipOptions
     /// <summary>Dead members keep receiving gossip (so they can refute) and are reaped after this. LAN 30 s.</summary>
     public TimeSpan GossipToTheDeadTime { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Every ReconnectInterval, one push/pull with a random failed (dead, not left) member, as serf's
+    /// reconnect does: memberlist alone never talks to dead members again, so without it two sides of
+    /// a healed partition (or a thawed member) could stay dead to each other. Two rounds heal a pair
+    /// (each side refutes the other's accusation in the first). Zero disables. Default 30 s (serf's).
+    /// </summary>
+    public TimeSpan ReconnectInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Failed members are remembered for reconnects this long after they failed, also after reaping. Default 24 h (serf's).</summary>
+    public TimeSpan ReconnectTimeout { get; init; } = TimeSpan.FromHours(24);
+
     /// <summary>LZW-compress gossip: UDP only when smaller, TCP always (as memberlist). Default true.</summary>
     public bool EnableCompression { get; init; } = true;
 

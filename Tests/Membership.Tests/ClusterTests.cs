@@ -32,7 +32,8 @@ public class ClusterTests
             Assert.Equal(MemberState.Alive, self.State);
             Assert.Equal(new ProtocolVersions(1, 5, 2, 0, 0, 0), self.Versions);
         }
-        // Every member got one join event per member, itself included.
+        // Every member got one join event per member, itself included (events are delivered asynchronously).
+        await Eventually.True(() => c.Events.Values.All(ev => c.Members.All(o => ev.Of("join", o.Name).Any())), Wait, "join events delivered");
         foreach (var (name, ev) in c.Events)
             foreach (var other in c.Members)
                 Assert.Single(ev.Of("join", other.Name));
@@ -46,6 +47,7 @@ public class ClusterTests
         await leaver.LeaveAsync(TimeSpan.FromSeconds(5));
         await leaver.DisposeAsync();
         await Eventually.True(() => c.Members.Take(2).All(m => InMemoryCluster.StateOf(m, "n2") == MemberState.Left), Wait, "n2 left");
+        await Eventually.True(() => c.Members.Take(2).All(m => c.Events[m.Name].Of("leave", "n2").Any()), Wait, "leave events delivered");
         Assert.All(c.Members.Take(2), m => Assert.DoesNotContain(c.Events[m.Name].Of("leave", "n2"), i => i.State == MemberState.Dead));
         Assert.All(c.Members.Take(2), m => Assert.Single(c.Events[m.Name].Of("leave", "n2")));
         // Reaped after GossipToTheDeadTime (5 s in the fast settings).
@@ -60,6 +62,7 @@ public class ClusterTests
         await victim.DisposeAsync();
         var observers = c.Members.Take(3).ToList();
         await Eventually.True(() => observers.All(m => InMemoryCluster.StateOf(m, "n3") == MemberState.Dead), Wait, "n3 dead everywhere");
+        await Eventually.True(() => observers.All(m => c.Events[m.Name].Of("leave", "n3").Any()), Wait, "leave events delivered");
         foreach (var m in observers)
         {
             var leave = Assert.Single(c.Events[m.Name].Of("leave", "n3"));
@@ -81,6 +84,17 @@ public class ClusterTests
         await Eventually.True(() => observers.All(m => InMemoryCluster.StateOf(m, "n2") == MemberState.Alive), Wait, "n2 back alive");
         Assert.True(observers[0].GetMember("n2")!.Incarnation > deadInc, "refutation raised the incarnation");
         Assert.True(c["n2"].LocalMember.Incarnation > deadInc);
+    }
+
+    [Fact]
+    public async Task HealedPartition_MergesAgain_EvenAfterBothSidesReapedEachOther()
+    {
+        await using var c = await StartAsync(2, (_, o) => o with { DisableTcpPings = true, GossipToTheDeadTime = TimeSpan.FromSeconds(1) });
+        c.Network.Partition("n0", "n1", streamsToo: true);
+        await Eventually.True(() => c["n0"].GetMember("n1") is null && c["n1"].GetMember("n0") is null, Wait, "both sides declared the other dead and reaped it");
+        c.Network.Partition("n0", "n1", cut: false);
+        // Only the reconnect (serf's) brings them back: nobody gossips to or probes forgotten members.
+        await Eventually.True(() => InMemoryCluster.StateOf(c["n0"], "n1") == MemberState.Alive && InMemoryCluster.StateOf(c["n1"], "n0") == MemberState.Alive, Wait, "merged again");
     }
 
     [Fact]

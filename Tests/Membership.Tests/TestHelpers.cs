@@ -73,6 +73,7 @@ public sealed class InMemoryCluster : IAsyncDisposable
         PushPullInterval = TimeSpan.FromSeconds(3),
         TcpTimeout = TimeSpan.FromMilliseconds(500),
         GossipToTheDeadTime = TimeSpan.FromSeconds(5),
+        ReconnectInterval = TimeSpan.FromSeconds(1),
     };
 
     public async Task<Memberlist> AddAsync(string name)
