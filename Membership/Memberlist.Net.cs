@@ -173,7 +173,9 @@ public sealed partial class Memberlist
     {
         if (b.Length < 2) return true;
         if (b[0] > 1) return b[0] <= (byte)MessageType.Err; // not an encryption version: a message type
-        return b[1] is >= 0x80 and <= 0x8f; // ping/indirect ping start with a small msgpack map
+        // 0/1 are both encryption versions and ping/indirect ping: plaintext only if one msgpack value spans the rest.
+        try { return MsgPackReader.MeasureValue(b[1..]) == b.Length - 1; }
+        catch (MsgPackException) { return false; }
     }
 
     private async Task HandleCommandAsync(ReadOnlyMemory<byte> buf, IPEndPoint from, long ts, int depth, CancellationToken ct)
