@@ -32,7 +32,7 @@ public sealed record EspOptions
     /// <summary>UDP port of ESP-in-UDP (config, default <see cref="Esp.NatTraversalPort"/>).</summary>
     public int UdpPort { get; init; } = Esp.NatTraversalPort;
 
-    /// <summary>GCM implementation (default <see cref="GcmBackend.AesGcm"/>, the faster; see README).</summary>
+    /// <summary>GCM implementation (default <see cref="GcmBackend.AesGcm"/>: zero allocation, fastest at MTU-sized frames; see <see cref="GcmBackend"/>).</summary>
     public GcmBackend Backend { get; init; } = GcmBackend.AesGcm;
 
     /// <summary>Key schedules per SA for concurrent callers = min(processor count, 8) by default; set it to the
