@@ -7,8 +7,8 @@ namespace UserOverlay.Router;
 
 /// <summary>
 /// One host's overlay router: creates a TAP device for every local endpoint, binds the VXLAN
-/// socket, and forwards between them with a fixed set of pipeline threads (one outbound worker
-/// over all TAPs via epoll, one inbound worker on the socket). Start it, read its status, dispose
+/// socket, and forwards between them with a fixed set of pipeline threads (one worker per queue,
+/// waiting with epoll on the queue's socket and all its TAPs; one queue today). Start it, read its status, dispose
 /// it to stop: disposal stops the workers and removes every TAP it created.
 /// Thread-safety: <see cref="GetStatus"/> may be called from any thread at any time.
 /// </summary>
@@ -17,8 +17,7 @@ public sealed class OverlayRouter : IDisposable
     private readonly ForwardingState _state;
     private readonly IUnderlay _underlay;
     private readonly List<LocalPort> _ports = [];
-    private readonly OutboundWorker _outbound;
-    private readonly InboundWorker _inbound;
+    private readonly QueueWorker _worker;
     private readonly PacketBufferPool _pool;
     private readonly Timer _housekeeping;
     private readonly ILogger _log;
@@ -33,7 +32,7 @@ public sealed class OverlayRouter : IDisposable
         Options = options;
         _log = log;
         _pool = pool;
-        const int workers = 2; // worker 0: outbound, worker 1: inbound (more queues: more ids)
+        const int workers = 1; // one queue, one worker (more queues: more workers, one id each)
         _state = new ForwardingState(workers, options.Learning, options.FdbAging);
         long now = Environment.TickCount64;
 
@@ -56,12 +55,10 @@ public sealed class OverlayRouter : IDisposable
         }
 
         _underlay = platform.OpenUnderlay(options.Underlay, options.BatchSize);
-        OutboundWorker? outbound = null;
-        InboundWorker? inbound = null;
+        QueueWorker? worker = null;
         try
         {
-            outbound = new OutboundWorker(_state, _underlay, 0, options.BatchSize, pool, log);
-            inbound = new InboundWorker(_state, _underlay, 1, options.BatchSize, pool, log);
+            worker = new QueueWorker(_state, _underlay, 0, options.BatchSize, pool, log);
             for (int i = 0; i < options.Endpoints.Count; i++)
             {
                 var e = options.Endpoints[i];
@@ -70,22 +67,19 @@ public sealed class OverlayRouter : IDisposable
                 var port = new LocalPort(i, net, e, tap);
                 _ports.Add(port);
                 _state.AddPort(port, now);
-                outbound.AddPort(port);
+                worker.AddPort(port);
                 Log.EndpointAttached(log, e.Interface, e.Netns, e.Network, net.Vni, $"{VtepEndpoint.FormatAddress(e.Address)}/{e.PrefixLength}", e.EffectiveMac);
             }
         }
         catch
         {
-            outbound?.Dispose();
-            inbound?.Dispose();
+            worker?.Dispose();
             foreach (var p in _ports) p.Tap.Dispose();
             _underlay.Dispose();
             throw;
         }
-        _outbound = outbound;
-        _inbound = inbound;
-        _outbound.Start();
-        _inbound.Start();
+        _worker = worker;
+        _worker.Start();
         var period = TimeSpan.FromMilliseconds(Math.Clamp(options.FdbAging.TotalMilliseconds / 10, 100, 10_000));
         _housekeeping = new Timer(_ => Housekeeping(), null, period, period);
         Log.RouterStarted(log, options.Underlay, options.Networks.Count, options.Endpoints.Count, options.Peers.Count);
@@ -178,8 +172,7 @@ public sealed class OverlayRouter : IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _housekeeping.Dispose();
-        _inbound.Dispose();   // closes the underlay's receive side and joins the thread
-        _outbound.Dispose();  // wakes epoll and joins the thread
+        _worker.Dispose();    // wakes its epoll and joins the thread
         foreach (var p in _ports) p.Tap.Dispose();
         _underlay.Dispose();
         Log.RouterStopped(_log, _ports.Count);

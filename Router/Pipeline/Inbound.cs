@@ -5,8 +5,9 @@ namespace UserOverlay.Router.Pipeline;
 
 // Inbound flow (underlay → endpoint), run to completion on one pipeline worker:
 //
-//  1. The worker receives a batch of datagrams with one recvmmsg, each written at
-//     Headroom − 8 so the VXLAN header lands in the headroom and the inner frame at Headroom.
+//  1. When epoll reports the socket readable, the queue's worker receives a batch of datagrams
+//     with one recvmmsg, each written at Headroom − 8 so the VXLAN header lands in the headroom
+//     and the inner frame at Headroom.
 //  2. ProcessDatagram accepts only what it must:
 //     a. the source address is a peer VTEP (any source port: the kernel sends from a flow hash);
 //     b. the datagram holds a VXLAN header with the I flag and a whole Ethernet header;

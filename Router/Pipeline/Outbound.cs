@@ -6,8 +6,9 @@ namespace UserOverlay.Router.Pipeline;
 
 // Outbound flow (endpoint → underlay), run to completion on one pipeline worker:
 //
-//  1. The worker waits on epoll over every local port's TAP (level-triggered) and, per wake,
-//     drains each ready TAP into the free buffers of its batch, frame i at offset Headroom.
+//  1. The queue's worker waits on epoll over the socket and every local port's TAP
+//     (level-triggered) and, per wake, drains each ready TAP into the free buffers of its
+//     batch, frame i at offset Headroom.
 //  2. ProcessFrame switches each frame inside its network — nothing here ever crosses VNIs:
 //     a. check length and source MAC; learn source MAC → port (a local FDB entry);
 //     b. an ARP request for an address in the neighbour table is answered by proxy, in place of a flood;

@@ -4,35 +4,57 @@ using UserOverlay.Router.Forwarding;
 namespace UserOverlay.Router.Pipeline;
 
 /// <summary>
-/// The endpoint → underlay worker: one named thread blocked in epoll_wait over every TAP of this
-/// queue, draining each ready TAP into a fixed batch of pinned buffers and flushing the VXLAN
-/// datagrams with one sendmmsg per round (see the flow in Outbound.cs). Not a thread per endpoint:
-/// one worker serves any number of endpoints. The batch buffers are rented once at start.
+/// A pipeline worker for one queue: one named thread blocked in epoll_wait over the queue's VXLAN
+/// socket and every TAP, running each ready source to completion in both directions (Nebula's
+/// shape): a batch from the socket goes through <see cref="Inbound"/> to the TAPs, a drain of each
+/// ready TAP goes through <see cref="Outbound"/> and leaves in one sendmmsg per round.
+/// <para>
+/// Why one thread for both directions rather than a thread per direction: the TAP write of an
+/// inbound frame runs the endpoint's stack synchronously, so its answer (an echo reply, a TCP ACK)
+/// is already queued on the TAP when the write returns; this thread picks it up on its next
+/// epoll_wait without sleeping, where a separate outbound thread would have to be woken — and
+/// waking an idle thread costs more than the whole forwarding work on a virtual machine. More
+/// cores are used by more queues (multi-queue TAP, SO_REUSEPORT sockets), one worker each.
+/// </para>
+/// Buffers: a fixed batch for TAP reads and one for socket receives, rented once at start.
 /// </summary>
-internal sealed class OutboundWorker : IDisposable
+internal sealed class QueueWorker : IDisposable
 {
+    private const ulong UnderlayToken = EpollSet.WakeToken - 1;
+    /// <summary>Receive batches handled per wake before the TAPs get their turn.</summary>
+    private const int MaxReceiveRounds = 4;
+
     private readonly ForwardingState _state;
+    private readonly IUnderlay _underlay;
     private readonly Outbound _outbound;
+    private readonly Inbound _inbound;
     private readonly EpollSet _epoll = new();
     private readonly PacketBufferPool _pool;
-    private readonly PacketBuffer[] _bufs;
+    private readonly PacketBuffer[] _tapBufs;
     private readonly int[] _sizes;
+    private readonly UnderlayDatagram[] _datagrams;
     private readonly Interop.EpollEvent[] _events = new Interop.EpollEvent[Constants.IdealBatchSize];
     private readonly ILogger _log;
     private readonly Thread _thread;
+    private long _lastErrorLog;
     private volatile bool _stop;
 
-    public OutboundWorker(ForwardingState state, IUnderlay underlay, int workerId, int batch, PacketBufferPool pool, ILogger log)
+    public QueueWorker(ForwardingState state, IUnderlay underlay, int workerId, int batch, PacketBufferPool pool, ILogger log)
     {
         _state = state;
+        _underlay = underlay;
         _pool = pool;
         _log = log;
-        _outbound = new Outbound(state, underlay, workerId);
         WorkerId = workerId;
-        _bufs = new PacketBuffer[batch];
-        for (int i = 0; i < batch; i++) _bufs[i] = pool.Rent();
+        _outbound = new Outbound(state, underlay, workerId);
+        _inbound = new Inbound(state, workerId);
+        _tapBufs = new PacketBuffer[batch];
+        for (int i = 0; i < batch; i++) _tapBufs[i] = pool.Rent();
         _sizes = new int[batch];
-        _thread = new Thread(Run) { Name = $"uo-outbound-{workerId}", IsBackground = true };
+        _datagrams = new UnderlayDatagram[batch];
+        for (int i = 0; i < batch; i++) _datagrams[i].Buffer = pool.Rent();
+        _epoll.Add(underlay.ReadinessHandle, UnderlayToken);
+        _thread = new Thread(Run) { Name = $"uo-queue-{workerId}", IsBackground = true };
     }
 
     public int WorkerId { get; }
@@ -47,42 +69,65 @@ internal sealed class OutboundWorker : IDisposable
 
     private void Run()
     {
-        int batch = _bufs.Length;
         while (!_stop)
         {
             int n = _epoll.Wait(_events, -1);
             long now = Environment.TickCount64;
-            int used = 0;
             try
             {
                 for (int i = 0; i < n; i++)
                 {
                     ulong token = _events[i].Data;
-                    if (token == EpollSet.WakeToken) { _epoll.ClearWake(); continue; }
-                    LocalPort? port = _state.Port((int)token);
-                    if (port is null) continue;
-                    // Drain this TAP, at most one batch per round so a busy endpoint cannot starve the others
-                    // (epoll is level-triggered: what is left is reported again next round).
-                    for (int drained = 0; drained < batch;)
-                    {
-                        if (used == batch) { _outbound.Flush(); used = 0; }
-                        int room = Math.Min(batch - used, batch - drained);
-                        int got = port.Tap.Read(_bufs.AsSpan(used, room), _sizes.AsSpan(used, room), Constants.Headroom);
-                        if (got == 0) break;
-                        for (int j = 0; j < got; j++)
-                            _outbound.ProcessFrame(port, _bufs[used + j], Constants.Headroom, _sizes[used + j], now);
-                        used += got;
-                        drained += got;
-                    }
+                    if (token == EpollSet.WakeToken) _epoll.ClearWake();
+                    else if (token == UnderlayToken) ReceiveRound(now);
+                    else if (_state.Port((int)token) is { } port) DrainTap(port, now);
                 }
                 _outbound.Flush();
+                _used = 0;
             }
             catch (Exception e) when (!_stop)
             {
                 _state.Global[WorkerId].Drops[(int)DropReason.InternalError]++;
-                Log.WorkerError(_log, Thread.CurrentThread.Name, e);
+                if (Environment.TickCount64 - _lastErrorLog > 1000) // a bug must not flood the log
+                {
+                    _lastErrorLog = Environment.TickCount64;
+                    Log.WorkerError(_log, Thread.CurrentThread.Name, e);
+                }
                 _outbound.Flush();
+                _used = 0;
             }
+        }
+    }
+
+    private void ReceiveRound(long now)
+    {
+        // The VXLAN header lands in the headroom, the inner frame exactly at Headroom.
+        const int offset = Constants.Headroom - Constants.VxlanHeaderLength;
+        for (int round = 0; round < MaxReceiveRounds; round++)
+        {
+            int got = _underlay.Receive(_datagrams, offset);
+            for (int i = 0; i < got; i++) _inbound.ProcessDatagram(ref _datagrams[i], now);
+            if (got < _datagrams.Length) return; // drained; if not, level-triggered epoll reports it again
+        }
+    }
+
+    private int _used; // TAP buffers holding frames not yet flushed
+
+    private void DrainTap(LocalPort port, long now)
+    {
+        int batch = _tapBufs.Length;
+        // At most one batch per TAP per wake so a busy endpoint cannot starve the others
+        // (epoll is level-triggered: what is left is reported again next round).
+        for (int drained = 0; drained < batch;)
+        {
+            if (_used == batch) { _outbound.Flush(); _used = 0; }
+            int room = Math.Min(batch - _used, batch - drained);
+            int got = port.Tap.Read(_tapBufs.AsSpan(_used, room), _sizes.AsSpan(_used, room), Constants.Headroom);
+            if (got == 0) break;
+            for (int j = 0; j < got; j++)
+                _outbound.ProcessFrame(port, _tapBufs[_used + j], Constants.Headroom, _sizes[_used + j], now);
+            _used += got;
+            drained += got;
         }
     }
 
@@ -92,79 +137,7 @@ internal sealed class OutboundWorker : IDisposable
         _epoll.Wake();
         if (_thread.IsAlive) _thread.Join();
         _epoll.Dispose();
-        foreach (var b in _bufs) _pool.Return(b);
-    }
-}
-
-/// <summary>
-/// The underlay → endpoint worker: one named thread blocked in recvmmsg on the VXLAN socket,
-/// handling each batch to completion (see the flow in Inbound.cs). Stopped by closing the
-/// underlay, which wakes the blocked receive.
-/// </summary>
-internal sealed class InboundWorker : IDisposable
-{
-    private readonly ForwardingState _state;
-    private readonly IUnderlay _underlay;
-    private readonly Inbound _inbound;
-    private readonly PacketBufferPool _pool;
-    private readonly UnderlayDatagram[] _datagrams;
-    private readonly ILogger _log;
-    private readonly Thread _thread;
-    private volatile bool _stop;
-
-    public InboundWorker(ForwardingState state, IUnderlay underlay, int workerId, int batch, PacketBufferPool pool, ILogger log)
-    {
-        _state = state;
-        _underlay = underlay;
-        _pool = pool;
-        _log = log;
-        _inbound = new Inbound(state, workerId);
-        WorkerId = workerId;
-        _datagrams = new UnderlayDatagram[batch];
-        for (int i = 0; i < batch; i++) _datagrams[i].Buffer = pool.Rent();
-        _thread = new Thread(Run) { Name = $"uo-inbound-{workerId}", IsBackground = true };
-    }
-
-    public int WorkerId { get; }
-
-    public void Start() => _thread.Start();
-
-    private void Run()
-    {
-        // The VXLAN header lands in the headroom, the inner frame exactly at Headroom.
-        const int offset = Constants.Headroom - Constants.VxlanHeaderLength;
-        while (true)
-        {
-            int n = _underlay.Receive(_datagrams, offset);
-            if (n == 0)
-            {
-                if (_stop) return;
-                continue;
-            }
-            long now = Environment.TickCount64;
-            for (int i = 0; i < n; i++)
-            {
-                try
-                {
-                    _inbound.ProcessDatagram(ref _datagrams[i], now);
-                }
-                catch (Exception e)
-                {
-                    _state.Global[WorkerId].Drops[(int)DropReason.InternalError]++;
-                    Log.WorkerError(_log, Thread.CurrentThread.Name, e);
-                }
-            }
-        }
-    }
-
-    /// <summary>Asks the worker to stop; the caller then closes the underlay to wake it.</summary>
-    public void RequestStop() => _stop = true;
-
-    public void Dispose()
-    {
-        _stop = true;
-        _underlay.Close();
-        if (_thread.IsAlive) _thread.Join();
+        foreach (var b in _tapBufs) _pool.Return(b);
         foreach (var d in _datagrams) _pool.Return(d.Buffer);
     }
 }

@@ -43,11 +43,21 @@ public sealed class CountingTap : ITapDevice
 /// An underlay double that counts (then discards) what is sent and never receives.
 /// Allocation-free, for benchmarks and zero-allocation tests.
 /// </summary>
-public sealed class CountingUnderlay(VtepEndpoint local) : IUnderlay
+public sealed class CountingUnderlay : IUnderlay
 {
-    private readonly ManualResetEventSlim _closed = new();
+    private readonly SafeFdHandle _event;
 
-    public VtepEndpoint LocalEndpoint { get; } = local;
+    public CountingUnderlay(VtepEndpoint local)
+    {
+        LocalEndpoint = local;
+        int fd = Interop.Libc.eventfd(0, Interop.EFD_CLOEXEC | Interop.EFD_NONBLOCK);
+        if (fd < 0) throw new InvalidOperationException("eventfd failed");
+        _event = new SafeFdHandle(fd);
+    }
+
+    public VtepEndpoint LocalEndpoint { get; }
+
+    public SafeHandle ReadinessHandle => _event;
 
     /// <summary>Datagrams sent.</summary>
     public long Datagrams;
@@ -56,11 +66,7 @@ public sealed class CountingUnderlay(VtepEndpoint local) : IUnderlay
     /// <summary>Number of Send calls (batches).</summary>
     public long Batches;
 
-    public int Receive(Span<UnderlayDatagram> datagrams, int offset)
-    {
-        _closed.Wait();
-        return 0;
-    }
+    public int Receive(Span<UnderlayDatagram> datagrams, int offset) => 0;
 
     public int Send(ReadOnlySpan<UnderlayDatagram> datagrams)
     {
@@ -70,7 +76,5 @@ public sealed class CountingUnderlay(VtepEndpoint local) : IUnderlay
         return 0;
     }
 
-    public void Close() => _closed.Set();
-
-    public void Dispose() => _closed.Set();
+    public void Dispose() => _event.Dispose();
 }

@@ -36,21 +36,29 @@ public sealed class InMemoryUnderlayNetwork
 
 /// <summary>
 /// An in-memory <see cref="IUnderlay"/> (wireguard-go's bindtest): Send hands copies to the
-/// <see cref="InMemoryUnderlayNetwork"/>; Receive blocks on a queue. Every datagram sent is also
-/// recorded in <see cref="Sent"/> when <see cref="RecordSent"/> is on. Allocates per datagram
-/// (a test double, not the data path).
+/// <see cref="InMemoryUnderlayNetwork"/>; Receive takes from a queue whose readiness is an eventfd,
+/// so the router's real epoll loop drives it. Every datagram sent is also recorded in
+/// <see cref="Sent"/> when <see cref="RecordSent"/> is on. Allocates per datagram (a test double,
+/// not the data path). Thread-safe.
 /// </summary>
-public sealed class InMemoryUnderlay : IUnderlay
+public sealed unsafe class InMemoryUnderlay : IUnderlay
 {
+    private const int Capacity = 65536;
     private readonly InMemoryUnderlayNetwork _network;
-    private readonly BlockingCollection<(VtepEndpoint From, byte[] Payload)> _queue = new(boundedCapacity: 65536);
-    private readonly CancellationTokenSource _closed = new();
+    private readonly ConcurrentQueue<(VtepEndpoint From, byte[] Payload)> _queue = new();
+    private readonly SafeFdHandle _event;
+    private volatile bool _closed;
 
     internal InMemoryUnderlay(InMemoryUnderlayNetwork network, VtepEndpoint local)
     {
         _network = network;
         LocalEndpoint = local;
+        int fd = Interop.Libc.eventfd(0, Interop.EFD_CLOEXEC | Interop.EFD_NONBLOCK);
+        if (fd < 0) throw new InvalidOperationException("eventfd failed");
+        _event = new SafeFdHandle(fd);
     }
+
+    public System.Runtime.InteropServices.SafeHandle ReadinessHandle => _event;
 
     public VtepEndpoint LocalEndpoint { get; }
 
@@ -60,20 +68,28 @@ public sealed class InMemoryUnderlay : IUnderlay
     /// <summary>Datagrams sent (destination, bytes), when <see cref="RecordSent"/> is on.</summary>
     public ConcurrentQueue<(VtepEndpoint To, byte[] Payload)> Sent { get; } = new();
 
-    internal bool Enqueue(VtepEndpoint from, ReadOnlySpan<byte> payload) =>
-        !_closed.IsCancellationRequested && _queue.TryAdd((from, payload.ToArray()));
+    internal bool Enqueue(VtepEndpoint from, ReadOnlySpan<byte> payload)
+    {
+        if (_closed || _queue.Count >= Capacity) return false; // a full socket buffer drops
+        _queue.Enqueue((from, payload.ToArray()));
+        Signal();
+        return true;
+    }
+
+    private void Signal()
+    {
+        ulong one = 1;
+        Interop.Libc.write(_event.Fd, (byte*)&one, 8);
+    }
 
     public int Receive(Span<UnderlayDatagram> datagrams, int offset)
     {
+        ulong v;
+        Interop.Libc.read(_event.Fd, (byte*)&v, 8); // reset readiness first, then drain: no lost wake-ups
         int n = 0;
-        try
-        {
-            if (!_queue.TryTake(out var first, Timeout.Infinite, _closed.Token)) return 0;
-            Fill(ref datagrams[n++], first, offset);
-            while (n < datagrams.Length && _queue.TryTake(out var next))
-                Fill(ref datagrams[n++], next, offset);
-        }
-        catch (OperationCanceledException) { return 0; }
+        while (n < datagrams.Length && _queue.TryDequeue(out var item))
+            Fill(ref datagrams[n++], item, offset);
+        if (!_queue.IsEmpty) Signal();
         return n;
     }
 
@@ -99,12 +115,11 @@ public sealed class InMemoryUnderlay : IUnderlay
         return 0;
     }
 
-    public void Close() => _closed.Cancel();
-
     public void Dispose()
     {
-        _closed.Cancel();
+        _closed = true;
         _network.Detach(this);
+        _event.Dispose();
     }
 }
 

@@ -4,12 +4,10 @@ using System.Runtime.InteropServices;
 namespace UserOverlay.Router.Underlay;
 
 /// <summary>
-/// The VXLAN socket: one UDP socket bound to this host's VTEP address and data port, driven with
-/// recvmmsg (MSG_WAITFORONE: block for the first datagram, take whatever else is queued) and
-/// sendmmsg, through message vectors preallocated in native memory, so a batch costs one
-/// syscall and no allocation. Receive runs on one thread; Send on one other thread.
-/// Close wakes a blocked Receive with shutdown(SHUT_RD) — closing a descriptor does not wake
-/// a thread blocked on it. Dispose only after both threads are done.
+/// The VXLAN socket: one non-blocking UDP socket bound to this host's VTEP address and data port,
+/// driven with recvmmsg and sendmmsg through message vectors preallocated in native memory, so a
+/// batch costs one syscall and no allocation. The pipeline worker polls the socket itself with
+/// epoll. Receive and Send from the worker's thread; Dispose only after the worker has stopped.
 /// </summary>
 internal sealed unsafe class UdpUnderlay : IUnderlay
 {
@@ -24,7 +22,6 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
     private readonly Interop.MMsgHdr* _txMsgs;
     private readonly Interop.IoVec* _txIov;
     private readonly Interop.SockAddrIn* _txAddrs;
-    private volatile bool _closed;
 
     public VtepEndpoint LocalEndpoint { get; }
 
@@ -59,7 +56,7 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
     /// <summary>Opens and binds the socket; failures become a <see cref="RouterException"/> with one clear sentence.</summary>
     public static UdpUnderlay Open(VtepEndpoint local, int batchSize)
     {
-        int fd = Interop.Libc.socket(Interop.AF_INET, Interop.SOCK_DGRAM | Interop.SOCK_CLOEXEC, Interop.IPPROTO_UDP);
+        int fd = Interop.Libc.socket(Interop.AF_INET, Interop.SOCK_DGRAM | Interop.SOCK_CLOEXEC | Interop.SOCK_NONBLOCK, Interop.IPPROTO_UDP);
         if (fd < 0) throw Netns.Namespaces.SystemError("socket(AF_INET, SOCK_DGRAM)");
         var handle = new SafeFdHandle(fd);
         try
@@ -113,9 +110,7 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
         }
         while (true)
         {
-            if (_closed) return 0;
-            int got = Interop.Libc.recvmmsg(_fd, _rxMsgs, (uint)n, Interop.MSG_WAITFORONE, null);
-            if (_closed) return 0; // after shutdown(SHUT_RD) recvmmsg reports one empty "datagram" (the EOF)
+            int got = Interop.Libc.recvmmsg(_fd, _rxMsgs, (uint)n, Interop.MSG_DONTWAIT, null);
             if (got > 0)
             {
                 for (int i = 0; i < got; i++)
@@ -128,13 +123,16 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
                 }
                 return got;
             }
-            if (got == 0 || _closed) return 0; // shutdown(SHUT_RD) makes recvmmsg return 0
+            if (got == 0) return 0;
             int errno = Marshal.GetLastPInvokeError();
-            if (errno is Interop.EINTR or Interop.EAGAIN) continue;
-            if (errno is Interop.EBADF) return 0;
-            // ECONNREFUSED and friends (ICMP errors queued on the socket) carry no datagram: go on.
+            if (errno == Interop.EINTR) continue;
+            if (errno is Interop.EAGAIN or Interop.EBADF) return 0;
+            // ECONNREFUSED and friends (ICMP errors queued on the socket) carry no datagram: try again.
         }
     }
+
+    /// <inheritdoc />
+    public SafeHandle ReadinessHandle => _handle;
 
     public int Send(ReadOnlySpan<UnderlayDatagram> datagrams)
     {
@@ -165,15 +163,8 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
         return failed;
     }
 
-    public void Close()
-    {
-        _closed = true;
-        Interop.Libc.shutdown(_fd, Interop.SHUT_RD);
-    }
-
     public void Dispose()
     {
-        _closed = true;
         _handle.Dispose();
         NativeMemory.Free(_rxMsgs);
         NativeMemory.Free(_rxIov);

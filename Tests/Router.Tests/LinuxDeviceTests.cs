@@ -82,7 +82,7 @@ public class LinuxDeviceTests
     }
 
     [Fact]
-    public async Task Udp_underlay_batches_datagrams_and_reports_sources()
+    public void Udp_underlay_batches_datagrams_and_reports_sources()
     {
         Requires.Root();
         using var net = new TestNetwork("udp");
@@ -96,10 +96,11 @@ public class LinuxDeviceTests
         var dgrams = new UnderlayDatagram[64];
         for (int i = 0; i < dgrams.Length; i++) dgrams[i].Buffer = new PacketBuffer();
         var lengths = new List<int>();
-        while (lengths.Count < 100)
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (lengths.Count < 100 && DateTime.UtcNow < deadline)
         {
-            int n = u.Receive(dgrams, 56);
-            Assert.InRange(n, 1, 64);
+            int n = u.Receive(dgrams, 56); // non-blocking: 0 when nothing is queued
+            Assert.InRange(n, 0, 64);
             for (int i = 0; i < n; i++)
             {
                 Assert.Equal("192.0.2.1:40000", dgrams[i].Peer.ToString());
@@ -123,12 +124,7 @@ public class LinuxDeviceTests
             Assert.Equal(10 + i % 50, sender.ReceiveFrom(rx, ref from));
             Assert.Equal("192.0.2.1:4789", from.ToString());
         }
-
-        // Close wakes a blocked Receive.
-        var t = Task.Run(() => u.Receive(dgrams, 56), TestContext.Current.CancellationToken);
-        await Task.Delay(200, TestContext.Current.CancellationToken);
-        u.Close();
-        Assert.Equal(0, await t.WaitAsync(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken));
+        Assert.Equal(0, u.Receive(dgrams, 56)); // nothing queued: returns at once
     }
 
     [Fact]
