@@ -156,7 +156,7 @@ internal sealed class BouncyCastleGcmEngine : GcmEngine
 /// A small set of <see cref="GcmEngine"/>s for one SA so that several pipeline threads can seal or open with the
 /// same SA at once: a thread takes a free lane with one compare-and-swap (its start lane is its managed thread id
 /// modulo the lane count, so each pipeline thread usually finds "its" lane free) and gives it back after the call.
-/// Lane 0 is built with the SA; the others on first use (one allocation per lane per SA, never per packet).
+/// Every lane's key schedule is built with the SA, on the control path: the data path never constructs a cipher.
 /// </summary>
 /// <remarks>
 /// Thread-safe. <see cref="Dispose"/> waits for every lane to be returned, then frees the key schedules; a
@@ -168,19 +168,16 @@ internal sealed class CipherLanes : IDisposable
 
     private readonly GcmEngine?[] _engines;
     private readonly int[] _busy;
-    private readonly byte[] _key;
-    private readonly GcmBackend _backend;
     private volatile bool _disposed;
 
     public CipherLanes(GcmBackend backend, ReadOnlySpan<byte> key, int lanes)
     {
         if (lanes < 1)
             lanes = 1;
-        _backend = backend;
-        _key = key.ToArray();
         _engines = new GcmEngine?[lanes];
         _busy = new int[lanes * Stride];
-        _engines[0] = GcmEngine.Create(backend, key);
+        for (int l = 0; l < lanes; l++)
+            _engines[l] = GcmEngine.Create(backend, key);
     }
 
     public int Count => _engines.Length;
@@ -207,7 +204,7 @@ internal sealed class CipherLanes : IDisposable
                         return null;
                     }
                     lane = l;
-                    return _engines[l] ??= CreateLane();
+                    return _engines[l];
                 }
             }
             if (_disposed)
@@ -218,9 +215,6 @@ internal sealed class CipherLanes : IDisposable
             spin.SpinOnce();
         }
     }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private GcmEngine CreateLane() => GcmEngine.Create(_backend, _key);
 
     public void Return(int lane) => Volatile.Write(ref _busy[lane * Stride], 0);
 
@@ -238,6 +232,5 @@ internal sealed class CipherLanes : IDisposable
             _engines[l]?.Dispose();
             _engines[l] = null;
         }
-        CryptographicOperations.ZeroMemory(_key);
     }
 }

@@ -9,7 +9,8 @@ namespace UserOverlay.Crypto;
 /// <remarks>
 /// <para>Thread contract: <see cref="Seal"/> may be called by any number of threads at once. Sequence numbers come
 /// from one <see cref="Interlocked.Increment(ref long)"/>, so each packet gets its own; the AES-GCM work runs on one
-/// of <see cref="EspSaParameters.CipherLanes"/> key schedules (a busy lane costs a spin, never an allocation).
+/// of <see cref="EspSaParameters.CipherLanes"/> key schedules, all built with the SA (a busy lane costs a spin,
+/// never an allocation or a cipher construction).
 /// Packets sealed concurrently may leave in a different order than their sequence numbers; the receiver's
 /// 4032-packet window absorbs that.</para>
 /// <para>Nonce uniqueness: the IV is the 64-bit sequence number, big-endian (RFC 4106 §3.1 allows a counter), so a
@@ -92,7 +93,7 @@ public sealed class OutboundSa : SecurityAssociation
             _reservation?.Request();
             return EspSealStatus.AwaitingReservation;
         }
-        if (_reservation is not null && reserved - seq < _reservation.LowWater)
+        if (_reservation is not null && reserved < _hardLimit && reserved - seq < _reservation.LowWater)
             _reservation.Request();
 
         GcmEngine? engine = _lanes.Rent(out int lane);

@@ -22,7 +22,7 @@ public sealed record EspSaParameters
     /// <summary>GCM implementation (the data path uses <see cref="GcmBackend.AesGcm"/>).</summary>
     public GcmBackend Backend { get; init; } = GcmBackend.AesGcm;
 
-    /// <summary>Concurrent callers served without waiting (one key schedule each, built on first use).</summary>
+    /// <summary>Concurrent callers served without waiting (one key schedule each, all built with the SA).</summary>
     public int CipherLanes { get; init; } = 1;
 
     /// <summary>Network key the SA was derived from (descriptive).</summary>
