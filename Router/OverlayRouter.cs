@@ -12,7 +12,7 @@ namespace UserOverlay.Router;
 /// it to stop: disposal stops the workers and removes every TAP it created.
 /// Thread-safety: <see cref="GetStatus"/> may be called from any thread at any time.
 /// </summary>
-public sealed class OverlayRouter : IDisposable
+public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
 {
     private readonly ForwardingState _state;
     private readonly IUnderlay _underlay;
@@ -22,6 +22,9 @@ public sealed class OverlayRouter : IDisposable
     private readonly Timer _housekeeping;
     private readonly ILogger _log;
     private readonly long _started = Environment.TickCount64;
+    private readonly Dictionary<string, NetworkState> _byName = new(StringComparer.Ordinal);
+    private readonly Lock _controlLock = new();
+    private HashSet<uint> _dynamicPeers = [];
     private int _disposed;
 
     /// <summary>The options the router runs with.</summary>
@@ -44,6 +47,7 @@ public sealed class OverlayRouter : IDisposable
         {
             var net = new NetworkState(n, workers) { FloodList = flood };
             byName[n.Name] = net;
+            _byName[n.Name] = net;
             _state.Networks.Set(n.Vni, net);
         }
         foreach (var s in options.StaticFdb)
@@ -117,6 +121,63 @@ public sealed class OverlayRouter : IDisposable
             if (removed > 0) Log.AgedOut(_log, removed);
         }
         catch (ObjectDisposedException) { }
+    }
+
+    /// <summary>This host's endpoints, as a control plane advertises them.</summary>
+    public IReadOnlyList<LocalEndpointInfo> LocalEndpoints =>
+        _ports.Select(p => new LocalEndpointInfo(p.Network.Options.Name, p.Network.Vni, new MacAddress(p.Mac), p.Address, p.Options.PrefixLength)).ToList();
+
+    /// <inheritdoc />
+    public bool SetRemoteEndpoint(string network, MacAddress mac, uint? address, VtepEndpoint vtep)
+    {
+        if (!_byName.TryGetValue(network, out var net)) return false;
+        long now = Environment.TickCount64;
+        bool learnedBefore = false;
+        net.Fdb.Update(b =>
+        {
+            if (b.TryGet(mac.Value, out var old))
+            {
+                if (old.Port is not null) return; // a local endpoint's MAC is never remote
+                learnedBefore = old.Source == EntrySource.Learned;
+            }
+            b.Set(mac.Value, new FdbEntry(mac.Value, EntrySource.Gossip, null, vtep, now));
+        });
+        if (learnedBefore) Interlocked.Decrement(ref net.LearnedCount);
+        if (address is uint ip)
+            net.Neighbors.SetUnless(ip, new NeighborEntry(ip, mac.Value, EntrySource.Gossip, now), old => old.Source == EntrySource.Local);
+        return true;
+    }
+
+    /// <inheritdoc />
+    public bool RemoveRemoteEndpoint(string network, MacAddress mac, uint? address)
+    {
+        if (!_byName.TryGetValue(network, out var net)) return false;
+        bool removed = net.Fdb.RemoveWhere((k, e) => k == mac.Value && e.Source == EntrySource.Gossip) > 0;
+        if (address is uint ip)
+            removed |= net.Neighbors.RemoveWhere((k, n) => k == ip && n.Source == EntrySource.Gossip && n.Mac == mac.Value) > 0;
+        return removed;
+    }
+
+    /// <inheritdoc />
+    public bool SetFloodList(string network, IReadOnlyCollection<VtepEndpoint> vteps)
+    {
+        if (!_byName.TryGetValue(network, out var net)) return false;
+        net.FloodList = vteps.Where(v => v.Address != Options.Underlay.Address).Distinct().OrderBy(v => v.Address).ToArray();
+        return true;
+    }
+
+    /// <inheritdoc />
+    public void SetDynamicPeers(IReadOnlyCollection<VtepEndpoint> peers)
+    {
+        lock (_controlLock)
+        {
+            var next = peers.Where(p => p.Address != Options.Underlay.Address).ToDictionary(p => p.Address);
+            foreach (uint gone in _dynamicPeers.Where(a => !next.ContainsKey(a)))
+                if (!Options.Peers.Any(p => p.Address == gone)) _state.Peers.Remove(gone);
+            foreach (var p in next.Values)
+                if (!Options.Peers.Any(c => c.Address == p.Address)) _state.Peers.Set(p.Address, new PeerState(p));
+            _dynamicPeers = [.. next.Keys];
+        }
     }
 
     /// <summary>A snapshot of configuration, tables and counters.</summary>
