@@ -34,6 +34,7 @@ public sealed class EspSecurityDatabase : IDisposable
     private readonly INetworkKeySource _keys;
     private readonly ISequenceStore _store;
     private FrozenDictionary<uint, InboundSa[]> _inbound = FrozenDictionary<uint, InboundSa[]>.Empty;
+    private FrozenDictionary<(string KeyId, IPAddress Peer), EspPeer> _peerSnapshot = FrozenDictionary<(string KeyId, IPAddress Peer), EspPeer>.Empty;
     private HashSet<uint> _collidingSpis = [];
     private IReadOnlyList<SpiCollision> _collisions = [];
     private long _ticks;
@@ -108,12 +109,10 @@ public sealed class EspSecurityDatabase : IDisposable
         }
     }
 
-    /// <summary>The handle for (key, peer), or null if the peer was not added. Allocation-free, but takes the control lock; keep handles instead on the data path.</summary>
-    public EspPeer? FindPeer(string keyId, IPAddress peer)
-    {
-        lock (_control)
-            return _peers.GetValueOrDefault((keyId, EspKeyDerivation.Normalize(peer)));
-    }
+    /// <summary>The handle for (key, peer), or null if the peer was not added. Lock-free (an immutable snapshot) and
+    /// allocation-free for IPv4 and plain IPv6 addresses; still, keeping the handle is cheaper on the data path.</summary>
+    public EspPeer? FindPeer(string keyId, IPAddress peer) =>
+        Volatile.Read(ref _peerSnapshot).GetValueOrDefault((keyId, EspKeyDerivation.Normalize(peer)));
 
     /// <summary>Removes a peer: its handle stops sealing at once (<see cref="EspSealStatus.NoSa"/>) and its inbound SAs leave the lookup.</summary>
     public bool RemovePeer(string keyId, IPAddress peer)
@@ -296,6 +295,7 @@ public sealed class EspSecurityDatabase : IDisposable
             }
             _peers.Clear();
             Volatile.Write(ref _inbound, FrozenDictionary<uint, InboundSa[]>.Empty);
+            Volatile.Write(ref _peerSnapshot, FrozenDictionary<(string KeyId, IPAddress Peer), EspPeer>.Empty);
             foreach (var (sa, _) in _retired)
                 sa.Dispose();
             _retired.Clear();
@@ -422,6 +422,7 @@ public sealed class EspSecurityDatabase : IDisposable
 
     private void PublishInbound()
     {
+        Volatile.Write(ref _peerSnapshot, _peers.ToFrozenDictionary());
         var map = new Dictionary<uint, List<InboundSa>>();
         foreach (EspPeer p in _peers.Values)
         {
