@@ -169,6 +169,37 @@ public class RotationTests
     }
 
     [Fact]
+    public void A_restarted_daemon_with_a_file_store_never_repeats_a_sequence_number()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "uo-crypto-" + Guid.NewGuid().ToString("n"));
+        try
+        {
+            string path = Path.Combine(dir, "esp-sequence");
+            var keys = new StaticNetworkKeySource([new NetworkKey(Pair.KeyId, Enumerable.Repeat((byte)6, 32).ToArray())]);
+            var seqs = new List<(uint Spi, uint Seq)>();
+            for (int run = 0; run < 2; run++)
+            {
+                // A new store object each run, as after a process restart: only the file carries over.
+                using var a = new EspSecurityDatabase(Packets.HostA, keys,
+                    new EspOptions { SequenceStore = new FileSequenceStore(path), SequenceReservationBlock = 100 }, Pair.T0);
+                EspPeer toB = a.AddPeer(Pair.KeyId, Packets.HostB);
+                for (int i = 0; i < 10; i++)
+                {
+                    byte[] p = Seal(toB, (ushort)i);
+                    seqs.Add((Spi(p), BinaryPrimitives.ReadUInt32BigEndian(p.AsSpan(4))));
+                }
+            }
+            Assert.Equal(seqs.Count, seqs.Distinct().Count());
+            Assert.Equal(1u, seqs[0].Seq);
+            Assert.Equal(101u, seqs[10].Seq); // the first run reserved 1..100
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void A_restart_whose_epoch_key_is_used_up_moves_to_the_next_epoch()
     {
         var key = new NetworkKey(Pair.KeyId, Enumerable.Repeat((byte)4, 32).ToArray());
