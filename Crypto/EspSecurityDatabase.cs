@@ -31,6 +31,7 @@ public sealed class EspSecurityDatabase : IDisposable
     private readonly Lock _control = new();
     private readonly Dictionary<(string KeyId, IPAddress Peer), EspPeer> _peers = [];
     private readonly List<(SecurityAssociation Sa, long Tick)> _retired = [];
+    private readonly List<(EspPeer Peer, OutboundSa Next, OutboundSa? Old)> _pending = [];
     private readonly INetworkKeySource _keys;
     private readonly ISequenceStore _store;
     private FrozenDictionary<uint, InboundSa[]> _inbound = FrozenDictionary<uint, InboundSa[]>.Empty;
@@ -104,6 +105,7 @@ public sealed class EspSecurityDatabase : IDisposable
             var p = new EspPeer(keyId, peer, Counters);
             _peers.Add((keyId, peer), p);
             Refresh(p, CurrentEpoch);
+            CommitPending();
             PublishInbound();
             return p;
         }
@@ -156,6 +158,7 @@ public sealed class EspSecurityDatabase : IDisposable
                 }
                 result.Add(p);
             }
+            CommitPending();
             PublishInbound();
             return result;
         }
@@ -188,6 +191,7 @@ public sealed class EspSecurityDatabase : IDisposable
             bool changed = false;
             foreach (EspPeer p in _peers.Values)
                 changed |= Refresh(p, epoch);
+            CommitPending();
             if (changed)
                 PublishInbound();
 
@@ -340,14 +344,7 @@ public sealed class EspSecurityDatabase : IDisposable
             for (long e = target; next is null && e <= Math.Max(target, epoch + spread); e++)
                 next = CreateOutbound(key, p.Peer, e);
             if (next is not null)
-            {
-                p.SetCurrent(next);
-                if (current is not null)
-                {
-                    Retire(current);
-                    Counters.Rotated();
-                }
-            }
+                _pending.Add((p, next, current)); // published by CommitPending once its first block is durable
         }
         else if (current.ReservedThrough <= current.LastSequence && current.ReservedThrough < current.HardLimit)
         {
@@ -396,14 +393,59 @@ public sealed class EspSecurityDatabase : IDisposable
             if (last >= Options.EffectiveRekeyAfter || last >= hard)
                 return null; // this epoch's key already used its share in an earlier run: use the next one
             var reservation = new OutboundSa.Reservation(_store, id, epoch, Options.SequenceReservationBlock, Counters);
-            var sa = new OutboundSa(sp, last, Options.EffectiveRekeyAfter, reservation);
-            sa.ReserveNow(); // on failure the SA refuses to seal (AwaitingReservation) and Tick retries
-            return sa;
+            return new OutboundSa(sp, last, Options.EffectiveRekeyAfter, reservation);
         }
         finally
         {
             CryptographicOperations.ZeroMemory(sp.Key);
         }
+    }
+
+    /// <summary>
+    /// Makes the first sequence block of every outbound SA created since the last call durable in one store write,
+    /// then publishes them (an SA never seals before its numbers are reserved). If the store fails, a peer keeps its
+    /// old SA when it has one; a peer without one gets the new SA, which refuses to seal until Tick's retry succeeds.
+    /// </summary>
+    private void CommitPending()
+    {
+        if (_pending.Count == 0)
+            return;
+        var blocks = new List<SequenceReservation>(_pending.Count);
+        foreach (var (_, next, _) in _pending)
+            blocks.Add(next.Reserver!.FirstBlock());
+        bool durable = true;
+        try
+        {
+            _store.ReserveMany(blocks);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Counters.ReservationFailed(e);
+            durable = false;
+        }
+        for (int i = 0; i < _pending.Count; i++)
+        {
+            var (p, next, old) = _pending[i];
+            if (durable)
+                next.Reserver!.Completed(blocks[i].Through);
+            else if (old is not null)
+            {
+                next.Dispose();
+                continue;
+            }
+            if (p.IsRemoved || (p.CurrentOutbound != old))
+            {
+                next.Dispose(); // the peer went away or changed meanwhile
+                continue;
+            }
+            p.SetCurrent(next);
+            if (old is not null)
+            {
+                Retire(old);
+                Counters.Rotated();
+            }
+        }
+        _pending.Clear();
     }
 
     private void RetireAll(EspPeer p)

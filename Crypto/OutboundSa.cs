@@ -132,6 +132,8 @@ public sealed class OutboundSa : SecurityAssociation
     /// <summary>Reserves the next block synchronously (control path: SA creation). False if the store failed.</summary>
     internal bool ReserveNow() => _reservation is null || _reservation.Run();
 
+    internal Reservation? Reserver => _reservation;
+
     internal void SetReservedThrough(ulong through) => Volatile.Write(ref _reservedThrough, (long)Math.Min(through, _hardLimit));
 
     internal ulong HardLimit => _hardLimit;
@@ -163,6 +165,18 @@ public sealed class OutboundSa : SecurityAssociation
             Run();
             Volatile.Write(ref _queued, 0);
         }
+
+        /// <summary>The first block, to be made durable by the caller (batched) before the SA is published.</summary>
+        public SequenceReservation FirstBlock()
+        {
+            OutboundSa sa = _sa!;
+            ulong last = sa.LastSequence;
+            ulong through = last > sa._hardLimit - block ? sa._hardLimit : last + block;
+            return new SequenceReservation(recordId, epoch, through);
+        }
+
+        /// <summary>Called after <see cref="FirstBlock"/> was made durable.</summary>
+        public void Completed(ulong through) => _sa!.SetReservedThrough(through);
 
         public bool Run()
         {

@@ -3,6 +3,9 @@ using System.Text;
 
 namespace UserOverlay.Crypto;
 
+/// <summary>One durable reservation: SA <paramref name="RecordId"/> of <paramref name="Epoch"/> may use numbers up to <paramref name="Through"/>.</summary>
+public readonly record struct SequenceReservation(string RecordId, long Epoch, ulong Through);
+
 /// <summary>
 /// Durable memory of outbound sequence numbers, so that a restarted host never seals two packets with the same
 /// (key, sequence number) — hence never reuses a GCM nonce. SA keys are derived deterministically, so a restart
@@ -22,6 +25,14 @@ public interface ISequenceStore
 
     /// <summary>Records durably that numbers up to <paramref name="through"/> may be used by SA <paramref name="recordId"/> of <paramref name="epoch"/>.</summary>
     void Reserve(string recordId, long epoch, ulong through);
+
+    /// <summary>Several reservations made durable together (one write for all the SAs a rotation or a membership
+    /// change creates). The default makes them one by one.</summary>
+    void ReserveMany(IReadOnlyList<SequenceReservation> reservations)
+    {
+        foreach (SequenceReservation r in reservations)
+            Reserve(r.RecordId, r.Epoch, r.Through);
+    }
 
     /// <summary>Forgets SAs of epochs before <paramref name="minEpoch"/> and raises <see cref="Floor"/> to it.</summary>
     void Prune(long minEpoch);
@@ -169,6 +180,27 @@ public sealed class FileSequenceStore : ISequenceStore
     }
 
     /// <inheritdoc/>
+    public void ReserveMany(IReadOnlyList<SequenceReservation> reservations)
+    {
+        lock (_lock)
+        {
+            bool changed = false;
+            foreach (SequenceReservation r in reservations)
+            {
+                if (_records.TryGetValue(r.RecordId, out var old) && old.Through >= r.Through)
+                    continue;
+                _records[r.RecordId] = (r.Epoch, r.Through);
+                changed = true;
+            }
+            if (changed)
+                Save();
+        }
+    }
+
+    /// <summary>Number of times the file was rewritten (and flushed to disk).</summary>
+    public int Writes { get; private set; }
+
+    /// <inheritdoc/>
     public void Prune(long minEpoch)
     {
         lock (_lock)
@@ -190,6 +222,7 @@ public sealed class FileSequenceStore : ISequenceStore
 
     private void Save()
     {
+        Writes++;
         var sb = new StringBuilder(Header).Append('\n');
         if (_floor != long.MinValue)
             sb.Append("floor ").Append(_floor.ToString(CultureInfo.InvariantCulture)).Append('\n');

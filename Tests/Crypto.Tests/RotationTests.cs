@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Net;
 
 namespace UserOverlay.Crypto.Tests;
 
@@ -192,6 +193,30 @@ public class RotationTests
             Assert.Equal(seqs.Count, seqs.Distinct().Count());
             Assert.Equal(1u, seqs[0].Seq);
             Assert.Equal(101u, seqs[10].Seq); // the first run reserved 1..100
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Many_new_sas_are_reserved_with_one_durable_write()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "uo-crypto-" + Guid.NewGuid().ToString("n"));
+        try
+        {
+            var store = new FileSequenceStore(Path.Combine(dir, "esp-sequence"));
+            var keys = new StaticNetworkKeySource([new NetworkKey(Pair.KeyId, new byte[16])]);
+            using var a = new EspSecurityDatabase(Packets.HostA, keys, new EspOptions { SequenceStore = store }, Pair.T0);
+            var peers = Enumerable.Range(10, 50).Select(i => IPAddress.Parse($"192.0.2.{i}")).ToList();
+            var handles = a.SetPeers(Pair.KeyId, peers);
+            Assert.Equal(1, store.Writes);
+            Assert.All(handles, h => Assert.True(h.CurrentOutbound!.ReservedThrough > 0));
+            a.Tick(Pair.T0 + Hour); // all 50 rotate: one write for the new SAs, one for pruning
+            Assert.Equal(3, store.Writes);
+            Assert.Equal(50, a.Counters.Rotations);
+            Assert.All(handles, h => Assert.Equal(EspEpoch.Of(Pair.T0 + Hour, Hour), h.CurrentOutbound!.Epoch));
         }
         finally
         {
