@@ -47,6 +47,12 @@ public sealed record EspOptions
     /// a restart skips at most this many, 0.1 % of the 32-bit space).</summary>
     public ulong SequenceReservationBlock { get; init; } = 1UL << 22;
 
+    /// <summary>How often <see cref="EspSecurityDatabase.Tick"/> saves the highest sequence number each inbound SA has
+    /// accepted (default 10 s; <see cref="TimeSpan.Zero"/> turns it off). After a restart the receiver rejects
+    /// everything up to the saved number, so a replay of captured packets can succeed only for what arrived in the
+    /// last interval before the restart, instead of for the whole epoch.</summary>
+    public TimeSpan ReplayStateSaveInterval { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Where outbound sequence reservations persist (required by <see cref="EspSecurityDatabase"/>; not needed for <see cref="EspSaDescription.Enumerate"/>). Use <see cref="FileSequenceStore"/> in the
     /// daemon; <see cref="InMemorySequenceStore"/> only where keys do not outlive the process, or in tests.</summary>
     public ISequenceStore? SequenceStore { get; init; }

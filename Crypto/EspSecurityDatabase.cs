@@ -40,6 +40,7 @@ public sealed class EspSecurityDatabase : IDisposable
     private IReadOnlyList<SpiCollision> _collisions = [];
     private long _ticks;
     private DateTimeOffset _now;
+    private DateTimeOffset _lastReplaySave;
     private bool _disposed;
 
     /// <summary>Creates an empty database for the host whose VTEP address is <paramref name="localVtep"/>.</summary>
@@ -194,6 +195,7 @@ public sealed class EspSecurityDatabase : IDisposable
             CommitPending();
             if (changed)
                 PublishInbound();
+            SaveReplayState(now);
 
             try
             {
@@ -361,7 +363,14 @@ public sealed class EspSecurityDatabase : IDisposable
                     Backend = Options.Backend,
                     CipherLanes = Options.CipherLanes,
                 };
-                p.Inbound.Add(e, new InboundSa(sp));
+                var inbound = new InboundSa(sp);
+                ulong saved = _store.GetReserved(SecurityAssociation.ComputeRecordId(sp.Key, sp.Salt, sp.Spi, sp.ExtendedSequenceNumbers));
+                if (saved > 0)
+                {
+                    inbound.RaiseFloor(saved);
+                    inbound.PersistedTop = saved;
+                }
+                p.Inbound.Add(e, inbound);
                 CryptographicOperations.ZeroMemory(sp.Key);
                 changed = true;
             }
@@ -446,6 +455,37 @@ public sealed class EspSecurityDatabase : IDisposable
             }
         }
         _pending.Clear();
+    }
+
+    /// <summary>Saves the highest accepted sequence number of every inbound SA that moved, in one write, at most
+    /// every <see cref="EspOptions.ReplayStateSaveInterval"/>.</summary>
+    private void SaveReplayState(DateTimeOffset now)
+    {
+        if (Options.ReplayStateSaveInterval <= TimeSpan.Zero || now - _lastReplaySave < Options.ReplayStateSaveInterval)
+            return;
+        _lastReplaySave = now;
+        var moved = new List<(InboundSa Sa, SequenceReservation Record)>();
+        foreach (EspPeer p in _peers.Values)
+        {
+            foreach (InboundSa sa in p.Inbound.Values)
+            {
+                ulong top = sa.HighestSequence;
+                if (top > sa.PersistedTop)
+                    moved.Add((sa, new SequenceReservation(sa.RecordId, sa.Epoch, top)));
+            }
+        }
+        if (moved.Count == 0)
+            return;
+        try
+        {
+            _store.ReserveMany(moved.Select(m => m.Record).ToList());
+            foreach (var (sa, record) in moved)
+                sa.PersistedTop = record.Through;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Counters.ReservationFailed(e);
+        }
     }
 
     private void RetireAll(EspPeer p)

@@ -38,6 +38,16 @@ public sealed class InboundSa : SecurityAssociation
         }
     }
 
+    /// <summary>Rejects every sequence number up to <paramref name="floor"/> (restored replay state after a restart).</summary>
+    internal void RaiseFloor(ulong floor)
+    {
+        lock (_windowLock)
+            _window.RaiseFloor(floor);
+    }
+
+    /// <summary>Highest sequence number last made durable by the database (control path only).</summary>
+    internal ulong PersistedTop { get; set; }
+
     /// <summary>Test hook: marks <paramref name="sequence"/> as received, so the window sits just below a test vector's number.</summary>
     internal void AcceptForTest(ulong sequence)
     {

@@ -86,6 +86,22 @@ public struct ReplayWindow
     }
 
     /// <summary>
+    /// Rejects every sequence number up to <paramref name="floor"/> from now on, as if all had been received: used
+    /// after a restart, with the highest number the previous run persisted. Only raises, never lowers.
+    /// </summary>
+    public void RaiseFloor(ulong floor)
+    {
+        if (floor <= _top)
+            return;
+        ulong floorBlock = floor >> BlockShift;
+        for (int i = 0; i < RingBlocks; i++)
+            _ring[i] = ulong.MaxValue; // older than the floor (blocks above it are cleared before reuse as the top moves)
+        int bit = (int)(floor & (BlockBits - 1));
+        _ring[(int)(floorBlock & RingMask)] = bit == 63 ? ulong.MaxValue : (1UL << (bit + 1)) - 1;
+        _top = floor;
+    }
+
+    /// <summary>
     /// Infers the high 32 bits of an extended sequence number from its low 32 bits on the wire and the highest
     /// accepted number (RFC 4303 Appendix A2.2, with W = <see cref="WindowSize"/>). Returns false when the packet
     /// would belong before the SA's first sequence number (it cannot be fresh).

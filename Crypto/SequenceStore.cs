@@ -12,6 +12,8 @@ public readonly record struct SequenceReservation(string RecordId, long Epoch, u
 /// within an epoch yields the same key; the store tells the new run where the old one may have got to.
 /// </summary>
 /// <remarks>
+/// The same records also hold, per inbound SA, the highest sequence number accepted
+/// (<see cref="EspOptions.ReplayStateSaveInterval"/>), so a restarted receiver does not accept old packets again.
 /// Protocol: before sealing with numbers up to N the database calls <see cref="Reserve"/>(id, epoch, N) and waits
 /// for it to return; a later run starts at <see cref="GetReserved"/>(id) + 1. Blocks are large (see
 /// <see cref="EspOptions.SequenceReservationBlock"/>), so a busy SA writes rarely; a restart skips the unused rest of

@@ -56,6 +56,30 @@ public class ReplayWindowTests
         }
     }
 
+    [Theory]
+    [InlineData(100ul)]
+    [InlineData(127ul)]
+    [InlineData(128ul)]
+    [InlineData(5000ul)]
+    [InlineData(0xFFFF_FFFFul)]
+    public void A_raised_floor_rejects_everything_up_to_it_and_nothing_above(ulong floor)
+    {
+        var w = new ReplayWindow();
+        w.TryAccept(3);
+        w.RaiseFloor(floor);
+        for (ulong s = floor > 5000 ? floor - 5000 : 1; s <= floor; s++)
+            Assert.NotEqual(ReplayCheck.Fresh, w.Check(s));
+        // Above the floor: fresh, also out of order.
+        Assert.True(w.TryAccept(floor + 3));
+        Assert.True(w.TryAccept(floor + 1));
+        Assert.True(w.TryAccept(floor + 2));
+        Assert.False(w.TryAccept(floor + 2));
+        Assert.True(w.TryAccept(floor + 70));
+        Assert.True(w.TryAccept(floor + 64));
+        w.RaiseFloor(5); // never lowers
+        Assert.Equal(floor + 70, w.Top);
+    }
+
     [Fact]
     public void Zero_value_is_ready_and_zero_is_never_fresh()
     {

@@ -225,6 +225,23 @@ public class RotationTests
     }
 
     [Fact]
+    public void A_restarted_receiver_does_not_accept_old_packets_again()
+    {
+        using var pair = new Pair();
+        var captured = Enumerable.Range(0, 100).Select(i => Seal(pair.AtoB, (ushort)i)).ToList();
+        foreach (byte[] p in captured)
+            Assert.Equal(EspOpenStatus.Ok, Open(pair.B, p));
+        pair.B.Tick(Pair.T0 + TimeSpan.FromSeconds(1)); // saves the replay state
+
+        using var restarted = new EspSecurityDatabase(Packets.HostB, pair.Keys,
+            new EspOptions { SequenceStore = pair.StoreB }, Pair.T0 + TimeSpan.FromSeconds(2));
+        restarted.AddPeer(Pair.KeyId, Packets.HostA);
+        foreach (byte[] p in captured)
+            Assert.NotEqual(EspOpenStatus.Ok, Open(restarted, p));
+        Assert.Equal(EspOpenStatus.Ok, Open(restarted, Seal(pair.AtoB, 100)));
+    }
+
+    [Fact]
     public void A_restart_whose_epoch_key_is_used_up_moves_to_the_next_epoch()
     {
         var key = new NetworkKey(Pair.KeyId, Enumerable.Repeat((byte)4, 32).ToArray());
