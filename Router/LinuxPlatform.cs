@@ -17,6 +17,10 @@ public sealed class LinuxPlatform : IRouterPlatform
     /// <inheritdoc />
     public IUnderlay OpenUnderlay(VtepEndpoint local, int batchSize) => UdpUnderlay.Open(local, batchSize);
 
+    /// <inheritdoc />
+    public IUnderlay OpenEspUnderlay(VtepEndpoint local, int udpPort, int batchSize) =>
+        udpPort == 0 ? UdpUnderlay.OpenRawEsp(local, batchSize) : UdpUnderlay.Open(local with { Port = (ushort)udpPort }, batchSize);
+
     /// <summary>True when the process runs as root (effective uid 0).</summary>
     public static bool IsRoot => Interop.Libc.geteuid() == 0;
 }

@@ -22,4 +22,7 @@ internal static partial class Log
 
     [LoggerMessage(5, LogLevel.Debug, "Aged out {Removed} learned FDB entr(y/ies)")]
     public static partial void AgedOut(ILogger logger, int removed);
+
+    [LoggerMessage(6, LogLevel.Error, "ESP key rotation failed; encrypted traffic may stop when the current SAs expire")]
+    public static partial void EspTickFailed(ILogger logger, Exception exception);
 }

@@ -1,5 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using System.Net;
+using UserOverlay.Crypto;
 using UserOverlay.Router.Forwarding;
 using UserOverlay.Router.Pipeline;
 
@@ -16,10 +18,13 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
 {
     private readonly ForwardingState _state;
     private readonly IUnderlay _underlay;
+    private readonly IUnderlay? _espUnderlay;
+    private readonly EspSecurityDatabase? _esp;
     private readonly List<LocalPort> _ports = [];
     private readonly QueueWorker _worker;
     private readonly PacketBufferPool _pool;
     private readonly Timer _housekeeping;
+    private readonly Timer? _espTimer;
     private readonly ILogger _log;
     private readonly long _started = Environment.TickCount64;
     private readonly Dictionary<string, NetworkState> _byName = new(StringComparer.Ordinal);
@@ -36,7 +41,7 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
         _log = log;
         _pool = pool;
         const int workers = 1; // one queue, one worker (more queues: more workers, one id each)
-        _state = new ForwardingState(workers, options.Learning, options.FdbAging);
+        _state = new ForwardingState(workers, options.Learning, options.FdbAging) { DataPort = options.Underlay.Port };
         long now = Environment.TickCount64;
 
         foreach (var p in options.Peers)
@@ -45,7 +50,7 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
         var byName = new Dictionary<string, NetworkState>(StringComparer.Ordinal);
         foreach (var n in options.Networks)
         {
-            var net = new NetworkState(n, workers) { FloodList = flood };
+            var net = new NetworkState(n, options.MtuOf(n), workers) { FloodList = flood };
             byName[n.Name] = net;
             _byName[n.Name] = net;
             _state.Networks.Set(n.Vni, net);
@@ -62,12 +67,24 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
         QueueWorker? worker = null;
         try
         {
-            worker = new QueueWorker(_state, _underlay, 0, options.BatchSize, pool, log);
+            if (options.Networks.Any(n => n.Encrypted))
+            {
+                var enc = options.Encryption!;
+                var espOptions = enc.Esp with { CipherLanes = workers };
+                int espPort = espOptions.Encapsulation == EspEncapsulation.Udp ? espOptions.UdpPort : 0;
+                _esp = new EspSecurityDatabase(options.Underlay.IPAddress, enc.Keys, espOptions, DateTimeOffset.UtcNow);
+                _state.Esp = _esp;
+                _state.EspPort = (ushort)espPort;
+                foreach (var net in byName.Values.Where(n => n.Encrypted))
+                    SyncEspPeers(net, net.FloodList);
+                _espUnderlay = platform.OpenEspUnderlay(options.Underlay, espPort, options.BatchSize);
+            }
+            worker = new QueueWorker(_state, _underlay, _espUnderlay, 0, options.BatchSize, pool, log);
             for (int i = 0; i < options.Endpoints.Count; i++)
             {
                 var e = options.Endpoints[i];
                 var net = byName[e.Network];
-                var tap = platform.CreateTap(new TapRequest(e.Netns, e.Interface, e.EffectiveMac, net.Options.Mtu, e.Address, e.PrefixLength));
+                var tap = platform.CreateTap(new TapRequest(e.Netns, e.Interface, e.EffectiveMac, net.Mtu, e.Address, e.PrefixLength));
                 var port = new LocalPort(i, net, e, tap);
                 _ports.Add(port);
                 _state.AddPort(port, now);
@@ -79,6 +96,8 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
         {
             worker?.Dispose();
             foreach (var p in _ports) p.Tap.Dispose();
+            _espUnderlay?.Dispose();
+            _esp?.Dispose();
             _underlay.Dispose();
             throw;
         }
@@ -86,6 +105,9 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
         _worker.Start();
         var period = TimeSpan.FromMilliseconds(Math.Clamp(options.FdbAging.TotalMilliseconds / 10, 100, 10_000));
         _housekeeping = new Timer(_ => Housekeeping(), null, period, period);
+        // ESP rotation: the database moves SAs at epoch boundaries and reserves sequence numbers (it may fsync),
+        // so it ticks on a timer thread, never on a pipeline thread.
+        _espTimer = _esp is null ? null : new Timer(_ => EspTick(), null, TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(500));
         Log.RouterStarted(log, options.Underlay, options.Networks.Count, options.Endpoints.Count, options.Peers.Count);
     }
 
@@ -122,6 +144,36 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
         }
         catch (ObjectDisposedException) { }
     }
+
+    private void EspTick()
+    {
+        try { _esp?.Tick(DateTimeOffset.UtcNow); }
+        catch (ObjectDisposedException) { }
+        catch (Exception e) { Log.EspTickFailed(_log, e); }
+    }
+
+    /// <summary>Makes the ESP peers (outbound SAs) of an encrypted network the given VTEPs plus the static peers.</summary>
+    private void SyncEspPeers(NetworkState net, IReadOnlyCollection<VtepEndpoint> vteps)
+    {
+        if (_esp is null || !net.Encrypted) return;
+        var all = vteps.Concat(Options.Peers).Where(v => v.Address != Options.Underlay.Address).Select(v => v.Address).Distinct().ToList();
+        var peers = _esp.SetPeers(net.Options.Name, all.Select(VtepEndpoint.ToIPAddress));
+        net.EspPeers.Update(b =>
+        {
+            foreach (var kv in b.Current().ToList()) b.Remove(kv.Key);
+            foreach (var p in peers) b.Set(IpOf(p.Peer), p);
+        });
+    }
+
+    private static uint IpOf(IPAddress a)
+    {
+        Span<byte> b = stackalloc byte[4];
+        a.MapToIPv4().TryWriteBytes(b, out _);
+        return System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b);
+    }
+
+    /// <summary>The SAs this router holds now (for `useroverlay sa` against a live router); empty without encryption. Contains secrets.</summary>
+    public IReadOnlyList<EspSaDescription> DescribeSecurityAssociations() => _esp?.Describe() ?? [];
 
     /// <summary>This host's endpoints, as a control plane advertises them.</summary>
     public IReadOnlyList<LocalEndpointInfo> LocalEndpoints =>
@@ -162,7 +214,9 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
     public bool SetFloodList(string network, IReadOnlyCollection<VtepEndpoint> vteps)
     {
         if (!_byName.TryGetValue(network, out var net)) return false;
-        net.FloodList = vteps.Where(v => v.Address != Options.Underlay.Address).Distinct().OrderBy(v => v.Address).ToArray();
+        var list = vteps.Where(v => v.Address != Options.Underlay.Address).Distinct().OrderBy(v => v.Address).ToArray();
+        SyncEspPeers(net, list); // SAs first, so the first flooded frame already has one
+        net.FloodList = list;
         return true;
     }
 
@@ -190,7 +244,7 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
             var sum = new TrafficCounters();
             foreach (var c in net.Counters) sum.Add(c);
             networks.Add(new NetworkStatus(
-                net.Options.Name, net.Vni, net.Options.Mtu, net.Options.Subnet.ToString(),
+                net.Options.Name, net.Vni, net.Mtu, net.Options.Subnet.ToString(),
                 net.Ports.Select(p => new EndpointStatus(p.Options.Netns, p.Options.Interface, new MacAddress(p.Mac).ToString(),
                     $"{VtepEndpoint.FormatAddress(p.Address)}/{p.Options.PrefixLength}")).ToList(),
                 net.Fdb.ToList().Select(kv => kv.Value).OrderBy(e => e.Mac).Select(e => new FdbEntryStatus(
@@ -214,7 +268,20 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
             Math.Round((now - _started) / 1000.0, 1),
             networks,
             DropsOf(global),
-            GC.GetTotalAllocatedBytes(precise: false));
+            GC.GetTotalAllocatedBytes(precise: false),
+            EspStatusOf(_esp));
+    }
+
+    private static EspStatusInfo? EspStatusOf(EspSecurityDatabase? esp)
+    {
+        if (esp is null) return null;
+        var o = esp.Options;
+        return new EspStatusInfo(
+            o.Encapsulation == EspEncapsulation.Udp ? "udp" : "transport",
+            o.Encapsulation == EspEncapsulation.Udp ? o.UdpPort : 0,
+            o.RekeyInterval.TotalSeconds, esp.CurrentEpoch, esp.InboundCount, esp.Counters.Rotations, esp.Counters.CurrentSpiCollisions,
+            Enum.GetValues<EspOpenStatus>().Where(v => v != EspOpenStatus.Ok).ToDictionary(v => v.ToString(), v => esp.Counters.Dropped(v)),
+            Enum.GetValues<EspSealStatus>().Where(v => v != EspSealStatus.Ok).ToDictionary(v => v.ToString(), v => esp.Counters.NotSent(v)));
     }
 
     private static NetworkCounters ToStatus(TrafficCounters c) => new(
@@ -233,9 +300,12 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _housekeeping.Dispose();
+        _espTimer?.Dispose();
         _worker.Dispose();    // wakes its epoll and joins the thread
         foreach (var p in _ports) p.Tap.Dispose();
         _underlay.Dispose();
+        _espUnderlay?.Dispose();
+        _esp?.Dispose();
         Log.RouterStopped(_log, _ports.Count);
     }
 }

@@ -1,3 +1,5 @@
+using UserOverlay.Crypto;
+
 namespace UserOverlay.Router;
 
 /// <summary>
@@ -31,6 +33,22 @@ public sealed record RouterOptions
     /// <summary>Frames per pipeline batch (recvmmsg/sendmmsg size, TAP drain size). Default <see cref="Constants.IdealBatchSize"/>.</summary>
     public int BatchSize { get; init; } = Constants.IdealBatchSize;
 
+    /// <summary>MTU of the underlay path between hosts (default 1500); networks' default inner MTUs derive from it.</summary>
+    public int UnderlayMtu { get; init; } = 1500;
+
+    /// <summary>Keys and ESP settings for networks marked <see cref="NetworkOptions.Encrypted"/>; required when any is.</summary>
+    public EncryptionOptions? Encryption { get; init; }
+
+    /// <summary>
+    /// The inner MTU a network runs with: its configured <see cref="NetworkOptions.Mtu"/>, or by default the underlay
+    /// MTU minus VXLAN's 50 bytes (1450 for 1500), and for an encrypted network minus ESP's as well
+    /// (<see cref="EspOverhead.InnerMtu"/>: 1416 in transport mode, 1408 ESP-in-UDP, for 1500).
+    /// </summary>
+    public int MtuOf(NetworkOptions network) =>
+        network.Mtu ?? (network.Encrypted
+            ? EspOverhead.InnerMtu(UnderlayMtu, Encryption?.Esp.Encapsulation ?? EspEncapsulation.Transport)
+            : UnderlayMtu - Constants.VxlanOverhead);
+
     /// <summary>Checks the options; returns every problem found (empty when valid).</summary>
     public IReadOnlyList<OptionError> Validate()
     {
@@ -47,6 +65,12 @@ public sealed record RouterOptions
         }
         if (BatchSize is < 1 or > 1024) errors.Add(new("batch_size", "must be from 1 to 1024"));
         if (FdbAging <= TimeSpan.Zero) errors.Add(new("fdb_aging", "must be positive"));
+        if (UnderlayMtu is < 576 or > 65535) errors.Add(new("underlay.mtu", $"{UnderlayMtu} is out of range (576 to 65535)"));
+        if (Encryption is { } enc)
+        {
+            try { enc.Esp.Validate(); }
+            catch (ArgumentOutOfRangeException e) { errors.Add(new("encryption", e.Message.Split(" (Parameter")[0])); }
+        }
 
         var names = new Dictionary<string, int>(StringComparer.Ordinal);
         var vnis = new Dictionary<uint, int>();
@@ -58,8 +82,36 @@ public sealed record RouterOptions
             else if (!names.TryAdd(n.Name, i)) errors.Add(new($"{at}.name", $"'{n.Name}' is already the name of networks[{names[n.Name]}]"));
             if (n.Vni is 0 or > Constants.MaxVni) errors.Add(new($"{at}.vni", $"{n.Vni} is out of range (a VNI is 1 to {Constants.MaxVni})"));
             else if (!vnis.TryAdd(n.Vni, i)) errors.Add(new($"{at}.vni", $"VNI {n.Vni} is already used by networks[{vnis[n.Vni]}] ('{Networks[vnis[n.Vni]].Name}'); each network needs its own VNI"));
-            if (n.Mtu is < 576 or > Constants.MaxMtu) errors.Add(new($"{at}.mtu", $"{n.Mtu} is out of range (576 to {Constants.MaxMtu})"));
+            int mtu = MtuOf(n);
+            if (mtu is < 576 or > Constants.MaxMtu) errors.Add(new($"{at}.mtu", $"{mtu} is out of range (576 to {Constants.MaxMtu})"));
+            else if (!n.Encrypted && mtu > UnderlayMtu - Constants.VxlanOverhead)
+                errors.Add(new($"{at}.mtu", $"{mtu} does not fit the underlay: VXLAN adds {Constants.VxlanOverhead} bytes, so an underlay MTU of {UnderlayMtu} allows at most {UnderlayMtu - Constants.VxlanOverhead}"));
+            if (n.Encrypted)
+            {
+                if (Encryption is null)
+                    errors.Add(new($"{at}.encrypted", "needs a key (key: or key_file:) — the router has no encryption settings"));
+                else
+                {
+                    if (!Encryption.Keys.TryGetKey(n.Name ?? "", out _))
+                        errors.Add(new($"{at}.key", $"encrypted network '{n.Name}' has no key (give key: with base64 of 16 or 32 bytes, or key_file:)"));
+                    if (mtu is >= 576 and <= Constants.MaxMtu && !EspOverhead.TryValidateInnerMtu(mtu, UnderlayMtu, Encryption.Esp.Encapsulation, out string? why))
+                        errors.Add(new($"{at}.mtu", why!));
+                }
+            }
             if (n.Subnet.Length > 30) errors.Add(new($"{at}.subnet", $"{n.Subnet} is too small for endpoints (use /30 or larger)"));
+        }
+
+        if (Encryption is not null)
+        {
+            var seen = new List<(NetworkKey Key, int Index)>();
+            for (int i = 0; i < Networks.Count; i++)
+            {
+                if (!Networks[i].Encrypted || !Encryption.Keys.TryGetKey(Networks[i].Name ?? "", out var key)) continue;
+                foreach (var (other, j) in seen)
+                    if (other.SecretEquals(key))
+                        errors.Add(new($"networks[{i}].key", $"is the same key as networks[{j}] ('{Networks[j].Name}'): each encrypted network needs its own key, or one network's traffic could be injected into the other"));
+                seen.Add((key, i));
+            }
         }
 
         var netByName = new Dictionary<string, NetworkOptions>(StringComparer.Ordinal);
@@ -128,8 +180,28 @@ public sealed record NetworkOptions
     public required uint Vni { get; init; }
     /// <summary>The overlay subnet; endpoint addresses must lie inside it.</summary>
     public required Ipv4Prefix Subnet { get; init; }
-    /// <summary>Inner MTU of the endpoints' interfaces. Default 1450 (a 1500 underlay minus VXLAN's 50).</summary>
-    public int Mtu { get; init; } = Constants.DefaultMtu;
+    /// <summary>Inner MTU of the endpoints' interfaces; null for the default (see <see cref="RouterOptions.MtuOf"/>: 1450, or 1416 encrypted).</summary>
+    public int? Mtu { get; init; }
+
+    /// <summary>
+    /// Carry this network only as ESP (AES-GCM) between hosts, never as plain VXLAN: frames without an SA are not
+    /// sent, and plain VXLAN arriving for its VNI is dropped. The key is <c>RouterOptions.Encryption.Keys</c>'s key
+    /// whose id is this network's <see cref="Name"/>.
+    /// </summary>
+    public bool Encrypted { get; init; }
+}
+
+/// <summary>Keys and ESP settings of a router's encrypted networks.</summary>
+public sealed record EncryptionOptions
+{
+    /// <summary>Key material; the key of a network has the network's name as its id. A cluster-fed source can replace a file-fed one.</summary>
+    public required INetworkKeySource Keys { get; init; }
+
+    /// <summary>
+    /// ESP settings shared by every encrypted network of the host: rekey interval, wire form (transport on IP protocol 50,
+    /// or ESP-in-UDP on <see cref="EspOptions.UdpPort"/>), and the durable sequence store (required).
+    /// </summary>
+    public EspOptions Esp { get; init; } = new();
 }
 
 /// <summary>A local endpoint: a TAP device in a network namespace, attached to one network.</summary>

@@ -34,6 +34,30 @@ public enum DropReason
     EndpointWriteFailed,
     /// <summary>An unexpected error while handling a frame (a bug: reported in the log); the router carries on.</summary>
     InternalError,
+    /// <summary>Plain VXLAN for the VNI of an encrypted network: never accepted.</summary>
+    PlaintextOnEncrypted,
+    /// <summary>An encrypted network had no SA for the destination VTEP: the frame was not sent (never in plaintext).</summary>
+    EspNoSa,
+    /// <summary>The SA could not seal (sequence numbers used up or not yet durably reserved): not sent.</summary>
+    EspNotSent,
+    /// <summary>ESP shorter than header + ICV.</summary>
+    EspTruncated,
+    /// <summary>ESP whose encrypted part is not 4-byte aligned, or an IPv4 header that does not parse.</summary>
+    EspMalformed,
+    /// <summary>ESP with an SPI of no SA this host holds.</summary>
+    EspUnknownSpi,
+    /// <summary>ESP with a sequence number already received (anti-replay).</summary>
+    EspReplayed,
+    /// <summary>ESP with a sequence number left of the anti-replay window.</summary>
+    EspTooOld,
+    /// <summary>ESP whose ICV does not verify (wrong key, corruption, forgery).</summary>
+    EspAuthenticationFailed,
+    /// <summary>Authentic ESP with invalid padding.</summary>
+    EspBadPadding,
+    /// <summary>Authentic ESP that does not carry a VXLAN datagram.</summary>
+    EspNotVxlan,
+    /// <summary>Authentic ESP carrying a VNI that is not the SA's network (a key of one network never opens another), or from another source.</summary>
+    EspWrongNetwork,
 }
 
 /// <summary>Stable snake_case names of <see cref="DropReason"/> values for metrics and JSON.</summary>

@@ -23,6 +23,15 @@ internal sealed class ForwardingState
         for (int i = 0; i < workers; i++) Global[i] = new TrafficCounters();
     }
 
+    /// <summary>The ESP security associations of the encrypted networks, or null when the host has none.</summary>
+    public UserOverlay.Crypto.EspSecurityDatabase? Esp;
+
+    /// <summary>Where ESP goes: port 0 for transport mode on IP protocol 50, or the ESP-in-UDP port.</summary>
+    public ushort EspPort;
+
+    /// <summary>This host's data port (the UDP destination port VXLAN carries inside ESP, and the port peers listen on).</summary>
+    public ushort DataPort;
+
     /// <summary>Number of pipeline workers (size of every per-worker counter array).</summary>
     public readonly int Workers;
     public readonly bool Learning;

@@ -61,17 +61,25 @@ internal sealed class LocalPort(int id, NetworkState network, EndpointOptions op
 /// </summary>
 internal sealed class NetworkState
 {
-    public NetworkState(NetworkOptions options, int workers)
+    public NetworkState(NetworkOptions options, int mtu, int workers)
     {
         Options = options;
         Vni = options.Vni;
-        MaxFrameLength = options.Mtu + Constants.EthernetHeaderLength + Constants.VlanTagLength;
+        Mtu = mtu;
+        Encrypted = options.Encrypted;
+        MaxFrameLength = mtu + Constants.EthernetHeaderLength + Constants.VlanTagLength;
         Counters = new TrafficCounters[workers];
         for (int i = 0; i < workers; i++) Counters[i] = new TrafficCounters();
     }
 
     public readonly NetworkOptions Options;
     public readonly uint Vni;
+    /// <summary>Inner MTU in effect (configured or derived).</summary>
+    public readonly int Mtu;
+    /// <summary>Carried only as ESP; plain VXLAN for this VNI is dropped.</summary>
+    public readonly bool Encrypted;
+    /// <summary>For an encrypted network: the ESP peer (outbound SA handle) of each VTEP, keyed by VTEP address.</summary>
+    public readonly CopyOnWriteTable<UserOverlay.Crypto.EspPeer> EspPeers = new();
     /// <summary>Largest inner frame accepted: MTU + Ethernet header + one VLAN tag.</summary>
     public readonly int MaxFrameLength;
     public readonly CopyOnWriteTable<FdbEntry> Fdb = new();

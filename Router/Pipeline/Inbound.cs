@@ -1,3 +1,4 @@
+using UserOverlay.Crypto;
 using UserOverlay.Router.Forwarding;
 using UserOverlay.Router.Wire;
 
@@ -12,7 +13,11 @@ namespace UserOverlay.Router.Pipeline;
 //     a. the source address is a peer VTEP (any source port: the kernel sends from a flow hash);
 //     b. the datagram holds a VXLAN header with the I flag and a whole Ethernet header;
 //     c. the VNI is one of this host's networks and the frame fits that network's MTU;
-//     d. the source MAC is unicast and is not one of this host's own endpoints.
+//     d. the source MAC is unicast and is not one of this host's own endpoints;
+//     e. the network is not encrypted: plain VXLAN for an encrypted VNI is always dropped.
+//     ESP takes its own entry (ProcessEsp): the SA is looked up by SPI, the ICV verified and the
+//     anti-replay window checked before anything is decrypted in place; the VXLAN datagram inside
+//     must carry a VNI of the network whose key opened it.
 //     Anything else is dropped and counted by reason; the worker carries on.
 //  3. Learn inner source MAC → the peer's VTEP, and ARP sender IP → MAC (for proxy ARP).
 //  4. Deliver: to the port that owns the destination MAC, or to every port of the network for
@@ -37,10 +42,49 @@ internal sealed class Inbound(ForwardingState state, int worker)
             case VxlanHeader.DecodeStatus.MissingIFlag: g.Drops[(int)DropReason.BadVxlanFlags]++; return;
         }
         if (!state.Networks.TryGet(vni, out NetworkState net)) { g.Drops[(int)DropReason.UnknownVni]++; return; }
+        if (net.Encrypted) { net.Counters[worker].Drops[(int)DropReason.PlaintextOnEncrypted]++; return; }
 
         ReadOnlySpan<byte> frame = datagram[VxlanHeader.Length..];
         DeliverFrame(net, frame, peer.Endpoint, now);
     }
+
+    /// <summary>Handles one received ESP packet (SPI onward; the IPv4 or UDP header already stripped).</summary>
+    public void ProcessEsp(ref UnderlayDatagram d, long now)
+    {
+        TrafficCounters g = state.Global[worker];
+        if (d.Truncated) { g.Drops[(int)DropReason.Oversized]++; return; }
+        if (!state.Peers.TryGet(d.Peer.Address, out PeerState peer)) { g.Drops[(int)DropReason.UnknownSource]++; return; }
+        EspSecurityDatabase? esp = state.Esp;
+        if (esp is null) { g.Drops[(int)DropReason.EspUnknownSpi]++; return; }
+
+        Span<byte> packet = d.Buffer.Span.Slice(d.Offset, d.Length);
+        EspOpenStatus status = esp.Open(packet, out int offset, out int length, out byte next, out InboundSa? sa);
+        if (status != EspOpenStatus.Ok) { g.Drops[(int)EspDrop(status)]++; return; }
+        if (next == Esp.NextHeaderNone) return; // a dummy packet (RFC 4303 §2.6): authentic, carries nothing
+        if (next != Esp.NextHeaderUdp || length < Constants.UdpHeaderLength + VxlanHeader.Length + Constants.EthernetHeaderLength)
+        { g.Drops[(int)DropReason.EspNotVxlan]++; return; }
+
+        ReadOnlySpan<byte> datagram = packet.Slice(offset + Constants.UdpHeaderLength, length - Constants.UdpHeaderLength);
+        if (VxlanHeader.TryDecode(datagram, out uint vni) != VxlanHeader.DecodeStatus.Ok) { g.Drops[(int)DropReason.EspNotVxlan]++; return; }
+        if (!state.Networks.TryGet(vni, out NetworkState net)) { g.Drops[(int)DropReason.UnknownVni]++; return; }
+        // A network's key opens only that network's traffic: an SA of another key never injects into this VNI.
+        if (!net.Encrypted || !string.Equals(sa!.KeyId, net.Options.Name, StringComparison.Ordinal))
+        { g.Drops[(int)DropReason.EspWrongNetwork]++; return; }
+
+        DeliverFrame(net, datagram[VxlanHeader.Length..], peer.Endpoint, now);
+    }
+
+    private static DropReason EspDrop(EspOpenStatus s) => s switch
+    {
+        EspOpenStatus.Truncated => DropReason.EspTruncated,
+        EspOpenStatus.Malformed => DropReason.EspMalformed,
+        EspOpenStatus.UnknownSpi => DropReason.EspUnknownSpi,
+        EspOpenStatus.Replayed => DropReason.EspReplayed,
+        EspOpenStatus.TooOld => DropReason.EspTooOld,
+        EspOpenStatus.AuthenticationFailed => DropReason.EspAuthenticationFailed,
+        EspOpenStatus.BadPadding => DropReason.EspBadPadding,
+        _ => DropReason.EspMalformed,
+    };
 
     /// <summary>Steps 2c–4 for an inner frame of <paramref name="net"/> that arrived from <paramref name="from"/>.</summary>
     public void DeliverFrame(NetworkState net, ReadOnlySpan<byte> frame, VtepEndpoint from, long now)

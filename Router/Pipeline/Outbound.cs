@@ -1,4 +1,6 @@
+using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
+using UserOverlay.Crypto;
 using UserOverlay.Router.Forwarding;
 using UserOverlay.Router.Wire;
 
@@ -17,31 +19,47 @@ namespace UserOverlay.Router.Pipeline;
 //        and is queued for that VTEP;
 //     e. broadcast, multicast and unknown unicast go to every other local port and are queued
 //        once per VTEP of the network's flood list — all copies share the one buffer.
-//  3. Flush sends every queued datagram with one sendmmsg, when the batch is used up and at the
-//     end of each wake; only then are the buffers reused.
+//  3. On an encrypted network, step d/e instead writes UDP + VXLAN headers into the headroom and
+//     seals the datagram in place with the VTEP's ESP SA (ESP header and IV in front, trailer and
+//     ICV behind); each flooded copy but the last is first copied to a scratch buffer, since each
+//     peer has its own key. No SA: the frame is dropped and counted — never sent in plaintext.
+//  4. Flush sends every queued datagram with one sendmmsg per socket (VXLAN, ESP), when the batch
+//     is used up and at the end of each wake; only then are the buffers reused.
 //
 // Not thread-safe: one instance per worker. Nothing here allocates.
 
 /// <summary>The endpoint → underlay half of the switch, for one pipeline worker.</summary>
 internal sealed class Outbound
 {
+    /// <summary>Copies of flooded frames on an encrypted network (one per extra peer) before a flush is forced.</summary>
+    private const int ScratchBuffers = 32;
+
     private readonly ForwardingState _state;
     private readonly IUnderlay _underlay;
+    private readonly IUnderlay? _espUnderlay;
     private readonly int _worker;
     private readonly UnderlayDatagram[] _sends;
     private int _sendCount;
-    private readonly byte[] _scratch = new byte[64];
+    private readonly UnderlayDatagram[] _espSends;
+    private int _espCount;
+    private readonly PacketBuffer[] _scratch;
+    private int _scratchUsed;
+    private readonly byte[] _arpReply = new byte[64];
 
-    public Outbound(ForwardingState state, IUnderlay underlay, int worker, int maxQueued = Constants.MaxSendBatch)
+    public Outbound(ForwardingState state, IUnderlay underlay, int worker, IUnderlay? espUnderlay = null, int maxQueued = Constants.MaxSendBatch)
     {
         _state = state;
         _underlay = underlay;
+        _espUnderlay = espUnderlay;
         _worker = worker;
         _sends = new UnderlayDatagram[maxQueued];
+        _espSends = espUnderlay is null ? [] : new UnderlayDatagram[maxQueued];
+        _scratch = new PacketBuffer[espUnderlay is null ? 0 : ScratchBuffers];
+        for (int i = 0; i < _scratch.Length; i++) _scratch[i] = new PacketBuffer();
     }
 
     /// <summary>Datagrams queued and not yet flushed.</summary>
-    public int Queued => _sendCount;
+    public int Queued => _sendCount + _espCount;
 
     /// <summary>
     /// Switches one frame read from <paramref name="port"/>. The frame is <c>buf.Span[offset..(offset+length)]</c>;
@@ -81,23 +99,73 @@ internal sealed class Outbound
             }
             else
             {
-                VxlanHeader.Write(buf.Span[(offset - VxlanHeader.Length)..], net.Vni);
-                Queue(buf, offset - VxlanHeader.Length, length + VxlanHeader.Length, entry.Remote);
-                c.EncapsulatedDatagrams++;
+                SendRemote(net, buf, offset, length, entry.Remote, inPlace: true, c);
             }
             return;
         }
         Flood(port, buf, offset, length, c);
     }
 
-    /// <summary>Sends every queued datagram (one sendmmsg where possible); afterwards the buffers may be reused.</summary>
+    /// <summary>Sends every queued datagram (one sendmmsg per socket where possible); afterwards the buffers may be reused.</summary>
     public void Flush()
     {
-        if (_sendCount == 0) return;
-        int failed = _underlay.Send(_sends.AsSpan(0, _sendCount));
-        if (failed > 0) _state.Global[_worker].Drops[(int)DropReason.SendFailed] += failed;
-        for (int i = 0; i < _sendCount; i++) _sends[i].Buffer = null!; // drop references: buffers go back to their owner
-        _sendCount = 0;
+        if (_sendCount > 0)
+        {
+            int failed = _underlay.Send(_sends.AsSpan(0, _sendCount));
+            if (failed > 0) _state.Global[_worker].Drops[(int)DropReason.SendFailed] += failed;
+            for (int i = 0; i < _sendCount; i++) _sends[i].Buffer = null!; // drop references: buffers go back to their owner
+            _sendCount = 0;
+        }
+        if (_espCount > 0)
+        {
+            int failed = _espUnderlay!.Send(_espSends.AsSpan(0, _espCount));
+            if (failed > 0) _state.Global[_worker].Drops[(int)DropReason.SendFailed] += failed;
+            for (int i = 0; i < _espCount; i++) _espSends[i].Buffer = null!;
+            _espCount = 0;
+        }
+        _scratchUsed = 0;
+    }
+
+    /// <summary>
+    /// Queues one frame for one VTEP: VXLAN in place on a plain network; on an encrypted one, sealed with the
+    /// VTEP's SA — in place when <paramref name="inPlace"/>, else in a scratch copy (the buffer is still needed).
+    /// </summary>
+    private void SendRemote(NetworkState net, PacketBuffer buf, int offset, int length, VtepEndpoint to, bool inPlace, TrafficCounters c)
+    {
+        if (!net.Encrypted)
+        {
+            VxlanHeader.Write(buf.Span[(offset - VxlanHeader.Length)..], net.Vni);
+            Queue(_sends, ref _sendCount, buf, offset - VxlanHeader.Length, length + VxlanHeader.Length, to);
+            c.EncapsulatedDatagrams++;
+            return;
+        }
+        if (!net.EspPeers.TryGet(to.Address, out EspPeer peer)) { c.Drops[(int)DropReason.EspNoSa]++; return; }
+        if (!inPlace)
+        {
+            if (_scratchUsed == _scratch.Length) Flush(); // the caller's buffer is not queued yet: flushing is safe
+            var copy = _scratch[_scratchUsed++];
+            buf.Span.Slice(offset, length).CopyTo(copy.Span[Constants.Headroom..]);
+            buf = copy;
+            offset = Constants.Headroom;
+        }
+        // [ESP 16 | UDP 8 | VXLAN 8 | frame | trailer ≤ 21]: the headroom holds the headers, the tailroom the trailer.
+        Span<byte> b = buf.Span;
+        int vxlanAt = offset - VxlanHeader.Length;
+        int udpAt = vxlanAt - Constants.UdpHeaderLength;
+        VxlanHeader.Write(b[vxlanAt..], net.Vni);
+        int udpLength = length + VxlanHeader.Length + Constants.UdpHeaderLength;
+        BinaryPrimitives.WriteUInt16BigEndian(b[udpAt..], _state.DataPort);
+        BinaryPrimitives.WriteUInt16BigEndian(b[(udpAt + 2)..], to.Port);
+        BinaryPrimitives.WriteUInt16BigEndian(b[(udpAt + 4)..], (ushort)udpLength);
+        BinaryPrimitives.WriteUInt16BigEndian(b[(udpAt + 6)..], 0); // IPv4 UDP checksum optional (RFC 768); the ICV protects the datagram
+        var status = peer.Seal(b, udpAt, udpLength, Esp.NextHeaderUdp, out int espLength);
+        if (status != EspSealStatus.Ok)
+        {
+            c.Drops[(int)(status == EspSealStatus.NoSa ? DropReason.EspNoSa : DropReason.EspNotSent)]++;
+            return;
+        }
+        Queue(_espSends, ref _espCount, buf, Esp.PacketStart(udpAt), espLength, new VtepEndpoint(to.Address, _state.EspPort));
+        c.EncapsulatedDatagrams++;
     }
 
     private void Flood(LocalPort from, PacketBuffer buf, int offset, int length, TrafficCounters c)
@@ -113,12 +181,9 @@ internal sealed class Outbound
             Deliver(ports[i], frame, c);
             any = true;
         }
-        if (flood.Length > 0)
+        for (int i = 0; i < flood.Length; i++)
         {
-            VxlanHeader.Write(buf.Span[(offset - VxlanHeader.Length)..], net.Vni);
-            for (int i = 0; i < flood.Length; i++)
-                Queue(buf, offset - VxlanHeader.Length, length + VxlanHeader.Length, flood[i]);
-            c.EncapsulatedDatagrams += flood.Length;
+            SendRemote(net, buf, offset, length, flood[i], inPlace: i == flood.Length - 1, c); // sealing in place must come last
             any = true;
         }
         if (any) c.FloodedFrames++;
@@ -126,10 +191,10 @@ internal sealed class Outbound
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void Queue(PacketBuffer buf, int offset, int length, VtepEndpoint to)
+    private void Queue(UnderlayDatagram[] queue, ref int count, PacketBuffer buf, int offset, int length, VtepEndpoint to)
     {
-        if (_sendCount == _sends.Length) Flush(); // the buffers stay valid: flushing only sends them
-        ref UnderlayDatagram d = ref _sends[_sendCount++];
+        if (count == queue.Length) Flush(); // the buffers stay valid: flushing only sends them
+        ref UnderlayDatagram d = ref queue[count++];
         d.Buffer = buf;
         d.Offset = offset;
         d.Length = length;
@@ -151,8 +216,8 @@ internal sealed class Outbound
         if (target == arp.SenderIp) return false; // gratuitous ARP / address probe: let it through
         if (!port.Network.Neighbors.TryGet(target, out NeighborEntry n) || n.Mac == arp.SenderMac)
             return false;
-        int len = ArpPacket.WriteReply(_scratch, n.Mac, target, arp.SenderMac, arp.SenderIp);
-        if (port.Tap.Write(_scratch.AsSpan(0, len))) c.ProxyArpReplies++;
+        int len = ArpPacket.WriteReply(_arpReply, n.Mac, target, arp.SenderMac, arp.SenderIp);
+        if (port.Tap.Write(_arpReply.AsSpan(0, len))) c.ProxyArpReplies++;
         else c.Drops[(int)DropReason.EndpointWriteFailed]++;
         return true;
     }

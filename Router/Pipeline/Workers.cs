@@ -21,11 +21,13 @@ namespace UserOverlay.Router.Pipeline;
 internal sealed class QueueWorker : IDisposable
 {
     private const ulong UnderlayToken = EpollSet.WakeToken - 1;
+    private const ulong EspToken = EpollSet.WakeToken - 2;
     /// <summary>Receive batches handled per wake before the TAPs get their turn.</summary>
     private const int MaxReceiveRounds = 4;
 
     private readonly ForwardingState _state;
     private readonly IUnderlay _underlay;
+    private readonly IUnderlay? _espUnderlay;
     private readonly Outbound _outbound;
     private readonly Inbound _inbound;
     private readonly EpollSet _epoll = new();
@@ -39,14 +41,15 @@ internal sealed class QueueWorker : IDisposable
     private long _lastErrorLog;
     private volatile bool _stop;
 
-    public QueueWorker(ForwardingState state, IUnderlay underlay, int workerId, int batch, PacketBufferPool pool, ILogger log)
+    public QueueWorker(ForwardingState state, IUnderlay underlay, IUnderlay? espUnderlay, int workerId, int batch, PacketBufferPool pool, ILogger log)
     {
         _state = state;
         _underlay = underlay;
+        _espUnderlay = espUnderlay;
         _pool = pool;
         _log = log;
         WorkerId = workerId;
-        _outbound = new Outbound(state, underlay, workerId);
+        _outbound = new Outbound(state, underlay, workerId, espUnderlay);
         _inbound = new Inbound(state, workerId);
         _tapBufs = new PacketBuffer[batch];
         for (int i = 0; i < batch; i++) _tapBufs[i] = pool.Rent();
@@ -54,6 +57,7 @@ internal sealed class QueueWorker : IDisposable
         _datagrams = new UnderlayDatagram[batch];
         for (int i = 0; i < batch; i++) _datagrams[i].Buffer = pool.Rent();
         _epoll.Add(underlay.ReadinessHandle, UnderlayToken);
+        if (espUnderlay is not null) _epoll.Add(espUnderlay.ReadinessHandle, EspToken);
         _thread = new Thread(Run) { Name = $"uo-queue-{workerId}", IsBackground = true };
     }
 
@@ -80,6 +84,7 @@ internal sealed class QueueWorker : IDisposable
                     ulong token = _events[i].Data;
                     if (token == EpollSet.WakeToken) _epoll.ClearWake();
                     else if (token == UnderlayToken) ReceiveRound(now);
+                    else if (token == EspToken) ReceiveEspRound(now);
                     else if (_state.Port((int)token) is { } port) DrainTap(port, now);
                 }
                 _outbound.Flush();
@@ -108,6 +113,16 @@ internal sealed class QueueWorker : IDisposable
             int got = _underlay.Receive(_datagrams, offset);
             for (int i = 0; i < got; i++) _inbound.ProcessDatagram(ref _datagrams[i], now);
             if (got < _datagrams.Length) return; // drained; if not, level-triggered epoll reports it again
+        }
+    }
+
+    private void ReceiveEspRound(long now)
+    {
+        for (int round = 0; round < MaxReceiveRounds; round++)
+        {
+            int got = _espUnderlay!.Receive(_datagrams, 0);
+            for (int i = 0; i < got; i++) _inbound.ProcessEsp(ref _datagrams[i], now);
+            if (got < _datagrams.Length) return;
         }
     }
 

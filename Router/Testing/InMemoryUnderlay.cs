@@ -146,6 +146,12 @@ public sealed class InMemoryPlatform(InMemoryUnderlayNetwork network) : IRouterP
 
     public IUnderlay OpenUnderlay(VtepEndpoint local, int batchSize) => Underlay = Network.Attach(local);
 
+    /// <summary>The last ESP underlay this platform opened (attached at port 0 for transport mode, else the ESP-in-UDP port).</summary>
+    public InMemoryUnderlay? EspUnderlay { get; private set; }
+
+    public IUnderlay OpenEspUnderlay(VtepEndpoint local, int udpPort, int batchSize) =>
+        EspUnderlay = Network.Attach(local with { Port = (ushort)udpPort });
+
     /// <summary>The TAP created for an endpoint.</summary>
     public ChannelTap Tap(string netns, string name = "eth0") => _taps[(netns, name)];
 }

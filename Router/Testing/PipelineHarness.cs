@@ -19,17 +19,23 @@ internal sealed class PipelineHarness : IDisposable
     public readonly VtepEndpoint[] Peers;
     public readonly ulong[] RemoteMacs;
     public readonly CountingUnderlay Underlay;
+    public readonly CountingUnderlay? EspUnderlay;
+    public readonly UserOverlay.Crypto.EspSecurityDatabase? Esp;
+    public readonly UserOverlay.Crypto.EspSecurityDatabase? RemoteEsp;
+    public readonly UserOverlay.Crypto.EspPeer? RemotePeer;
     public readonly Outbound Outbound;
     public readonly Inbound Inbound;
 
-    public PipelineHarness(int localPorts = 2, int peers = 3)
+    /// <summary>With <paramref name="encrypted"/>, the network is encrypted and <see cref="Esp"/> holds this host's SAs;
+    /// <see cref="RemoteEsp"/> holds peer 0's, to make inbound ESP packets.</summary>
+    public PipelineHarness(int localPorts = 2, int peers = 3, bool encrypted = false)
     {
-        State = new ForwardingState(workers: 1, learning: true, Constants.DefaultFdbAging);
+        State = new ForwardingState(workers: 1, learning: true, Constants.DefaultFdbAging) { DataPort = Constants.VxlanPort };
         long now = Environment.TickCount64;
         Peers = new VtepEndpoint[peers];
         RemoteMacs = new ulong[peers];
-        var netOptions = new NetworkOptions { Name = "blue", Vni = Vni, Subnet = new Ipv4Prefix(0xC612_0000, 24) }; // 198.18.0.0/24
-        Network = new NetworkState(netOptions, 1);
+        var netOptions = new NetworkOptions { Name = "blue", Vni = Vni, Subnet = new Ipv4Prefix(0xC612_0000, 24), Encrypted = encrypted }; // 198.18.0.0/24
+        Network = new NetworkState(netOptions, encrypted ? 1416 : Constants.DefaultMtu, 1);
         State.Networks.Set(Vni, Network);
         for (int i = 0; i < peers; i++)
         {
@@ -48,7 +54,18 @@ internal sealed class PipelineHarness : IDisposable
             State.AddPort(Ports[i], now);
         }
         Underlay = new CountingUnderlay(new VtepEndpoint(0xC000_0201, 4789));
-        Outbound = new Outbound(State, Underlay, 0);
+        if (encrypted)
+        {
+            var keys = new UserOverlay.Crypto.StaticNetworkKeySource([new UserOverlay.Crypto.NetworkKey("blue", new byte[16])]);
+            UserOverlay.Crypto.EspOptions Opts() => new() { SequenceStore = new UserOverlay.Crypto.InMemorySequenceStore(), CipherLanes = 1 };
+            Esp = new UserOverlay.Crypto.EspSecurityDatabase(VtepEndpoint.ToIPAddress(0xC000_0201), keys, Opts(), DateTimeOffset.UtcNow);
+            foreach (var p in Peers) Network.EspPeers.Set(p.Address, Esp.AddPeer("blue", p.IPAddress));
+            State.Esp = Esp;
+            RemoteEsp = new UserOverlay.Crypto.EspSecurityDatabase(Peers[0].IPAddress, keys, Opts(), DateTimeOffset.UtcNow);
+            RemotePeer = RemoteEsp.AddPeer("blue", VtepEndpoint.ToIPAddress(0xC000_0201));
+            EspUnderlay = new CountingUnderlay(new VtepEndpoint(0xC000_0201, 0));
+        }
+        Outbound = new Outbound(State, Underlay, 0, EspUnderlay);
         Inbound = new Inbound(State, 0);
     }
 
@@ -90,9 +107,30 @@ internal sealed class PipelineHarness : IDisposable
         return new UnderlayDatagram { Buffer = buf, Offset = offset, Length = inner.Length + Constants.VxlanHeaderLength, Peer = peer };
     }
 
+    /// <summary>
+    /// Places an ESP packet from peer 0 (sealed by <see cref="RemotePeer"/>) carrying a VXLAN datagram with <paramref name="inner"/>
+    /// in <paramref name="buf"/>, as the ESP socket would deliver it. Each call uses the next sequence number.
+    /// </summary>
+    public UnderlayDatagram ReceivedEsp(PacketBuffer buf, ReadOnlySpan<byte> inner)
+    {
+        int udpAt = 16;
+        Span<byte> b = buf.Span;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(b[udpAt..], 4789);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(b[(udpAt + 2)..], 4789);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(b[(udpAt + 4)..], (ushort)(16 + inner.Length));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(b[(udpAt + 6)..], 0);
+        VxlanHeader.Write(b[(udpAt + 8)..], Vni);
+        inner.CopyTo(b[(udpAt + 16)..]);
+        RemotePeer!.Seal(b, udpAt, 16 + inner.Length, 17, out int espLength);
+        return new UnderlayDatagram { Buffer = buf, Offset = 0, Length = espLength, Peer = new VtepEndpoint(Peers[0].Address, 0) };
+    }
+
     public void Dispose()
     {
         foreach (var p in Ports) p.Tap.Dispose();
         Underlay.Dispose();
+        EspUnderlay?.Dispose();
+        Esp?.Dispose();
+        RemoteEsp?.Dispose();
     }
 }

@@ -51,4 +51,10 @@ public interface IRouterPlatform
 
     /// <summary>Opens the data-path socket bound to <paramref name="local"/>.</summary>
     IUnderlay OpenUnderlay(VtepEndpoint local, int batchSize);
+
+    /// <summary>
+    /// Opens the ESP socket on <paramref name="local"/>'s address: IP protocol 50 when <paramref name="udpPort"/> is 0
+    /// (transport mode), else UDP on that port (ESP-in-UDP). Received datagrams start at the SPI.
+    /// </summary>
+    IUnderlay OpenEspUnderlay(VtepEndpoint local, int udpPort, int batchSize);
 }

@@ -4,10 +4,14 @@ using System.Runtime.InteropServices;
 namespace UserOverlay.Router.Underlay;
 
 /// <summary>
-/// The VXLAN socket: one non-blocking UDP socket bound to this host's VTEP address and data port,
+/// A datagram socket of the underlay, driven in batches. <see cref="Open"/>: the VXLAN socket — one
+/// non-blocking UDP socket bound to this host's VTEP address and data port,
 /// driven with recvmmsg and sendmmsg through message vectors preallocated in native memory, so a
 /// batch costs one syscall and no allocation. The pipeline worker polls the socket itself with
-/// epoll. Receive and Send from the worker's thread; Dispose only after the worker has stopped.
+/// epoll. <see cref="OpenRawEsp"/>: the same for ESP in transport mode, a raw socket of IP protocol 50
+/// (the kernel adds the IPv4 header on send; on receive the header is stripped here, so callers see
+/// the ESP packet from its SPI on). <see cref="Open"/> at port 4500 serves ESP-in-UDP (RFC 3948).
+/// Receive and Send from the worker's thread; Dispose only after the worker has stopped.
 /// </summary>
 internal sealed unsafe class UdpUnderlay : IUnderlay
 {
@@ -16,6 +20,7 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
     private readonly SafeFdHandle _handle;
     private readonly int _fd;
     private readonly int _batch;
+    private readonly bool _stripIpHeader;
     private readonly Interop.MMsgHdr* _rxMsgs;
     private readonly Interop.IoVec* _rxIov;
     private readonly Interop.SockAddrIn* _rxAddrs;
@@ -25,8 +30,9 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
 
     public VtepEndpoint LocalEndpoint { get; }
 
-    private UdpUnderlay(SafeFdHandle handle, VtepEndpoint local, int batch)
+    private UdpUnderlay(SafeFdHandle handle, VtepEndpoint local, int batch, bool stripIpHeader = false)
     {
+        _stripIpHeader = stripIpHeader;
         _handle = handle;
         _fd = handle.Fd;
         LocalEndpoint = local;
@@ -90,6 +96,41 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
         }
     }
 
+    /// <summary>Opens a raw IPPROTO_ESP socket bound to <paramref name="local"/>'s address (the port is not used).</summary>
+    public static UdpUnderlay OpenRawEsp(VtepEndpoint local, int batchSize)
+    {
+        int fd = Interop.Libc.socket(Interop.AF_INET, Interop.SOCK_RAW | Interop.SOCK_CLOEXEC | Interop.SOCK_NONBLOCK, 50);
+        if (fd < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            throw errno is Interop.EPERM or Interop.EACCES
+                ? new RouterException(RouterErrorCode.PermissionDenied, "cannot open a raw ESP socket (IP protocol 50): permission denied (needs root or CAP_NET_RAW); `esp: udp` avoids raw sockets")
+                : new RouterException(RouterErrorCode.SystemError, $"cannot open a raw ESP socket (IP protocol 50): {Interop.ErrorText(errno)}");
+        }
+        var handle = new SafeFdHandle(fd);
+        try
+        {
+            SetBuffer(fd, Interop.SO_RCVBUFFORCE, Interop.SO_RCVBUF);
+            SetBuffer(fd, Interop.SO_SNDBUFFORCE, Interop.SO_SNDBUF);
+            Interop.SockAddrIn sa = default;
+            sa.Family = Interop.AF_INET;
+            sa.AddrBE = BinaryPrimitives.ReverseEndianness(local.Address);
+            if (Interop.Libc.bind(fd, &sa, (uint)sizeof(Interop.SockAddrIn)) != 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                throw errno == Interop.EADDRNOTAVAIL
+                    ? new RouterException(RouterErrorCode.AddressNotAvailable, $"cannot bind the ESP socket to {local.IPAddress}: not an address of any interface in this network namespace")
+                    : new RouterException(RouterErrorCode.SystemError, $"cannot bind the ESP socket to {local.IPAddress}: {Interop.ErrorText(errno)}");
+            }
+            return new UdpUnderlay(handle, local with { Port = 0 }, batchSize, stripIpHeader: true);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
     private static void SetBuffer(int fd, int force, int plain)
     {
         int size = SocketBufferBytes;
@@ -120,6 +161,7 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
                     d.Length = (int)_rxMsgs[i].Len;
                     d.Truncated = (_rxMsgs[i].Hdr.Flags & Interop.MSG_TRUNC) != 0;
                     d.Peer = new VtepEndpoint(BinaryPrimitives.ReverseEndianness(_rxAddrs[i].AddrBE), BinaryPrimitives.ReverseEndianness(_rxAddrs[i].PortBE));
+                    if (_stripIpHeader) StripIpv4Header(ref d);
                 }
                 return got;
             }
@@ -129,6 +171,16 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
             if (errno is Interop.EAGAIN or Interop.EBADF) return 0;
             // ECONNREFUSED and friends (ICMP errors queued on the socket) carry no datagram: try again.
         }
+    }
+
+    /// <summary>A raw socket delivers the IPv4 header too: skip it (options included); a header that does not parse leaves nothing.</summary>
+    private static void StripIpv4Header(ref UnderlayDatagram d)
+    {
+        ReadOnlySpan<byte> p = d.Buffer.Span.Slice(d.Offset, d.Length);
+        int ihl = p.Length > 0 ? (p[0] & 0x0F) * 4 : 0;
+        if (p.Length < 20 || (p[0] >> 4) != 4 || ihl < 20 || ihl > p.Length) { d.Length = 0; return; }
+        d.Offset += ihl;
+        d.Length -= ihl;
     }
 
     /// <inheritdoc />

@@ -32,6 +32,7 @@ public sealed class InMemoryHosts : IDisposable
         var platform = new InMemoryPlatform(Underlay);
         var router = OverlayRouter.Start(options, platform);
         platform.Underlay!.RecordSent = true;
+        if (platform.EspUnderlay is { } esp) esp.RecordSent = true;
         _hosts.Add((router, platform));
         return (router, platform);
     }

@@ -120,6 +120,46 @@ public class ZeroAllocationTests
     }
 
     [Fact]
+    public void Outbound_encrypted_unicast_and_flood_seal_in_place()
+    {
+        using var h = new PipelineHarness(encrypted: true);
+        var buf = new PacketBuffer();
+        var unicast = PipelineHarness.Frame(h.Ports[0].Mac, h.RemoteMacs[1], 1400);
+        var flood = PipelineHarness.Frame(h.Ports[0].Mac, MacAddress.Broadcast.Value, 200);
+        long now = Environment.TickCount64;
+        long alloc = Measure(() =>
+        {
+            PipelineHarness.Load(buf, unicast);
+            h.Outbound.ProcessFrame(h.Ports[0], buf, Constants.Headroom, unicast.Length, now);
+            h.Outbound.Flush();
+            PipelineHarness.Load(buf, flood);
+            h.Outbound.ProcessFrame(h.Ports[0], buf, Constants.Headroom, flood.Length, now); // 3 peers: two scratch copies, one in place
+            h.Outbound.Flush();
+        });
+        Assert.Equal(0, alloc);
+        Assert.Equal(4 * (Iterations + 2), h.EspUnderlay!.Datagrams);
+        Assert.Equal(0, h.Underlay.Datagrams); // never plain VXLAN
+    }
+
+    [Fact]
+    public void Inbound_encrypted_open_and_deliver()
+    {
+        using var h = new PipelineHarness(encrypted: true);
+        var buf = new PacketBuffer();
+        var inner = PipelineHarness.Frame(h.RemoteMacs[0], h.Ports[1].Mac, 1400);
+        long now = Environment.TickCount64;
+        var first = h.ReceivedEsp(buf, inner);
+        h.Inbound.ProcessEsp(ref first, now);
+        long alloc = Measure(() =>
+        {
+            var d = h.ReceivedEsp(buf, inner); // sealing the test input is on the measured thread too: both directions at once
+            h.Inbound.ProcessEsp(ref d, now);
+        });
+        Assert.Equal(0, alloc);
+        Assert.Equal(Iterations + 3, ((CountingTap)h.Ports[1].Tap).Frames);
+    }
+
+    [Fact]
     public void Vxlan_codec_and_fdb_lookup()
     {
         using var h = new PipelineHarness();
