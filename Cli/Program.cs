@@ -9,6 +9,7 @@ namespace UserOverlay.Cli;
 /// The <c>useroverlay</c> binary. Commands:
 /// <c>up --config FILE [--name NAME]</c> runs one host's router in the foreground;
 /// <c>status [--name NAME] [--json]</c> asks a running router over its control socket;
+/// <c>members [--name NAME] [--json]</c> lists its gossip cluster (gossip mode);
 /// <c>version</c>.
 /// Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
 /// </summary>
@@ -20,6 +21,7 @@ internal static class Program
         {
             UpCommand.Create(),
             StatusCommand.Create(),
+            MembersCommand.Create(),
             VersionCommand.Create(),
         };
         return root.Parse(args).Invoke();

@@ -50,14 +50,16 @@ internal static class UpCommand
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
 
         using var router = OverlayRouter.Start(config.Router, loggerFactory: loggers);
+        // Gossip mode (Cli/Gossip/): the endpoint table feeds the router; disposed (after leaving) before the router stops.
+        await using var gossip = config.Gossip is { } gc ? await Gossip.GossipAgent.StartAsync(gc, name, router, loggers) : null;
         var version = new VersionInfo(ExitCodes.Version, name, Environment.ProcessId, config.File);
-        await using var control = await ControlServer.StartAsync(name, router.GetStatus, version, loggers);
+        await using var control = await ControlServer.StartAsync(name, router.GetStatus, version, loggers, gossip is null ? null : gossip.GetMembers);
         RouterMetrics? metrics = null;
         try
         {
             if (config.Metrics is { } m)
             {
-                try { metrics = new RouterMetrics(m, router.GetStatus); }
+                try { metrics = new RouterMetrics(m, router.GetStatus, gossip is null ? null : gossip.GetMembers); }
                 catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or InvalidOperationException)
                 {
                     throw new RouterException(RouterErrorCode.PortInUse, $"cannot serve metrics on {m}: {e.GetBaseException().Message}");
@@ -67,6 +69,7 @@ internal static class UpCommand
                 name, ControlApi.SocketPath(name), metrics is null ? "" : $", metrics at http://{config.Metrics}/metrics");
             stop.Wait();
             log.LogInformation("Stopping router '{Name}'", name);
+            if (gossip is not null) await gossip.LeaveAsync(TimeSpan.FromSeconds(3)); // others drop our endpoints now, not after failure detection
         }
         finally
         {

@@ -13,6 +13,8 @@ public sealed record HostConfig
     public required RouterOptions Router { get; init; }
     /// <summary>Where to serve Prometheus metrics (host and port), or null.</summary>
     public IPEndPoint? Metrics { get; init; }
+    /// <summary>Gossip mode (the <c>gossip:</c> section), or null for static mode.</summary>
+    public GossipConfig? Gossip { get; init; }
 }
 
 /// <summary>
@@ -46,7 +48,7 @@ public static class ConfigLoader
         var root = r.Parse(text);
         if (root is null) throw new ConfigException(r.Errors);
 
-        var top = r.Fields(root, "", "underlay", "peers", "metrics", "learning", "fdb_aging", "batch_size", "networks", "endpoints", "fdb");
+        var top = r.Fields(root, "", "underlay", "peers", "gossip", "metrics", "learning", "fdb_aging", "batch_size", "networks", "endpoints", "fdb");
 
         // underlay
         uint underlayAddress = 0;
@@ -76,6 +78,9 @@ public static class ConfigLoader
             }
         }
 
+        // gossip (Cli/Config/GossipConfig.cs): peers become optional, learning defaults to off
+        var gossip = GossipSection.Parse(r, top, file, underlayAddress, underlayPort);
+
         IPEndPoint? metrics = null;
         if (top.TryGetValue("metrics", out var metricsNode) && r.Scalar(metricsNode, "metrics") is { Length: > 0 } ms)
         {
@@ -83,7 +88,7 @@ public static class ConfigLoader
                 r.Error(metricsNode, "metrics", $"'{ms}' is not an address:port (e.g. 127.0.0.1:9464)");
         }
 
-        bool learning = r.Boolean(top, "learning", "") ?? true;
+        bool learning = r.Boolean(top, "learning", "") ?? !top.ContainsKey("gossip");
         TimeSpan aging = r.Duration(top, "fdb_aging", "") ?? Constants.DefaultFdbAging;
         int batch = (int)(r.Integer(top, "batch_size", "", false, 1, 1024) ?? Constants.IdealBatchSize);
 
@@ -199,7 +204,7 @@ public static class ConfigLoader
         foreach (var e in options.Validate())
             r.ErrorAt(RemapIndex(RemapIndex(e.Path, "endpoints", endpointIndex), "fdb", fdbIndex), e.Message);
         if (r.Errors.Count > 0) throw new ConfigException(r.Errors);
-        return new HostConfig { File = Path.GetFullPath(file), Router = options, Metrics = metrics };
+        return new HostConfig { File = Path.GetFullPath(file), Router = options, Metrics = metrics, Gossip = gossip };
     }
 
     /// <summary>Options paths index the parsed lists; entries skipped for errors shift them, so map back to the file's index.</summary>

@@ -11,6 +11,7 @@ namespace UserOverlay.Cli.Daemon;
 /// <item><c>GET /_ping</c> → "OK"</item>
 /// <item><c>GET /v1/version</c> → <see cref="VersionInfo"/></item>
 /// <item><c>GET /v1/status</c> → <see cref="RouterStatus"/></item>
+/// <item><c>GET /v1/members</c> → <see cref="Gossip.MembersResponse"/> (gossip mode; otherwise 503 with code "gossip_disabled")</item>
 /// </list>
 /// Errors are <see cref="ApiError"/>: a stable code and a sentence a person can act on.
 /// </summary>
@@ -39,6 +40,7 @@ public sealed record ApiError(string Code, string Message);
 [JsonSerializable(typeof(RouterStatus))]
 [JsonSerializable(typeof(VersionInfo))]
 [JsonSerializable(typeof(ApiError))]
+[JsonSerializable(typeof(Gossip.MembersResponse))]
 public sealed partial class ControlJson : JsonSerializerContext
 {
     /// <summary>Deserialises or throws with a clear message.</summary>

@@ -23,8 +23,11 @@ internal sealed class ControlServer : IAsyncDisposable
         _path = path;
     }
 
-    /// <summary>Claims the socket path (refusing if a live router already owns it) and starts serving.</summary>
-    public static async Task<ControlServer> StartAsync(string name, Func<RouterStatus> status, VersionInfo version, ILoggerFactory loggers)
+    /// <summary>
+    /// Claims the socket path (refusing if a live router already owns it) and starts serving.
+    /// <c>members</c> is the member list in gossip mode; null in static mode (then <c>/v1/members</c> answers "gossip_disabled").
+    /// </summary>
+    public static async Task<ControlServer> StartAsync(string name, Func<RouterStatus> status, VersionInfo version, ILoggerFactory loggers, Func<Gossip.MembersResponse>? members = null)
     {
         Directory.CreateDirectory(ControlApi.SocketDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         File.SetUnixFileMode(ControlApi.SocketDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
@@ -50,8 +53,12 @@ internal sealed class ControlServer : IAsyncDisposable
         app.MapGet("/_ping", () => Results.Text("OK"));
         app.MapGet("/v1/version", () => Results.Json(version, ControlJson.Default.VersionInfo));
         app.MapGet("/v1/status", () => Results.Json(status(), ControlJson.Default.RouterStatus));
+        app.MapGet("/v1/members", () => members is null
+            ? Results.Json(new ApiError("gossip_disabled", "this router runs in static mode (its configuration has no `gossip:` section), so it has no cluster members; see README, \"Gossip mode\""),
+                ControlJson.Default.ApiError, statusCode: 503)
+            : Results.Json(members(), ControlJson.Default.MembersResponse));
         app.MapFallback((HttpContext ctx) => Results.Json(
-            new ApiError("not_found", $"no such endpoint: {ctx.Request.Method} {ctx.Request.Path} (this daemon serves /_ping, /v1/version, /v1/status)"),
+            new ApiError("not_found", $"no such endpoint: {ctx.Request.Method} {ctx.Request.Path} (this daemon serves /_ping, /v1/version, /v1/status, /v1/members)"),
             ControlJson.Default.ApiError, statusCode: 404));
         await app.StartAsync();
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);

@@ -13,6 +13,7 @@ namespace UserOverlay.Cli.Daemon;
 /// <item><c>useroverlay_network_vxlan_datagrams_sent_total</c>, <c>useroverlay_network_delivered_frames_total</c>, <c>useroverlay_network_flooded_frames_total</c>, <c>useroverlay_network_proxy_arp_replies_total</c></item>
 /// <item><c>useroverlay_drops_total{network,reason}</c> (network="" for drops that belong to no network)</item>
 /// <item><c>useroverlay_fdb_entries{network,source}</c></item>
+/// <item><c>useroverlay_gossip_members{state}</c> (gossip mode): members by state as this node sees them — alive, suspect, dead, left</item>
 /// <item><c>useroverlay_gc_allocated_bytes_total</c>: GC.GetTotalAllocatedBytes of the process — its growth per forwarded frame is the data path's allocation (zero), plus the control plane's own</item>
 /// </list>
 /// </summary>
@@ -20,7 +21,7 @@ internal sealed class RouterMetrics : IDisposable
 {
     private readonly KestrelMetricServer _server;
 
-    public RouterMetrics(IPEndPoint listen, Func<RouterStatus> status)
+    public RouterMetrics(IPEndPoint listen, Func<RouterStatus> status, Func<Gossip.MembersResponse>? members = null)
     {
         var registry = Metrics.NewCustomRegistry();
         var f = Metrics.WithCustomRegistry(registry);
@@ -35,6 +36,7 @@ internal sealed class RouterMetrics : IDisposable
         var fdb = f.CreateGauge("useroverlay_fdb_entries", "FDB entries per network and source.", "network", "source");
         var alloc = f.CreateCounter("useroverlay_gc_allocated_bytes_total", "Bytes allocated by the process since start (GC.GetTotalAllocatedBytes).");
         var uptime = f.CreateGauge("useroverlay_uptime_seconds", "Seconds since the router started.");
+        var memberStates = members is null ? null : f.CreateGauge("useroverlay_gossip_members", "Gossip members by state, as this node sees them (itself included).", "state");
 
         registry.AddBeforeCollectCallback(() =>
         {
@@ -57,6 +59,8 @@ internal sealed class RouterMetrics : IDisposable
             foreach (var (reason, v) in s.Drops) drops.WithLabels("", reason).IncTo(v);
             alloc.IncTo(GC.GetTotalAllocatedBytes(precise: false));
             uptime.Set(s.UptimeSeconds);
+            if (members is not null)
+                foreach (var (state, count) in members().CountByState()) memberStates!.WithLabels(state).Set(count);
         });
 
         _server = new KestrelMetricServer(new KestrelMetricServerOptions

@@ -1,0 +1,71 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using UserOverlay.Cli.Daemon;
+using UserOverlay.Cli.Gossip;
+
+namespace UserOverlay.Cli.Commands;
+
+/// <summary><c>useroverlay members [--name NAME] [--json]</c>: the gossip cluster as a running router sees it.</summary>
+internal static class MembersCommand
+{
+    public static Command Create()
+    {
+        var name = new Option<string?>("--name", "-n") { Description = "Which router (default: the only one running)." };
+        var json = new Option<bool>("--json") { Description = "Print the raw JSON (for scripts)." };
+        var cmd = new Command("members", "Show the gossip cluster's members (name, address, state, incarnation, protocol versions, VTEP, networks).") { name, json };
+        cmd.SetAction(p => Run(p.GetValue(name), p.GetValue(json)));
+        return cmd;
+    }
+
+    private static int Run(string? name, bool json)
+    {
+        try
+        {
+            using var client = new ControlClient(ControlClient.Resolve(name));
+            string body = client.GetAsync("v1/members").GetAwaiter().GetResult();
+            if (json)
+            {
+                Console.WriteLine(body);
+                return ExitCodes.Ok;
+            }
+            Console.Write(Format(ControlJson.Read(body, ControlJson.Default.MembersResponse)));
+            return ExitCodes.Ok;
+        }
+        catch (Exception e)
+        {
+            return ExitCodes.Report(e);
+        }
+    }
+
+    /// <summary>Human-readable rendering: a header line and one row per member.</summary>
+    public static string Format(MembersResponse r)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        var b = new StringBuilder();
+        var counts = r.CountByState().Where(kv => kv.Value > 0).Select(kv => $"{kv.Value} {kv.Key}");
+        b.AppendLine(ci, $"Node {r.Node} at {r.Address}   gossip {(r.Encrypted ? "encrypted" : "not encrypted")}   health {r.HealthScore}   members: {string.Join(", ", counts)}");
+        if (!r.Joined)
+            b.AppendLine(ci, $"Not joined yet: no seed has answered ({string.Join(", ", r.Seeds)}); still trying.");
+        b.AppendLine();
+        string[] head = ["NAME", "ADDRESS", "STATE", "INCARNATION", "PROTOCOL", "DELEGATE", "VTEP", "NETWORKS"];
+        var rows = r.Members.Select(m => new[]
+        {
+            m.Local ? m.Name + " *" : m.Name,
+            m.Address,
+            m.State == "alive" ? m.State : $"{m.State} ({m.StateAgeSeconds.ToString("0", ci)} s)",
+            m.Incarnation.ToString(ci),
+            m.Protocol.ToString(),
+            m.Delegate.ToString(),
+            m.Vtep ?? "-",
+            m.Networks.Count == 0 ? "-" : string.Join(",", m.Networks),
+        }).ToList();
+        var width = head.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(x => x[i].Length))).ToArray();
+        void Row(string[] cells) => b.AppendLine(string.Join("  ", cells.Select((c, i) => i == cells.Length - 1 ? c : c.PadRight(width[i]))).TrimEnd());
+        Row(head);
+        foreach (var row in rows) Row(row);
+        b.AppendLine();
+        b.AppendLine("(* this node; PROTOCOL and DELEGATE are memberlist versions: current [min,max])");
+        return b.ToString();
+    }
+}

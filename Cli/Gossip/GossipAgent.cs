@@ -1,0 +1,326 @@
+// The control plane of gossip mode: runs the replicated endpoint table (Membership/) next to the
+// router and feeds the router through the interface the router owns (IRemoteEndpointSink), so
+// neither library references the other.
+//
+//   table event                                   → router
+//   ───────────────────────────────────────────────────────────────────────────────────────────────
+//   remote endpoint Added / Updated               → SetRemoteEndpoint(network, MAC, IPv4, owner's VTEP:data port)
+//     (Updated with another IP: the old neighbour entry is removed first)
+//   remote endpoint Removed (deleted, owner failed
+//     or left)                                    → RemoveRemoteEndpoint(network, MAC, IPv4)
+//   network peers changed (complete flood list)   → SetFloodList(network, their VTEPs ∪ static peers)
+//   member joined / updated / failed / left       → SetDynamicPeers(VTEPs of every live member with overlay meta)
+//
+// Network identity on the wire is the VNI in decimal ("4097"): it is what the data path keys on,
+// so two hosts agree on a network exactly when VXLAN between them would. A record for a VNI this
+// host does not serve is ignored (the table only reports networks this host joined, and it joins
+// only the networks it has endpoints on — so broadcast reaches only hosts with endpoints).
+//
+// Threads: table events arrive on the table's one event task, membership events on the member's
+// one event task; the sink is thread-safe (copy-on-write tables), so both call it directly. The
+// join loop is one background task. Deliberately simple: local endpoints are static for the life
+// of the process (the configuration fixes them), so they are published once, before joining.
+
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using UserOverlay.Membership;
+using UserOverlay.Membership.Table;
+using UserOverlay.Router;
+
+namespace UserOverlay.Cli.Gossip;
+
+/// <summary>What a <see cref="GossipAgent"/> needs: the member's options, the seeds, and the router it feeds.</summary>
+internal sealed record GossipAgentOptions
+{
+    /// <summary>Name, bind address, keyring and timings of the member (events are installed by the agent).</summary>
+    public required MembershipOptions Membership { get; init; }
+
+    /// <summary>Seed addresses (<c>host[:port]</c>); entries naming this member itself are skipped.</summary>
+    public IReadOnlyList<string> Seeds { get; init; } = [];
+
+    /// <summary>The router: its local endpoints are published, its FDB, neighbours, flood lists and peers are fed.</summary>
+    public required OverlayRouter Router { get; init; }
+
+    /// <summary>First wait between join attempts while no seed answers; doubles up to <see cref="JoinRetryMax"/>.</summary>
+    public TimeSpan JoinRetryMin { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Longest wait between join attempts.</summary>
+    public TimeSpan JoinRetryMax { get; init; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>
+/// Gossip mode's adapter: an <see cref="EndpointTable"/> whose events drive an
+/// <see cref="IRemoteEndpointSink"/>. Start with <c>StartAsync</c>; on shutdown call
+/// <see cref="LeaveAsync"/> (others drop this host at once) before <see cref="DisposeAsync"/>, and
+/// both before the router stops. All public members are thread-safe.
+/// </summary>
+internal sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, IAsyncDisposable
+{
+    private readonly GossipAgentOptions _opt;
+    private readonly IRemoteEndpointSink _sink;
+    private readonly ILogger _log;
+    private readonly Dictionary<string, string> _nameById = new(StringComparer.Ordinal);   // "4097" → "blue"
+    private readonly VtepEndpoint _self;
+    private readonly VtepEndpoint[] _staticPeers;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Lock _peersLock = new();
+    private EndpointTable? _table;
+    private Task _joinLoop = Task.CompletedTask;
+    private volatile bool _joined;
+    private int _disposed;
+
+    private GossipAgent(GossipAgentOptions options, ILogger log)
+    {
+        _opt = options;
+        _sink = options.Router;
+        _log = log;
+        var ro = options.Router.Options;
+        foreach (var n in ro.Networks) _nameById[NetworkId(n.Vni)] = n.Name;
+        _self = ro.Underlay;
+        _staticPeers = [.. ro.Peers];
+    }
+
+    /// <summary>The table's identifier of a network: its VNI in decimal.</summary>
+    public static string NetworkId(uint vni) => vni.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The table (members, records).</summary>
+    public EndpointTable Table => _table ?? throw new InvalidOperationException("not started");
+
+    /// <summary>Seeds after removing this member's own address.</summary>
+    public IReadOnlyList<string> Seeds { get; private set; } = [];
+
+    /// <summary>True once a seed answered (or when there are no seeds).</summary>
+    public bool Joined => _joined;
+
+    /// <summary>
+    /// Binds the gossip transport, publishes the router's local endpoints, and starts joining the
+    /// seeds in the background (retrying until one answers; a seed that starts later is still
+    /// joined). Throws <see cref="RouterException"/> with one sentence when the address cannot be bound.
+    /// </summary>
+    public static async Task<GossipAgent> StartAsync(GossipAgentOptions options, ILoggerFactory loggers, CancellationToken cancellationToken = default)
+    {
+        var agent = new GossipAgent(options, loggers.CreateLogger("UserOverlay.Gossip"));
+        var ro = options.Router.Options;
+        var mo = options.Membership with { Events = agent };
+        try
+        {
+            agent._table = await EndpointTable.StartAsync(new EndpointTableOptions
+            {
+                Membership = mo,
+                VtepAddress = ro.Underlay.IPAddress,
+                DataPort = ro.Underlay.Port,
+                Observer = agent,
+            }, loggers, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SocketException e)
+        {
+            string at = $"{mo.BindAddress}:{mo.BindPort}";
+            throw e.SocketErrorCode switch
+            {
+                SocketError.AddressAlreadyInUse => new RouterException(RouterErrorCode.PortInUse,
+                    $"cannot bind gossip to {at} (udp+tcp): the port is already in use (another useroverlay, serf or Docker node in this namespace?); set gossip.bind to another port", e),
+                SocketError.AddressNotAvailable => new RouterException(RouterErrorCode.AddressNotAvailable,
+                    $"cannot bind gossip to {at}: {mo.BindAddress} is not an address of any interface in this network namespace (gossip.bind is usually the underlay address)", e),
+                _ => new RouterException(RouterErrorCode.SystemError, $"cannot bind gossip to {at}: {e.Message}", e),
+            };
+        }
+
+        var table = agent._table;
+        foreach (var e in options.Router.LocalEndpoints)
+            table.PublishEndpoint(NetworkId(e.Vni), e.Mac.Value, VtepEndpoint.ToIPAddress(e.Address));
+        agent.RefreshDynamicPeers();
+
+        agent.Seeds = options.Seeds.Where(s => !agent.IsSelf(s)).ToList();
+        GossipLog.Started(agent._log, table.NodeName, table.Memberlist.AdvertiseEndPoint.ToString(), mo.Keyring is not null,
+            table.Networks.Count, options.Router.LocalEndpoints.Count);
+        if (agent.Seeds.Count == 0)
+        {
+            agent._joined = true;
+            GossipLog.NoSeeds(agent._log);
+        }
+        else
+        {
+            agent._joinLoop = Task.Run(() => agent.JoinLoopAsync(agent._stop.Token));
+        }
+        return agent;
+    }
+
+    /// <summary>Starts an agent as configured by the <c>gossip:</c> section, for the router named <paramref name="routerName"/>.</summary>
+    public static Task<GossipAgent> StartAsync(Config.GossipConfig config, string routerName, OverlayRouter router, ILoggerFactory loggers) =>
+        StartAsync(new GossipAgentOptions { Membership = config.ToMembershipOptions(routerName), Seeds = config.Join, Router = router }, loggers);
+
+    private bool IsSelf(string seed)
+    {
+        var (host, port) = SeedAddress.Split(seed);
+        if (!IPAddress.TryParse(host, out var ip)) return false;
+        var me = Table.Memberlist.AdvertiseEndPoint;
+        return port == me.Port && (ip.Equals(me.Address) || ip.Equals(_opt.Membership.BindAddress));
+    }
+
+    private async Task JoinLoopAsync(CancellationToken ct)
+    {
+        var wait = _opt.JoinRetryMin;
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        for (int attempt = 1; !ct.IsCancellationRequested; attempt++)
+        {
+            try
+            {
+                int n = await Table.JoinAsync(Seeds, ct).ConfigureAwait(false);
+                _joined = true;
+                GossipLog.Joined(_log, n, Seeds.Count, attempt, started.Elapsed.TotalSeconds, Table.Memberlist.NumMembers);
+                return;
+            }
+            catch (MembershipJoinException e)
+            {
+                if (attempt == 1) GossipLog.JoinRetrying(_log, string.Join(", ", Seeds), e.Message, _opt.JoinRetryMax.TotalSeconds);
+                else if (attempt % 12 == 0) GossipLog.StillNotJoined(_log, started.Elapsed.TotalSeconds, string.Join(", ", Seeds), e.Message);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
+            catch (Exception e)
+            {
+                GossipLog.JoinError(_log, e);
+            }
+            try { await Task.Delay(wait, ct).ConfigureAwait(false); }
+            catch (OperationCanceledException) { return; }
+            wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, _opt.JoinRetryMax.Ticks));
+        }
+    }
+
+    // ---- table events → router --------------------------------------------------------------------
+
+    /// <inheritdoc/>
+    public void OnEndpointChanged(EndpointChange change)
+    {
+        var rec = change.Record;
+        if (!_nameById.TryGetValue(rec.NetworkId, out string? network)) return;
+        var mac = new MacAddress(rec.Mac);
+        switch (change.Kind)
+        {
+            case EndpointChangeKind.Added:
+            case EndpointChangeKind.Updated:
+                if (!TryVtep(rec, out var vtep)) return;
+                if (change.Previous is { Ip: { } oldIp } && !oldIp.Equals(rec.Ip))
+                    _sink.RemoveRemoteEndpoint(network, mac, ToIPv4(oldIp)); // the old address must stop being answered
+                _sink.SetRemoteEndpoint(network, mac, ToIPv4(rec.Ip), vtep);
+                GossipLog.EndpointSet(_log, change.Kind, network, mac, rec.Ip?.ToString() ?? "-", vtep, rec.OwnerNode);
+                break;
+            case EndpointChangeKind.Removed:
+                _sink.RemoveRemoteEndpoint(network, mac, ToIPv4(rec.Ip));
+                GossipLog.EndpointRemoved(_log, network, mac, rec.Ip?.ToString() ?? "-", rec.OwnerNode);
+                break;
+        }
+    }
+
+    /// <inheritdoc/>
+    public void OnNetworkPeersChanged(string networkId, IReadOnlyList<NetworkPeer> peers)
+    {
+        if (!_nameById.TryGetValue(networkId, out string? network)) return;
+        var vteps = new List<VtepEndpoint>(peers.Count + _staticPeers.Length);
+        foreach (var p in peers)
+            if (TryVtep(p.Vtep, p.DataPort, p.NodeName, out var v)) vteps.Add(v);
+        vteps.AddRange(_staticPeers); // static peers (e.g. a kernel VXLAN device) keep getting broadcast
+        _sink.SetFloodList(network, vteps);
+        GossipLog.FloodList(_log, network, string.Join(", ", peers.Select(p => p.NodeName)));
+        RefreshDynamicPeers();
+    }
+
+    // ---- membership events → accepted VTEPs ---------------------------------------------------------
+
+    /// <inheritdoc/>
+    public void OnJoin(MemberInfo member)
+    {
+        if (_table is null || member.Name == _table.NodeName) return;
+        GossipLog.MemberJoined(_log, member.Name, member.EndPoint.ToString(), member.Incarnation);
+        RefreshDynamicPeers();
+    }
+
+    /// <inheritdoc/>
+    public void OnLeave(MemberInfo member)
+    {
+        if (_table is null || member.Name == _table.NodeName) return;
+        if (member.State == MemberState.Left) GossipLog.MemberLeft(_log, member.Name, member.EndPoint.ToString());
+        else GossipLog.MemberFailed(_log, member.Name, member.EndPoint.ToString());
+        RefreshDynamicPeers();
+    }
+
+    /// <inheritdoc/>
+    public void OnUpdate(MemberInfo member)
+    {
+        if (_table is null || member.Name == _table.NodeName) return;
+        RefreshDynamicPeers();
+    }
+
+    /// <summary>VXLAN is accepted from the VTEP of every live member that publishes overlay meta (and from static peers, which the router keeps).</summary>
+    private void RefreshDynamicPeers()
+    {
+        if (_table is null) return;
+        lock (_peersLock) // two event tasks call this; the last computation must win
+        {
+            var vteps = new List<VtepEndpoint>();
+            foreach (var (m, meta) in _table.GetOverlayMembers())
+                if (m.Name != _table.NodeName && TryVtep(meta.VtepAddress, meta.DataPort, m.Name, out var v) && v.Address != _self.Address)
+                    vteps.Add(v);
+            _sink.SetDynamicPeers(vteps);
+        }
+    }
+
+    // ---- conversions --------------------------------------------------------------------------------
+
+    /// <summary>The record's VTEP with the owner's data port (from its node meta; ours if the owner is unknown by now).</summary>
+    private bool TryVtep(EndpointRecord rec, out VtepEndpoint vtep)
+    {
+        int port = _self.Port;
+        if (_table?.Memberlist.GetMember(rec.OwnerNode) is { } m && OverlayNodeMeta.TryParse(m.Meta.Span, out var meta))
+            port = meta!.DataPort;
+        return TryVtep(rec.Vtep, port, rec.OwnerNode, out vtep);
+    }
+
+    private bool TryVtep(IPAddress address, int port, string node, out VtepEndpoint vtep)
+    {
+        vtep = default;
+        if (address.AddressFamily != AddressFamily.InterNetwork || port is < 1 or > 65535)
+        {
+            GossipLog.UnusableVtep(_log, node, $"{address}:{port}");
+            return false;
+        }
+        vtep = VtepEndpoint.From(address, port);
+        return true;
+    }
+
+    private static uint? ToIPv4(IPAddress? ip) =>
+        ip is { AddressFamily: AddressFamily.InterNetwork } ? VtepEndpoint.From(ip, 0).Address : null; // IPv6: no proxy ND yet
+
+    // ---- status ------------------------------------------------------------------------------------
+
+    /// <summary>The member list for <c>GET /v1/members</c> and <c>useroverlay members</c>.</summary>
+    public MembersResponse GetMembers() => MembersResponse.From(this, _nameById);
+
+    // ---- shutdown ----------------------------------------------------------------------------------
+
+    /// <summary>Leaves the cluster gracefully: others record this host as left and drop its endpoints at once. Waits at most <paramref name="timeout"/>.</summary>
+    public async Task LeaveAsync(TimeSpan timeout)
+    {
+        if (_table is null) return;
+        _stop.Cancel();
+        try
+        {
+            await _table.LeaveAsync(timeout).ConfigureAwait(false);
+            GossipLog.LeftCluster(_log, _table.NodeName);
+        }
+        catch (TimeoutException)
+        {
+            GossipLog.LeaveTimedOut(_log, timeout.TotalSeconds);
+        }
+    }
+
+    /// <summary>Stops the member and the table (without leaving: call <see cref="LeaveAsync"/> first).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _stop.Cancel();
+        try { await _joinLoop.ConfigureAwait(false); } catch (OperationCanceledException) { }
+        if (_table is not null) await _table.DisposeAsync().ConfigureAwait(false);
+        _stop.Dispose();
+    }
+}

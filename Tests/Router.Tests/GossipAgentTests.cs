@@ -1,0 +1,154 @@
+using System.Net;
+using Microsoft.Extensions.Logging.Abstractions;
+using UserOverlay.Cli.Gossip;
+using UserOverlay.Membership;
+using UserOverlay.Membership.Testing;
+using UserOverlay.Router.Testing;
+using UserOverlay.Testing.Common;
+using static UserOverlay.Router.Tests.InMemoryHosts;
+
+namespace UserOverlay.Router.Tests;
+
+/// <summary>
+/// The gossip adapter in one process: routers on the in-memory underlay, endpoint tables on the
+/// in-memory gossip network, no static peers — the FDB, neighbours, flood lists and accepted peers
+/// all come from table events.
+/// <code>
+///   h1: c1 blue .11, r1 red .21      h2: c2 blue .12 (red configured, no endpoint)      h3: r3 red .23
+/// </code>
+/// </summary>
+public sealed class GossipAgentTests : IAsyncDisposable
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
+    private readonly InMemoryHosts _hosts = new();
+    private readonly InMemoryNetwork _gossip = new();
+    private readonly Dictionary<string, (OverlayRouter Router, InMemoryPlatform Platform, GossipAgent Agent)> _h = [];
+
+    private static MembershipOptions Fast(string name) => MembershipOptions.DefaultLocal() with
+    {
+        Name = name,
+        ProbeInterval = TimeSpan.FromMilliseconds(200),
+        ProbeTimeout = TimeSpan.FromMilliseconds(80),
+        GossipInterval = TimeSpan.FromMilliseconds(50),
+        PushPullInterval = TimeSpan.FromSeconds(3),
+        TcpTimeout = TimeSpan.FromMilliseconds(500),
+        GossipToTheDeadTime = TimeSpan.FromSeconds(5),
+        ReconnectInterval = TimeSpan.FromSeconds(1),
+    };
+
+    private async Task<GossipAgent> Add(int i, EndpointOptions[] endpoints, string[] seeds, int[]? staticPeers = null, Membership.Transport.IMembershipTransport? transport = null)
+    {
+        string name = $"h{i}";
+        var (router, platform) = _hosts.Add(i, staticPeers ?? [], [Blue, Red with { Subnet = new Ipv4Prefix(Ip("198.18.2.0"), 24) }], endpoints, o => o with { Learning = false });
+        var agent = await GossipAgent.StartAsync(new GossipAgentOptions
+        {
+            Membership = Fast(name) with { Transport = transport ?? _gossip.CreateTransport(name) },
+            Seeds = seeds,
+            Router = router,
+        }, NullLoggerFactory.Instance);
+        _h[name] = (router, platform, agent);
+        return agent;
+    }
+
+    private async Task StartThree(int[]? staticPeersOfH1 = null)
+    {
+        await Add(1, [Endpoint("blue", "c1", "198.18.0.11"), Endpoint("red", "r1", "198.18.2.21")], [], staticPeersOfH1);
+        string seed = _gossip.AddressOf("h1").ToString();
+        await Add(2, [Endpoint("blue", "c2", "198.18.0.12")], [seed]);
+        await Add(3, [Endpoint("red", "r3", "198.18.2.23")], [seed]);
+        await Eventually.True(() => _h.Values.All(h => h.Agent.Table.Memberlist.NumMembers == 3), Wait, "three members");
+    }
+
+    private static MacAddress Mac(string ip) => MacAddress.FromIPv4(IPAddress.Parse(ip));
+
+    private NetworkStatus Net(string host, string network) => _h[host].Router.GetStatus().Net(network);
+
+    private static bool HasGossip(NetworkStatus n, string ip, VtepEndpoint vtep) =>
+        n.Fdb.Any(e => e.Mac == Mac(ip).ToString() && e.Source == "gossip" && e.Destination == vtep.ToString())
+        && n.Neighbors.Any(x => x.Address == ip && x.Mac == Mac(ip).ToString() && x.Source == "gossip");
+
+    [Fact]
+    public async Task Table_events_become_fdb_and_neighbour_entries_flood_lists_and_accepted_peers()
+    {
+        await StartThree(staticPeersOfH1: [9]);
+        await Eventually.True(() => HasGossip(Net("h1", "blue"), "198.18.0.12", Vtep(2)) && HasGossip(Net("h1", "red"), "198.18.2.23", Vtep(3))
+            && HasGossip(Net("h2", "blue"), "198.18.0.11", Vtep(1)) && HasGossip(Net("h3", "red"), "198.18.2.21", Vtep(1)), Wait, "every remote endpoint in h1's, h2's and h3's FDB");
+
+        // Flood lists: only hosts with endpoints on the network (static peers stay on every list).
+        await Eventually.True(() => Net("h1", "blue").FloodList.SequenceEqual([Vtep(2).ToString(), Vtep(9).ToString()])
+            && Net("h1", "red").FloodList.SequenceEqual([Vtep(3).ToString(), Vtep(9).ToString()])
+            && Net("h2", "blue").FloodList.SequenceEqual([Vtep(1).ToString()])
+            && Net("h3", "red").FloodList.SequenceEqual([Vtep(1).ToString()]), Wait, "flood lists per network");
+        Assert.Empty(Net("h2", "red").FloodList);                     // h2 has no red endpoint: it never joined red
+        Assert.DoesNotContain(Net("h2", "red").Fdb, e => e.Source == "gossip");
+        Assert.DoesNotContain(Net("h2", "blue").Fdb, e => e.Mac == Mac("198.18.2.23").ToString());
+
+        // VXLAN is accepted from every member (and the static peer), whatever networks they serve.
+        await Eventually.True(() => _h["h2"].Router.GetStatus().Peers.SequenceEqual([Vtep(1).ToString(), Vtep(3).ToString()]), Wait, "h2 accepts h1 and h3");
+        Assert.Equal([Vtep(2).ToString(), Vtep(3).ToString(), Vtep(9).ToString()], _h["h1"].Router.GetStatus().Peers);
+
+        // And frames flow: c1 → c2 unicast is sent to h2 only and delivered there.
+        var c1 = _h["h1"].Platform.Tap("c1");
+        c1.Inject(Packets.Udp4(Mac("198.18.0.11"), Mac("198.18.0.12"), "198.18.0.11", "198.18.0.12"));
+        Assert.NotNull(_h["h2"].Platform.Tap("c2").WaitTake(Wait));
+
+        // The member list the control socket serves.
+        var m = _h["h1"].Agent.GetMembers();
+        Assert.Equal("h1", m.Node);
+        Assert.True(m.Joined);
+        Assert.Equal(["h1", "h2", "h3"], m.Members.Select(x => x.Name));
+        Assert.All(m.Members, x => Assert.Equal("alive", x.State));
+        Assert.Equal(["192.0.2.1:4789", "192.0.2.2:4789", "192.0.2.3:4789"], m.Members.Select(x => x.Vtep));
+        Assert.Equal(["blue", "red"], m.Members[0].Networks);
+        Assert.Equal(["blue"], m.Members[1].Networks);
+        Assert.Equal(["red"], m.Members[2].Networks);
+        Assert.True(m.Members[0].Local);
+        Assert.Equal(2, m.Members[1].Protocol.Current);
+        Assert.Equal(3, m.CountByState()["alive"]);
+    }
+
+    [Fact]
+    public async Task A_failed_member_is_removed_and_a_leaving_one_at_once()
+    {
+        await StartThree();
+        await Eventually.True(() => HasGossip(Net("h1", "red"), "198.18.2.23", Vtep(3)) && HasGossip(Net("h1", "blue"), "198.18.0.12", Vtep(2)), Wait, "h1 knows both");
+
+        // h3 fails (its member stops without leaving): its endpoint, flood-list entry and peer go.
+        await _h["h3"].Agent.DisposeAsync();
+        await Eventually.True(() =>
+        {
+            var red = Net("h1", "red");
+            return !red.Fdb.Any(e => e.Source == "gossip") && !red.Neighbors.Any(n => n.Source == "gossip") && red.FloodList.Count == 0
+                && !_h["h1"].Router.GetStatus().Peers.Contains(Vtep(3).ToString());
+        }, Wait, "failed h3 removed from h1's red FDB, neighbours, flood list and peers");
+
+        // h2 leaves gracefully.
+        await _h["h2"].Agent.LeaveAsync(TimeSpan.FromSeconds(5));
+        await _h["h2"].Agent.DisposeAsync();
+        await Eventually.True(() => !Net("h1", "blue").Fdb.Any(e => e.Source == "gossip") && Net("h1", "blue").FloodList.Count == 0
+            && _h["h1"].Router.GetStatus().Peers.Count == 0, Wait, "left h2 removed");
+        var m = _h["h1"].Agent.GetMembers();
+        Assert.Equal("left", m.Members.Single(x => x.Name == "h2").State);
+        Assert.Equal("dead", m.Members.Single(x => x.Name == "h3").State);
+    }
+
+    [Fact]
+    public async Task A_host_listed_among_its_own_seeds_skips_itself()
+    {
+        // The same join list on every host, the seed included: nobody tries to join itself.
+        var t = _gossip.CreateTransport("h1");
+        var a = await Add(1, [Endpoint("blue", "c1", "198.18.0.11")], [t.LocalEndPoint.ToString()], transport: t);
+        Assert.Empty(a.Seeds);
+        Assert.True(a.Joined);
+        var t2 = _gossip.CreateTransport("h2");
+        var b = await Add(2, [Endpoint("blue", "c2", "198.18.0.12")], [t2.LocalEndPoint.ToString(), t.LocalEndPoint.ToString()], transport: t2);
+        Assert.Equal([t.LocalEndPoint.ToString()], b.Seeds);
+        await Eventually.True(() => b.Joined && HasGossip(Net("h2", "blue"), "198.18.0.11", Vtep(1)), Wait, "h2 joined h1");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var h in _h.Values) await h.Agent.DisposeAsync();
+        _hosts.Dispose();
+    }
+}
