@@ -59,4 +59,57 @@ public class ConcurrencyTests
         Assert.Equal(2 * threads * perThread, ok + replayed + other);
         Assert.True(ok >= threads * perThread - other, $"ok {ok} replayed {replayed} too old {other}");
     }
+
+    [Fact]
+    public void Rotation_racing_with_sealers_and_openers_never_crashes_or_emits_a_bad_packet()
+    {
+        using var pair = new Pair(new EspOptions { RekeyInterval = TimeSpan.FromMinutes(1), CipherLanes = 2 });
+        var sealedPackets = new ConcurrentQueue<byte[]>();
+        int stop = 0;
+        var failures = new ConcurrentQueue<string>();
+        var sealers = Enumerable.Range(0, 2).Select(t => new Thread(() =>
+        {
+            byte[] payload = Packets.VxlanIcmp(4096, (ushort)t, 64);
+            while (Volatile.Read(ref stop) == 0)
+            {
+                if (sealedPackets.Count > 20_000)
+                {
+                    Thread.Yield(); // let the opener catch up (bounded memory)
+                    continue;
+                }
+                byte[] buf = Packets.InBuffer(payload);
+                EspSealStatus s = pair.AtoB.Seal(buf, 64, payload.Length, Esp.NextHeaderUdp, out int n);
+                if (s == EspSealStatus.Ok)
+                    sealedPackets.Enqueue(buf.AsSpan(64 - Esp.HeaderLength, n).ToArray());
+                else if (s != EspSealStatus.NoSa) // NoSa only if a thread held a retired SA for two whole ticks
+                    failures.Enqueue("seal " + s);
+            }
+        })).ToArray();
+        var opener = new Thread(() =>
+        {
+            while (Volatile.Read(ref stop) == 0 || !sealedPackets.IsEmpty)
+            {
+                if (!sealedPackets.TryDequeue(out byte[]? p))
+                    continue;
+                EspOpenStatus s = pair.B.Open(p, out _, out _, out _, out _);
+                if (s is not (EspOpenStatus.Ok or EspOpenStatus.UnknownSpi or EspOpenStatus.TooOld))
+                    failures.Enqueue("open " + s);
+            }
+        });
+        foreach (var t in sealers) t.Start();
+        opener.Start();
+        for (int i = 1; i <= 40; i++)
+        {
+            DateTimeOffset now = Pair.T0 + TimeSpan.FromSeconds(30 * i); // a rotation every other tick
+            pair.A.Tick(now);
+            pair.B.Tick(now);
+            Thread.Sleep(5);
+        }
+        Volatile.Write(ref stop, 1);
+        foreach (var t in sealers) t.Join();
+        opener.Join();
+        Assert.Empty(failures);
+        Assert.True(pair.A.Counters.Rotations >= 19);
+        Assert.True(pair.B.InboundCount == 3);
+    }
 }
