@@ -10,6 +10,7 @@ namespace UserOverlay.Cli;
 /// <c>up --config FILE [--name NAME]</c> runs one host's router in the foreground;
 /// <c>status [--name NAME] [--json]</c> asks a running router over its control socket;
 /// <c>members [--name NAME] [--json]</c> lists its gossip cluster (gossip mode);
+/// <c>sa (--config FILE | --name NAME) [--json]</c> prints the ESP SAs (with keys) for decrypting captures;
 /// <c>version</c>.
 /// Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
 /// </summary>
@@ -22,6 +23,7 @@ internal static class Program
             UpCommand.Create(),
             StatusCommand.Create(),
             MembersCommand.Create(),
+            SaCommand.Create(),
             VersionCommand.Create(),
         };
         return root.Parse(args).Invoke();

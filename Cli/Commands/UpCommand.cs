@@ -41,6 +41,27 @@ internal static class UpCommand
         }
     }
 
+    /// <summary>
+    /// Encrypted networks persist their ESP sequence reservations, so a restart never reuses a nonce:
+    /// STATE_DIR/NAME/esp-sequence (directory mode 0700).
+    /// </summary>
+    private static RouterOptions WithSequenceStore(HostConfig config, string name)
+    {
+        if (config.Router.Encryption is not { } enc) return config.Router;
+        string dir = Path.Combine(config.EspStateDirectory, name);
+        try
+        {
+            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var store = new UserOverlay.Crypto.FileSequenceStore(Path.Combine(dir, "esp-sequence"));
+            return config.Router with { Encryption = enc with { Esp = enc.Esp with { SequenceStore = store } } };
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or FormatException)
+        {
+            throw new RouterException(RouterErrorCode.SystemError,
+                $"cannot use the ESP state directory {dir} (encryption.state_dir): {e.Message}");
+        }
+    }
+
     private static async Task<int> RunRouter(HostConfig config, string name, LogLevel level)
     {
         using var loggers = ExitCodes.CreateLoggers(level);
@@ -49,11 +70,12 @@ internal static class UpCommand
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Set(); });
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Set(); });
 
-        using var router = OverlayRouter.Start(config.Router, loggerFactory: loggers);
+        using var router = OverlayRouter.Start(WithSequenceStore(config, name), loggerFactory: loggers);
         // Gossip mode (Cli/Gossip/): the endpoint table feeds the router; disposed (after leaving) before the router stops.
         await using var gossip = config.Gossip is { } gc ? await Gossip.GossipAgent.StartAsync(gc, name, router, loggers) : null;
         var version = new VersionInfo(ExitCodes.Version, name, Environment.ProcessId, config.File);
-        await using var control = await ControlServer.StartAsync(name, router.GetStatus, version, loggers, gossip is null ? null : gossip.GetMembers);
+        await using var control = await ControlServer.StartAsync(name, router.GetStatus, version, loggers, gossip is null ? null : gossip.GetMembers,
+            config.Router.Encryption is null ? null : () => new SaResponse(SaCommand.Warning, router.DescribeSecurityAssociations()));
         RouterMetrics? metrics = null;
         try
         {

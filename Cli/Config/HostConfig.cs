@@ -15,6 +15,8 @@ public sealed record HostConfig
     public IPEndPoint? Metrics { get; init; }
     /// <summary>Gossip mode (the <c>gossip:</c> section), or null for static mode.</summary>
     public GossipConfig? Gossip { get; init; }
+    /// <summary>Where ESP sequence reservations persist (<c>encryption.state_dir</c>; default /var/lib/useroverlay), one subdirectory per router name.</summary>
+    public string EspStateDirectory { get; init; } = EncryptionSection.DefaultStateDirectory;
 }
 
 /// <summary>
@@ -48,19 +50,21 @@ public static class ConfigLoader
         var root = r.Parse(text);
         if (root is null) throw new ConfigException(r.Errors);
 
-        var top = r.Fields(root, "", "underlay", "peers", "gossip", "metrics", "learning", "fdb_aging", "batch_size", "networks", "endpoints", "fdb");
+        var top = r.Fields(root, "", "underlay", "peers", "gossip", "encryption", "metrics", "learning", "fdb_aging", "batch_size", "networks", "endpoints", "fdb");
 
         // underlay
         uint underlayAddress = 0;
         int underlayPort = Constants.VxlanPort;
+        int underlayMtu = 1500;
         if (!top.TryGetValue("underlay", out var underlayNode)) r.ErrorMissing("", "underlay");
         else if (r.Mapping(underlayNode, "underlay") is { } um)
         {
-            var u = r.Fields(um, "underlay", "address", "port");
+            var u = r.Fields(um, "underlay", "address", "port", "mtu");
             string? a = r.String(u, "address", "underlay", required: true);
             if (a is not null && !Ipv4Prefix.TryParseAddress(a, out underlayAddress))
                 r.Error(u["address"], "underlay.address", $"'{a}' is not an IPv4 address");
             underlayPort = (int)(r.Integer(u, "port", "underlay", false, 1, 65535) ?? Constants.VxlanPort);
+            underlayMtu = (int)(r.Integer(u, "mtu", "underlay", false, 576, 65535) ?? 1500);
         }
 
         // peers
@@ -92,6 +96,9 @@ public static class ConfigLoader
         TimeSpan aging = r.Duration(top, "fdb_aging", "") ?? Constants.DefaultFdbAging;
         int batch = (int)(r.Integer(top, "batch_size", "", false, 1, 1024) ?? Constants.IdealBatchSize);
 
+        // encryption (Cli/Config/EncryptionConfig.cs): the ESP settings; each encrypted network brings its key
+        var encryption = EncryptionSection.Parse(r, top);
+
         // networks
         var networks = new List<NetworkOptions>();
         if (top.TryGetValue("networks", out var netsNode))
@@ -101,11 +108,12 @@ public static class ConfigLoader
             {
                 string at = $"networks[{i}]";
                 if (r.Mapping(items[i], at) is not { } nm) continue;
-                var f = r.Fields(nm, at, "name", "vni", "subnet", "mtu");
+                var f = r.Fields(nm, at, "name", "vni", "subnet", "mtu", "encrypted", "key", "key_file");
                 string? name = r.String(f, "name", at, true);
                 long? vni = r.Integer(f, "vni", at, true, 1, Constants.MaxVni);
                 string? subnet = r.String(f, "subnet", at, true);
-                long mtu = r.Integer(f, "mtu", at, false, 576, Constants.MaxMtu) ?? Constants.DefaultMtu;
+                long? mtu = r.Integer(f, "mtu", at, false, 576, Constants.MaxMtu);
+                bool encrypted = EncryptionSection.ParseNetwork(r, f, at, name, encryption);
                 Ipv4Prefix prefix = default;
                 if (subnet is not null && !Ipv4Prefix.TryParse(subnet, out prefix, out string err))
                 {
@@ -113,7 +121,7 @@ public static class ConfigLoader
                     subnet = null;
                 }
                 if (name is null || vni is null || subnet is null) continue;
-                networks.Add(new NetworkOptions { Name = name, Vni = (uint)vni, Subnet = prefix, Mtu = (int)mtu });
+                networks.Add(new NetworkOptions { Name = name, Vni = (uint)vni, Subnet = prefix, Mtu = (int?)mtu, Encrypted = encrypted });
             }
         }
         else r.ErrorMissing("", "networks");
@@ -200,11 +208,13 @@ public static class ConfigLoader
             Learning = learning,
             FdbAging = aging,
             BatchSize = batch,
+            UnderlayMtu = underlayMtu,
+            Encryption = encryption.ToOptions(),
         };
         foreach (var e in options.Validate())
             r.ErrorAt(RemapIndex(RemapIndex(e.Path, "endpoints", endpointIndex), "fdb", fdbIndex), e.Message);
         if (r.Errors.Count > 0) throw new ConfigException(r.Errors);
-        return new HostConfig { File = Path.GetFullPath(file), Router = options, Metrics = metrics, Gossip = gossip };
+        return new HostConfig { File = Path.GetFullPath(file), Router = options, Metrics = metrics, Gossip = gossip, EspStateDirectory = encryption.StateDirectory };
     }
 
     /// <summary>Options paths index the parsed lists; entries skipped for errors shift them, so map back to the file's index.</summary>

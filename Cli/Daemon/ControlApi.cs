@@ -11,6 +11,7 @@ namespace UserOverlay.Cli.Daemon;
 /// <item><c>GET /_ping</c> → "OK"</item>
 /// <item><c>GET /v1/version</c> → <see cref="VersionInfo"/></item>
 /// <item><c>GET /v1/status</c> → <see cref="RouterStatus"/></item>
+/// <item><c>GET /v1/sa</c> → <see cref="SaResponse"/> (encrypted networks only; contains keys)</item>
 /// <item><c>GET /v1/members</c> → <see cref="Gossip.MembersResponse"/> (gossip mode; otherwise 503 with code "gossip_disabled")</item>
 /// </list>
 /// Errors are <see cref="ApiError"/>: a stable code and a sentence a person can act on.
@@ -31,6 +32,9 @@ public static class ControlApi
 /// <summary>Version information of a running daemon.</summary>
 public sealed record VersionInfo(string Version, string Name, int Pid, string Config);
 
+/// <summary>The ESP SAs a router holds (<c>GET /v1/sa</c>): secrets, for decrypting captures.</summary>
+public sealed record SaResponse(string Warning, IReadOnlyList<UserOverlay.Crypto.EspSaDescription> Sas);
+
 /// <summary>An API error: a stable code and a message.</summary>
 public sealed record ApiError(string Code, string Message);
 
@@ -41,6 +45,7 @@ public sealed record ApiError(string Code, string Message);
 [JsonSerializable(typeof(VersionInfo))]
 [JsonSerializable(typeof(ApiError))]
 [JsonSerializable(typeof(Gossip.MembersResponse))]
+[JsonSerializable(typeof(SaResponse))]
 public sealed partial class ControlJson : JsonSerializerContext
 {
     /// <summary>Deserialises or throws with a clear message.</summary>

@@ -27,7 +27,8 @@ internal sealed class ControlServer : IAsyncDisposable
     /// Claims the socket path (refusing if a live router already owns it) and starts serving.
     /// <c>members</c> is the member list in gossip mode; null in static mode (then <c>/v1/members</c> answers "gossip_disabled").
     /// </summary>
-    public static async Task<ControlServer> StartAsync(string name, Func<RouterStatus> status, VersionInfo version, ILoggerFactory loggers, Func<Gossip.MembersResponse>? members = null)
+    public static async Task<ControlServer> StartAsync(string name, Func<RouterStatus> status, VersionInfo version, ILoggerFactory loggers, Func<Gossip.MembersResponse>? members = null,
+        Func<SaResponse>? securityAssociations = null)
     {
         Directory.CreateDirectory(ControlApi.SocketDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         File.SetUnixFileMode(ControlApi.SocketDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
@@ -57,6 +58,9 @@ internal sealed class ControlServer : IAsyncDisposable
             ? Results.Json(new ApiError("gossip_disabled", "this router runs in static mode (its configuration has no `gossip:` section), so it has no cluster members; see README, \"Gossip mode\""),
                 ControlJson.Default.ApiError, statusCode: 503)
             : Results.Json(members(), ControlJson.Default.MembersResponse));
+        app.MapGet("/v1/sa", () => securityAssociations is null
+            ? Results.Json(new ApiError("encryption_disabled", "this router has no encrypted networks, so it holds no SAs"), ControlJson.Default.ApiError, statusCode: 404)
+            : Results.Json(securityAssociations(), ControlJson.Default.SaResponse));
         app.MapFallback((HttpContext ctx) => Results.Json(
             new ApiError("not_found", $"no such endpoint: {ctx.Request.Method} {ctx.Request.Path} (this daemon serves /_ping, /v1/version, /v1/status, /v1/members)"),
             ControlJson.Default.ApiError, statusCode: 404));

@@ -20,6 +20,17 @@ public static partial class NetnsSockets
     [LibraryImport("libc")]
     private static partial int close(int fd);
 
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int socket(int domain, int type, int protocol);
+
+    /// <summary>A raw IPv4 socket of IP protocol <paramref name="protocol"/> (e.g. 50, ESP) in <paramref name="ns"/>: receives copies with the IPv4 header, sends without.</summary>
+    public static Socket Raw(string ns, int protocol) => In(ns, () =>
+    {
+        int fd = socket(2, 3 | 0x80000, protocol); // AF_INET, SOCK_RAW | SOCK_CLOEXEC (.NET maps no ProtocolType 50)
+        if (fd < 0) throw new InvalidOperationException($"socket(AF_INET, SOCK_RAW, {protocol}) failed: errno {Marshal.GetLastPInvokeError()}");
+        return new Socket(new SafeSocketHandle((IntPtr)fd, ownsHandle: true));
+    });
+
     /// <summary>Runs <paramref name="create"/> on a thread inside namespace <paramref name="ns"/> (an ip-netns name).</summary>
     public static T In<T>(string ns, Func<T> create)
     {

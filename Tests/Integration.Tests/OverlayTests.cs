@@ -36,7 +36,7 @@ public sealed class OverlayTests(OverlayFixture f)
     public async Task Tcp_transfer_of_20_MB_arrives_intact_and_the_data_path_does_not_allocate_per_frame()
     {
         var before = await f.Routers[0].StatusAsync();
-        var (sent, received) = await Transfer(Ns("b3"), "198.18.0.13", Ns("b1"), 20 << 20);
+        var (sent, received) = await Tcp.Transfer(Ns("b3"), "198.18.0.13", Ns("b1"), 20 << 20);
         Assert.Equal(sent, received);
 
         var after = await f.Routers[0].StatusAsync();
@@ -50,7 +50,7 @@ public sealed class OverlayTests(OverlayFixture f)
     [Fact]
     public async Task Red_transfer_with_the_same_subnet_as_blue_is_intact()
     {
-        var (sent, received) = await Transfer(Ns("r1"), "198.18.0.21", Ns("r2"), 4 << 20);
+        var (sent, received) = await Tcp.Transfer(Ns("r1"), "198.18.0.21", Ns("r2"), 4 << 20);
         Assert.Equal(sent, received);
     }
 
@@ -81,9 +81,9 @@ public sealed class OverlayTests(OverlayFixture f)
     {
         Assert.True(TestNetwork.Ping(f.Kernel, "198.18.0.12", count: 3, minReplies: 2), "kernel VXLAN → b2 on h2");
         Assert.True(TestNetwork.Ping(Ns("b1"), "198.18.0.99", count: 3, minReplies: 2), "b1 on h1 → kernel VXLAN");
-        var (s1, r1) = await Transfer(f.Kernel, "198.18.0.99", Ns("b3"), 4 << 20);   // TCP: UserOverlay → kernel
+        var (s1, r1) = await Tcp.Transfer(f.Kernel, "198.18.0.99", Ns("b3"), 4 << 20);   // TCP: UserOverlay → kernel
         Assert.Equal(s1, r1);
-        var (s2, r2) = await Transfer(Ns("b2"), "198.18.0.12", f.Kernel, 4 << 20);   // TCP: kernel → UserOverlay
+        var (s2, r2) = await Tcp.Transfer(Ns("b2"), "198.18.0.12", f.Kernel, 4 << 20);   // TCP: kernel → UserOverlay
         Assert.Equal(s2, r2);
         var st = await f.Routers[1].StatusAsync();
         Assert.Contains(st.Networks.Single(n => n.Name == "blue").Fdb, e => e.Mac == "02:42:c6:12:00:63" && e.Destination == "192.0.2.9:4789");
@@ -174,40 +174,6 @@ public sealed class OverlayTests(OverlayFixture f)
         Assert.Equal(1, n.ExitCode);
         Assert.Contains("is already running", n.StdErr);
         Assert.True(f.Routers[0].IsRunning);
-    }
-
-    /// <summary>Sends <paramref name="bytes"/> of random data over TCP from <paramref name="clientNs"/> to a listener in <paramref name="serverNs"/>; returns the SHA-256 of what was sent and of what arrived.</summary>
-    private static async Task<(string Sent, string Received)> Transfer(string serverNs, string serverIp, string clientNs, int bytes)
-    {
-        var data = RandomNumberGenerator.GetBytes(bytes);
-        var listener = NetnsSockets.TcpListener(serverNs, new IPEndPoint(IPAddress.Parse(serverIp), 0));
-        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        try
-        {
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-            var server = Task.Run(async () =>
-            {
-                using var conn = await listener.AcceptTcpClientAsync(cts.Token);
-                using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                var buf = new byte[64 << 10];
-                var stream = conn.GetStream();
-                int n;
-                while ((n = await stream.ReadAsync(buf, cts.Token)) > 0) sha.AppendData(buf, 0, n);
-                return Convert.ToHexString(sha.GetHashAndReset());
-            }, cts.Token);
-            using (var client = NetnsSockets.TcpSocket(clientNs))
-            {
-                await client.ConnectAsync(new IPEndPoint(IPAddress.Parse(serverIp), port), cts.Token);
-                await client.SendAsync(data, cts.Token);
-                client.Shutdown(SocketShutdown.Send);
-                var received = await server;
-                return (Convert.ToHexString(SHA256.HashData(data)), received);
-            }
-        }
-        finally
-        {
-            listener.Stop();
-        }
     }
 }
 

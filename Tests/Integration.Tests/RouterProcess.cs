@@ -80,6 +80,18 @@ public sealed class RouterProcess : IDisposable
         return ControlJson.Read(await c.GetAsync("v1/status"), ControlJson.Default.RouterStatus);
     }
 
+    /// <summary>The process id of the running router (the `ip netns exec` process execs it, so this is the router itself).</summary>
+    public int Pid => _process?.Id ?? throw new InvalidOperationException($"router {Name} was never started");
+
+    /// <summary>SIGKILL by PID, as a crash: nothing is cleaned up (the control socket stays, stale); waits for the exit.</summary>
+    public async Task KillAsync()
+    {
+        if (_process is null || _process.HasExited) return;
+        Shell.Run("kill", ["-KILL", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        await _process.WaitForExitAsync(cts.Token);
+    }
+
     /// <summary>Sends SIGTERM and waits for a clean exit; returns the exit code.</summary>
     public async Task<int> StopAsync()
     {

@@ -39,7 +39,8 @@ public class ConfigTests
         Assert.Equal(new[] { "192.0.2.2:4789", "192.0.2.3:4790" }, o.Peers.Select(p => p.ToString()));
         Assert.Equal("127.0.0.1:9464", c.Metrics!.ToString());
         Assert.Equal(2, o.Networks.Count);
-        Assert.Equal(1450, o.Networks[1].Mtu); // default
+        Assert.Null(o.Networks[1].Mtu);
+        Assert.Equal(1450, o.MtuOf(o.Networks[1])); // default: 1500 − 50
         Assert.Equal("198.18.0.0/24", o.Networks[0].Subnet.ToString());
         Assert.Equal("eth1", o.Endpoints[1].Interface);
         Assert.Equal("02:00:c6:12:00:0b", o.Endpoints[1].EffectiveMac.ToString()); // derived from 198.18.0.11
@@ -119,6 +120,52 @@ public class ConfigTests
     {
         var errors = Errors(Valid.Replace("198.18.0.0/24, mtu", "198.18.0.0/33, mtu").Replace("vni: 4098", "vni: 0").Replace("  port: 4789", "  prot: 1"));
         Assert.True(errors.Count >= 3, string.Join("\n", errors));
+    }
+
+    private const string Encrypted = """
+        underlay: { address: 192.0.2.1, mtu: 1500 }
+        peers: [192.0.2.2]
+        encryption: { esp: udp, udp_port: 4600, rekey_interval: 10m, state_dir: /tmp/uo-state }
+        networks:
+          - { name: secret, vni: 5000, subnet: 198.18.2.0/24, encrypted: true, key: "AAECAwQFBgcICQoLDA0ODw==" }
+          - { name: blue, vni: 4097, subnet: 198.18.0.0/24 }
+        """;
+
+    [Fact]
+    public void Encrypted_networks_load_with_their_keys_and_esp_settings()
+    {
+        var c = Parse(Encrypted);
+        var o = c.Router;
+        Assert.True(o.Networks[0].Encrypted);
+        Assert.False(o.Networks[1].Encrypted);
+        Assert.Equal(UserOverlay.Crypto.EspEncapsulation.Udp, o.Encryption!.Esp.Encapsulation);
+        Assert.Equal(4600, o.Encryption.Esp.UdpPort);
+        Assert.Equal(TimeSpan.FromMinutes(10), o.Encryption.Esp.RekeyInterval);
+        Assert.True(o.Encryption.Keys.TryGetKey("secret", out var key));
+        Assert.Equal(16, key.Secret.Length);
+        Assert.Equal(1408, o.MtuOf(o.Networks[0])); // ESP-in-UDP default
+        Assert.Equal("/tmp/uo-state", c.EspStateDirectory);
+    }
+
+    public static TheoryData<string, string, int, string> BadEncryption => new()
+    {
+        { "no key", Encrypted.Replace(""", key: "AAECAwQFBgcICQoLDA0ODw==" }""", " }"), 5, "networks[0].key" },
+        { "key not base64", Encrypted.Replace("AAECAwQFBgcICQoLDA0ODw==", "not-base64!"), 5, "networks[0].key" },
+        { "key of 12 bytes", Encrypted.Replace("AAECAwQFBgcICQoLDA0ODw==", "AAECAwQFBgcICQoL"), 5, "networks[0].key" },
+        { "key on a plain network", Encrypted.Replace("198.18.0.0/24 }", "198.18.0.0/24, key: AAECAwQFBgcICQoLDA0ODw== }"), 6, "networks[1].key" },
+        { "MTU that does not fit", Encrypted.Replace("encrypted: true,", "encrypted: true, mtu: 1450,"), 5, "networks[0].mtu" },
+        { "unknown wire form", Encrypted.Replace("esp: udp", "esp: tunnel"), 3, "encryption.esp" },
+        { "missing key file", Encrypted.Replace("""key: "AAECAwQFBgcICQoLDA0ODw==" """, "key_file: /nonexistent/uo.key "), 5, "networks[0].key_file" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadEncryption))]
+    public void Encryption_errors_name_the_field(string what, string yaml, int line, string path)
+    {
+        var errors = Errors(yaml);
+        var e = errors.FirstOrDefault(x => x.Path == path);
+        Assert.True(e is not null, $"{what}: expected an error at {path}, got: {string.Join(" | ", errors)}");
+        Assert.Equal(line, e!.Line);
     }
 
     [Fact]
