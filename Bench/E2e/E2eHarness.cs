@@ -12,8 +12,9 @@ namespace UserOverlay.Bench.E2e;
 /// VXLAN device and through UserOverlay (one `useroverlay up` per host, a workload namespace with
 /// a TAP on each side), with the same overlay addresses (198.18.0.1/24 → 198.18.0.2/24):
 /// iperf3 TCP single stream, iperf3 UDP with 64-byte payloads (packets/s delivered), ping RTT,
-/// and the routers' CPU seconds per GB carried. Prints medians over the passes and the ratio
-/// UserOverlay/kernel.
+/// and the routers' CPU seconds per GB carried — plain, and on an encrypted network (ESP, AES-GCM,
+/// transport mode). Prints medians over the passes, the ratio UserOverlay/kernel and the ratio
+/// encrypted/plain.
 ///
 ///   sudo dotnet run -c Release --project Bench -- e2e [--seconds 8] [--passes 3] [--keep-going]
 ///
@@ -46,6 +47,7 @@ internal static class E2eHarness
         Console.CancelKeyPress += (_, _) => Cleanup();
         var kernel = new List<Pass>();
         var user = new List<Pass>();
+        var encrypted = new List<Pass>();
         try
         {
             Underlay();
@@ -56,9 +58,13 @@ internal static class E2eHarness
                 kernel.Add(Measure(seconds, () => KernelUp(), KernelDown, routerPids: []));
                 Console.WriteLine($"   {Describe(kernel[^1])}");
                 Console.WriteLine($"-- pass {p}: UserOverlay");
-                var pids = UserOverlayUp(cli);
+                var pids = UserOverlayUp(cli, encrypted: false);
                 user.Add(Measure(seconds, () => { }, () => UserOverlayDown(), pids, cli));
                 Console.WriteLine($"   {Describe(user[^1])}");
+                Console.WriteLine($"-- pass {p}: UserOverlay, encrypted network (ESP AES-256-GCM)");
+                pids = UserOverlayUp(cli, encrypted: true);
+                encrypted.Add(Measure(seconds, () => { }, () => UserOverlayDown(), pids, cli));
+                Console.WriteLine($"   {Describe(encrypted[^1])}");
             }
         }
         finally
@@ -66,7 +72,7 @@ internal static class E2eHarness
             Cleanup();
         }
         Console.WriteLine();
-        Console.WriteLine(Table(kernel, user, seconds, passes));
+        Console.WriteLine(Table(kernel, user, encrypted, seconds, passes));
         return 0;
     }
 
@@ -74,7 +80,7 @@ internal static class E2eHarness
         string.Create(CultureInfo.InvariantCulture, $"TCP {p.TcpGbps:0.00} Gbit/s, UDP64 {p.UdpKpps:0.0} kpps delivered, RTT {p.RttMs:0.000} ms")
         + (double.IsNaN(p.CpuSecondsPerGB) ? "" : string.Create(CultureInfo.InvariantCulture, $", router CPU {p.CpuSecondsPerGB:0.00} s/GB, {p.AllocBytesPerFrame:0.00} B allocated/frame"));
 
-    private static string Table(List<Pass> k, List<Pass> u, int seconds, int passes)
+    private static string Table(List<Pass> k, List<Pass> u, List<Pass> e, int seconds, int passes)
     {
         static double Median(IEnumerable<double> xs)
         {
@@ -86,20 +92,23 @@ internal static class E2eHarness
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Medians of {passes} pass(es), {seconds} s per iperf3 test (min–max in brackets):");
         sb.AppendLine();
-        sb.AppendLine("| metric | kernel VXLAN | UserOverlay | UserOverlay/kernel |");
-        sb.AppendLine("|---|---|---|---|");
-        void Row(string name, Func<Pass, double> f, string fmt, bool higherIsBetter = true)
+        sb.AppendLine("| metric | kernel VXLAN | UserOverlay | UserOverlay encrypted | UserOverlay/kernel | encrypted/plain |");
+        sb.AppendLine("|---|---|---|---|---|---|");
+        static string Ratio(double a, double b) => double.IsNaN(a) || double.IsNaN(b) || b == 0 ? "n/a" : (a / b).ToString("0.00", CultureInfo.InvariantCulture);
+        string Cell(List<Pass> ps, Func<Pass, double> f, string fmt) =>
+            ps.All(p => double.IsNaN(f(p))) ? "n/a" : $"{Median(ps.Select(f)).ToString(fmt, CultureInfo.InvariantCulture)} ({Range(ps.Select(f).Where(x => !double.IsNaN(x)), fmt)})";
+        void Row(string name, Func<Pass, double> f, string fmt, bool lowerIsBetter = false)
         {
-            double mk = Median(k.Select(f)), mu = Median(u.Select(f));
-            string ratio = double.IsNaN(mk) || mk == 0 ? "n/a" : (mu / mk).ToString("0.00", CultureInfo.InvariantCulture);
+            double mk = Median(k.Select(f)), mu = Median(u.Select(f)), me = Median(e.Select(f));
+            string note = lowerIsBetter ? " (lower is better)" : "";
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"| {name} | {mk.ToString(fmt, CultureInfo.InvariantCulture)} ({Range(k.Select(f), fmt)}) | {mu.ToString(fmt, CultureInfo.InvariantCulture)} ({Range(u.Select(f), fmt)}) | {ratio}{(higherIsBetter ? "" : " (lower is better)")} |");
+                $"| {name} | {Cell(k, f, fmt)} | {Cell(u, f, fmt)} | {Cell(e, f, fmt)} | {Ratio(mu, mk)}{note} | {Ratio(me, mu)}{note} |");
         }
         Row("TCP single stream, Gbit/s", p => p.TcpGbps, "0.00");
         Row("UDP 64 B delivered, kpps", p => p.UdpKpps, "0.0");
-        Row("ping RTT, ms", p => p.RttMs, "0.000", higherIsBetter: false);
-        sb.AppendLine(CultureInfo.InvariantCulture, $"| router CPU s/GB (TCP test) | n/a (in kernel) | {Median(u.Select(p => p.CpuSecondsPerGB)):0.00} | |");
-        sb.AppendLine(CultureInfo.InvariantCulture, $"| bytes allocated per frame | n/a | {Median(u.Select(p => p.AllocBytesPerFrame)):0.00} | |");
+        Row("ping RTT, ms", p => p.RttMs, "0.000", lowerIsBetter: true);
+        Row("router CPU s/GB (TCP test)", p => p.CpuSecondsPerGB, "0.00", lowerIsBetter: true);
+        Row("bytes allocated per frame", p => p.AllocBytesPerFrame, "0.00", lowerIsBetter: true);
         return sb.ToString();
     }
 
@@ -146,8 +155,10 @@ internal static class E2eHarness
     private static string _client = "", _server = "";
     private static readonly List<(Process P, string Name)> Routers = [];
 
-    private static int[] UserOverlayUp(string cli)
+    private static int[] UserOverlayUp(string cli, bool encrypted)
     {
+        string state = Path.Combine(Path.GetTempPath(), _prefix + "state");
+        const string key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="; // a fixed benchmark key: AES-256
         Routers.Clear();
         foreach (var (host, self, peer, work, ip) in new[] { ("a", "192.0.2.1", "192.0.2.2", "wa", "198.18.0.1"), ("b", "192.0.2.2", "192.0.2.1", "wb", "198.18.0.2") })
         {
@@ -156,7 +167,8 @@ internal static class E2eHarness
             File.WriteAllText(cfg, $$"""
                 underlay: { address: {{self}} }
                 peers: [{{peer}}]
-                networks: [ { name: bench, vni: 42, subnet: 198.18.0.0/24, mtu: 1450 } ]
+                encryption: { state_dir: {{state}} }
+                networks: [ { name: bench, vni: 42, subnet: 198.18.0.0/24{{(encrypted ? $", encrypted: true, key: \"{key}\"" : ", mtu: 1450")}} } ]
                 endpoints: [ { network: bench, netns: {{Ns(work)}}, address: {{ip}}/24 } ]
                 """);
             var p = Start("ip", "netns", "exec", Ns(host), Dotnet(), cli, "up", "--config", cfg, "--name", name, "--log-level", "Warning");
@@ -345,6 +357,7 @@ internal static class E2eHarness
         foreach (var n in Namespaces) Run("ip", "netns", "del", n);
         Namespaces.Clear();
         foreach (var f in Directory.GetFiles(Path.GetTempPath(), _prefix + "*.yaml")) File.Delete(f);
+        if (Directory.Exists(Path.Combine(Path.GetTempPath(), _prefix + "state"))) Directory.Delete(Path.Combine(Path.GetTempPath(), _prefix + "state"), recursive: true);
     }
 
     private static int IntArg(string[] args, string name, int def)
