@@ -62,6 +62,12 @@ public static class Constants
     /// <summary>Bytes of one packet buffer: headroom + largest frame + tailroom, rounded to 64.</summary>
     public const int PacketBufferSize = (Headroom + MaxFrameLength + Tailroom + 63) & ~63;
 
+    /// <summary>Largest frame an offload-capable TAP hands over or accepts: a 64 KB IP packet plus Ethernet and a VLAN tag.</summary>
+    public const int MaxGsoFrameLength = 65535 + EthernetHeaderLength + VlanTagLength;
+
+    /// <summary>Bytes of a buffer that can hold a TCP super-frame (TSO read, coalesced write), with headroom and tailroom.</summary>
+    public const int GsoBufferSize = (Headroom + MaxGsoFrameLength + Tailroom + 1023) & ~1023;
+
     /// <summary>Default inner MTU: a 1500-byte underlay minus <see cref="VxlanOverhead"/>.</summary>
     public const int DefaultMtu = 1500 - VxlanOverhead;
 

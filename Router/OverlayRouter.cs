@@ -23,6 +23,7 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
     private readonly List<LocalPort> _ports = [];
     private readonly QueueWorker _worker;
     private readonly PacketBufferPool _pool;
+    private readonly PacketBufferPool _largePool = new(Constants.GsoBufferSize, maxBuffers: 1024);
     private readonly Timer _housekeeping;
     private readonly Timer? _espTimer;
     private readonly ILogger _log;
@@ -79,12 +80,12 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
                     SyncEspPeers(net, net.FloodList);
                 _espUnderlay = platform.OpenEspUnderlay(options.Underlay, espPort, options.BatchSize);
             }
-            worker = new QueueWorker(_state, _underlay, _espUnderlay, 0, options.BatchSize, pool, log);
+            worker = new QueueWorker(_state, _underlay, _espUnderlay, 0, options.BatchSize, pool, _largePool, log);
             for (int i = 0; i < options.Endpoints.Count; i++)
             {
                 var e = options.Endpoints[i];
                 var net = byName[e.Network];
-                var tap = platform.CreateTap(new TapRequest(e.Netns, e.Interface, e.EffectiveMac, net.Mtu, e.Address, e.PrefixLength));
+                var tap = platform.CreateTap(new TapRequest(e.Netns, e.Interface, e.EffectiveMac, net.Mtu, e.Address, e.PrefixLength, options.TapOffload));
                 var port = new LocalPort(i, net, e, tap);
                 _ports.Add(port);
                 _state.AddPort(port, now);
@@ -268,7 +269,7 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
             Math.Round((now - _started) / 1000.0, 1),
             networks,
             DropsOf(global),
-            GC.GetTotalAllocatedBytes(precise: false),
+            GC.GetTotalAllocatedBytes(precise: true),
             EspStatusOf(_esp));
     }
 

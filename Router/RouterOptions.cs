@@ -33,6 +33,13 @@ public sealed record RouterOptions
     /// <summary>Frames per pipeline batch (recvmmsg/sendmmsg size, TAP drain size). Default <see cref="Constants.IdealBatchSize"/>.</summary>
     public int BatchSize { get; init; } = Constants.IdealBatchSize;
 
+    /// <summary>
+    /// TAP offloads (IFF_VNET_HDR with checksum and TCP segmentation offload): endpoints hand over 64 KB
+    /// TCP super-frames that the router segments itself, and received segments are coalesced back into
+    /// super-frames — the wire never changes. Default true.
+    /// </summary>
+    public bool TapOffload { get; init; } = true;
+
     /// <summary>MTU of the underlay path between hosts (default 1500); networks' default inner MTUs derive from it.</summary>
     public int UnderlayMtu { get; init; } = 1500;
 

@@ -58,6 +58,8 @@ public enum DropReason
     EspNotVxlan,
     /// <summary>Authentic ESP carrying a VNI that is not the SA's network (a key of one network never opens another), or from another source.</summary>
     EspWrongNetwork,
+    /// <summary>A frame from an offload-capable TAP whose offload metadata does not fit it (bad checksum offsets, a super-frame that is not TCP).</summary>
+    BadOffload,
 }
 
 /// <summary>Stable snake_case names of <see cref="DropReason"/> values for metrics and JSON.</summary>

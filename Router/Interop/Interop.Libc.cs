@@ -27,7 +27,13 @@ internal static unsafe partial class Interop
         internal static partial nint write(int fd, byte* buf, nint count);
 
         [LibraryImport(Lib, SetLastError = true)]
+        internal static partial nint writev(int fd, IoVec* iov, int iovcnt);
+
+        [LibraryImport(Lib, SetLastError = true)]
         internal static partial int ioctl(int fd, nuint request, void* arg);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int ioctl(int fd, nuint request, nuint arg);
 
         [LibraryImport(Lib, SetLastError = true)]
         internal static partial int setns(int fd, int nstype);

@@ -1,5 +1,6 @@
 using UserOverlay.Crypto;
 using UserOverlay.Router.Forwarding;
+using UserOverlay.Router.Offload;
 using UserOverlay.Router.Wire;
 
 namespace UserOverlay.Router.Pipeline;
@@ -21,13 +22,18 @@ namespace UserOverlay.Router.Pipeline;
 //     Anything else is dropped and counted by reason; the worker carries on.
 //  3. Learn inner source MAC → the peer's VTEP, and ARP sender IP → MAC (for proxy ARP).
 //  4. Deliver: to the port that owns the destination MAC, or to every port of the network for
-//     broadcast, multicast and unknown unicast. Never back to the underlay.
+//     broadcast, multicast and unknown unicast. Never back to the underlay. Consecutive TCP
+//     segments of one flow for an offload-capable port are coalesced (TcpCoalescer) and written
+//     as one super-frame when the receive round ends.
 //
 // Not thread-safe: one instance per worker. Nothing here allocates.
 
 /// <summary>The underlay → endpoint half of the switch, for one pipeline worker.</summary>
-internal sealed class Inbound(ForwardingState state, int worker)
+internal sealed class Inbound(ForwardingState state, int worker, TcpCoalescer? coalescer = null)
 {
+    /// <summary>Writes the super-frames coalesced during this receive round. Call at the end of every round.</summary>
+    public void FlushCoalesced() => coalescer?.Flush();
+
     /// <summary>Handles one received datagram (VXLAN header + inner frame).</summary>
     public void ProcessDatagram(ref UnderlayDatagram d, long now)
     {
@@ -121,7 +127,8 @@ internal sealed class Inbound(ForwardingState state, int worker)
         {
             if (target.Port is { } port)
             {
-                if (port.Tap.Write(frame)) c.DeliveredFrames++;
+                if (coalescer is not null && port.Tap.SupportsOffload && coalescer.Offer(port, frame, c)) c.DeliveredFrames++;
+                else if (port.Tap.Write(frame)) c.DeliveredFrames++;
                 else c.Drops[(int)DropReason.EndpointWriteFailed]++;
             }
             else c.Drops[(int)DropReason.NotLocal]++;

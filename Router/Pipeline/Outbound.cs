@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using UserOverlay.Crypto;
 using UserOverlay.Router.Forwarding;
+using UserOverlay.Router.Offload;
 using UserOverlay.Router.Wire;
 
 namespace UserOverlay.Router.Pipeline;
@@ -11,7 +12,10 @@ namespace UserOverlay.Router.Pipeline;
 //  1. The queue's worker waits on epoll over the socket and every local port's TAP
 //     (level-triggered) and, per wake, drains each ready TAP into the free buffers of its
 //     batch, frame i at offset Headroom.
-//  2. ProcessFrame switches each frame inside its network — nothing here ever crosses VNIs:
+//  2. ProcessTapFrame first undoes the TAP's offloads: a partial checksum is completed; a TCP
+//     super-frame (TSO, up to 64 KB) is written as it is to a local offload-capable port, or else
+//     cut into MSS-sized segments (TcpSegmenter) that each go on as a plain frame.
+//     ProcessFrame switches each frame inside its network — nothing here ever crosses VNIs:
 //     a. check length and source MAC; learn source MAC → port (a local FDB entry);
 //     b. an ARP request for an address in the neighbour table is answered by proxy, in place of a flood;
 //     c. unicast to a known local MAC is written to that port's TAP (same-host delivery);
@@ -33,6 +37,8 @@ internal sealed class Outbound
 {
     /// <summary>Copies of flooded frames on an encrypted network (one per extra peer) before a flush is forced.</summary>
     private const int ScratchBuffers = 32;
+    /// <summary>Segments of TCP super-frames held before a flush is forced (a 64 KB super-frame makes up to ~45).</summary>
+    private const int SegmentBuffers = 128;
 
     private readonly ForwardingState _state;
     private readonly IUnderlay _underlay;
@@ -44,6 +50,8 @@ internal sealed class Outbound
     private int _espCount;
     private readonly PacketBuffer[] _scratch;
     private int _scratchUsed;
+    private readonly PacketBuffer[] _segments;
+    private int _segmentsUsed;
     private readonly byte[] _arpReply = new byte[64];
 
     public Outbound(ForwardingState state, IUnderlay underlay, int worker, IUnderlay? espUnderlay = null, int maxQueued = Constants.MaxSendBatch)
@@ -56,6 +64,55 @@ internal sealed class Outbound
         _espSends = espUnderlay is null ? [] : new UnderlayDatagram[maxQueued];
         _scratch = new PacketBuffer[espUnderlay is null ? 0 : ScratchBuffers];
         for (int i = 0; i < _scratch.Length; i++) _scratch[i] = new PacketBuffer();
+        _segments = new PacketBuffer[SegmentBuffers];
+        for (int i = 0; i < _segments.Length; i++) _segments[i] = new PacketBuffer();
+    }
+
+    /// <summary>
+    /// Handles one frame read from <paramref name="port"/>'s TAP with its offload metadata (step 2):
+    /// completes a partial checksum, passes a TCP super-frame to a local offload-capable port as it
+    /// is, or segments it. The buffer must stay untouched until <see cref="Flush"/>.
+    /// </summary>
+    public void ProcessTapFrame(LocalPort port, PacketBuffer buf, int offset, int length, in OffloadInfo info, long now)
+    {
+        if (info.Gso == GsoKind.None)
+        {
+            if (info.NeedsChecksum && !TcpSegmenter.CompleteChecksum(buf.Span.Slice(offset, length), info.CsumStart, info.CsumOffset))
+            {
+                port.Network.Counters[_worker].Drops[(int)DropReason.BadOffload]++;
+                return;
+            }
+            ProcessFrame(port, buf, offset, length, now);
+            return;
+        }
+        NetworkState net = port.Network;
+        TrafficCounters c = net.Counters[_worker];
+        ReadOnlySpan<byte> frame = buf.Span.Slice(offset, length);
+        if (info.GsoSize == 0 || !TcpSegmenter.TryParse(frame, info.Gso, out var layout)
+            || layout.HeaderLength + info.GsoSize > net.MaxFrameLength)
+        {
+            c.Drops[(int)DropReason.BadOffload]++;
+            return;
+        }
+        int segments = TcpSegmenter.SegmentCount(length, layout, info.GsoSize);
+        ulong src = EthernetFrame.Source(frame), dst = EthernetFrame.Destination(frame);
+        if (!EthernetFrame.IsMulticast(dst) && src == port.Mac && net.Fdb.TryGet(dst, out FdbEntry e)
+            && e.Port is { } target && target != port && target.Tap.SupportsOffload)
+        {
+            // Same-host delivery between offload-capable ports: the super-frame goes as it is (like a bridge between virtio ports).
+            c.TxFrames += segments;
+            c.TxBytes += length;
+            if (target.Tap.WriteOffload(frame, info)) c.DeliveredFrames += segments;
+            else c.Drops[(int)DropReason.EndpointWriteFailed] += segments;
+            return;
+        }
+        for (int i = 0; i < segments; i++)
+        {
+            if (_segmentsUsed == _segments.Length) Flush(); // sends what references the segment buffers; then they are free again
+            PacketBuffer seg = _segments[_segmentsUsed++];
+            int len = TcpSegmenter.WriteSegment(frame, layout, info.GsoSize, i, seg.Span[Constants.Headroom..]);
+            ProcessFrame(port, seg, Constants.Headroom, len, now);
+        }
     }
 
     /// <summary>Datagrams queued and not yet flushed.</summary>
@@ -124,6 +181,7 @@ internal sealed class Outbound
             _espCount = 0;
         }
         _scratchUsed = 0;
+        _segmentsUsed = 0;
     }
 
     /// <summary>

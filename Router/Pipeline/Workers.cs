@@ -32,8 +32,11 @@ internal sealed class QueueWorker : IDisposable
     private readonly Inbound _inbound;
     private readonly EpollSet _epoll = new();
     private readonly PacketBufferPool _pool;
+    private readonly PacketBufferPool _largePool;
     private readonly PacketBuffer[] _tapBufs;
     private readonly int[] _sizes;
+    private readonly Offload.OffloadInfo[] _offloads;
+    private readonly Offload.TcpCoalescer _coalescer;
     private readonly UnderlayDatagram[] _datagrams;
     private readonly Interop.EpollEvent[] _events = new Interop.EpollEvent[Constants.IdealBatchSize];
     private readonly ILogger _log;
@@ -41,8 +44,10 @@ internal sealed class QueueWorker : IDisposable
     private long _lastErrorLog;
     private volatile bool _stop;
 
-    public QueueWorker(ForwardingState state, IUnderlay underlay, IUnderlay? espUnderlay, int workerId, int batch, PacketBufferPool pool, ILogger log)
+    public QueueWorker(ForwardingState state, IUnderlay underlay, IUnderlay? espUnderlay, int workerId, int batch,
+        PacketBufferPool pool, PacketBufferPool largePool, ILogger log)
     {
+        _largePool = largePool;
         _state = state;
         _underlay = underlay;
         _espUnderlay = espUnderlay;
@@ -50,10 +55,13 @@ internal sealed class QueueWorker : IDisposable
         _log = log;
         WorkerId = workerId;
         _outbound = new Outbound(state, underlay, workerId, espUnderlay);
-        _inbound = new Inbound(state, workerId);
+        _coalescer = new Offload.TcpCoalescer(largePool.Rent, workerId);
+        _inbound = new Inbound(state, workerId, _coalescer);
+        // TAP reads may return 64 KB TCP super-frames (TSO), so their buffers are large; socket receives are not.
         _tapBufs = new PacketBuffer[batch];
-        for (int i = 0; i < batch; i++) _tapBufs[i] = pool.Rent();
+        for (int i = 0; i < batch; i++) _tapBufs[i] = largePool.Rent();
         _sizes = new int[batch];
+        _offloads = new Offload.OffloadInfo[batch];
         _datagrams = new UnderlayDatagram[batch];
         for (int i = 0; i < batch; i++) _datagrams[i].Buffer = pool.Rent();
         _epoll.Add(underlay.ReadinessHandle, UnderlayToken);
@@ -112,6 +120,7 @@ internal sealed class QueueWorker : IDisposable
         {
             int got = _underlay.Receive(_datagrams, offset);
             for (int i = 0; i < got; i++) _inbound.ProcessDatagram(ref _datagrams[i], now);
+            _inbound.FlushCoalesced();
             if (got < _datagrams.Length) return; // drained; if not, level-triggered epoll reports it again
         }
     }
@@ -122,6 +131,7 @@ internal sealed class QueueWorker : IDisposable
         {
             int got = _espUnderlay!.Receive(_datagrams, 0);
             for (int i = 0; i < got; i++) _inbound.ProcessEsp(ref _datagrams[i], now);
+            _inbound.FlushCoalesced();
             if (got < _datagrams.Length) return;
         }
     }
@@ -137,10 +147,10 @@ internal sealed class QueueWorker : IDisposable
         {
             if (_used == batch) { _outbound.Flush(); _used = 0; }
             int room = Math.Min(batch - _used, batch - drained);
-            int got = port.Tap.Read(_tapBufs.AsSpan(_used, room), _sizes.AsSpan(_used, room), Constants.Headroom);
+            int got = port.Tap.Read(_tapBufs.AsSpan(_used, room), _sizes.AsSpan(_used, room), _offloads.AsSpan(_used, room), Constants.Headroom);
             if (got == 0) break;
             for (int j = 0; j < got; j++)
-                _outbound.ProcessFrame(port, _tapBufs[_used + j], Constants.Headroom, _sizes[_used + j], now);
+                _outbound.ProcessTapFrame(port, _tapBufs[_used + j], Constants.Headroom, _sizes[_used + j], _offloads[_used + j], now);
             _used += got;
             drained += got;
         }
@@ -152,7 +162,8 @@ internal sealed class QueueWorker : IDisposable
         _epoll.Wake();
         if (_thread.IsAlive) _thread.Join();
         _epoll.Dispose();
-        foreach (var b in _tapBufs) _pool.Return(b);
+        foreach (var b in _tapBufs) _largePool.Return(b);
+        foreach (var b in _coalescer.Buffers) _largePool.Return(b);
         foreach (var d in _datagrams) _pool.Return(d.Buffer);
     }
 }

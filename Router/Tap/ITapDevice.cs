@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using UserOverlay.Router.Offload;
 
 namespace UserOverlay.Router;
 
@@ -16,14 +17,26 @@ public interface ITapDevice : IDisposable
 
     /// <summary>
     /// Reads up to <c>bufs.Length</c> frames without blocking. Frame i is written at
-    /// <c>bufs[i].Span[offset..]</c> and its length to <c>sizes[i]</c>. Returns the number of frames
-    /// read, 0 when none is ready. A future offload-capable device may return several frames
-    /// segmented from one read.
+    /// <c>bufs[i].Span[offset..]</c>, its length to <c>sizes[i]</c> and its offload metadata to
+    /// <c>offloads[i]</c> (default for a plain frame; a device with <see cref="SupportsOffload"/> may
+    /// return TCP super-frames of up to 64 KB and frames with a partial checksum, so its buffers must
+    /// hold <see cref="Constants.GsoBufferSize"/> bytes). The <paramref name="offset"/> must leave at
+    /// least <see cref="Constants.Headroom"/> bytes in front. Returns the number of frames read, 0 when
+    /// none is ready.
     /// </summary>
-    int Read(ReadOnlySpan<PacketBuffer> bufs, Span<int> sizes, int offset);
+    int Read(ReadOnlySpan<PacketBuffer> bufs, Span<int> sizes, Span<OffloadInfo> offloads, int offset);
 
-    /// <summary>Writes one Ethernet frame to the endpoint. Returns false when the device refused it.</summary>
+    /// <summary>Writes one Ethernet frame (checksums complete) to the endpoint. Returns false when the device refused it.</summary>
     bool Write(ReadOnlySpan<byte> frame);
+
+    /// <summary>
+    /// True when the device exchanges offload metadata: it may return super-frames from <see cref="Read"/>
+    /// and accepts them in <see cref="WriteOffload"/> (a TAP with IFF_VNET_HDR and TSO enabled).
+    /// </summary>
+    bool SupportsOffload { get; }
+
+    /// <summary>Writes a frame with offload metadata (a coalesced TCP super-frame). Only when <see cref="SupportsOffload"/>.</summary>
+    bool WriteOffload(ReadOnlySpan<byte> frame, in OffloadInfo info);
 
     /// <summary>
     /// A file descriptor that polls readable (epoll, level-triggered) while <see cref="Read"/> would
@@ -39,4 +52,5 @@ public interface ITapDevice : IDisposable
 /// <param name="Mtu">MTU to set.</param>
 /// <param name="Address">IPv4 address (host order) to assign.</param>
 /// <param name="PrefixLength">Its prefix length.</param>
-public sealed record TapRequest(string Netns, string Name, MacAddress Mac, int Mtu, uint Address, int PrefixLength);
+/// <param name="Offload">Enable IFF_VNET_HDR with checksum and TCP segmentation offload.</param>
+public sealed record TapRequest(string Netns, string Name, MacAddress Mac, int Mtu, uint Address, int PrefixLength, bool Offload = true);

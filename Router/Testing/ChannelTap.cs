@@ -1,25 +1,28 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
+using UserOverlay.Router.Offload;
 
 namespace UserOverlay.Router.Testing;
 
 /// <summary>
 /// An in-memory TAP device for tests and benchmarks (wireguard-go's tuntest): frames the test
-/// "sends from the endpoint" with <see cref="Inject"/> are what the router reads; frames the router
+/// "sends from the endpoint" with <see cref="Inject(ReadOnlySpan{byte})"/> are what the router reads; frames the router
 /// writes are collected and can be taken with <see cref="TryTake"/> or <see cref="WaitTake"/>.
 /// Readiness is an eventfd, so the router's real epoll loop drives it. Thread-safe.
 /// Allocates per frame (it is a test double, not the data path).
 /// </summary>
 public sealed unsafe class ChannelTap : ITapDevice
 {
-    private readonly ConcurrentQueue<byte[]> _toRouter = new();
+    private readonly ConcurrentQueue<(byte[] Frame, OffloadInfo Info)> _toRouter = new();
     private readonly BlockingCollection<byte[]> _fromRouter = new();
+    private readonly ConcurrentQueue<(byte[] Frame, OffloadInfo Info)> _offloadWrites = new();
     private readonly SafeFdHandle _event;
 
-    /// <summary>Creates a device named <paramref name="name"/>.</summary>
-    public ChannelTap(string name = "eth0")
+    /// <summary>Creates a device named <paramref name="name"/>; with <paramref name="offload"/> it behaves like an offload-capable TAP.</summary>
+    public ChannelTap(string name = "eth0", bool offload = false)
     {
         Name = name;
+        SupportsOffload = offload;
         int fd = Interop.Libc.eventfd(0, Interop.EFD_CLOEXEC | Interop.EFD_NONBLOCK);
         if (fd < 0) throw new InvalidOperationException("eventfd failed");
         _event = new SafeFdHandle(fd);
@@ -35,10 +38,19 @@ public sealed unsafe class ChannelTap : ITapDevice
     /// <summary>Frames written by the router so far.</summary>
     public int WrittenCount => _fromRouter.Count;
 
+    /// <summary>True when created with offload: <see cref="WriteOffload"/> accepts super-frames.</summary>
+    public bool SupportsOffload { get; }
+
+    /// <summary>Super-frames the router wrote with offload metadata (besides being in the normal output as whole frames).</summary>
+    public IReadOnlyCollection<(byte[] Frame, OffloadInfo Info)> OffloadWrites => _offloadWrites;
+
     /// <summary>The test's endpoint sends a frame: the router will read it.</summary>
-    public void Inject(ReadOnlySpan<byte> frame)
+    public void Inject(ReadOnlySpan<byte> frame) => Inject(frame, default);
+
+    /// <summary>The endpoint sends a frame with offload metadata (a TSO super-frame, or a partial checksum).</summary>
+    public void Inject(ReadOnlySpan<byte> frame, in OffloadInfo info)
     {
-        _toRouter.Enqueue(frame.ToArray());
+        _toRouter.Enqueue((frame.ToArray(), info));
         Signal();
     }
 
@@ -48,15 +60,17 @@ public sealed unsafe class ChannelTap : ITapDevice
         Interop.Libc.write(_event.Fd, (byte*)&one, 8);
     }
 
-    public int Read(ReadOnlySpan<PacketBuffer> bufs, Span<int> sizes, int offset)
+    public int Read(ReadOnlySpan<PacketBuffer> bufs, Span<int> sizes, Span<OffloadInfo> offloads, int offset)
     {
         ulong v;
         Interop.Libc.read(_event.Fd, (byte*)&v, 8); // reset readiness first, then drain: no lost wake-ups
         int n = 0;
         while (n < bufs.Length && _toRouter.TryDequeue(out var f))
         {
-            f.CopyTo(bufs[n].Span[offset..]);
-            sizes[n++] = f.Length;
+            if (f.Frame.Length > bufs[n].Capacity - offset) continue; // a real TAP never hands over more than fits
+            f.Frame.CopyTo(bufs[n].Span[offset..]);
+            offloads[n] = f.Info;
+            sizes[n++] = f.Frame.Length;
         }
         if (!_toRouter.IsEmpty) Signal();
         return n;
@@ -65,6 +79,14 @@ public sealed unsafe class ChannelTap : ITapDevice
     public bool Write(ReadOnlySpan<byte> frame)
     {
         if (!AcceptWrites) return false;
+        _fromRouter.Add(frame.ToArray());
+        return true;
+    }
+
+    public bool WriteOffload(ReadOnlySpan<byte> frame, in OffloadInfo info)
+    {
+        if (!SupportsOffload || !AcceptWrites) return false;
+        _offloadWrites.Enqueue((frame.ToArray(), info));
         _fromRouter.Add(frame.ToArray());
         return true;
     }

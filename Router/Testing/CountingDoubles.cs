@@ -27,13 +27,27 @@ public sealed class CountingTap : ITapDevice
     /// <summary>Bytes written to the device.</summary>
     public long Bytes => Interlocked.Read(ref _bytes);
 
-    public int Read(ReadOnlySpan<PacketBuffer> bufs, Span<int> sizes, int offset) => 0;
+    public int Read(ReadOnlySpan<PacketBuffer> bufs, Span<int> sizes, Span<Offload.OffloadInfo> offloads, int offset) => 0;
 
     public bool Write(ReadOnlySpan<byte> frame)
     {
         Interlocked.Increment(ref _frames);
         Interlocked.Add(ref _bytes, frame.Length);
         return true;
+    }
+
+    /// <summary>Offload-capable when created so (counts super-frames as one write each).</summary>
+    public bool SupportsOffload { get; init; }
+
+    /// <summary>Super-frames written.</summary>
+    public long OffloadWrites => Interlocked.Read(ref _offloadWrites);
+    private long _offloadWrites;
+
+    public bool WriteOffload(ReadOnlySpan<byte> frame, in Offload.OffloadInfo info)
+    {
+        if (!SupportsOffload) return false;
+        Interlocked.Increment(ref _offloadWrites);
+        return Write(frame);
     }
 
     public void Dispose() => _event.Dispose();

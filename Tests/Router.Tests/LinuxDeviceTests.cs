@@ -9,13 +9,16 @@ namespace UserOverlay.Router.Tests;
 /// <summary>The real edges against the kernel: a TAP created inside a namespace, and the recvmmsg/sendmmsg socket.</summary>
 public class LinuxDeviceTests
 {
-    [Fact]
-    public void Tap_is_created_in_the_namespace_configured_and_carries_frames_both_ways()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Tap_is_created_in_the_namespace_configured_and_carries_frames_both_ways(bool offload)
     {
         using var net = new TestNetwork("tap");
         string ns = net.AddNamespace("c1");
         var mac = MacAddress.Parse("02:00:c6:12:00:01");
-        using var tap = LinuxTap.Create(new TapRequest(ns, "eth0", mac, 1400, InMemoryHosts.Ip("198.18.0.1"), 24));
+        using var tap = LinuxTap.Create(new TapRequest(ns, "eth0", mac, 1400, InMemoryHosts.Ip("198.18.0.1"), 24, offload));
+        Assert.Equal(offload, tap.SupportsOffload);
 
         var link = TestNetwork.Exec(ns, "ip -o link show eth0").EnsureSuccess().StdOut;
         Assert.Contains("mtu 1400", link);
@@ -29,10 +32,11 @@ public class LinuxDeviceTests
         sock.SendTo(new byte[] { 1, 2, 3, 4 }, new IPEndPoint(IPAddress.Parse("198.18.0.2"), 5000));
         var bufs = new[] { new PacketBuffer(), new PacketBuffer() };
         var sizes = new int[2];
+        var offloads = new Offload.OffloadInfo[2];
         byte[]? arpFrame = null;
         SpinWait.SpinUntil(() =>
         {
-            int n = tap.Read(bufs, sizes, Constants.Headroom);
+            int n = tap.Read(bufs, sizes, offloads, Constants.Headroom);
             for (int i = 0; i < n; i++)
             {
                 var f = bufs[i].Span.Slice(Constants.Headroom, sizes[i]).ToArray();
@@ -50,7 +54,7 @@ public class LinuxDeviceTests
         byte[]? udpFrame = null;
         SpinWait.SpinUntil(() =>
         {
-            int n = tap.Read(bufs, sizes, Constants.Headroom);
+            int n = tap.Read(bufs, sizes, offloads, Constants.Headroom);
             for (int i = 0; i < n; i++)
             {
                 var f = bufs[i].Span.Slice(Constants.Headroom, sizes[i]).ToArray();

@@ -1,0 +1,237 @@
+using System.Buffers.Binary;
+using UserOverlay.Router.Forwarding;
+
+namespace UserOverlay.Router.Offload;
+
+/// <summary>
+/// Receive-side coalescing towards offload-capable TAPs (what the kernel's GRO does for a NIC):
+/// consecutive TCP segments of one flow, arriving in one receive round for one local port, are
+/// merged into a single super-frame written with one syscall and a virtio-net GSO header, so the
+/// endpoint's stack handles one 64 KB packet (and sends one ACK) instead of forty-five.
+/// <para>
+/// A segment joins a pending super-frame when it continues it exactly: same port and addresses,
+/// next sequence number, same ACK number, window, TTL/TOS (hop limit/traffic class), TCP options
+/// (timestamps) and DF bit; only ACK and PSH flags; a payload no longer than the first segment's.
+/// A shorter segment or PSH closes the super-frame (as Linux GRO flushes on PSH). Anything else
+/// for that port first flushes the port's pending super-frames, so a flow never reorders.
+/// The caller flushes at the end of every receive round, so nothing waits longer than one batch.
+/// </para>
+/// Not thread-safe: one instance per pipeline worker. Allocation-free after construction.
+/// </summary>
+internal sealed class TcpCoalescer
+{
+    /// <summary>Super-frames being built at once (distinct flows per receive round).</summary>
+    public const int MaxPending = 8;
+    /// <summary>Most segments merged into one super-frame (Linux GRO's limit).</summary>
+    public const int MaxSegments = 64;
+
+    private const byte TcpFin = 0x01, TcpSyn = 0x02, TcpRst = 0x04, TcpPsh = 0x08, TcpAck = 0x10, TcpUrg = 0x20, TcpEce = 0x40, TcpCwr = 0x80;
+
+    private sealed class Pending(PacketBuffer buffer)
+    {
+        public readonly PacketBuffer Buffer = buffer;
+        public LocalPort? Port;
+        public int Length;      // bytes of the super-frame at Constants.Headroom
+        public TcpSegmenter.Layout Layout;
+        public int Mss;         // payload of the first segment
+        public int Segments;
+        public uint NextSeq;
+        public bool Closed;     // a short segment or PSH ended it
+        public int Sequence;    // age, to evict the oldest
+    }
+
+    private readonly Pending[] _pending;
+    private readonly int _worker;
+    private int _age;
+
+    public TcpCoalescer(Func<PacketBuffer> rentLarge, int worker)
+    {
+        _worker = worker;
+        _pending = new Pending[MaxPending];
+        for (int i = 0; i < MaxPending; i++) _pending[i] = new Pending(rentLarge());
+    }
+
+    /// <summary>Buffers held (to return them to their pool).</summary>
+    public IEnumerable<PacketBuffer> Buffers => _pending.Select(p => p.Buffer);
+
+    /// <summary>
+    /// Offers a frame for <paramref name="port"/>. True: it is held (and will be written by <see cref="Flush"/>).
+    /// False: the caller writes it itself — the port's pending super-frames have been flushed first.
+    /// </summary>
+    public bool Offer(LocalPort port, ReadOnlySpan<byte> frame, TrafficCounters c)
+    {
+        if (!Eligible(frame, out var layout))
+        {
+            FlushPort(port, c);
+            return false;
+        }
+        int payload = frame.Length - layout.HeaderLength;
+        for (int i = 0; i < _pending.Length; i++)
+        {
+            var p = _pending[i];
+            if (p.Port != port || p.Closed || p.Segments >= MaxSegments || !SameFlow(p, frame, layout)) continue;
+            uint seq = BinaryPrimitives.ReadUInt32BigEndian(frame[(layout.EthLength + layout.IpLength + 4)..]);
+            int ipTotal = p.Length - p.Layout.EthLength + payload; // IPv4 total length, or IPv6 payload + 40
+            if (seq != p.NextSeq || payload > p.Mss || !Continues(p, frame, layout) || ipTotal > 65535)
+            {
+                // Same flow but not the continuation: write what we have first, then this one alone (order kept).
+                FlushOne(p, c);
+                return false;
+            }
+            frame[layout.HeaderLength..].CopyTo(p.Buffer.Span[(Constants.Headroom + p.Length)..]);
+            p.Length += payload;
+            p.NextSeq += (uint)payload;
+            p.Segments++;
+            byte flags = frame[layout.EthLength + layout.IpLength + 13];
+            if ((flags & TcpPsh) != 0)
+            {
+                p.Buffer.Span[Constants.Headroom + p.Layout.EthLength + p.Layout.IpLength + 13] |= TcpPsh;
+                p.Closed = true;
+            }
+            if (payload < p.Mss) p.Closed = true;
+            return true;
+        }
+        // A new flow: take a free slot, or write out the oldest.
+        Pending? slot = null;
+        foreach (var p in _pending) if (p.Port is null) { slot = p; break; }
+        if (slot is null)
+        {
+            slot = _pending[0];
+            foreach (var p in _pending) if (p.Sequence < slot.Sequence) slot = p;
+            FlushOne(slot, c);
+        }
+        frame.CopyTo(slot.Buffer.Span[Constants.Headroom..]);
+        slot.Port = port;
+        slot.Length = frame.Length;
+        slot.Layout = layout;
+        slot.Mss = payload;
+        slot.Segments = 1;
+        slot.NextSeq = BinaryPrimitives.ReadUInt32BigEndian(frame[(layout.EthLength + layout.IpLength + 4)..]) + (uint)payload;
+        slot.Closed = (frame[layout.EthLength + layout.IpLength + 13] & TcpPsh) != 0;
+        slot.Sequence = ++_age;
+        return true;
+    }
+
+    /// <summary>True when super-frames are pending.</summary>
+    public bool HasPending
+    {
+        get
+        {
+            foreach (var p in _pending) if (p.Port is not null) return true;
+            return false;
+        }
+    }
+
+    /// <summary>Writes every pending super-frame.</summary>
+    public void Flush()
+    {
+        foreach (var p in _pending)
+            if (p.Port is { } port) FlushOne(p, port.Network.Counters[_worker]);
+    }
+
+    private void FlushPort(LocalPort port, TrafficCounters c)
+    {
+        foreach (var p in _pending)
+            if (p.Port == port) FlushOne(p, c);
+    }
+
+    private static void FlushOne(Pending p, TrafficCounters c)
+    {
+        var port = p.Port!;
+        Span<byte> f = p.Buffer.Span.Slice(Constants.Headroom, p.Length);
+        bool ok;
+        if (p.Segments == 1)
+        {
+            ok = port.Tap.Write(f); // exactly as received: its checksum is the sender's
+        }
+        else
+        {
+            var l = p.Layout;
+            Span<byte> ip = f[l.EthLength..];
+            Span<byte> tcp = f[(l.EthLength + l.IpLength)..];
+            int l4 = p.Length - l.EthLength - l.IpLength;
+            ulong pseudo;
+            if (l.IsIPv6)
+            {
+                BinaryPrimitives.WriteUInt16BigEndian(ip[4..], (ushort)l4);
+                pseudo = Checksum.PseudoHeaderV6(ip.Slice(8, 16), ip.Slice(24, 16), 6, l4);
+            }
+            else
+            {
+                BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(l.IpLength + l4));
+                BinaryPrimitives.WriteUInt16BigEndian(ip[10..], 0);
+                BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Complement(Checksum.Sum(ip[..l.IpLength])));
+                pseudo = Checksum.PseudoHeaderV4(ip.Slice(12, 4), ip.Slice(16, 4), 6, l4);
+            }
+            // Partial checksum (virtio NEEDS_CSUM): the field holds the folded pseudo-header sum, as the kernel's TSO path leaves it.
+            BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], Checksum.Fold(pseudo));
+            var info = new OffloadInfo
+            {
+                Gso = l.IsIPv6 ? GsoKind.TcpV6 : GsoKind.TcpV4,
+                NeedsChecksum = true,
+                GsoSize = (ushort)p.Mss,
+                HeaderLength = (ushort)l.HeaderLength,
+                CsumStart = (ushort)(l.EthLength + l.IpLength),
+                CsumOffset = 16,
+            };
+            ok = port.Tap.WriteOffload(f, info);
+        }
+        if (!ok) c.Drops[(int)DropReason.EndpointWriteFailed] += p.Segments;
+        p.Port = null;
+        p.Segments = 0;
+        p.Closed = false;
+    }
+
+    /// <summary>TCP over IPv4 (no options, not fragmented) or IPv6 (no extension headers) with payload and only ACK/PSH set.</summary>
+    private static bool Eligible(ReadOnlySpan<byte> f, out TcpSegmenter.Layout layout)
+    {
+        layout = default;
+        if (f.Length < Constants.EthernetHeaderLength + 40) return false;
+        ushort type = BinaryPrimitives.ReadUInt16BigEndian(f[12..]);
+        GsoKind kind;
+        if (type == 0x0800)
+        {
+            if (f[14] != 0x45 || f[14 + 9] != 6) return false;                       // IPv4, IHL 5, TCP
+            if ((BinaryPrimitives.ReadUInt16BigEndian(f[(14 + 6)..]) & 0x3FFF) != 0) return false; // MF or fragment offset
+            if (BinaryPrimitives.ReadUInt16BigEndian(f[(14 + 2)..]) != f.Length - 14) return false; // no Ethernet padding or truncation
+            kind = GsoKind.TcpV4;
+        }
+        else if (type == 0x86DD)
+        {
+            if (f.Length < 14 + 60 || (f[14] >> 4) != 6 || f[14 + 6] != 6) return false;
+            if (BinaryPrimitives.ReadUInt16BigEndian(f[(14 + 4)..]) != f.Length - 14 - 40) return false;
+            kind = GsoKind.TcpV6;
+        }
+        else return false;
+        if (!TcpSegmenter.TryParse(f, kind, out layout)) return false;
+        byte flags = f[layout.EthLength + layout.IpLength + 13];
+        if ((flags & (TcpFin | TcpSyn | TcpRst | TcpUrg | TcpEce | TcpCwr)) != 0 || (flags & TcpAck) == 0) return false;
+        return f.Length > layout.HeaderLength;
+    }
+
+    /// <summary>Same addresses and ports, and the pending frame's layout.</summary>
+    private static bool SameFlow(Pending p, ReadOnlySpan<byte> f, in TcpSegmenter.Layout l)
+    {
+        if (l != p.Layout) return false;
+        ReadOnlySpan<byte> pf = p.Buffer.Span.Slice(Constants.Headroom, p.Length);
+        int ip = l.EthLength, tcp = l.EthLength + l.IpLength;
+        if (l.IsIPv6) { if (!f.Slice(ip + 8, 32).SequenceEqual(pf.Slice(ip + 8, 32))) return false; }
+        else if (!f.Slice(ip + 12, 8).SequenceEqual(pf.Slice(ip + 12, 8))) return false;
+        return f.Slice(tcp, 4).SequenceEqual(pf.Slice(tcp, 4));
+    }
+
+    /// <summary>The fields that must not change within a super-frame.</summary>
+    private static bool Continues(Pending p, ReadOnlySpan<byte> f, in TcpSegmenter.Layout l)
+    {
+        ReadOnlySpan<byte> pf = p.Buffer.Span.Slice(Constants.Headroom, p.Length);
+        int ip = l.EthLength, tcp = l.EthLength + l.IpLength;
+        if (l.IsIPv6)
+        {
+            if (!f.Slice(ip, 4).SequenceEqual(pf.Slice(ip, 4)) || f[ip + 7] != pf[ip + 7]) return false; // class, flow label, hop limit
+        }
+        else if (f[ip + 1] != pf[ip + 1] || f[ip + 8] != pf[ip + 8] || (f[ip + 6] & 0x40) != (pf[ip + 6] & 0x40)) return false; // TOS, TTL, DF
+        return f.Slice(tcp + 8, 4).SequenceEqual(pf.Slice(tcp + 8, 4))          // ACK number
+            && f.Slice(tcp + 14, 2).SequenceEqual(pf.Slice(tcp + 14, 2))        // window
+            && f.Slice(tcp + 20, l.TcpLength - 20).SequenceEqual(pf.Slice(tcp + 20, l.TcpLength - 20)); // options
+    }
+}

@@ -1,0 +1,250 @@
+using System.Buffers.Binary;
+using System.Net;
+using PacketDotNet;
+using UserOverlay.Router.Forwarding;
+using UserOverlay.Router.Offload;
+using UserOverlay.Router.Testing;
+
+namespace UserOverlay.Router.Tests;
+
+/// <summary>TAP offloads: the checksum, TSO segmentation checked by PacketDotNet, and coalescing checked by round trip.</summary>
+public class OffloadTests
+{
+    private static readonly MacAddress A = MacAddress.Parse("02:00:c6:12:00:0b"), B = MacAddress.Parse("02:00:c6:12:00:0c");
+
+    private static ushort NaiveChecksum(byte[] data)
+    {
+        uint sum = 0;
+        for (int i = 0; i + 1 < data.Length; i += 2) sum += (uint)(data[i] << 8 | data[i + 1]);
+        if (data.Length % 2 == 1) sum += (uint)(data[^1] << 8);
+        while (sum >> 16 != 0) sum = (sum & 0xFFFF) + (sum >> 16);
+        return (ushort)~sum;
+    }
+
+    [Fact]
+    public void Checksum_matches_the_RFC_1071_reference_for_every_length()
+    {
+        var rnd = new Random(5);
+        for (int len = 0; len < 300; len++)
+        {
+            var data = new byte[len];
+            rnd.NextBytes(data);
+            Assert.Equal(NaiveChecksum(data), Checksum.Complement(Checksum.Sum(data)));
+            // Split sums (even first part) agree with the whole.
+            int cut = len / 2 & ~1;
+            Assert.Equal(NaiveChecksum(data), Checksum.Complement(Checksum.Sum(data.AsSpan(cut), Checksum.Sum(data.AsSpan(0, cut)))));
+        }
+        var big = new byte[65535];
+        rnd.NextBytes(big);
+        Assert.Equal(NaiveChecksum(big), Checksum.Complement(Checksum.Sum(big)));
+    }
+
+    /// <summary>A TCP super-frame as an offload-capable TAP hands it over: one header, a large payload, checksum partial.</summary>
+    internal static byte[] TsoFrame(bool ipv6, int payloadLength, uint seq = 1000, bool fin = false, ushort srcPort = 40000)
+    {
+        var payload = Enumerable.Range(0, payloadLength).Select(i => (byte)(i * 7 + 3)).ToArray();
+        var tcp = new TcpPacket(srcPort, 5201) { SequenceNumber = seq, AcknowledgmentNumber = 77, Acknowledgment = true, Push = true, Finished = fin, WindowSize = 500, PayloadData = payload };
+        Packet ip = ipv6
+            ? new IPv6Packet(IPAddress.Parse("fd00::11"), IPAddress.Parse("fd00::12")) { PayloadPacket = tcp, HopLimit = 64 }
+            : new IPv4Packet(IPAddress.Parse("198.18.0.11"), IPAddress.Parse("198.18.0.12")) { PayloadPacket = tcp, TimeToLive = 64, Id = 4242 };
+        var eth = new EthernetPacket(Packets.Phys(A), Packets.Phys(B), ipv6 ? EthernetType.IPv6 : EthernetType.IPv4) { PayloadPacket = ip };
+        var bytes = eth.Bytes;
+        if (!ipv6) // PacketDotNet leaves the IPv4 total length of an over-long packet as it is; a TAP hands the true length
+            BinaryPrimitives.WriteUInt16BigEndian(bytes.AsSpan(16), (ushort)(bytes.Length - 14));
+        else
+            BinaryPrimitives.WriteUInt16BigEndian(bytes.AsSpan(18), (ushort)(bytes.Length - 54));
+        return bytes;
+    }
+
+    private static OffloadInfo Tso(bool ipv6, ushort mss) => new()
+    {
+        Gso = ipv6 ? GsoKind.TcpV6 : GsoKind.TcpV4, GsoSize = mss, NeedsChecksum = true,
+        HeaderLength = (ushort)(14 + (ipv6 ? 40 : 20) + 20), CsumStart = (ushort)(14 + (ipv6 ? 40 : 20)), CsumOffset = 16,
+    };
+
+    [Theory]
+    [InlineData(false, 20000, 1398)]
+    [InlineData(false, 1398, 1398)]  // exactly one segment
+    [InlineData(false, 65000 - 54, 1448)]
+    [InlineData(true, 30000, 1378)]
+    public void Tso_super_frames_are_cut_into_valid_segments(bool ipv6, int payloadLength, int mss)
+    {
+        var super = TsoFrame(ipv6, payloadLength, fin: true);
+        Assert.True(TcpSegmenter.TryParse(super, ipv6 ? GsoKind.TcpV6 : GsoKind.TcpV4, out var layout));
+        int n = TcpSegmenter.SegmentCount(super.Length, layout, mss);
+        Assert.Equal((payloadLength + mss - 1) / mss, n);
+        var payload = new List<byte>();
+        var buf = new byte[mss + 200];
+        for (int i = 0; i < n; i++)
+        {
+            int len = TcpSegmenter.WriteSegment(super, layout, mss, i, buf);
+            var eth = Packets.Parse(buf[..len]);
+            var tcp = eth.Extract<TcpPacket>();
+            Assert.True(tcp.ValidChecksum, $"segment {i}: TCP checksum");
+            if (!ipv6)
+            {
+                var ip4 = eth.Extract<IPv4Packet>();
+                Assert.True(ip4.ValidIPChecksum, $"segment {i}: IPv4 header checksum");
+                Assert.Equal(len - 14, ip4.TotalLength);
+                Assert.Equal(4242 + i, ip4.Id);
+            }
+            else Assert.Equal(len - 54, eth.Extract<IPv6Packet>().PayloadLength);
+            Assert.Equal(1000u + (uint)(i * mss), tcp.SequenceNumber);
+            Assert.Equal(i == n - 1, tcp.Push);
+            Assert.Equal(i == n - 1, tcp.Finished);
+            Assert.True(tcp.Acknowledgment);
+            payload.AddRange(tcp.PayloadData);
+        }
+        Assert.Equal(super[layout.HeaderLength..], payload.ToArray());
+    }
+
+    [Fact]
+    public void A_partial_checksum_is_completed()
+    {
+        var frame = Packets.Udp4(A, B, "198.18.0.11", "198.18.0.12", 333);
+        int start = 14 + 20;
+        // What a TAP with TUN_F_CSUM hands over: the field holds the pseudo-header sum.
+        ulong pseudo = Checksum.PseudoHeaderV4(frame.AsSpan(26, 4), frame.AsSpan(30, 4), 17, frame.Length - start);
+        BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(start + 6), Checksum.Fold(pseudo));
+        Assert.False(Packets.Parse(frame).Extract<UdpPacket>().ValidChecksum);
+        Assert.True(TcpSegmenter.CompleteChecksum(frame, start, 6));
+        Assert.True(Packets.Parse(frame).Extract<UdpPacket>().ValidChecksum);
+        Assert.False(TcpSegmenter.CompleteChecksum(frame, 4000, 6)); // offsets past the frame are refused
+    }
+
+    private static (LocalPort Port, CountingTap Tap, ChannelTap Channel) OffloadPort(PipelineHarness h)
+    {
+        var ch = new ChannelTap("eth9", offload: true);
+        var port = new LocalPort(9, h.Network, new EndpointOptions { Network = "blue", Netns = "x", Address = 0xC612_0063, PrefixLength = 24 }, ch);
+        return (port, (CountingTap)h.Ports[0].Tap, ch);
+    }
+
+    private static List<byte[]> Segments(byte[] super, bool ipv6, int mss)
+    {
+        TcpSegmenter.TryParse(super, ipv6 ? GsoKind.TcpV6 : GsoKind.TcpV4, out var l);
+        var list = new List<byte[]>();
+        for (int i = 0; i < TcpSegmenter.SegmentCount(super.Length, l, mss); i++)
+        {
+            var b = new byte[mss + 200];
+            list.Add(b[..TcpSegmenter.WriteSegment(super, l, mss, i, b)]);
+        }
+        return list;
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Coalescing_then_segmenting_gives_back_the_same_segments(bool ipv6)
+    {
+        using var h = new PipelineHarness();
+        var (port, _, ch) = OffloadPort(h);
+        var c = new TrafficCounters();
+        var co = new TcpCoalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
+        var original = TsoFrame(ipv6, 40 * 1400 - 100);
+        var segs = Segments(original, ipv6, 1400);
+        foreach (var s in segs) Assert.True(co.Offer(port, s, c));
+        co.Flush();
+        var (frame, info) = Assert.Single(ch.OffloadWrites);
+        Assert.Equal(ipv6 ? GsoKind.TcpV6 : GsoKind.TcpV4, info.Gso);
+        Assert.Equal(1400, info.GsoSize);
+        Assert.True(info.NeedsChecksum);
+        Assert.Equal(14 + (ipv6 ? 40 : 20), info.CsumStart);
+        Assert.Equal(original.Length, frame.Length);
+        // The kernel would segment it exactly as the sender did.
+        var again = Segments(frame, ipv6, 1400);
+        Assert.Equal(segs.Count, again.Count);
+        for (int i = 0; i < segs.Count; i++) Assert.Equal(segs[i], again[i]);
+    }
+
+    [Fact]
+    public void Only_exact_continuations_coalesce_and_order_is_kept()
+    {
+        using var h = new PipelineHarness();
+        var (port, _, ch) = OffloadPort(h);
+        var c = new TrafficCounters();
+        var co = new TcpCoalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
+        var flowA = Segments(TsoFrame(false, 5 * 1000, seq: 1), false, 1000);
+        var flowB = Segments(TsoFrame(false, 3 * 1000, seq: 9000, srcPort: 40001), false, 1000);
+        // Interleaved flows: two super-frames.
+        for (int i = 0; i < 5; i++) { Assert.True(co.Offer(port, flowA[i], c)); if (i < 3) Assert.True(co.Offer(port, flowB[i], c)); }
+        co.Flush();
+        Assert.Equal(2, ch.OffloadWrites.Count);
+
+        // A gap (segment 2 missing): what came before is written, the out-of-order one alone.
+        while (ch.TryTake(out _)) { }
+        var gap = Segments(TsoFrame(false, 5 * 1000, seq: 50_000, srcPort: 40002), false, 1000);
+        Assert.True(co.Offer(port, gap[0], c));
+        Assert.True(co.Offer(port, gap[1], c));
+        Assert.False(co.Offer(port, gap[3], c)); // not the continuation: caller writes it; 0–1 were flushed first
+        var written = new List<byte[]>();
+        while (ch.TryTake(out var f)) written.Add(f);
+        Assert.Single(written); // the super-frame of 0–1 (the caller writes segment 3 itself)
+        Assert.Equal(14 + 20 + 20 + 2000, written[0].Length);
+
+        // A FIN is never coalesced, and first flushes the port.
+        var fin = Segments(TsoFrame(false, 1000, seq: 60_000, fin: true, srcPort: 40003), false, 1000)[0];
+        Assert.True(co.Offer(port, Segments(TsoFrame(false, 1000, seq: 70_000, srcPort: 40004), false, 1000)[0], c));
+        Assert.False(co.Offer(port, fin, c));
+        Assert.False(co.HasPending);
+    }
+
+    [Fact]
+    public void A_super_frame_from_a_tap_leaves_as_segments_and_arrives_coalesced()
+    {
+        using var hosts = new InMemoryHosts();
+        var offload = new InMemoryPlatform(hosts.Underlay);
+        // Two in-memory hosts whose TAPs are offload-capable ChannelTaps.
+        var a = OffloadHost(hosts, 1, 2);
+        var b = OffloadHost(hosts, 2, 1);
+        var super = TsoFrame(false, 30 * 1398, seq: 5);
+        a.Platform.Tap("c1").Inject(super, Tso(false, 1398));
+        var received = new List<byte>();
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        int headers = 14 + 20 + 20;
+        while (received.Count < 30 * 1398 && DateTime.UtcNow < deadline)
+        {
+            var f = b.Platform.Tap("c2").WaitTake(TimeSpan.FromMilliseconds(200));
+            if (f is null) continue;
+            received.AddRange(f[headers..]);
+        }
+        Assert.Equal(super[headers..], received.ToArray());
+        var sent = a.Platform.Underlay!.Sent.ToArray();
+        Assert.Equal(30, sent.Length); // 30 VXLAN datagrams on the wire, each a plain segment
+        Assert.All(sent, d => Assert.True(d.Payload.Length <= 8 + 14 + 1450));
+        Assert.True(b.Platform.Tap("c2").OffloadWrites.Count >= 1); // coalesced on arrival
+        Assert.True(b.Platform.Tap("c2").OffloadWrites.Count < 30);
+        a.Router.Dispose();
+        b.Router.Dispose();
+    }
+
+    private sealed class OffloadPlatform(InMemoryUnderlayNetwork n) : IRouterPlatform
+    {
+        public readonly InMemoryPlatform Inner = new(n);
+        public ITapDevice CreateTap(TapRequest r) { var t = new ChannelTap(r.Name, offload: true); Taps[(r.Netns, r.Name)] = t; return t; }
+        public readonly Dictionary<(string, string), ChannelTap> Taps = new();
+        public IUnderlay OpenUnderlay(VtepEndpoint local, int batch) => Inner.OpenUnderlay(local, batch);
+        public IUnderlay OpenEspUnderlay(VtepEndpoint local, int port, int batch) => Inner.OpenEspUnderlay(local, port, batch);
+    }
+
+    private sealed record OffloadHostHandle(OverlayRouter Router, OffloadPlatformView Platform);
+    private sealed class OffloadPlatformView(OffloadPlatform p)
+    {
+        public ChannelTap Tap(string ns) => p.Taps[(ns, "eth0")];
+        public InMemoryUnderlay? Underlay => p.Inner.Underlay;
+    }
+
+    private static OffloadHostHandle OffloadHost(InMemoryHosts hosts, int i, int peer)
+    {
+        var platform = new OffloadPlatform(hosts.Underlay);
+        var router = OverlayRouter.Start(new RouterOptions
+        {
+            Underlay = InMemoryHosts.Vtep(i),
+            Peers = [InMemoryHosts.Vtep(peer)],
+            Networks = [InMemoryHosts.Blue],
+            Endpoints = [InMemoryHosts.Endpoint("blue", $"c{i}", $"198.18.0.1{i}")],
+            StaticFdb = [new StaticFdbEntry { Network = "blue", Mac = i == 1 ? B : A, Vtep = InMemoryHosts.Vtep(peer) }],
+        }, platform);
+        platform.Inner.Underlay!.RecordSent = true;
+        return new OffloadHostHandle(router, new OffloadPlatformView(platform));
+    }
+}
