@@ -102,7 +102,7 @@ internal static unsafe partial class Interop
     internal const uint EPOLLIN = 0x001, EPOLLERR = 0x008, EPOLLHUP = 0x010;
     internal const int AF_INET = 2, AF_NETLINK = 16;
     internal const int SOCK_DGRAM = 2, SOCK_RAW = 3, SOCK_CLOEXEC = 0x80000, SOCK_NONBLOCK = 0x800;
-    internal const int IPPROTO_UDP = 17;
+    internal const int IPPROTO_UDP = 17, SOL_UDP = 17, UDP_SEGMENT = 103, UDP_GRO = 104;
     internal const int SOL_SOCKET = 1, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_SNDBUFFORCE = 32, SO_RCVBUFFORCE = 33;
     internal const int SHUT_RD = 0, SHUT_RDWR = 2;
     internal const int MSG_DONTWAIT = 0x40, MSG_TRUNC = 0x20, MSG_WAITFORONE = 0x10000;
@@ -144,6 +144,19 @@ internal static unsafe partial class Interop
     {
         public MsgHdr Hdr;
         public uint Len;
+    }
+
+    /// <summary>A control message with a 4-byte payload (struct cmsghdr + data, padded): UDP_SEGMENT (u16) or UDP_GRO (int).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct CmsgInt
+    {
+        public nuint Len;
+        public int Level;
+        public int Type;
+        public int Value;
+        public int Pad;
+        /// <summary>CMSG_LEN for a payload of <paramref name="bytes"/> bytes.</summary>
+        public static nuint LengthFor(int bytes) => (nuint)(sizeof(nuint) + 8 + bytes);
     }
 
     /// <summary>struct sockaddr_in: family, port and address in network byte order.</summary>

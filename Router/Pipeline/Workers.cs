@@ -38,6 +38,7 @@ internal sealed class QueueWorker : IDisposable
     private readonly Offload.OffloadInfo[] _offloads;
     private readonly Offload.TcpCoalescer _coalescer;
     private readonly UnderlayDatagram[] _datagrams;
+    private readonly bool _rxLarge;
     private readonly Interop.EpollEvent[] _events = new Interop.EpollEvent[Constants.IdealBatchSize];
     private readonly ILogger _log;
     private readonly Thread _thread;
@@ -63,7 +64,9 @@ internal sealed class QueueWorker : IDisposable
         _sizes = new int[batch];
         _offloads = new Offload.OffloadInfo[batch];
         _datagrams = new UnderlayDatagram[batch];
-        for (int i = 0; i < batch; i++) _datagrams[i].Buffer = pool.Rent();
+        // With UDP GRO a receive may hold up to 64 KB of coalesced datagrams.
+        _rxLarge = underlay.SupportsSegmentation;
+        for (int i = 0; i < batch; i++) _datagrams[i].Buffer = _rxLarge ? largePool.Rent() : pool.Rent();
         _epoll.Add(underlay.ReadinessHandle, UnderlayToken);
         if (espUnderlay is not null) _epoll.Add(espUnderlay.ReadinessHandle, EspToken);
         _thread = new Thread(Run) { Name = $"uo-queue-{workerId}", IsBackground = true };
@@ -119,7 +122,20 @@ internal sealed class QueueWorker : IDisposable
         for (int round = 0; round < MaxReceiveRounds; round++)
         {
             int got = _underlay.Receive(_datagrams, offset);
-            for (int i = 0; i < got; i++) _inbound.ProcessDatagram(ref _datagrams[i], now);
+            for (int i = 0; i < got; i++)
+            {
+                ref UnderlayDatagram d = ref _datagrams[i];
+                if (d.SegmentSize <= 0 || d.SegmentSize >= d.Length) { _inbound.ProcessDatagram(ref d, now); continue; }
+                // Datagrams the kernel coalesced (UDP GRO): each segment is one VXLAN datagram.
+                UnderlayDatagram one = d;
+                one.SegmentSize = 0;
+                for (int at = 0; at < d.Length; at += d.SegmentSize)
+                {
+                    one.Offset = d.Offset + at;
+                    one.Length = Math.Min(d.SegmentSize, d.Length - at);
+                    _inbound.ProcessDatagram(ref one, now);
+                }
+            }
             _inbound.FlushCoalesced();
             if (got < _datagrams.Length) return; // drained; if not, level-triggered epoll reports it again
         }
@@ -164,6 +180,6 @@ internal sealed class QueueWorker : IDisposable
         _epoll.Dispose();
         foreach (var b in _tapBufs) _largePool.Return(b);
         foreach (var b in _coalescer.Buffers) _largePool.Return(b);
-        foreach (var d in _datagrams) _pool.Return(d.Buffer);
+        foreach (var d in _datagrams) (_rxLarge ? _largePool : _pool).Return(d.Buffer);
     }
 }

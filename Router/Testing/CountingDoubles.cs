@@ -82,11 +82,21 @@ public sealed class CountingUnderlay : IUnderlay
 
     public int Receive(Span<UnderlayDatagram> datagrams, int offset) => 0;
 
+    /// <summary>True: GSO sends count as their wire datagrams.</summary>
+    public bool SupportsSegmentation => true;
+
+    /// <summary>GSO sends (datagrams with a SegmentSize).</summary>
+    public long SegmentedSends;
+
     public int Send(ReadOnlySpan<UnderlayDatagram> datagrams)
     {
         Batches++;
-        Datagrams += datagrams.Length;
-        foreach (ref readonly var d in datagrams) Bytes += d.Length;
+        foreach (ref readonly var d in datagrams)
+        {
+            Bytes += d.Length;
+            if (d.SegmentSize > 0) { Datagrams += (d.Length + d.SegmentSize - 1) / d.SegmentSize; SegmentedSends++; }
+            else Datagrams++;
+        }
         return 0;
     }
 

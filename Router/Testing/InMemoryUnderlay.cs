@@ -102,15 +102,24 @@ public sealed unsafe class InMemoryUnderlay : IUnderlay
         d.Length = len;
         d.Peer = item.From;
         d.Truncated = item.Payload.Length > room;
+        d.SegmentSize = 0;
     }
+
+    /// <summary>True: a GSO send (SegmentSize) is cut into wire datagrams, as the kernel does; receives are never coalesced.</summary>
+    public bool SupportsSegmentation => true;
 
     public int Send(ReadOnlySpan<UnderlayDatagram> datagrams)
     {
         foreach (ref readonly var d in datagrams)
         {
-            var bytes = d.Buffer.Span.Slice(d.Offset, d.Length);
-            if (RecordSent) Sent.Enqueue((d.Peer, bytes.ToArray()));
-            _network.Deliver(LocalEndpoint, d.Peer, bytes);
+            var all = d.Buffer.Span.Slice(d.Offset, d.Length);
+            int size = d.SegmentSize > 0 ? d.SegmentSize : d.Length;
+            for (int at = 0; at < all.Length; at += size)
+            {
+                var bytes = all.Slice(at, Math.Min(size, all.Length - at));
+                if (RecordSent) Sent.Enqueue((d.Peer, bytes.ToArray()));
+                _network.Deliver(LocalEndpoint, d.Peer, bytes);
+            }
         }
         return 0;
     }

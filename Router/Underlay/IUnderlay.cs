@@ -13,6 +13,12 @@ public struct UnderlayDatagram
     public VtepEndpoint Peer;
     /// <summary>Set on receive when the datagram did not fit the buffer and was cut short.</summary>
     public bool Truncated;
+    /// <summary>
+    /// 0 for one datagram. Otherwise the bytes are several datagrams of this size back to back (the last may be
+    /// shorter): on send, one UDP GSO send (UDP_SEGMENT) the kernel cuts into wire datagrams; on receive, datagrams
+    /// the kernel coalesced (UDP_GRO). Only on an underlay with <see cref="IUnderlay.SupportsSegmentation"/>.
+    /// </summary>
+    public int SegmentSize;
 }
 
 /// <summary>
@@ -38,6 +44,9 @@ public interface IUnderlay : IDisposable
 
     /// <summary>Sends the datagrams (one sendmmsg where possible). Returns how many could not be sent.</summary>
     int Send(ReadOnlySpan<UnderlayDatagram> datagrams);
+
+    /// <summary>True when <see cref="UnderlayDatagram.SegmentSize"/> may be used (UDP GSO on send, GRO on receive).</summary>
+    bool SupportsSegmentation { get; }
 }
 
 /// <summary>

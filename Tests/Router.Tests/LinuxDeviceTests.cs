@@ -132,6 +132,42 @@ public class LinuxDeviceTests
     }
 
     [Fact]
+    public void Udp_gso_sends_are_cut_by_the_kernel_and_gro_receives_come_back_whole()
+    {
+        using var net = new TestNetwork("gso");
+        string ns = net.AddHost("h1", "192.0.2.1/24");
+        using var a = Netns.Namespaces.RunIn(ns, () => UdpUnderlay.Open(new VtepEndpoint(InMemoryHosts.Ip("192.0.2.1"), 4789), 64));
+        using var b = Netns.Namespaces.RunIn(ns, () => UdpUnderlay.Open(new VtepEndpoint(InMemoryHosts.Ip("192.0.2.1"), 4790), 64));
+        Assert.True(a.SupportsSegmentation);
+        // 11 datagrams in one send: ten of 1000 bytes and one of 500, each starting with its index.
+        var buf = new PacketBuffer(Constants.GsoBufferSize);
+        for (int i = 0; i < 11; i++) buf.Span.Slice(64 + i * 1000, i < 10 ? 1000 : 500).Fill((byte)(i + 1));
+        var send = new[] { new UnderlayDatagram { Buffer = buf, Offset = 64, Length = 10_500, Peer = b.LocalEndpoint, SegmentSize = 1000 } };
+        Assert.Equal(0, a.Send(send));
+
+        var rx = new UnderlayDatagram[8];
+        for (int i = 0; i < rx.Length; i++) rx[i].Buffer = new PacketBuffer(Constants.GsoBufferSize);
+        var got = new List<byte[]>();
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (got.Count < 11 && DateTime.UtcNow < deadline)
+        {
+            int n = b.Receive(rx, 0);
+            for (int i = 0; i < n; i++)
+            {
+                int size = rx[i].SegmentSize > 0 ? rx[i].SegmentSize : rx[i].Length;
+                for (int at = 0; at < rx[i].Length; at += size)
+                    got.Add(rx[i].Buffer.Span.Slice(rx[i].Offset + at, Math.Min(size, rx[i].Length - at)).ToArray());
+            }
+        }
+        Assert.Equal(11, got.Count);
+        for (int i = 0; i < 11; i++)
+        {
+            Assert.Equal(i < 10 ? 1000 : 500, got[i].Length);
+            Assert.All(got[i], x => Assert.Equal((byte)(i + 1), x));
+        }
+    }
+
+    [Fact]
     public void Udp_underlay_bind_errors_are_clear()
     {
         using var net = new TestNetwork("udpe");

@@ -166,7 +166,7 @@ public class SwitchingTests : IDisposable
         net.Deliver(Vtep(2), Vtep(1), Packets.Vxlan(4097, Packets.Udp4(MacAddress.Parse("02:00:00:00:00:02"), C1, "198.18.0.12", "198.18.0.11", 1500))); // oversized for MTU 1450
         net.Deliver(Vtep(2), Vtep(1), Packets.Vxlan(4097, Packets.Udp4(C1, C1, "198.18.0.11", "198.18.0.11")));        // spoofs a local MAC
         net.Deliver(Vtep(2), Vtep(1), Packets.Vxlan(4097, Packets.Udp4(MacAddress.Broadcast, C1, "198.18.0.12", "198.18.0.11"))); // multicast source
-        net.Deliver(Vtep(2), Vtep(1), new byte[20_000]);                                    // larger than any buffer
+        net.Deliver(Vtep(2), Vtep(1), new byte[70_000]);                                    // larger than any buffer (and any UDP datagram)
         net.Deliver(Vtep(2), Vtep(1), Packets.Vxlan(4097, good));                           // and one good one
 
         Assert.Equal(good, a.Tap("c1").WaitTake(Wait));
