@@ -76,6 +76,12 @@ public class ConfigTests
         Assert.Equal("eth0", o.Endpoints[0].Interface);
         Assert.Empty(o.Peers);
         Assert.Equal(TimeSpan.FromMinutes(5), o.FdbAging);
+        Assert.True(o.TapOffload);
+        Assert.False(Parse("""
+            underlay: { address: 192.0.2.1 }
+            offload: false
+            networks: [ { name: n, vni: 1, subnet: 198.18.0.0/16 } ]
+            """).Router.TapOffload);
     }
 
     public static TheoryData<string, string, int, string> BadFiles => new()
