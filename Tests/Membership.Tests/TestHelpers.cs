@@ -74,6 +74,10 @@ public sealed class InMemoryCluster : IAsyncDisposable
         TcpTimeout = TimeSpan.FromMilliseconds(500),
         GossipToTheDeadTime = TimeSpan.FromSeconds(5),
         ReconnectInterval = TimeSpan.FromSeconds(1),
+        // A join is one TCP push/pull; on a loaded 2-core CI machine 500 ms can pass before the seed's
+        // thread runs, so joins retry (as serf's `-retry-join` does) instead of failing the test.
+        JoinMaxAttempts = 5,
+        JoinRetryInterval = TimeSpan.FromMilliseconds(200),
     };
 
     public async Task<Memberlist> AddAsync(string name)
