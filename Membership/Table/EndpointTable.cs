@@ -10,6 +10,12 @@
 // * A member that fails or leaves has its records and attachments dropped by everyone locally (no
 //   tombstones needed: records of a dead owner are refused until it is alive again); when it comes
 //   back, every host that dropped its state runs a push/pull with it.
+// * A new member's own gossip can arrive before the news that it is alive: right after its join it
+//   sends its records to the members of its networks, while its alive message is still spreading.
+//   Records and attachments of an owner this member has never heard of are therefore held back and
+//   applied when it joins (dropped after PendingTtl), not refused — refused, they would be missing
+//   until the next push/pull, up to PushPullInterval later (seen in namespaces: 3 of 4 hosts refused
+//   a late joiner's records, which then took a full push/pull round to arrive).
 // Deliberately simple: one lock over the whole table; events are computed under it and delivered
 // later by one event task. Control-plane sizes (thousands of endpoints) make that fine.
 
@@ -38,6 +44,9 @@ public sealed record EndpointTableOptions
     /// <summary>How often tombstones are reaped. Default 5 s.</summary>
     public TimeSpan ReapInterval { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>How long records and attachments of a not-yet-known owner are held for its join (its gossip can outrun its alive message). Default 30 s.</summary>
+    public TimeSpan PendingTtl { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Receives endpoint and flood-list changes. Optional (the table can also be polled).</summary>
     public IEndpointTableObserver? Observer { get; init; }
 }
@@ -56,6 +65,7 @@ public sealed class EndpointTable : IAsyncDisposable
     private readonly HashSet<string> _joined = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<NetworkPeer>> _lastPeers = new(StringComparer.Ordinal);
     private readonly HashSet<string> _purged = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (List<object> Items, long Since)> _pending = new(StringComparer.Ordinal);
     private readonly Dictionary<string, TransmitLimitedQueue> _networkQueues = new(StringComparer.Ordinal);
     private readonly TransmitLimitedQueue _nodeQueue;
     private readonly Channel<Action> _events = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
@@ -242,7 +252,7 @@ public sealed class EndpointTable : IAsyncDisposable
             }
             return;
         }
-        if (!IsLive(a.Node)) return;
+        if (!IsLive(a.Node)) { DeferIfUnknown(a.Node, a); return; }
         if (_attachments.TryGetValue((a.Node, a.NetworkId), out var cur) && a.LamportTime <= cur.Att.LamportTime) return;
         _attachments[(a.Node, a.NetworkId)] = (a, Now);
         if (fromGossip) _nodeQueue.Queue(TableCodec.EncodeEvent(a), $"att:{a.Node}:{a.NetworkId}");
@@ -267,7 +277,7 @@ public sealed class EndpointTable : IAsyncDisposable
             }
             return;
         }
-        if (!IsLive(r.OwnerNode)) return;
+        if (!IsLive(r.OwnerNode)) { DeferIfUnknown(r.OwnerNode, r); return; }
         if (existing is not null && !r.IsNewerThan(existing)) return;
         _endpoints[key] = (r, Now);
         if (fromGossip && _joined.Contains(r.NetworkId))
@@ -352,6 +362,14 @@ public sealed class EndpointTable : IAsyncDisposable
         lock (_lock)
         {
             resync = _purged.Remove(m.Name);
+            if (_pending.Remove(m.Name, out var held) && IsLive(m.Name))
+            {
+                foreach (var e in held.Items)
+                {
+                    if (e is NetworkAttachment a) ApplyAttachment(a, fromGossip: true);
+                    else if (e is EndpointRecord r) ApplyEndpoint(r, fromGossip: true);
+                }
+            }
             foreach (var net in _joined) RecomputePeersLocked(net);
         }
         if (resync)
@@ -363,6 +381,18 @@ public sealed class EndpointTable : IAsyncDisposable
                 catch (Exception) { /* anti-entropy will retry */ }
             });
         }
+    }
+
+    /// <summary>Most table events held back per unknown owner (the oldest beyond it are dropped; push/pull repairs).</summary>
+    internal const int PendingLimit = 4096;
+
+    /// <summary>Holds an event of an owner we have never heard of (not one we know failed or left: that is refused) until it joins.</summary>
+    private void DeferIfUnknown(string node, object item)
+    {
+        if (_ml.GetMember(node) is not null) return;
+        if (!_pending.TryGetValue(node, out var p)) _pending[node] = p = ([], Now);
+        if (p.Items.Count >= PendingLimit) p.Items.RemoveAt(0);
+        p.Items.Add(item);
     }
 
     /// <summary>A push/pull with one peer of the network, so a host that just joined it learns its records at once.</summary>
@@ -507,6 +537,8 @@ public sealed class EndpointTable : IAsyncDisposable
         {
             foreach (var key in _endpoints.Where(e => e.Value.Record.Deleted && e.Value.StoredAt < cutoff).Select(e => e.Key).ToList()) { _endpoints.Remove(key); n++; }
             foreach (var key in _attachments.Where(a => a.Value.Att.Left && a.Value.StoredAt < cutoff).Select(a => a.Key).ToList()) { _attachments.Remove(key); n++; }
+            long pendingCutoff = Now - (long)_opt.PendingTtl.TotalMilliseconds;
+            foreach (var node in _pending.Where(p => p.Value.Since < pendingCutoff).Select(p => p.Key).ToList()) _pending.Remove(node);
         }
         return n;
     }
