@@ -54,6 +54,7 @@ namespace UserOverlay.Crypto;
 /// length, in place or between disjoint buffers. Allocation-free per message. See the file header for the method.
 /// </summary>
 /// <remarks>Thread-safe for Encrypt/Decrypt; <see cref="Dispose"/> must not race with them (CipherLanes ensures that).</remarks>
+[SkipLocalsInit] // every local and stackalloc here is written before it is read; no prolog zeroing per message
 internal sealed class AesGcmIntrinsics : GcmEngine
 {
     public const int NonceSize = 12;
@@ -68,7 +69,9 @@ internal sealed class AesGcmIntrinsics : GcmEngine
         private Vector128<byte> _element;
     }
 
-    [InlineArray(PowerCount)]
+    // Four zero entries after H^1: the wide tail loads runs of four powers that may reach past H^1 (for lanes that
+    // hold no block and are zero themselves).
+    [InlineArray(PowerCount + 4)]
     private struct PowerArray
     {
         private Vector128<ulong> _element;
@@ -198,11 +201,18 @@ internal sealed class AesGcmIntrinsics : GcmEngine
         CryptographicOperations.ZeroMemory(MemoryMarshal.AsBytes((Span<Vector128<ulong>>)_powers));
     }
 
+    /// <summary>
+    /// Constant-time tag check: XOR the computed and the received tag and test the 128-bit result for zero in one
+    /// vector instruction (no early exit, no data-dependent branch or memory access before the single yes/no).
+    /// CryptographicOperations.FixedTimeEquals gives the same guarantee but is compiled without optimisation
+    /// (MethodImplOptions.NoOptimization, so the JIT cannot add an early exit) and costs ≈ 60 ns for 16 bytes on the
+    /// project VM, about as much as decrypting a whole 64-byte frame here; this comparison costs a few cycles.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool CheckTag(Vector128<byte> computed, ReadOnlySpan<byte> tag, Span<byte> output)
     {
-        Span<byte> expected = stackalloc byte[TagSize];
-        computed.StoreUnsafe(ref MemoryMarshal.GetReference(expected));
-        if (CryptographicOperations.FixedTimeEquals(expected, tag))
+        Vector128<byte> difference = computed ^ Vector128.LoadUnsafe(ref MemoryMarshal.GetReference(tag));
+        if (difference == Vector128<byte>.Zero)
             return true;
         // Do not release unauthenticated plaintext (what AesGcm does too).
         CryptographicOperations.ZeroMemory(output);
@@ -260,15 +270,24 @@ internal sealed class AesGcmIntrinsics : GcmEngine
                 if (!TDirection.Encrypting)
                     x = wide ? Hash8Wide(x, ref Unsafe.Add(ref src, offset), ref powers) : Hash8(x, ref Unsafe.Add(ref src, offset), ref powers, reverse);
 
+                // Counters by chained adds of one constant: the 8 blocks, the round key, the counter and two
+                // constants must fit the 16 registers VEX-encoded AESENC can address (no spills in the rounds).
                 Vector128<byte> b0 = Ssse3.Shuffle(counter.AsByte(), swap);
-                Vector128<byte> b1 = Ssse3.Shuffle((counter + one).AsByte(), swap);
-                Vector128<byte> b2 = Ssse3.Shuffle((counter + Vector128.Create(0u, 0u, 0u, 2u)).AsByte(), swap);
-                Vector128<byte> b3 = Ssse3.Shuffle((counter + Vector128.Create(0u, 0u, 0u, 3u)).AsByte(), swap);
-                Vector128<byte> b4 = Ssse3.Shuffle((counter + Vector128.Create(0u, 0u, 0u, 4u)).AsByte(), swap);
-                Vector128<byte> b5 = Ssse3.Shuffle((counter + Vector128.Create(0u, 0u, 0u, 5u)).AsByte(), swap);
-                Vector128<byte> b6 = Ssse3.Shuffle((counter + Vector128.Create(0u, 0u, 0u, 6u)).AsByte(), swap);
-                Vector128<byte> b7 = Ssse3.Shuffle((counter + Vector128.Create(0u, 0u, 0u, 7u)).AsByte(), swap);
-                counter += Vector128.Create(0u, 0u, 0u, 8u);
+                counter += one;
+                Vector128<byte> b1 = Ssse3.Shuffle(counter.AsByte(), swap);
+                counter += one;
+                Vector128<byte> b2 = Ssse3.Shuffle(counter.AsByte(), swap);
+                counter += one;
+                Vector128<byte> b3 = Ssse3.Shuffle(counter.AsByte(), swap);
+                counter += one;
+                Vector128<byte> b4 = Ssse3.Shuffle(counter.AsByte(), swap);
+                counter += one;
+                Vector128<byte> b5 = Ssse3.Shuffle(counter.AsByte(), swap);
+                counter += one;
+                Vector128<byte> b6 = Ssse3.Shuffle(counter.AsByte(), swap);
+                counter += one;
+                Vector128<byte> b7 = Ssse3.Shuffle(counter.AsByte(), swap);
+                counter += one;
 
                 Vector128<byte> k = rk;
                 b0 ^= k; b1 ^= k; b2 ^= k; b3 ^= k; b4 ^= k; b5 ^= k; b6 ^= k; b7 ^= k;
@@ -307,8 +326,26 @@ internal sealed class AesGcmIntrinsics : GcmEngine
                 x = wide ? Hash8Wide(x, ref Unsafe.Add(ref dst, offset - 128), ref powers) : Hash8(x, ref Unsafe.Add(ref dst, offset - 128), ref powers, reverse);
         }
 
-        // Tail: fewer than 8 blocks left (the last one possibly partial).
-        nuint remaining = length - offset;
+        // Tail (fewer than 8 blocks left, the last one possibly partial) and the final GHASH batch.
+        x = wide
+            ? FinishWide<TDirection>(ref rk, rounds, ref powers, counter, aad, aadInTail, ref Unsafe.Add(ref src, offset), ref Unsafe.Add(ref dst, offset), length - offset, length, x)
+            : FinishNarrow<TDirection>(ref rk, rounds, ref powers, counter, aad, aadInTail, ref Unsafe.Add(ref src, offset), ref Unsafe.Add(ref dst, offset), length - offset, length, x);
+        return Ssse3.Shuffle(x.AsByte(), reverse) ^ tagMask;
+    }
+
+    /// <summary>
+    /// The tail (at most 127 bytes at <paramref name="ts"/>/<paramref name="td"/>) and the final GHASH batch
+    /// [AAD block] ‖ tail blocks ‖ length block with 128-bit PCLMULQDQ and SSE only (what runs without AVX-512; the
+    /// tests force it on AVX-512 machines too). Returns the GHASH value.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static Vector128<ulong> FinishNarrow<TDirection>(ref Vector128<byte> rk, int rounds, ref Vector128<ulong> powers, Vector128<uint> counter,
+        ReadOnlySpan<byte> aad, bool aadInTail, ref byte ts, ref byte td, nuint remaining, nuint length, Vector128<ulong> x)
+        where TDirection : struct, IDirection
+    {
+        Vector128<byte> swap = CounterSwapMask;
+        Vector128<byte> reverse = ByteReverseMask;
+        Vector128<uint> one = Vector128.Create(0u, 0u, 0u, 1u);
         int full = (int)(remaining >> 4);
         int partial = (int)(remaining & 15);
         int blocks = full + (partial != 0 ? 1 : 0);
@@ -348,14 +385,11 @@ internal sealed class AesGcmIntrinsics : GcmEngine
         Vector128<ulong> lo = Vector128<ulong>.Zero, mid = Vector128<ulong>.Zero, hi = Vector128<ulong>.Zero;
         if (aadInTail)
         {
-            Vector128<byte> a = default;
-            Unsafe.CopyBlockUnaligned(ref Unsafe.As<Vector128<byte>, byte>(ref a), ref MemoryMarshal.GetReference(aad), (uint)aad.Length);
+            Vector128<byte> a = LoadPartialCopy(ref MemoryMarshal.GetReference(aad), aad.Length);
             MultiplyAccumulate(Ssse3.Shuffle(a, reverse).AsUInt64() ^ x, h, ref lo, ref mid, ref hi);
             h = ref Unsafe.Add(ref h, 1);
             x = Vector128<ulong>.Zero;
         }
-        ref byte ts = ref Unsafe.Add(ref src, offset);
-        ref byte td = ref Unsafe.Add(ref dst, offset);
         for (int j = 0; j < full; j++)
         {
             Vector128<byte> input = Vector128.LoadUnsafe(ref ts, (nuint)(j * 16));
@@ -368,14 +402,11 @@ internal sealed class AesGcmIntrinsics : GcmEngine
         }
         if (partial != 0)
         {
-            Vector128<byte> input = default;
-            Unsafe.CopyBlockUnaligned(ref Unsafe.As<Vector128<byte>, byte>(ref input), ref Unsafe.Add(ref ts, full * 16), (uint)partial);
+            Vector128<byte> input = LoadPartialCopy(ref Unsafe.Add(ref ts, full * 16), partial);
             Vector128<byte> output = input ^ keystream[full];
-            Unsafe.CopyBlockUnaligned(ref Unsafe.Add(ref td, full * 16), ref Unsafe.As<Vector128<byte>, byte>(ref output), (uint)partial);
+            StorePartialCopy(ref Unsafe.Add(ref td, full * 16), output, partial);
             // GHASH pads the last ciphertext block with zeros: mask off the keystream bytes past the end.
-            Vector128<byte> c = TDirection.Encrypting
-                ? output & Vector128.LessThan(ByteIndex, Vector128.Create((byte)partial))
-                : input;
+            Vector128<byte> c = TDirection.Encrypting ? output & PrefixMask(partial) : input;
             MultiplyAccumulate(Ssse3.Shuffle(c, reverse).AsUInt64() ^ x, h, ref lo, ref mid, ref hi);
             h = ref Unsafe.Add(ref h, 1);
             x = Vector128<ulong>.Zero;
@@ -383,9 +414,103 @@ internal sealed class AesGcmIntrinsics : GcmEngine
         // Length block: bit lengths of AAD and ciphertext, each 64-bit big-endian; reflected, the ciphertext's is the low half.
         Vector128<ulong> lengths = Vector128.Create((ulong)length << 3, (ulong)aad.Length << 3);
         MultiplyAccumulate(lengths ^ x, h, ref lo, ref mid, ref hi);
-        x = Reduce(lo, mid, hi);
+        return Reduce(lo, mid, hi);
+    }
 
-        return Ssse3.Shuffle(x.AsByte(), reverse) ^ tagMask;
+    /// <summary>
+    /// Same as <see cref="FinishNarrow"/> with AVX-512: the tail is loaded, XORed and stored as two 64-byte vectors
+    /// with byte masks (no copies for the partial block), and its blocks are multiplied four per VPCLMULQDQ by the
+    /// matching run of hash key powers (lanes past the end are zero, so their products vanish).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe Vector128<ulong> FinishWide<TDirection>(ref Vector128<byte> rk, int rounds, ref Vector128<ulong> powers, Vector128<uint> counter,
+        ReadOnlySpan<byte> aad, bool aadInTail, ref byte ts, ref byte td, nuint remaining, nuint length, Vector128<ulong> x)
+        where TDirection : struct, IDirection
+    {
+        Vector128<byte> swap = CounterSwapMask;
+        Vector128<byte> reverse = ByteReverseMask;
+        Vector128<uint> one = Vector128.Create(0u, 0u, 0u, 1u);
+        int rem = (int)remaining;
+        int blocks = (rem + 15) >> 4;
+        Vector128<ulong> lo = Vector128<ulong>.Zero, mid = Vector128<ulong>.Zero, hi = Vector128<ulong>.Zero;
+
+        if (blocks != 0)
+        {
+            Vector128<byte> c0 = Ssse3.Shuffle(counter.AsByte(), swap);
+            counter += one;
+            Vector128<byte> c1 = Ssse3.Shuffle(counter.AsByte(), swap);
+            counter += one;
+            Vector128<byte> c2 = Ssse3.Shuffle(counter.AsByte(), swap);
+            counter += one;
+            Vector128<byte> c3 = Ssse3.Shuffle(counter.AsByte(), swap);
+            Vector512<byte> ks0, ks1 = Vector512<byte>.Zero;
+            if (blocks <= 4)
+            {
+                Encrypt4(ref rk, rounds, ref c0, ref c1, ref c2, ref c3);
+            }
+            else
+            {
+                counter += one;
+                Vector128<byte> c4 = Ssse3.Shuffle(counter.AsByte(), swap);
+                counter += one;
+                Vector128<byte> c5 = Ssse3.Shuffle(counter.AsByte(), swap);
+                counter += one;
+                Vector128<byte> c6 = Ssse3.Shuffle(counter.AsByte(), swap);
+                counter += one;
+                Vector128<byte> c7 = Ssse3.Shuffle(counter.AsByte(), swap);
+                Encrypt8(ref rk, rounds, ref c0, ref c1, ref c2, ref c3, ref c4, ref c5, ref c6, ref c7);
+                ks1 = Vector512.Create(Vector256.Create(c4, c5), Vector256.Create(c6, c7));
+            }
+            ks0 = Vector512.Create(Vector256.Create(c0, c1), Vector256.Create(c2, c3));
+
+            Vector512<byte> reverse512 = Vector512.LoadUnsafe(ref MemoryMarshal.GetReference(ByteReverse512));
+            // Block j of the tail is multiplied by H^(blocks + 1 − j): a descending run of the table starting at H^(blocks+1).
+            ref ulong run = ref Unsafe.As<Vector128<ulong>, ulong>(ref Unsafe.Add(ref powers, PowerCount - 1 - blocks));
+            Vector512<ulong> lo4, mid4, hi4;
+            fixed (byte* ps = &ts, pd = &td)
+            {
+                Vector512<byte> m0 = PrefixMask512(Math.Min(rem, 64));
+                Vector512<byte> in0 = Avx512BW.MaskLoad(ps, m0, Vector512<byte>.Zero);
+                Vector512<byte> out0 = in0 ^ ks0;
+                Avx512BW.MaskStore(pd, m0, out0);
+                Vector512<byte> ct0 = TDirection.Encrypting ? out0 & m0 : in0;
+                // The running hash enters with the first block of the batch.
+                Vector512<ulong> g0 = Avx512BW.Shuffle(ct0, reverse512).AsUInt64() ^ x.ToVector256().ToVector512();
+                Vector512<ulong> p0 = Vector512.LoadUnsafe(ref run);
+                lo4 = Pclmulqdq.V512.CarrylessMultiply(g0, p0, 0x00);
+                hi4 = Pclmulqdq.V512.CarrylessMultiply(g0, p0, 0x11);
+                mid4 = Pclmulqdq.V512.CarrylessMultiply(g0, p0, 0x01) ^ Pclmulqdq.V512.CarrylessMultiply(g0, p0, 0x10);
+                if (blocks > 4)
+                {
+                    Vector512<byte> m1 = PrefixMask512(rem - 64);
+                    Vector512<byte> in1 = Avx512BW.MaskLoad(ps + 64, m1, Vector512<byte>.Zero);
+                    Vector512<byte> out1 = in1 ^ ks1;
+                    Avx512BW.MaskStore(pd + 64, m1, out1);
+                    Vector512<byte> ct1 = TDirection.Encrypting ? out1 & m1 : in1;
+                    Vector512<ulong> g1 = Avx512BW.Shuffle(ct1, reverse512).AsUInt64();
+                    Vector512<ulong> p1 = Vector512.LoadUnsafe(ref run, 8);
+                    lo4 ^= Pclmulqdq.V512.CarrylessMultiply(g1, p1, 0x00);
+                    hi4 ^= Pclmulqdq.V512.CarrylessMultiply(g1, p1, 0x11);
+                    mid4 ^= Pclmulqdq.V512.CarrylessMultiply(g1, p1, 0x01) ^ Pclmulqdq.V512.CarrylessMultiply(g1, p1, 0x10);
+                }
+            }
+            Vector256<ulong> lo2 = lo4.GetLower() ^ lo4.GetUpper();
+            Vector256<ulong> mid2 = mid4.GetLower() ^ mid4.GetUpper();
+            Vector256<ulong> hi2 = hi4.GetLower() ^ hi4.GetUpper();
+            lo = lo2.GetLower() ^ lo2.GetUpper();
+            mid = mid2.GetLower() ^ mid2.GetUpper();
+            hi = hi2.GetLower() ^ hi2.GetUpper();
+            x = Vector128<ulong>.Zero;
+        }
+        if (aadInTail)
+        {
+            // Short message: the AAD block opens the batch (the running hash is zero here).
+            Vector128<byte> a = LoadPartial(ref MemoryMarshal.GetReference(aad), aad.Length);
+            MultiplyAccumulate(Ssse3.Shuffle(a, reverse).AsUInt64(), Unsafe.Add(ref powers, PowerCount - 2 - blocks), ref lo, ref mid, ref hi);
+        }
+        Vector128<ulong> lengths = Vector128.Create((ulong)length << 3, (ulong)aad.Length << 3);
+        MultiplyAccumulate(lengths ^ x, Unsafe.Add(ref powers, PowerCount - 1), ref lo, ref mid, ref hi);
+        return Reduce(lo, mid, hi);
     }
 
     /// <summary>GHASH of the AAD on its own (long messages or AAD longer than a block): block by block, from zero.</summary>
@@ -398,11 +523,7 @@ internal sealed class AesGcmIntrinsics : GcmEngine
         for (; i + 16 <= aad.Length; i += 16)
             x = Multiply(Ssse3.Shuffle(Vector128.LoadUnsafe(ref a, (nuint)i), reverse).AsUInt64() ^ x, h1);
         if (i < aad.Length)
-        {
-            Vector128<byte> last = default;
-            Unsafe.CopyBlockUnaligned(ref Unsafe.As<Vector128<byte>, byte>(ref last), ref Unsafe.Add(ref a, i), (uint)(aad.Length - i));
-            x = Multiply(Ssse3.Shuffle(last, reverse).AsUInt64() ^ x, h1);
-        }
+            x = Multiply(Ssse3.Shuffle(LoadPartial(ref Unsafe.Add(ref a, i), aad.Length - i), reverse).AsUInt64() ^ x, h1);
         return x;
     }
 
@@ -473,6 +594,42 @@ internal sealed class AesGcmIntrinsics : GcmEngine
         lo = Sse2.Shuffle(lo.AsUInt32(), 0x4E).AsUInt64() ^ Pclmulqdq.CarrylessMultiply(lo, poly, 0x00);
         return lo ^ hi;
     }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // Partial blocks (1..15 bytes)
+
+    /// <summary>Loads <paramref name="count"/> (1..16) bytes into the low bytes of a block; the rest are zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector128<byte> LoadPartial(ref byte source, int count)
+    {
+        if (!Avx512BW.VL.IsSupported)
+            return LoadPartialCopy(ref source, count);
+        // Masked load: masked-off bytes are neither read nor faulted on, so reading at the end of a buffer is safe.
+        fixed (byte* p = &source)
+            return Avx512BW.VL.MaskLoad(p, PrefixMask(count), Vector128<byte>.Zero);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<byte> LoadPartialCopy(ref byte source, int count)
+    {
+        Vector128<byte> block = Vector128<byte>.Zero;
+        Unsafe.CopyBlockUnaligned(ref Unsafe.As<Vector128<byte>, byte>(ref block), ref source, (uint)count);
+        return block;
+    }
+
+    /// <summary>Stores the low <paramref name="count"/> (1..15) bytes of <paramref name="block"/>; nothing beyond.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StorePartialCopy(ref byte destination, Vector128<byte> block, int count) =>
+        Unsafe.CopyBlockUnaligned(ref destination, ref Unsafe.As<Vector128<byte>, byte>(ref block), (uint)count);
+
+    /// <summary>0xFF in the first <paramref name="count"/> (0..64) bytes, 0 in the others.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<byte> PrefixMask512(int count) =>
+        Vector512.LessThan(Vector512.LoadUnsafe(ref MemoryMarshal.GetReference(ByteIndex512)), Vector512.Create((byte)count));
+
+    /// <summary>0xFF in the first <paramref name="count"/> bytes, 0 in the others.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<byte> PrefixMask(int count) => Vector128.LessThan(ByteIndex, Vector128.Create((byte)count));
 
     // ---------------------------------------------------------------------------------------------------------------
     // AES
@@ -577,6 +734,12 @@ internal sealed class AesGcmIntrinsics : GcmEngine
     private static Vector128<byte> CounterSwapMask => Vector128.Create((byte)0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 15, 14, 13, 12);
 
     private static Vector128<byte> ByteIndex => Vector128.Create((byte)0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+
+    private static ReadOnlySpan<byte> ByteIndex512 =>
+    [
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+        32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63,
+    ];
 
     private static ReadOnlySpan<byte> ByteReverse512 =>
     [

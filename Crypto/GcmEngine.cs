@@ -48,8 +48,9 @@ internal abstract class GcmEngine : IDisposable
     public abstract void Encrypt(ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> aad, Span<byte> data, Span<byte> tag);
 
     /// <summary>Authenticates and decrypts <paramref name="data"/> in place; false if the tag does not verify
-    /// (then <paramref name="data"/> holds garbage or zeros). The tag comparison is constant-time in both backends
-    /// (OpenSSL's CRYPTO_memcmp inside EVP_DecryptFinal; BouncyCastle's Arrays.FixedTimeEquals).</summary>
+    /// (then <paramref name="data"/> is zeroed: no unauthenticated plaintext is released). The tag comparison is
+    /// constant-time in every backend (OpenSSL's CRYPTO_memcmp inside EVP_DecryptFinal; BouncyCastle's
+    /// Arrays.FixedTimeEquals; CryptographicOperations.FixedTimeEquals in <see cref="AesGcmIntrinsics"/>).</summary>
     public abstract bool Decrypt(ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> aad, Span<byte> data, ReadOnlySpan<byte> tag);
 
     public abstract void Dispose();
@@ -159,6 +160,8 @@ internal sealed class BouncyCastleGcmEngine : GcmEngine
         }
         catch (InvalidCipherTextException)
         {
+            // GcmBlockCipher has already written the unauthenticated plaintext; do not release it (as AesGcm does).
+            CryptographicOperations.ZeroMemory(data);
             return false;
         }
     }

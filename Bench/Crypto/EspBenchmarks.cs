@@ -9,8 +9,8 @@ using UserOverlay.Crypto;
 namespace UserOverlay.Bench.Crypto;
 
 // ESP seal/open micro-benchmarks through the API the router calls: EspPeer.Seal (handle, no lookup) and
-// EspSecurityDatabase.Open (SPI lookup in the frozen snapshot, replay window, in-place decrypt), for the two GCM
-// backends. "Frame" is the inner Ethernet frame; the payload sealed is UDP 8 + VXLAN 8 + frame, and the GB/s column
+// EspSecurityDatabase.Open (SPI lookup in the frozen snapshot, replay window, in-place decrypt), for the three GCM
+// backends (AesGcm = .NET/OpenSSL, BouncyCastle, Intrinsics = AesGcmIntrinsics). "Frame" is the inner Ethernet frame; the payload sealed is UDP 8 + VXLAN 8 + frame, and the GB/s column
 // counts those payload bytes. Run: dotnet run -c Release --project Bench -- --filter '*Esp*' --inProcess
 // (--inProcess: BenchmarkDotNet's default out-of-process toolchain cannot find the project, whose assembly name
 // UserOverlay.Bench differs from Bench.csproj).
@@ -65,7 +65,7 @@ public class EspSealBenchmarks
     [Params(64, 1400)]
     public int Frame { get; set; }
 
-    [Params(GcmBackend.AesGcm, GcmBackend.BouncyCastle)]
+    [Params(GcmBackend.AesGcm, GcmBackend.BouncyCastle, GcmBackend.Intrinsics)]
     public GcmBackend Backend { get; set; }
 
     private EspSecurityDatabase _db = null!;
@@ -108,7 +108,7 @@ public class EspOpenBenchmarks
     [Params(64, 1400)]
     public int Frame { get; set; }
 
-    [Params(GcmBackend.AesGcm, GcmBackend.BouncyCastle)]
+    [Params(GcmBackend.AesGcm, GcmBackend.BouncyCastle, GcmBackend.Intrinsics)]
     public GcmBackend Backend { get; set; }
 
     private byte[][] _pristine = null!;

@@ -2,13 +2,15 @@ using System.Buffers.Binary;
 
 namespace UserOverlay.Crypto.Tests;
 
-/// <summary>Two independent GCM implementations (.NET AesGcm over OpenSSL, BouncyCastle's managed GCM) must produce identical ESP packets.</summary>
+/// <summary>Three independent GCM implementations (.NET AesGcm over OpenSSL, BouncyCastle's managed GCM, the intrinsics engine) must produce identical ESP packets.</summary>
 public class CrossCheckTests
 {
+    private static readonly GcmBackend[] Backends = [GcmBackend.AesGcm, GcmBackend.BouncyCastle, GcmBackend.Intrinsics];
+
     [Theory]
     [InlineData(1, false)]
     [InlineData(2, true)]
-    public void AesGcm_and_BouncyCastle_produce_identical_packets_and_open_each_others(int seed, bool esn)
+    public void All_backends_produce_identical_packets_and_open_each_others(int seed, bool esn)
     {
         var rng = new Random(seed);
         for (int i = 0; i < 300; i++)
@@ -24,32 +26,38 @@ public class CrossCheckTests
             rng.NextBytes(payload);
             byte next = (byte)rng.Next(256);
 
-            using var dotnet = new OutboundSa(p with { Backend = GcmBackend.AesGcm }, last);
-            using var bc = new OutboundSa(p with { Backend = GcmBackend.BouncyCastle }, last);
-            byte[] b1 = Packets.InBuffer(payload, headroom: 16);
-            byte[] b2 = Packets.InBuffer(payload, headroom: 16);
-            Assert.Equal(EspSealStatus.Ok, dotnet.Seal(b1, 16, length, next, out int n1));
-            Assert.Equal(EspSealStatus.Ok, bc.Seal(b2, 16, length, next, out int n2));
-            Assert.Equal(n1, n2);
-            Assert.True(b1.AsSpan(0, n1).SequenceEqual(b2.AsSpan(0, n2)), $"packets differ (case {i}, {length} bytes, key {key.Length * 8} bits)");
+            var packets = new byte[Backends.Length][];
+            var lengths = new int[Backends.Length];
+            for (int b = 0; b < Backends.Length; b++)
+            {
+                using var sa = new OutboundSa(p with { Backend = Backends[b] }, last);
+                packets[b] = Packets.InBuffer(payload, headroom: 16);
+                Assert.Equal(EspSealStatus.Ok, sa.Seal(packets[b], 16, length, next, out lengths[b]));
+            }
+            for (int b = 1; b < Backends.Length; b++)
+            {
+                Assert.Equal(lengths[0], lengths[b]);
+                Assert.True(packets[0].AsSpan(0, lengths[0]).SequenceEqual(packets[b].AsSpan(0, lengths[b])),
+                    $"{Backends[b]} differs from {Backends[0]} (case {i}, {length} bytes, key {key.Length * 8} bits)");
+            }
+            Assert.Equal((uint)(last + 1), BinaryPrimitives.ReadUInt32BigEndian(packets[0].AsSpan(4)));
 
-            // Each opens the other's packet.
-            using var inDotnet = new InboundSa(p with { Backend = GcmBackend.AesGcm });
-            using var inBc = new InboundSa(p with { Backend = GcmBackend.BouncyCastle });
-            inDotnet.AcceptForTest(last);
-            inBc.AcceptForTest(last);
-            Assert.Equal(EspOpenStatus.Ok, inBc.Open(b1.AsSpan(0, n1), out int o1, out int l1, out byte x1));
-            Assert.Equal(EspOpenStatus.Ok, inDotnet.Open(b2.AsSpan(0, n2), out int o2, out int l2, out byte x2));
-            Assert.Equal(payload, b1.AsSpan(o1, l1).ToArray());
-            Assert.Equal(payload, b2.AsSpan(o2, l2).ToArray());
-            Assert.Equal(next, x1);
-            Assert.Equal(next, x2);
-            Assert.Equal((uint)(last + 1), BinaryPrimitives.ReadUInt32BigEndian(b1.AsSpan(4)));
+            // Each backend opens the packet of the next one.
+            for (int b = 0; b < Backends.Length; b++)
+            {
+                int from = (b + 1) % Backends.Length;
+                using var inbound = new InboundSa(p with { Backend = Backends[b] });
+                inbound.AcceptForTest(last);
+                Span<byte> packet = packets[from].AsSpan(0, lengths[from]);
+                Assert.Equal(EspOpenStatus.Ok, inbound.Open(packet, out int o, out int l, out byte x));
+                Assert.True(payload.AsSpan().SequenceEqual(packet.Slice(o, l)), $"{Backends[b]} opening {Backends[from]}'s packet, case {i}");
+                Assert.Equal(next, x);
+            }
         }
     }
 
     [Fact]
-    public void Both_backends_reject_the_same_tampering()
+    public void Every_backend_rejects_the_same_tampering()
     {
         var p = new EspSaParameters { Spi = 0x999, Key = new byte[32], Salt = new byte[4] };
         foreach (GcmBackend backend in Enum.GetValues<GcmBackend>())
