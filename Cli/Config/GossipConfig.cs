@@ -199,8 +199,15 @@ internal static class GossipSection
         if (r.Errors.Count > errors || bind is null) return null;
         return new GossipConfig
         {
-            Bind = bind, Join = join, Keys = keys, Name = name, Profile = profile,
-            ProbeInterval = probe, SuspicionMult = suspicion, PushPullInterval = pushPull, ReconnectInterval = reconnect,
+            Bind = bind,
+            Join = join,
+            Keys = keys,
+            Name = name,
+            Profile = profile,
+            ProbeInterval = probe,
+            SuspicionMult = suspicion,
+            PushPullInterval = pushPull,
+            ReconnectInterval = reconnect,
         };
     }
 

@@ -42,7 +42,7 @@ internal sealed record GossipAgentOptions
     /// <summary>The router: its local endpoints are published, its FDB, neighbours, flood lists and peers are fed.</summary>
     public required OverlayRouter Router { get; init; }
 
-    /// <summary>First wait between join attempts while no seed answers; doubles up to <see cref="JoinRetryMax"/>.</summary>
+    /// <summary>First wait between join attempts while no seed answers; doubles up to <see cref="JoinRetryMax"/> (each with ±20 % jitter).</summary>
     public TimeSpan JoinRetryMin { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Longest wait between join attempts.</summary>
@@ -66,6 +66,7 @@ internal sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, I
     private readonly CancellationTokenSource _stop = new();
     private readonly Lock _peersLock = new();
     private EndpointTable? _table;
+    private VtepEndpoint[] _lastDynamicPeers = [];
     private Task _joinLoop = Task.CompletedTask;
     private volatile bool _joined;
     private int _disposed;
@@ -181,7 +182,8 @@ internal sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, I
             {
                 GossipLog.JoinError(_log, e);
             }
-            try { await Task.Delay(wait, ct).ConfigureAwait(false); }
+            // ±20 % jitter: hosts that booted together do not all hit the seed at the same instant.
+            try { await Task.Delay(wait * (0.8 + 0.4 * Random.Shared.NextDouble()), ct).ConfigureAwait(false); }
             catch (OperationCanceledException) { return; }
             wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, _opt.JoinRetryMax.Ticks));
         }
@@ -261,7 +263,10 @@ internal sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, I
             foreach (var (m, meta) in _table.GetOverlayMembers())
                 if (m.Name != _table.NodeName && TryVtep(meta.VtepAddress, meta.DataPort, m.Name, out var v) && v.Address != _self.Address)
                     vteps.Add(v);
-            _sink.SetDynamicPeers(vteps);
+            var next = vteps.Distinct().OrderBy(v => v.Address).ThenBy(v => v.Port).ToArray();
+            if (next.AsSpan().SequenceEqual(_lastDynamicPeers)) return; // most events (updates, flood-list changes) change nothing here
+            _sink.SetDynamicPeers(next);
+            _lastDynamicPeers = next;
         }
     }
 

@@ -6,8 +6,9 @@ namespace UserOverlay.Cli.Gossip;
 
 /// <summary>
 /// Gossip mode's log events (category UserOverlay.Gossip; source-generated, stable IDs 100–199).
-/// Membership changes are Information (rare, and what a person wants to see); per-endpoint table
-/// events are Debug. Retired IDs stay listed as "Reserved".
+/// Joins and leaves are Debug here (UserOverlay.Membership logs them at Information already); a
+/// failure is a Warning with what it means for forwarding; per-endpoint table events are Debug.
+/// Retired IDs stay listed as "Reserved".
 /// </summary>
 internal static partial class GossipLog
 {
@@ -32,13 +33,13 @@ internal static partial class GossipLog
     [LoggerMessage(105, LogLevel.Error, "Unexpected error while joining the seeds; retrying")]
     public static partial void JoinError(ILogger logger, Exception exception);
 
-    [LoggerMessage(106, LogLevel.Information, "Member '{Name}' ({Address}) joined (incarnation {Incarnation})")]
+    [LoggerMessage(106, LogLevel.Debug, "Member '{Name}' ({Address}) joined (incarnation {Incarnation})")]
     public static partial void MemberJoined(ILogger logger, string name, string address, uint incarnation);
 
     [LoggerMessage(107, LogLevel.Warning, "Member '{Name}' ({Address}) failed: its endpoints are removed and VXLAN from it is no longer accepted")]
     public static partial void MemberFailed(ILogger logger, string name, string address);
 
-    [LoggerMessage(108, LogLevel.Information, "Member '{Name}' ({Address}) left")]
+    [LoggerMessage(108, LogLevel.Debug, "Member '{Name}' ({Address}) left")]
     public static partial void MemberLeft(ILogger logger, string name, string address);
 
     [LoggerMessage(109, LogLevel.Debug, "{Kind} remote endpoint {Network}/{Mac} ({Ip}) via {Vtep} (owner '{Owner}')")]

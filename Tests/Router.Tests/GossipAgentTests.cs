@@ -36,13 +36,14 @@ public sealed class GossipAgentTests : IAsyncDisposable
         ReconnectInterval = TimeSpan.FromSeconds(1),
     };
 
-    private async Task<GossipAgent> Add(int i, EndpointOptions[] endpoints, string[] seeds, int[]? staticPeers = null, Membership.Transport.IMembershipTransport? transport = null)
+    private async Task<GossipAgent> Add(int i, EndpointOptions[] endpoints, string[] seeds, int[]? staticPeers = null, Membership.Transport.IMembershipTransport? transport = null,
+        Func<MembershipOptions, MembershipOptions>? tweak = null)
     {
         string name = $"h{i}";
         var (router, platform) = _hosts.Add(i, staticPeers ?? [], [Blue, Red with { Subnet = new Ipv4Prefix(Ip("198.18.2.0"), 24) }], endpoints, o => o with { Learning = false });
         var agent = await GossipAgent.StartAsync(new GossipAgentOptions
         {
-            Membership = Fast(name) with { Transport = transport ?? _gossip.CreateTransport(name) },
+            Membership = (tweak ?? (o => o))(Fast(name) with { Transport = transport ?? _gossip.CreateTransport(name) }),
             Seeds = seeds,
             Router = router,
         }, NullLoggerFactory.Instance);
@@ -130,6 +131,28 @@ public sealed class GossipAgentTests : IAsyncDisposable
         var m = _h["h1"].Agent.GetMembers();
         Assert.Equal("left", m.Members.Single(x => x.Name == "h2").State);
         Assert.Equal("dead", m.Members.Single(x => x.Name == "h3").State);
+    }
+
+    [Fact]
+    public async Task A_late_host_reaches_every_fdb_through_gossip_not_only_the_seed()
+    {
+        // Push/pull (anti-entropy) is minutes away, so only gossip can teach h2–h4 about h5 (h1 learns
+        // it from the join's push/pull). LAN's retransmit multiplier, and sequential joins: with the
+        // Local profile's multiplier (2) a record is sent to fewer peers than a network has here, and
+        // the holes are filled only by the next push/pull.
+        Func<MembershipOptions, MembershipOptions> slow = o => o with { PushPullInterval = TimeSpan.FromMinutes(5), RetransmitMult = 4 };
+        await Add(1, [Endpoint("blue", "c1", "198.18.0.11")], [], tweak: slow);
+        string seed = _gossip.AddressOf("h1").ToString();
+        for (int i = 2; i <= 4; i++)
+        {
+            var a = await Add(i, [Endpoint("blue", $"c{i}", $"198.18.0.1{i}")], [seed], tweak: slow);
+            await Eventually.True(() => a.Joined && _h.Values.All(h => h.Agent.Table.Memberlist.NumMembers == i), Wait, $"h{i} joined and known");
+        }
+        await Eventually.True(() => Enumerable.Range(1, 4).All(i => Net($"h{i}", "blue").Fdb.Count(e => e.Source == "gossip") == 3), Wait, "four hosts converge");
+        await Task.Delay(1000, TestContext.Current.CancellationToken); // retransmits of the first round are over
+        await Add(5, [Endpoint("blue", "c5", "198.18.0.15")], [seed], tweak: slow);
+        await Eventually.True(() => Enumerable.Range(1, 4).All(i => HasGossip(Net($"h{i}", "blue"), "198.18.0.15", Vtep(5))),
+            TimeSpan.FromSeconds(10), "every host learns the late h5's endpoint by gossip");
     }
 
     [Fact]
