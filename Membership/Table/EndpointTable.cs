@@ -253,10 +253,25 @@ public sealed class EndpointTable : IAsyncDisposable
             return;
         }
         if (!IsLive(a.Node)) { DeferIfUnknown(a.Node, a); return; }
-        if (_attachments.TryGetValue((a.Node, a.NetworkId), out var cur) && a.LamportTime <= cur.Att.LamportTime) return;
+        bool known = _attachments.TryGetValue((a.Node, a.NetworkId), out var cur);
+        if (known && a.LamportTime <= cur.Att.LamportTime) return;
         _attachments[(a.Node, a.NetworkId)] = (a, Now);
         if (fromGossip) _nodeQueue.Queue(TableCodec.EncodeEvent(a), $"att:{a.Node}:{a.NetworkId}");
-        if (_joined.Contains(a.NetworkId)) RecomputePeersLocked(a.NetworkId);
+        if (_joined.Contains(a.NetworkId))
+        {
+            RecomputePeersLocked(a.NetworkId);
+            // A host newly in one of our networks may have missed our records (gossiped before we knew it
+            // was a member there, e.g. in a join storm): offer ours again, so it learns them from their
+            // owner now instead of at the next push/pull. The queue keeps one entry per record.
+            if (!a.Left && (!known || cur.Att.Left)) RequeueOwnRecordsLocked(a.NetworkId);
+        }
+    }
+
+    private void RequeueOwnRecordsLocked(string net)
+    {
+        foreach (var ((n, mac), (rec, _)) in _endpoints)
+            if (n == net && rec.OwnerNode == NodeName)
+                NetworkQueue(net).Queue(TableCodec.EncodeEvent(rec), $"ep:{net}:{mac}");
     }
 
     private void ApplyEndpoint(EndpointRecord r, bool fromGossip)

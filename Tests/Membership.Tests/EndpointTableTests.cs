@@ -103,6 +103,25 @@ public class EndpointTableTests
     }
 
     [Fact]
+    public async Task JoinStorm_EveryHostLearnsEveryRecord_WithoutWaitingForPushPull()
+    {
+        // Six hosts publish, then all join the seed at the same moment; push/pull is far away (60 s),
+        // so every record must arrive by gossip — including those gossiped before the receiver was
+        // known to be in the network.
+        await using var h = new Hosts();
+        Func<MembershipOptions, MembershipOptions> slowPushPull = o => o with { PushPullInterval = TimeSpan.FromSeconds(60) };
+        for (int i = 1; i <= 6; i++)
+        {
+            var t = await h.AddAsync($"h{i}", i, slowPushPull);
+            t.PublishEndpoint("net1", 0x02_42_c6_12_01_00UL + (ulong)i, IPAddress.Parse($"198.18.1.{i}"));
+        }
+        await Task.WhenAll(h.Tables.Skip(1).Select(t => t.JoinAsync([h.Tables[0].Memberlist.AdvertiseEndPoint])));
+        await Eventually.True(() => h.Tables.All(t => t.GetEndpoints("net1").Count == 6), TimeSpan.FromSeconds(15),
+            "every host has all six records well before the next push/pull");
+        await Eventually.True(() => h.Rec.Values.All(r => r.Fdb.Count == 5), TimeSpan.FromSeconds(5), "every FDB has the five remote endpoints");
+    }
+
+    [Fact]
     public async Task UpdateAndRemove_AreReplicated_AndTombstonesReaped()
     {
         await using var h = await StartAsync(2, ttl: TimeSpan.FromSeconds(2));
