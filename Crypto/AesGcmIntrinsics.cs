@@ -29,9 +29,12 @@ namespace UserOverlay.Crypto;
 //   3. Tail, fewer than 128 bytes: the remaining counter blocks are encrypted together (4 or 8 chains), and the
 //      remaining ciphertext blocks (the last one zero-padded), the length block and, for short messages, the AAD
 //      block are hashed in one aggregated batch (at most 10 blocks, powers H^10..H^1) with one reduction. A 64-byte
-//      frame therefore costs one GHASH reduction in all.
-//   4. Tag = E(K, J0) ⊕ GHASH. Decryption compares it with CryptographicOperations.FixedTimeEquals; on a mismatch
-//      the output is zeroed (the same contract as .NET's AesGcm), so unauthenticated plaintext is never released.
+//      frame therefore costs one GHASH reduction in all. With AVX-512 the tail is read, XORed and written as two
+//      64-byte vectors under byte masks (no copy for the partial block) and its blocks are multiplied four per
+//      VPCLMULQDQ; without it, block by block with a copy for the partial block.
+//   4. Tag = E(K, J0) ⊕ GHASH. Decryption compares it in constant time (one 128-bit XOR and a zero test; see CheckTag
+//      for why not CryptographicOperations.FixedTimeEquals); on a mismatch the output is zeroed (the same contract as
+//      .NET's AesGcm), so unauthenticated plaintext is never released.
 //
 // GHASH representation. A block is byte-reversed (PSHUFB) and read as a 128-bit little-endian integer, so the
 // coefficient of x^k of the GCM polynomial sits at bit 127 − k ("reflected"). A carry-less product of two reflected

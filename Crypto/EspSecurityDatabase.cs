@@ -546,7 +546,7 @@ public sealed class EspSecurityDatabase : IDisposable
     private static EspOpenStatus OpenAmbiguous(InboundSa[] candidates, Span<byte> espPacket,
         out int payloadOffset, out int payloadLength, out byte nextHeader, out InboundSa? sa)
     {
-        // Several SAs share this SPI: try each (a wrong key fails authentication). AesGcm destroys the buffer when
+        // Several SAs share this SPI: try each (a wrong key fails authentication). Every backend zeroes the buffer when
         // authentication fails, so keep a pooled copy of the original to restore between attempts.
         byte[] original = ArrayPool<byte>.Shared.Rent(espPacket.Length);
         try

@@ -19,8 +19,9 @@ public sealed record EspSaParameters
     /// <summary>64-bit extended sequence numbers: high half implicit, in the AAD (RFC 4303 App. A, RFC 4106 §5).</summary>
     public bool ExtendedSequenceNumbers { get; init; }
 
-    /// <summary>GCM implementation (the data path uses <see cref="GcmBackend.AesGcm"/>).</summary>
-    public GcmBackend Backend { get; init; } = GcmBackend.AesGcm;
+    /// <summary>GCM implementation (default <see cref="GcmBackend.Intrinsics"/>, as <see cref="EspOptions.Backend"/>;
+    /// falls back to <see cref="GcmBackend.AesGcm"/> where the CPU lacks AES-NI or PCLMULQDQ).</summary>
+    public GcmBackend Backend { get; init; } = GcmBackend.Intrinsics;
 
     /// <summary>Concurrent callers served without waiting (one key schedule each, all built with the SA).</summary>
     public int CipherLanes { get; init; } = 1;
@@ -53,14 +54,14 @@ public abstract class SecurityAssociation : IDisposable
             throw new ArgumentException("salt must be 4 bytes.", nameof(p));
         Spi = p.Spi;
         ExtendedSequenceNumbers = p.ExtendedSequenceNumbers;
-        Backend = p.Backend;
+        Backend = GcmEngine.Resolve(p.Backend);
         KeyId = p.KeyId;
         Source = p.Source;
         Destination = p.Destination;
         Epoch = p.Epoch;
         _key = (byte[])p.Key.Clone();
         _salt = (byte[])p.Salt.Clone();
-        _lanes = new CipherLanes(p.Backend, _key, p.CipherLanes);
+        _lanes = new CipherLanes(Backend, _key, p.CipherLanes);
     }
 
     /// <summary>Security parameter index.</summary>
@@ -69,7 +70,8 @@ public abstract class SecurityAssociation : IDisposable
     /// <summary>Whether 64-bit extended sequence numbers are used.</summary>
     public bool ExtendedSequenceNumbers { get; }
 
-    /// <summary>GCM implementation.</summary>
+    /// <summary>GCM implementation in use (<see cref="GcmBackend.Intrinsics"/> asked for on a CPU without it reads
+    /// <see cref="GcmBackend.AesGcm"/>).</summary>
     public GcmBackend Backend { get; }
 
     /// <summary>Network key id the SA belongs to. The router must check that a packet opened with an SA carries a VNI of a network using this key.</summary>

@@ -99,11 +99,13 @@ internal sealed class Pair : IDisposable
     public InMemorySequenceStore StoreA { get; } = new();
     public InMemorySequenceStore StoreB { get; } = new();
 
-    public Pair(EspOptions? options = null, byte[]? key = null, DateTimeOffset? now = null, GcmBackend backend = GcmBackend.AesGcm)
+    public Pair(EspOptions? options = null, byte[]? key = null, DateTimeOffset? now = null, GcmBackend? backend = null)
     {
         key ??= Enumerable.Range(0, 32).Select(i => (byte)(i * 7 + 1)).ToArray();
         Keys = new StaticNetworkKeySource([new NetworkKey(KeyId, key)]);
-        var o = (options ?? new EspOptions()) with { Backend = backend };
+        var o = options ?? new EspOptions();
+        if (backend is { } b)
+            o = o with { Backend = b };
         A = new EspSecurityDatabase(Packets.HostA, Keys, o with { SequenceStore = StoreA }, now ?? T0);
         B = new EspSecurityDatabase(Packets.HostB, Keys, o with { SequenceStore = StoreB }, now ?? T0);
         AtoB = A.AddPeer(KeyId, Packets.HostB);
