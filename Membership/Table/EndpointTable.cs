@@ -65,6 +65,10 @@ public sealed class EndpointTable : IAsyncDisposable
     private readonly HashSet<string> _joined = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<NetworkPeer>> _lastPeers = new(StringComparer.Ordinal);
     private readonly HashSet<string> _purged = new(StringComparer.Ordinal);
+    /// <summary>Hosts we exchanged the whole table with since they appeared in a network we share (one direct push/pull per pair).</summary>
+    private readonly HashSet<string> _synced = new(StringComparer.Ordinal);
+    /// <summary>Direct push/pulls running at once (a join storm must not open hundreds of streams).</summary>
+    private readonly SemaphoreSlim _syncSlots = new(4);
     private readonly Dictionary<string, (List<object> Items, long Since)> _pending = new(StringComparer.Ordinal);
     private readonly Dictionary<string, TransmitLimitedQueue> _networkQueues = new(StringComparer.Ordinal);
     private readonly TransmitLimitedQueue _nodeQueue;
@@ -256,14 +260,23 @@ public sealed class EndpointTable : IAsyncDisposable
         bool known = _attachments.TryGetValue((a.Node, a.NetworkId), out var cur);
         if (known && a.LamportTime <= cur.Att.LamportTime) return;
         _attachments[(a.Node, a.NetworkId)] = (a, Now);
-        if (fromGossip) _nodeQueue.Queue(TableCodec.EncodeEvent(a), $"att:{a.Node}:{a.NetworkId}");
+        // New attachments are passed on however we learned them (push/pull too): they are few (one per host
+        // and network), and a host that learns of a new member of its network offers that member its records.
+        _nodeQueue.Queue(TableCodec.EncodeEvent(a), $"att:{a.Node}:{a.NetworkId}");
         if (_joined.Contains(a.NetworkId))
         {
             RecomputePeersLocked(a.NetworkId);
             // A host newly in one of our networks may have missed our records (gossiped before we knew it
             // was a member there, e.g. in a join storm): offer ours again, so it learns them from their
             // owner now instead of at the next push/pull. The queue keeps one entry per record.
-            if (!a.Left && (!known || cur.Att.Left)) RequeueOwnRecordsLocked(a.NetworkId);
+            if (!a.Left && (!known || cur.Att.Left))
+            {
+                RequeueOwnRecordsLocked(a.NetworkId);
+                // Gossip is probabilistic: also exchange the whole table with the newcomer once, so the pair is
+                // complete now rather than at the next periodic push/pull. One side of each pair initiates
+                // (the lower name), and each pair at most once until one of them leaves.
+                if (string.CompareOrdinal(NodeName, a.Node) < 0 && _synced.Add(a.Node)) _ = SyncWithAsync(a.Node);
+            }
         }
     }
 
@@ -359,6 +372,7 @@ public sealed class EndpointTable : IAsyncDisposable
         lock (_lock)
         {
             _purged.Add(m.Name);
+            _synced.Remove(m.Name);
             foreach (var key in _endpoints.Where(e => e.Value.Record.OwnerNode == m.Name).Select(e => e.Key).ToList())
             {
                 var rec = _endpoints[key].Record;
@@ -408,6 +422,21 @@ public sealed class EndpointTable : IAsyncDisposable
         if (!_pending.TryGetValue(node, out var p)) _pending[node] = p = ([], Now);
         if (p.Items.Count >= PendingLimit) p.Items.RemoveAt(0);
         p.Items.Add(item);
+    }
+
+    private async Task SyncWithAsync(string node)
+    {
+        try
+        {
+            await _syncSlots.WaitAsync(_stop.Token).ConfigureAwait(false);
+            try
+            {
+                if (_ml.GetMember(node) is { } member)
+                    await _ml.PushPullAsync(member.EndPoint, _stop.Token).ConfigureAwait(false);
+            }
+            finally { _syncSlots.Release(); }
+        }
+        catch (Exception) { /* periodic push/pull repairs */ }
     }
 
     /// <summary>A push/pull with one peer of the network, so a host that just joined it learns its records at once.</summary>

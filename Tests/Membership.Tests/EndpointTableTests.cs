@@ -109,15 +109,23 @@ public class EndpointTableTests
         // so every record must arrive by gossip — including those gossiped before the receiver was
         // known to be in the network.
         await using var h = new Hosts();
-        Func<MembershipOptions, MembershipOptions> slowPushPull = o => o with { PushPullInterval = TimeSpan.FromSeconds(60) };
+        Func<MembershipOptions, MembershipOptions> slowPushPull = o => o with { PushPullInterval = TimeSpan.FromSeconds(60), RetransmitMult = 4 };
         for (int i = 1; i <= 6; i++)
         {
             var t = await h.AddAsync($"h{i}", i, slowPushPull);
             t.PublishEndpoint("net1", 0x02_42_c6_12_01_00UL + (ulong)i, IPAddress.Parse($"198.18.1.{i}"));
         }
         await Task.WhenAll(h.Tables.Skip(1).Select(t => t.JoinAsync([h.Tables[0].Memberlist.AdvertiseEndPoint])));
-        await Eventually.True(() => h.Tables.All(t => t.GetEndpoints("net1").Count == 6), TimeSpan.FromSeconds(15),
-            "every host has all six records well before the next push/pull");
+        try
+        {
+            await Eventually.True(() => h.Tables.All(t => t.GetEndpoints("net1").Count == 6), TimeSpan.FromSeconds(15),
+                "every host has all six records well before the next push/pull");
+        }
+        catch (Exception e)
+        {
+            throw new Xunit.Sdk.XunitException(e.Message + "\n" + string.Join("\n", h.Tables.Select(t =>
+                $"{t.NodeName}: members {t.Memberlist.NumMembers}, records {string.Join(",", t.GetEndpoints("net1").Select(r => r.OwnerNode).Order())}, peers {string.Join(",", t.GetNetworkPeers("net1").Select(p => p.NodeName).Order())}")));
+        }
         await Eventually.True(() => h.Rec.Values.All(r => r.Fdb.Count == 5), TimeSpan.FromSeconds(5), "every FDB has the five remote endpoints");
     }
 
