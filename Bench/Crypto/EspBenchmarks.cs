@@ -11,9 +11,8 @@ namespace UserOverlay.Bench.Crypto;
 // ESP seal/open micro-benchmarks through the API the router calls: EspPeer.Seal (handle, no lookup) and
 // EspSecurityDatabase.Open (SPI lookup in the frozen snapshot, replay window, in-place decrypt), for the three GCM
 // backends (AesGcm = .NET/OpenSSL, BouncyCastle, Intrinsics = AesGcmIntrinsics). "Frame" is the inner Ethernet frame; the payload sealed is UDP 8 + VXLAN 8 + frame, and the GB/s column
-// counts those payload bytes. Run: dotnet run -c Release --project Bench -- --filter '*Esp*' --inProcess
-// (--inProcess: BenchmarkDotNet's default out-of-process toolchain cannot find the project, whose assembly name
-// UserOverlay.Bench differs from Bench.csproj).
+// counts those payload bytes. Run: dotnet run -c Release --project Bench --artifacts-path /tmp/uo-art-aes-bench --
+// --filter '*Esp*' (Program.cs runs BenchmarkDotNet in-process). Figures for all three backends: Crypto/README.md.
 
 /// <summary>Adds payload throughput (GB/s) next to BenchmarkDotNet's mean (ns per packet).</summary>
 public sealed class EspConfig : ManualConfig
