@@ -48,6 +48,7 @@ internal static class E2eHarness
         var kernel = new List<Pass>();
         var user = new List<Pass>();
         var encrypted = new List<Pass>();
+        var encryptedUdp = new List<Pass>();
         try
         {
             Underlay();
@@ -61,10 +62,14 @@ internal static class E2eHarness
                 var pids = UserOverlayUp(cli, encrypted: false);
                 user.Add(Measure(seconds, () => { }, () => UserOverlayDown(), pids, cli));
                 Console.WriteLine($"   {Describe(user[^1])}");
-                Console.WriteLine($"-- pass {p}: UserOverlay, encrypted network (ESP AES-256-GCM)");
+                Console.WriteLine($"-- pass {p}: UserOverlay, encrypted network (ESP AES-256-GCM, transport mode: IP protocol 50)");
                 pids = UserOverlayUp(cli, encrypted: true);
                 encrypted.Add(Measure(seconds, () => { }, () => UserOverlayDown(), pids, cli));
                 Console.WriteLine($"   {Describe(encrypted[^1])}");
+                Console.WriteLine($"-- pass {p}: UserOverlay, encrypted network (ESP AES-256-GCM in UDP 4500)");
+                pids = UserOverlayUp(cli, encrypted: true, espUdp: true);
+                encryptedUdp.Add(Measure(seconds, () => { }, () => UserOverlayDown(), pids, cli));
+                Console.WriteLine($"   {Describe(encryptedUdp[^1])}");
             }
         }
         finally
@@ -72,7 +77,7 @@ internal static class E2eHarness
             Cleanup();
         }
         Console.WriteLine();
-        Console.WriteLine(Table(kernel, user, encrypted, seconds, passes));
+        Console.WriteLine(Table(kernel, user, encrypted, encryptedUdp, seconds, passes));
         return 0;
     }
 
@@ -80,7 +85,7 @@ internal static class E2eHarness
         string.Create(CultureInfo.InvariantCulture, $"TCP {p.TcpGbps:0.00} Gbit/s, UDP64 {p.UdpKpps:0.0} kpps delivered, RTT {p.RttMs:0.000} ms")
         + (double.IsNaN(p.CpuSecondsPerGB) ? "" : string.Create(CultureInfo.InvariantCulture, $", router CPU {p.CpuSecondsPerGB:0.00} s/GB, {p.AllocBytesPerFrame:0.00} B allocated/frame"));
 
-    private static string Table(List<Pass> k, List<Pass> u, List<Pass> e, int seconds, int passes)
+    private static string Table(List<Pass> k, List<Pass> u, List<Pass> e, List<Pass> eu, int seconds, int passes)
     {
         static double Median(IEnumerable<double> xs)
         {
@@ -92,17 +97,17 @@ internal static class E2eHarness
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Medians of {passes} pass(es), {seconds} s per iperf3 test (min–max in brackets):");
         sb.AppendLine();
-        sb.AppendLine("| metric | kernel VXLAN | UserOverlay | UserOverlay encrypted | UserOverlay/kernel | encrypted/plain |");
-        sb.AppendLine("|---|---|---|---|---|---|");
+        sb.AppendLine("| metric | kernel VXLAN | UserOverlay | encrypted (ESP) | encrypted (ESP-in-UDP) | UserOverlay/kernel | ESP/plain | ESP-in-UDP/plain |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|");
         static string Ratio(double a, double b) => double.IsNaN(a) || double.IsNaN(b) || b == 0 ? "n/a" : (a / b).ToString("0.00", CultureInfo.InvariantCulture);
         string Cell(List<Pass> ps, Func<Pass, double> f, string fmt) =>
             ps.All(p => double.IsNaN(f(p))) ? "n/a" : $"{Median(ps.Select(f)).ToString(fmt, CultureInfo.InvariantCulture)} ({Range(ps.Select(f).Where(x => !double.IsNaN(x)), fmt)})";
         void Row(string name, Func<Pass, double> f, string fmt, bool lowerIsBetter = false)
         {
-            double mk = Median(k.Select(f)), mu = Median(u.Select(f)), me = Median(e.Select(f));
+            double mk = Median(k.Select(f)), mu = Median(u.Select(f)), me = Median(e.Select(f)), meu = Median(eu.Select(f));
             string note = lowerIsBetter ? " (lower is better)" : "";
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"| {name} | {Cell(k, f, fmt)} | {Cell(u, f, fmt)} | {Cell(e, f, fmt)} | {Ratio(mu, mk)}{note} | {Ratio(me, mu)}{note} |");
+                $"| {name} | {Cell(k, f, fmt)} | {Cell(u, f, fmt)} | {Cell(e, f, fmt)} | {Cell(eu, f, fmt)} | {Ratio(mu, mk)}{note} | {Ratio(me, mu)}{note} | {Ratio(meu, mu)}{note} |");
         }
         Row("TCP single stream, Gbit/s", p => p.TcpGbps, "0.00");
         Row("UDP 64 B delivered, kpps", p => p.UdpKpps, "0.0");
@@ -155,7 +160,7 @@ internal static class E2eHarness
     private static string _client = "", _server = "";
     private static readonly List<(Process P, string Name)> Routers = [];
 
-    private static int[] UserOverlayUp(string cli, bool encrypted)
+    private static int[] UserOverlayUp(string cli, bool encrypted, bool espUdp = false)
     {
         string state = Path.Combine(Path.GetTempPath(), _prefix + "state");
         const string key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="; // a fixed benchmark key: AES-256
@@ -167,7 +172,7 @@ internal static class E2eHarness
             File.WriteAllText(cfg, $$"""
                 underlay: { address: {{self}} }
                 peers: [{{peer}}]
-                encryption: { state_dir: {{state}} }
+                encryption: { state_dir: {{state}}, esp: {{(espUdp ? "udp" : "transport")}} }
                 networks: [ { name: bench, vni: 42, subnet: 198.18.0.0/24{{(encrypted ? $", encrypted: true, key: \"{key}\"" : ", mtu: 1450")}} } ]
                 endpoints: [ { network: bench, netns: {{Ns(work)}}, address: {{ip}}/24 } ]
                 """);

@@ -76,7 +76,7 @@ internal sealed class Outbound
         for (int i = 0; i < _scratch.Length; i++) _scratch[i] = new PacketBuffer();
         _segments = new PacketBuffer[SegmentBuffers];
         for (int i = 0; i < _segments.Length; i++) _segments[i] = new PacketBuffer();
-        _arenas = new PacketBuffer[underlay.SupportsSegmentation ? GsoArenas : 0];
+        _arenas = new PacketBuffer[underlay.SupportsSegmentation || espUnderlay is { SupportsSegmentation: true } ? GsoArenas : 0];
         for (int i = 0; i < _arenas.Length; i++) _arenas[i] = new PacketBuffer(Constants.GsoBufferSize);
     }
 
@@ -108,7 +108,17 @@ internal sealed class Outbound
         }
         int segments = TcpSegmenter.SegmentCount(length, layout, info.GsoSize);
         ulong src = EthernetFrame.Source(frame), dst = EthernetFrame.Destination(frame);
-        if (!EthernetFrame.IsMulticast(dst) && src == port.Mac && !net.Encrypted && _arenas.Length > 0
+        if (!EthernetFrame.IsMulticast(dst) && src == port.Mac && net.Encrypted && _espUnderlay is { SupportsSegmentation: true }
+            && net.Fdb.TryGet(dst, out FdbEntry espRemote) && espRemote.Port is null)
+        {
+            // Encrypted unicast over ESP-in-UDP: the sealed segments are all the same size but the last, so they
+            // too leave as one UDP GSO send (transport mode's raw socket has no GSO: its segments go one by one).
+            SendSegmentedEsp(net, frame, layout, info.GsoSize, segments, espRemote.Remote, c);
+            c.TxFrames += segments;
+            c.TxBytes += length;
+            return;
+        }
+        if (!EthernetFrame.IsMulticast(dst) && src == port.Mac && !net.Encrypted && _underlay.SupportsSegmentation
             && net.Fdb.TryGet(dst, out FdbEntry remote) && remote.Port is null)
         {
             // Plain unicast to one VTEP: the segments leave as one UDP GSO send (the kernel cuts it, or hands it whole to a local peer).
@@ -208,6 +218,51 @@ internal sealed class Outbound
             }
             Queue(_sends, ref _sendCount, arena, start, pos - start, to, count > 1 ? segmentSize : 0);
             c.EncapsulatedDatagrams += count;
+        }
+    }
+
+    /// <summary>
+    /// Like <see cref="SendSegmented"/> for an encrypted network over ESP-in-UDP: each segment becomes
+    /// [ESP 16 | UDP 8 | VXLAN 8 | segment | trailer + ICV], sealed in place right after the previous one;
+    /// equal payloads seal to equal lengths, so the run is one UDP GSO send.
+    /// </summary>
+    private void SendSegmentedEsp(NetworkState net, ReadOnlySpan<byte> frame, in TcpSegmenter.Layout layout, int mss, int segments, VtepEndpoint to, TrafficCounters c)
+    {
+        if (!net.EspPeers.TryGet(to.Address, out EspPeer peer)) { c.Drops[(int)DropReason.EspNoSa] += segments; return; }
+        int inner = VxlanHeader.Length + Constants.UdpHeaderLength;
+        int sealedSize = Esp.SealedLength(inner + layout.HeaderLength + mss);
+        int perSend = Math.Min(MaxGsoSegments, MaxUdpPayload / sealedSize);
+        var dest = new VtepEndpoint(to.Address, _state.EspPort);
+        for (int first = 0; first < segments; first += perSend)
+        {
+            int count = Math.Min(perSend, segments - first);
+            if (_arenasUsed == _arenas.Length) Flush();
+            PacketBuffer arena = _arenas[_arenasUsed++];
+            Span<byte> a = arena.Span;
+            int start = Constants.Headroom, pos = start, sent = 0;
+            for (int k = first; k < first + count; k++)
+            {
+                int udpAt = pos + Esp.HeaderLength;
+                int frameLength = TcpSegmenter.WriteSegment(frame, layout, mss, k, a[(udpAt + inner)..]);
+                int udpLength = inner + frameLength;
+                VxlanHeader.Write(a[(udpAt + Constants.UdpHeaderLength)..], net.Vni);
+                BinaryPrimitives.WriteUInt16BigEndian(a[udpAt..], _state.DataPort);
+                BinaryPrimitives.WriteUInt16BigEndian(a[(udpAt + 2)..], to.Port);
+                BinaryPrimitives.WriteUInt16BigEndian(a[(udpAt + 4)..], (ushort)udpLength);
+                BinaryPrimitives.WriteUInt16BigEndian(a[(udpAt + 6)..], 0);
+                var status = peer.Seal(a, udpAt, udpLength, Esp.NextHeaderUdp, out int espLength);
+                if (status != EspSealStatus.Ok)
+                {
+                    c.Drops[(int)(status == EspSealStatus.NoSa ? DropReason.EspNoSa : DropReason.EspNotSent)] += first + count - k;
+                    break;
+                }
+                pos += espLength;
+                sent++;
+            }
+            if (sent == 0) return;
+            Queue(_espSends, ref _espCount, arena, start, pos - start, dest, sent > 1 ? sealedSize : 0);
+            c.EncapsulatedDatagrams += sent;
+            if (sent < count) return;
         }
     }
 

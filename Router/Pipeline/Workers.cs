@@ -146,7 +146,20 @@ internal sealed class QueueWorker : IDisposable
         for (int round = 0; round < MaxReceiveRounds; round++)
         {
             int got = _espUnderlay!.Receive(_datagrams, 0);
-            for (int i = 0; i < got; i++) _inbound.ProcessEsp(ref _datagrams[i], now);
+            for (int i = 0; i < got; i++)
+            {
+                ref UnderlayDatagram d = ref _datagrams[i];
+                if (d.SegmentSize <= 0 || d.SegmentSize >= d.Length) { _inbound.ProcessEsp(ref d, now); continue; }
+                // ESP-in-UDP datagrams the kernel coalesced (UDP GRO): each segment is one ESP packet.
+                UnderlayDatagram one = d;
+                one.SegmentSize = 0;
+                for (int at = 0; at < d.Length; at += d.SegmentSize)
+                {
+                    one.Offset = d.Offset + at;
+                    one.Length = Math.Min(d.SegmentSize, d.Length - at);
+                    _inbound.ProcessEsp(ref one, now);
+                }
+            }
             _inbound.FlushCoalesced();
             if (got < _datagrams.Length) return;
         }

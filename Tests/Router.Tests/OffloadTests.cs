@@ -217,6 +217,42 @@ public class OffloadTests
         b.Router.Dispose();
     }
 
+    [Fact]
+    public void An_encrypted_super_frame_leaves_as_ESP_segments_and_arrives_coalesced()
+    {
+        using var hosts = new InMemoryHosts();
+        var key = Enumerable.Range(0, 32).Select(i => (byte)i).ToArray();
+        RouterOptions Encrypted(RouterOptions o) => o with
+        {
+            Networks = [InMemoryHosts.Blue with { Encrypted = true }],
+            Encryption = new EncryptionOptions
+            {
+                Keys = new UserOverlay.Crypto.StaticNetworkKeySource([new UserOverlay.Crypto.NetworkKey("blue", key)]),
+                Esp = new UserOverlay.Crypto.EspOptions { SequenceStore = new UserOverlay.Crypto.InMemorySequenceStore(), Encapsulation = UserOverlay.Crypto.EspEncapsulation.Udp },
+            },
+        };
+        var a = OffloadHost(hosts, 1, 2, Encrypted);
+        var b = OffloadHost(hosts, 2, 1, Encrypted);
+        var super = TsoFrame(false, 30 * 1364, seq: 5);
+        a.Platform.Tap("c1").Inject(super, Tso(false, 1364));
+        var received = new List<byte>();
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        int headers = 14 + 20 + 20;
+        while (received.Count < 30 * 1364 && DateTime.UtcNow < deadline)
+        {
+            var f = b.Platform.Tap("c2").WaitTake(TimeSpan.FromMilliseconds(200));
+            if (f is not null) received.AddRange(f[headers..]);
+        }
+        Assert.Equal(super[headers..], received.ToArray());
+        var esp = a.Platform.EspUnderlay!.Sent.ToArray();
+        Assert.Equal(30, esp.Length); // thirty ESP packets on the wire, one per segment
+        Assert.All(esp, d => Assert.Equal(UserOverlay.Crypto.Esp.SealedLength(16 + 14 + 20 + 20 + 1364), d.Payload.Length));
+        Assert.Empty(a.Platform.Underlay!.Sent); // and no plain VXLAN
+        Assert.Equal(0, b.Router.GetStatus().Esp!.Dropped.Values.Sum());
+        a.Router.Dispose();
+        b.Router.Dispose();
+    }
+
     private sealed class OffloadPlatform(InMemoryUnderlayNetwork n) : IRouterPlatform
     {
         public readonly InMemoryPlatform Inner = new(n);
@@ -231,20 +267,23 @@ public class OffloadTests
     {
         public ChannelTap Tap(string ns) => p.Taps[(ns, "eth0")];
         public InMemoryUnderlay? Underlay => p.Inner.Underlay;
+        public InMemoryUnderlay? EspUnderlay => p.Inner.EspUnderlay;
     }
 
-    private static OffloadHostHandle OffloadHost(InMemoryHosts hosts, int i, int peer)
+    private static OffloadHostHandle OffloadHost(InMemoryHosts hosts, int i, int peer, Func<RouterOptions, RouterOptions>? tweak = null)
     {
         var platform = new OffloadPlatform(hosts.Underlay);
-        var router = OverlayRouter.Start(new RouterOptions
+        tweak ??= o => o;
+        var router = OverlayRouter.Start(tweak(new RouterOptions
         {
             Underlay = InMemoryHosts.Vtep(i),
             Peers = [InMemoryHosts.Vtep(peer)],
             Networks = [InMemoryHosts.Blue],
             Endpoints = [InMemoryHosts.Endpoint("blue", $"c{i}", $"198.18.0.1{i}")],
             StaticFdb = [new StaticFdbEntry { Network = "blue", Mac = i == 1 ? B : A, Vtep = InMemoryHosts.Vtep(peer) }],
-        }, platform);
+        }), platform);
         platform.Inner.Underlay!.RecordSent = true;
+        if (platform.Inner.EspUnderlay is { } esp) esp.RecordSent = true;
         return new OffloadHostHandle(router, new OffloadPlatformView(platform));
     }
 }
