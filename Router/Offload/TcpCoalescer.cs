@@ -150,19 +150,7 @@ internal sealed class TcpCoalescer
             Span<byte> ip = f[l.EthLength..];
             Span<byte> tcp = f[(l.EthLength + l.IpLength)..];
             int l4 = p.Length - l.EthLength - l.IpLength;
-            ulong pseudo;
-            if (l.IsIPv6)
-            {
-                BinaryPrimitives.WriteUInt16BigEndian(ip[4..], (ushort)l4);
-                pseudo = Checksum.PseudoHeaderV6(ip.Slice(8, 16), ip.Slice(24, 16), 6, l4);
-            }
-            else
-            {
-                BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(l.IpLength + l4));
-                BinaryPrimitives.WriteUInt16BigEndian(ip[10..], 0);
-                BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Complement(Checksum.Sum(ip[..l.IpLength])));
-                pseudo = Checksum.PseudoHeaderV4(ip.Slice(12, 4), ip.Slice(16, 4), 6, l4);
-            }
+            ulong pseudo = TcpSegmenter.SetIpLength(ip, l, l4);
             // Partial checksum (virtio NEEDS_CSUM): the field holds the folded pseudo-header sum, as the kernel's TSO path leaves it.
             BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], Checksum.Fold(pseudo));
             var info = new OffloadInfo

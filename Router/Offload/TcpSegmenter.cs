@@ -76,25 +76,33 @@ internal static class TcpSegmenter
         if (index > 0) flags &= unchecked((byte)~TcpCwr);
         tcp[13] = flags;
 
-        ulong pseudo;
-        if (l.IsIPv6)
+        if (!l.IsIPv6)
         {
-            BinaryPrimitives.WriteUInt16BigEndian(ip[4..], (ushort)l4Length);
-            pseudo = Checksum.PseudoHeaderV6(ip.Slice(8, 16), ip.Slice(24, 16), 6, l4Length);
-        }
-        else
-        {
-            BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(l.IpLength + l4Length));
             ushort id = BinaryPrimitives.ReadUInt16BigEndian(ip[4..]);
             BinaryPrimitives.WriteUInt16BigEndian(ip[4..], (ushort)(id + index));
-            BinaryPrimitives.WriteUInt16BigEndian(ip[10..], 0);
-            BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Complement(Checksum.Sum(ip[..l.IpLength])));
-            pseudo = Checksum.PseudoHeaderV4(ip.Slice(12, 4), ip.Slice(16, 4), 6, l4Length);
         }
+        ulong pseudo = SetIpLength(ip, l, l4Length);
         BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], 0);
         ushort csum = Checksum.Complement(Checksum.Sum(tcp[..l4Length], pseudo));
         BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], csum);
         return hdr + chunk;
+    }
+
+    /// <summary>
+    /// Sets the IP header's length for a TCP segment of <paramref name="l4Length"/> bytes (IPv4 total length and
+    /// header checksum, or IPv6 payload length) and returns the TCP pseudo-header sum.
+    /// </summary>
+    public static ulong SetIpLength(Span<byte> ip, in Layout l, int l4Length)
+    {
+        if (l.IsIPv6)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(ip[4..], (ushort)l4Length);
+            return Checksum.PseudoHeaderV6(ip.Slice(8, 16), ip.Slice(24, 16), 6, l4Length);
+        }
+        BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(l.IpLength + l4Length));
+        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], 0);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Complement(Checksum.Sum(ip[..l.IpLength])));
+        return Checksum.PseudoHeaderV4(ip.Slice(12, 4), ip.Slice(16, 4), 6, l4Length);
     }
 
     /// <summary>

@@ -13,17 +13,16 @@ internal sealed unsafe class EpollSet : IDisposable
     public const ulong WakeToken = ulong.MaxValue;
 
     private readonly SafeFdHandle _epoll;
-    private readonly SafeFdHandle _wake;
+    private readonly EventFd _wake;
 
     public EpollSet()
     {
         int ep = Interop.Libc.epoll_create1(Interop.EPOLL_CLOEXEC);
         if (ep < 0) throw Netns.Namespaces.SystemError("epoll_create1");
         _epoll = new SafeFdHandle(ep);
-        int ev = Interop.Libc.eventfd(0, Interop.EFD_CLOEXEC | Interop.EFD_NONBLOCK);
-        if (ev < 0) { _epoll.Dispose(); throw Netns.Namespaces.SystemError("eventfd"); }
-        _wake = new SafeFdHandle(ev);
-        Add(_wake, WakeToken);
+        try { _wake = new EventFd(); }
+        catch { _epoll.Dispose(); throw; }
+        Add(_wake.Handle, WakeToken);
     }
 
     /// <summary>Watches <paramref name="handle"/> for readability, reporting <paramref name="token"/>.</summary>
@@ -56,18 +55,10 @@ internal sealed unsafe class EpollSet : IDisposable
     }
 
     /// <summary>Wakes the waiter (it sees <see cref="WakeToken"/> until <see cref="ClearWake"/>).</summary>
-    public void Wake()
-    {
-        ulong one = 1;
-        Interop.Libc.write(_wake.Fd, (byte*)&one, 8);
-    }
+    public void Wake() => _wake.Signal();
 
     /// <summary>Resets the wake eventfd.</summary>
-    public void ClearWake()
-    {
-        ulong v;
-        Interop.Libc.read(_wake.Fd, (byte*)&v, 8);
-    }
+    public void ClearWake() => _wake.Reset();
 
     public void Dispose()
     {

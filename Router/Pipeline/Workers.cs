@@ -94,8 +94,8 @@ internal sealed class QueueWorker : IDisposable
                 {
                     ulong token = _events[i].Data;
                     if (token == EpollSet.WakeToken) _epoll.ClearWake();
-                    else if (token == UnderlayToken) ReceiveRound(now);
-                    else if (token == EspToken) ReceiveEspRound(now);
+                    else if (token == UnderlayToken) ReceiveRound(_underlay, esp: false, now);
+                    else if (token == EspToken) ReceiveRound(_espUnderlay!, esp: true, now);
                     else if (_state.Port((int)token) is { } port) DrainTap(port, now);
                 }
                 _outbound.Flush();
@@ -115,25 +115,29 @@ internal sealed class QueueWorker : IDisposable
         }
     }
 
-    private void ReceiveRound(long now)
+    /// <summary>
+    /// Receives and handles up to <see cref="MaxReceiveRounds"/> batches from the VXLAN socket or the ESP
+    /// socket. A receive the kernel coalesced (UDP GRO) holds several datagrams of one size back to back:
+    /// each is handled on its own.
+    /// </summary>
+    private void ReceiveRound(IUnderlay underlay, bool esp, long now)
     {
-        // The VXLAN header lands in the headroom, the inner frame exactly at Headroom.
-        const int offset = Constants.Headroom - Constants.VxlanHeaderLength;
+        // VXLAN lands with its header in the headroom and the inner frame exactly at Headroom; ESP needs no headroom.
+        int offset = esp ? 0 : Constants.Headroom - Constants.VxlanHeaderLength;
         for (int round = 0; round < MaxReceiveRounds; round++)
         {
-            int got = _underlay.Receive(_datagrams, offset);
+            int got = underlay.Receive(_datagrams, offset);
             for (int i = 0; i < got; i++)
             {
                 ref UnderlayDatagram d = ref _datagrams[i];
-                if (d.SegmentSize <= 0 || d.SegmentSize >= d.Length) { _inbound.ProcessDatagram(ref d, now); continue; }
-                // Datagrams the kernel coalesced (UDP GRO): each segment is one VXLAN datagram.
+                if (d.SegmentSize <= 0 || d.SegmentSize >= d.Length) { Handle(ref d, esp, now); continue; }
                 UnderlayDatagram one = d;
                 one.SegmentSize = 0;
                 for (int at = 0; at < d.Length; at += d.SegmentSize)
                 {
                     one.Offset = d.Offset + at;
                     one.Length = Math.Min(d.SegmentSize, d.Length - at);
-                    _inbound.ProcessDatagram(ref one, now);
+                    Handle(ref one, esp, now);
                 }
             }
             _inbound.FlushCoalesced();
@@ -141,28 +145,10 @@ internal sealed class QueueWorker : IDisposable
         }
     }
 
-    private void ReceiveEspRound(long now)
+    private void Handle(ref UnderlayDatagram d, bool esp, long now)
     {
-        for (int round = 0; round < MaxReceiveRounds; round++)
-        {
-            int got = _espUnderlay!.Receive(_datagrams, 0);
-            for (int i = 0; i < got; i++)
-            {
-                ref UnderlayDatagram d = ref _datagrams[i];
-                if (d.SegmentSize <= 0 || d.SegmentSize >= d.Length) { _inbound.ProcessEsp(ref d, now); continue; }
-                // ESP-in-UDP datagrams the kernel coalesced (UDP GRO): each segment is one ESP packet.
-                UnderlayDatagram one = d;
-                one.SegmentSize = 0;
-                for (int at = 0; at < d.Length; at += d.SegmentSize)
-                {
-                    one.Offset = d.Offset + at;
-                    one.Length = Math.Min(d.SegmentSize, d.Length - at);
-                    _inbound.ProcessEsp(ref one, now);
-                }
-            }
-            _inbound.FlushCoalesced();
-            if (got < _datagrams.Length) return;
-        }
+        if (esp) _inbound.ProcessEsp(ref d, now);
+        else _inbound.ProcessDatagram(ref d, now);
     }
 
     private int _used; // TAP buffers holding frames not yet flushed

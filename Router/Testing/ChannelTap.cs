@@ -11,26 +11,23 @@ namespace UserOverlay.Router.Testing;
 /// Readiness is an eventfd, so the router's real epoll loop drives it. Thread-safe.
 /// Allocates per frame (it is a test double, not the data path).
 /// </summary>
-public sealed unsafe class ChannelTap : ITapDevice
+public sealed class ChannelTap : ITapDevice
 {
     private readonly ConcurrentQueue<(byte[] Frame, OffloadInfo Info)> _toRouter = new();
     private readonly BlockingCollection<byte[]> _fromRouter = new();
     private readonly ConcurrentQueue<(byte[] Frame, OffloadInfo Info)> _offloadWrites = new();
-    private readonly SafeFdHandle _event;
+    private readonly EventFd _event = new();
 
     /// <summary>Creates a device named <paramref name="name"/>; with <paramref name="offload"/> it behaves like an offload-capable TAP.</summary>
     public ChannelTap(string name = "eth0", bool offload = false)
     {
         Name = name;
         SupportsOffload = offload;
-        int fd = Interop.Libc.eventfd(0, Interop.EFD_CLOEXEC | Interop.EFD_NONBLOCK);
-        if (fd < 0) throw new InvalidOperationException("eventfd failed");
-        _event = new SafeFdHandle(fd);
     }
 
     public string Name { get; }
 
-    public SafeHandle ReadinessHandle => _event;
+    public SafeHandle ReadinessHandle => _event.Handle;
 
     /// <summary>When false, <see cref="Write"/> refuses frames (to test write-failure counting).</summary>
     public bool AcceptWrites { get; set; } = true;
@@ -51,19 +48,12 @@ public sealed unsafe class ChannelTap : ITapDevice
     public void Inject(ReadOnlySpan<byte> frame, in OffloadInfo info)
     {
         _toRouter.Enqueue((frame.ToArray(), info));
-        Signal();
-    }
-
-    private void Signal()
-    {
-        ulong one = 1;
-        Interop.Libc.write(_event.Fd, (byte*)&one, 8);
+        _event.Signal();
     }
 
     public int Read(ReadOnlySpan<PacketBuffer> bufs, Span<int> sizes, Span<OffloadInfo> offloads, int offset)
     {
-        ulong v;
-        Interop.Libc.read(_event.Fd, (byte*)&v, 8); // reset readiness first, then drain: no lost wake-ups
+        _event.Reset(); // reset readiness first, then drain: no lost wake-ups
         int n = 0;
         while (n < bufs.Length && _toRouter.TryDequeue(out var f))
         {
@@ -72,7 +62,7 @@ public sealed unsafe class ChannelTap : ITapDevice
             offloads[n] = f.Info;
             sizes[n++] = f.Frame.Length;
         }
-        if (!_toRouter.IsEmpty) Signal();
+        if (!_toRouter.IsEmpty) _event.Signal();
         return n;
     }
 

@@ -8,19 +8,13 @@ namespace UserOverlay.Router.Testing;
 /// </summary>
 public sealed class CountingTap : ITapDevice
 {
-    private readonly SafeFdHandle _event;
+    private readonly EventFd _event = new();
     private long _frames, _bytes;
 
-    public CountingTap(string name = "eth0")
-    {
-        Name = name;
-        int fd = Interop.Libc.eventfd(0, Interop.EFD_CLOEXEC | Interop.EFD_NONBLOCK);
-        if (fd < 0) throw new InvalidOperationException("eventfd failed");
-        _event = new SafeFdHandle(fd);
-    }
+    public CountingTap(string name = "eth0") => Name = name;
 
     public string Name { get; }
-    public SafeHandle ReadinessHandle => _event;
+    public SafeHandle ReadinessHandle => _event.Handle;
 
     /// <summary>Frames written to the device.</summary>
     public long Frames => Interlocked.Read(ref _frames);
@@ -59,19 +53,13 @@ public sealed class CountingTap : ITapDevice
 /// </summary>
 public sealed class CountingUnderlay : IUnderlay
 {
-    private readonly SafeFdHandle _event;
+    private readonly EventFd _event = new();
 
-    public CountingUnderlay(VtepEndpoint local)
-    {
-        LocalEndpoint = local;
-        int fd = Interop.Libc.eventfd(0, Interop.EFD_CLOEXEC | Interop.EFD_NONBLOCK);
-        if (fd < 0) throw new InvalidOperationException("eventfd failed");
-        _event = new SafeFdHandle(fd);
-    }
+    public CountingUnderlay(VtepEndpoint local) => LocalEndpoint = local;
 
     public VtepEndpoint LocalEndpoint { get; }
 
-    public SafeHandle ReadinessHandle => _event;
+    public SafeHandle ReadinessHandle => _event.Handle;
 
     /// <summary>Datagrams sent.</summary>
     public long Datagrams;

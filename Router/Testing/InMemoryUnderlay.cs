@@ -41,24 +41,21 @@ public sealed class InMemoryUnderlayNetwork
 /// <see cref="Sent"/> when <see cref="RecordSent"/> is on. Allocates per datagram (a test double,
 /// not the data path). Thread-safe.
 /// </summary>
-public sealed unsafe class InMemoryUnderlay : IUnderlay
+public sealed class InMemoryUnderlay : IUnderlay
 {
     private const int Capacity = 65536;
     private readonly InMemoryUnderlayNetwork _network;
     private readonly ConcurrentQueue<(VtepEndpoint From, byte[] Payload)> _queue = new();
-    private readonly SafeFdHandle _event;
+    private readonly EventFd _event = new();
     private volatile bool _closed;
 
     internal InMemoryUnderlay(InMemoryUnderlayNetwork network, VtepEndpoint local)
     {
         _network = network;
         LocalEndpoint = local;
-        int fd = Interop.Libc.eventfd(0, Interop.EFD_CLOEXEC | Interop.EFD_NONBLOCK);
-        if (fd < 0) throw new InvalidOperationException("eventfd failed");
-        _event = new SafeFdHandle(fd);
     }
 
-    public System.Runtime.InteropServices.SafeHandle ReadinessHandle => _event;
+    public System.Runtime.InteropServices.SafeHandle ReadinessHandle => _event.Handle;
 
     public VtepEndpoint LocalEndpoint { get; }
 
@@ -72,24 +69,17 @@ public sealed unsafe class InMemoryUnderlay : IUnderlay
     {
         if (_closed || _queue.Count >= Capacity) return false; // a full socket buffer drops
         _queue.Enqueue((from, payload.ToArray()));
-        Signal();
+        _event.Signal();
         return true;
-    }
-
-    private void Signal()
-    {
-        ulong one = 1;
-        Interop.Libc.write(_event.Fd, (byte*)&one, 8);
     }
 
     public int Receive(Span<UnderlayDatagram> datagrams, int offset)
     {
-        ulong v;
-        Interop.Libc.read(_event.Fd, (byte*)&v, 8); // reset readiness first, then drain: no lost wake-ups
+        _event.Reset(); // reset readiness first, then drain: no lost wake-ups
         int n = 0;
         while (n < datagrams.Length && _queue.TryDequeue(out var item))
             Fill(ref datagrams[n++], item, offset);
-        if (!_queue.IsEmpty) Signal();
+        if (!_queue.IsEmpty) _event.Signal();
         return n;
     }
 

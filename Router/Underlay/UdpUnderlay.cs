@@ -81,13 +81,7 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
         var handle = new SafeFdHandle(fd);
         try
         {
-            SetBuffer(fd, Interop.SO_RCVBUFFORCE, Interop.SO_RCVBUF);
-            SetBuffer(fd, Interop.SO_SNDBUFFORCE, Interop.SO_SNDBUF);
-            Interop.SockAddrIn sa = default;
-            sa.Family = Interop.AF_INET;
-            sa.PortBE = BinaryPrimitives.ReverseEndianness(local.Port);
-            sa.AddrBE = BinaryPrimitives.ReverseEndianness(local.Address);
-            if (Interop.Libc.bind(fd, &sa, (uint)sizeof(Interop.SockAddrIn)) != 0)
+            if (!SetBuffersAndBind(fd, local))
             {
                 int errno = Marshal.GetLastPInvokeError();
                 throw errno switch
@@ -128,12 +122,7 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
         var handle = new SafeFdHandle(fd);
         try
         {
-            SetBuffer(fd, Interop.SO_RCVBUFFORCE, Interop.SO_RCVBUF);
-            SetBuffer(fd, Interop.SO_SNDBUFFORCE, Interop.SO_SNDBUF);
-            Interop.SockAddrIn sa = default;
-            sa.Family = Interop.AF_INET;
-            sa.AddrBE = BinaryPrimitives.ReverseEndianness(local.Address);
-            if (Interop.Libc.bind(fd, &sa, (uint)sizeof(Interop.SockAddrIn)) != 0)
+            if (!SetBuffersAndBind(fd, local with { Port = 0 }))
             {
                 int errno = Marshal.GetLastPInvokeError();
                 throw errno == Interop.EADDRNOTAVAIL
@@ -147,6 +136,18 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
             handle.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Large socket buffers (a burst must not overflow them), then bind; false with errno set when bind fails.</summary>
+    private static bool SetBuffersAndBind(int fd, VtepEndpoint local)
+    {
+        SetBuffer(fd, Interop.SO_RCVBUFFORCE, Interop.SO_RCVBUF);
+        SetBuffer(fd, Interop.SO_SNDBUFFORCE, Interop.SO_SNDBUF);
+        Interop.SockAddrIn sa = default;
+        sa.Family = Interop.AF_INET;
+        sa.PortBE = BinaryPrimitives.ReverseEndianness(local.Port);
+        sa.AddrBE = BinaryPrimitives.ReverseEndianness(local.Address);
+        return Interop.Libc.bind(fd, &sa, (uint)sizeof(Interop.SockAddrIn)) == 0;
     }
 
     private static void SetBuffer(int fd, int force, int plain)
