@@ -13,19 +13,41 @@ namespace UserOverlay.Bench.Router;
 [MemoryDiagnoser]
 public class VxlanCodecBenchmarks
 {
-    private readonly byte[] _datagram = new byte[8 + 1400];
+    private const int Batch = 64;
+    private readonly byte[][] _datagrams = new byte[Batch][];
 
     [GlobalSetup]
-    public void Setup() => VxlanHeader.Write(_datagram, 4097);
+    public void Setup()
+    {
+        for (int i = 0; i < Batch; i++)
+        {
+            _datagrams[i] = new byte[8 + 1400];
+            VxlanHeader.Write(_datagrams[i], 4097 + (uint)i);
+        }
+    }
 
-    [Benchmark(Description = "Encapsulate (VXLAN header in place)")]
-    public void Encapsulate() => VxlanHeader.Write(_datagram, 4097);
+    [Benchmark(OperationsPerInvoke = Batch, Description = "Encapsulate (VXLAN header in place)")]
+    public int Encapsulate()
+    {
+        int x = 0;
+        for (int i = 0; i < Batch; i++)
+        {
+            VxlanHeader.Write(_datagrams[i], 4097 + (uint)i);
+            x += _datagrams[i][6];
+        }
+        return x;
+    }
 
-    [Benchmark(Description = "Decapsulate (validate flags, read VNI)")]
+    [Benchmark(OperationsPerInvoke = Batch, Description = "Decapsulate (validate flags, read VNI)")]
     public uint Decapsulate()
     {
-        VxlanHeader.TryDecode(_datagram, out uint vni);
-        return vni;
+        uint sum = 0;
+        for (int i = 0; i < Batch; i++)
+        {
+            VxlanHeader.TryDecode(_datagrams[i], out uint vni);
+            sum += vni;
+        }
+        return sum;
     }
 }
 
@@ -117,7 +139,8 @@ public class FdbLookupBenchmarks
                 b.Set(mac, new Entry(mac));
             }
         });
-        _hits = _table.ToList().Select(kv => kv.Key).Take(256).ToArray();
+        var keys = _table.ToList().Select(kv => kv.Key).ToArray();
+        _hits = Enumerable.Range(0, 256).Select(i => keys[(i * 7919) % keys.Length]).ToArray(); // 256 lookups, whatever the table size
         _misses = Enumerable.Range(0, 256).Select(i => 0x0600_0000_0000UL | (uint)i).ToArray();
     }
 
