@@ -163,8 +163,12 @@ public static class ConfigLoader
                 endpointIndex.Add(i);
                 endpoints.Add(new EndpointOptions
                 {
-                    Network = network, Netns = netns, Interface = iface,
-                    Address = addr.Network, PrefixLength = addr.Length, Mac = mac,
+                    Network = network,
+                    Netns = netns,
+                    Interface = iface,
+                    Address = addr.Network,
+                    PrefixLength = addr.Length,
+                    Mac = mac,
                 });
             }
         }

@@ -34,7 +34,8 @@ public static class Namespaces
         {
             try { result = RunOnThisThread(path, netns, action); }
             catch (Exception e) { error = e; }
-        }) { Name = "useroverlay-netns", IsBackground = true };
+        })
+        { Name = "useroverlay-netns", IsBackground = true };
         thread.Start();
         thread.Join();
         if (error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);

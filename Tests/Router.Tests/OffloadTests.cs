@@ -58,8 +58,12 @@ public class OffloadTests
 
     private static OffloadInfo Tso(bool ipv6, ushort mss) => new()
     {
-        Gso = ipv6 ? GsoKind.TcpV6 : GsoKind.TcpV4, GsoSize = mss, NeedsChecksum = true,
-        HeaderLength = (ushort)(14 + (ipv6 ? 40 : 20) + 20), CsumStart = (ushort)(14 + (ipv6 ? 40 : 20)), CsumOffset = 16,
+        Gso = ipv6 ? GsoKind.TcpV6 : GsoKind.TcpV4,
+        GsoSize = mss,
+        NeedsChecksum = true,
+        HeaderLength = (ushort)(14 + (ipv6 ? 40 : 20) + 20),
+        CsumStart = (ushort)(14 + (ipv6 ? 40 : 20)),
+        CsumOffset = 16,
     };
 
     [Theory]
