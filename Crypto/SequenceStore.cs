@@ -45,18 +45,21 @@ public interface ISequenceStore
 }
 
 /// <summary>
-/// A store that lives as long as the object: enough for tests (share one instance between two database instances to
-/// simulate a restart) and for embedders whose keys are random per process. It does <b>not</b> survive a process
-/// restart; the daemon uses <see cref="FileSequenceStore"/>.
+/// The record keeping both stores share: reservations by SA record id, the epoch floor, and the rule that a
+/// reservation only ever grows. A derived store makes each change durable in <see cref="Persist"/>, which runs under
+/// the store's lock after every call that changed something.
 /// </summary>
-public sealed class InMemorySequenceStore : ISequenceStore
+public abstract class SequenceStoreBase : ISequenceStore
 {
-    private readonly Dictionary<string, (long Epoch, ulong Through)> _records = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
 
-    private long _floor = long.MinValue;
+    /// <summary>The reservations: record id → (epoch, reserved through). Touch only under the lock (in <see cref="Persist"/> or the constructor).</summary>
+    protected Dictionary<string, (long Epoch, ulong Through)> Records { get; } = new(StringComparer.Ordinal);
 
-    /// <summary>Number of <see cref="Reserve"/> calls so far.</summary>
+    /// <summary>The pruned-epoch floor (<see cref="long.MinValue"/> until the first prune).</summary>
+    protected long FloorValue { get; set; } = long.MinValue;
+
+    /// <summary>Number of changes made durable so far (each <see cref="Persist"/> call).</summary>
     public int Writes { get; private set; }
 
     /// <inheritdoc/>
@@ -65,7 +68,7 @@ public sealed class InMemorySequenceStore : ISequenceStore
         get
         {
             lock (_lock)
-                return _floor;
+                return FloorValue;
         }
     }
 
@@ -73,17 +76,27 @@ public sealed class InMemorySequenceStore : ISequenceStore
     public ulong GetReserved(string recordId)
     {
         lock (_lock)
-            return _records.TryGetValue(recordId, out var r) ? r.Through : 0;
+            return Records.TryGetValue(recordId, out var r) ? r.Through : 0;
     }
 
     /// <inheritdoc/>
-    public void Reserve(string recordId, long epoch, ulong through)
+    public void Reserve(string recordId, long epoch, ulong through) => ReserveMany([new SequenceReservation(recordId, epoch, through)]);
+
+    /// <inheritdoc/>
+    public void ReserveMany(IReadOnlyList<SequenceReservation> reservations)
     {
         lock (_lock)
         {
-            if (!_records.TryGetValue(recordId, out var r) || r.Through < through)
-                _records[recordId] = (epoch, through);
-            Writes++;
+            bool changed = false;
+            foreach (SequenceReservation r in reservations)
+            {
+                if (Records.TryGetValue(r.RecordId, out var old) && old.Through >= r.Through)
+                    continue;
+                Records[r.RecordId] = (r.Epoch, r.Through);
+                changed = true;
+            }
+            if (changed)
+                Commit();
         }
     }
 
@@ -92,11 +105,41 @@ public sealed class InMemorySequenceStore : ISequenceStore
     {
         lock (_lock)
         {
-            foreach (var (id, r) in _records.ToArray())
+            bool changed = minEpoch > FloorValue;
+            FloorValue = Math.Max(FloorValue, minEpoch);
+            foreach (var (id, r) in Records.ToArray())
+            {
                 if (r.Epoch < minEpoch)
-                    _records.Remove(id);
-            _floor = Math.Max(_floor, minEpoch);
+                {
+                    Records.Remove(id);
+                    changed = true;
+                }
+            }
+            if (changed)
+                Commit();
         }
+    }
+
+    private void Commit()
+    {
+        Writes++;
+        Persist();
+    }
+
+    /// <summary>Makes the current <see cref="Records"/> and <see cref="FloorValue"/> durable before returning; called under the lock.</summary>
+    protected abstract void Persist();
+}
+
+/// <summary>
+/// A store that lives as long as the object: enough for tests (share one instance between two database instances to
+/// simulate a restart) and for embedders whose keys are random per process. It does <b>not</b> survive a process
+/// restart; the daemon uses <see cref="FileSequenceStore"/>.
+/// </summary>
+public sealed class InMemorySequenceStore : SequenceStoreBase
+{
+    /// <inheritdoc/>
+    protected override void Persist()
+    {
     }
 }
 
@@ -107,13 +150,10 @@ public sealed class InMemorySequenceStore : ISequenceStore
 /// or the new content. A file that exists but cannot be parsed is an error (the constructor throws): starting without
 /// it could reuse nonces.
 /// </summary>
-public sealed class FileSequenceStore : ISequenceStore
+public sealed class FileSequenceStore : SequenceStoreBase
 {
     private const string Header = "# UserOverlay ESP sequence reservations v1: <sa record id> <epoch> <reserved through>";
     private readonly string _path;
-    private readonly Dictionary<string, (long Epoch, ulong Through)> _records = new(StringComparer.Ordinal);
-    private readonly Lock _lock = new();
-    private long _floor = long.MinValue;
 
     /// <summary>Opens (or prepares to create) the store at <paramref name="path"/>; its directory is created if missing.</summary>
     /// <exception cref="InvalidDataException">the file exists and is not a store.</exception>
@@ -134,7 +174,7 @@ public sealed class FileSequenceStore : ISequenceStore
             string[] f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
             if (f.Length == 2 && f[0] == "floor" && long.TryParse(f[1], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long floor))
             {
-                _floor = floor;
+                FloorValue = floor;
                 continue;
             }
             if (f.Length != 3
@@ -145,7 +185,7 @@ public sealed class FileSequenceStore : ISequenceStore
                     $"{_path}:{lineNo}: not an ESP sequence store line. Starting without it could reuse GCM nonces; " +
                     "restore the file, or delete it only when no encrypted traffic was sent by this host within the last two rekey intervals.");
             }
-            _records[f[0]] = (epoch, through);
+            Records[f[0]] = (epoch, through);
         }
     }
 
@@ -153,82 +193,12 @@ public sealed class FileSequenceStore : ISequenceStore
     public string FilePath => _path;
 
     /// <inheritdoc/>
-    public long Floor
+    protected override void Persist()
     {
-        get
-        {
-            lock (_lock)
-                return _floor;
-        }
-    }
-
-    /// <inheritdoc/>
-    public ulong GetReserved(string recordId)
-    {
-        lock (_lock)
-            return _records.TryGetValue(recordId, out var r) ? r.Through : 0;
-    }
-
-    /// <inheritdoc/>
-    public void Reserve(string recordId, long epoch, ulong through)
-    {
-        lock (_lock)
-        {
-            if (_records.TryGetValue(recordId, out var r) && r.Through >= through)
-                return;
-            _records[recordId] = (epoch, through);
-            Save();
-        }
-    }
-
-    /// <inheritdoc/>
-    public void ReserveMany(IReadOnlyList<SequenceReservation> reservations)
-    {
-        lock (_lock)
-        {
-            bool changed = false;
-            foreach (SequenceReservation r in reservations)
-            {
-                if (_records.TryGetValue(r.RecordId, out var old) && old.Through >= r.Through)
-                    continue;
-                _records[r.RecordId] = (r.Epoch, r.Through);
-                changed = true;
-            }
-            if (changed)
-                Save();
-        }
-    }
-
-    /// <summary>Number of times the file was rewritten (and flushed to disk).</summary>
-    public int Writes { get; private set; }
-
-    /// <inheritdoc/>
-    public void Prune(long minEpoch)
-    {
-        lock (_lock)
-        {
-            bool changed = minEpoch > _floor;
-            _floor = Math.Max(_floor, minEpoch);
-            foreach (var (id, r) in _records.ToArray())
-            {
-                if (r.Epoch < minEpoch)
-                {
-                    _records.Remove(id);
-                    changed = true;
-                }
-            }
-            if (changed)
-                Save();
-        }
-    }
-
-    private void Save()
-    {
-        Writes++;
         var sb = new StringBuilder(Header).Append('\n');
-        if (_floor != long.MinValue)
-            sb.Append("floor ").Append(_floor.ToString(CultureInfo.InvariantCulture)).Append('\n');
-        foreach (var (id, r) in _records)
+        if (FloorValue != long.MinValue)
+            sb.Append("floor ").Append(FloorValue.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        foreach (var (id, r) in Records)
             sb.Append(id).Append(' ').Append(r.Epoch.ToString(CultureInfo.InvariantCulture)).Append(' ')
               .Append(r.Through.ToString(CultureInfo.InvariantCulture)).Append('\n');
         string tmp = _path + ".tmp";
