@@ -103,6 +103,7 @@ internal static unsafe partial class Interop
     internal const int AF_INET = 2, AF_NETLINK = 16;
     internal const int SOCK_DGRAM = 2, SOCK_RAW = 3, SOCK_CLOEXEC = 0x80000, SOCK_NONBLOCK = 0x800;
     internal const int IPPROTO_UDP = 17, SOL_UDP = 17, UDP_SEGMENT = 103, UDP_GRO = 104;
+    internal const int IPPROTO_ESP = 50, IPPROTO_RAW = 255;
     internal const int SOL_SOCKET = 1, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_SNDBUFFORCE = 32, SO_RCVBUFFORCE = 33;
     internal const int SHUT_RD = 0, SHUT_RDWR = 2;
     internal const int MSG_DONTWAIT = 0x40, MSG_TRUNC = 0x20, MSG_WAITFORONE = 0x10000;
@@ -157,6 +158,22 @@ internal static unsafe partial class Interop
         public int Pad;
         /// <summary>CMSG_LEN for a payload of <paramref name="bytes"/> bytes.</summary>
         public static nuint LengthFor(int bytes) => (nuint)(sizeof(nuint) + 8 + bytes);
+    }
+
+    /// <summary>An IPv4 header without options, as a raw IPPROTO_RAW socket takes it (fields in network byte order).</summary>
+    [StructLayout(LayoutKind.Sequential, Pack = 1)]
+    internal struct Ipv4Header
+    {
+        public byte VersionIhl;
+        public byte Tos;
+        public ushort TotalLengthBE;
+        public ushort IdentificationBE;
+        public ushort FragmentBE;
+        public byte Ttl;
+        public byte Protocol;
+        public ushort ChecksumBE;
+        public uint SourceBE;
+        public uint DestinationBE;
     }
 
     /// <summary>struct sockaddr_in: family, port and address in network byte order.</summary>
