@@ -152,7 +152,7 @@ public sealed class GossipAgentTests : IAsyncDisposable
         await Task.Delay(1000, TestContext.Current.CancellationToken); // retransmits of the first round are over
         await Add(5, [Endpoint("blue", "c5", "198.18.0.15")], [seed], tweak: slow);
         await Eventually.True(() => Enumerable.Range(1, 4).All(i => HasGossip(Net($"h{i}", "blue"), "198.18.0.15", Vtep(5))),
-            TimeSpan.FromSeconds(10), "every host learns the late h5's endpoint by gossip");
+            Wait, "every host learns the late h5's endpoint by gossip (push/pull is 5 minutes away)");
     }
 
     [Fact]
