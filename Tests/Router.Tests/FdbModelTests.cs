@@ -92,7 +92,8 @@ public class FdbModelTests
                 next++;
                 Interlocked.Increment(ref writes);
             }
-        }) { IsBackground = true };
+        })
+        { IsBackground = true };
         var reader = new Thread(() =>
         {
             while (passesWhileWriting < Passes)
@@ -106,7 +107,8 @@ public class FdbModelTests
                 if (writing) passesWhileWriting++;
             }
             Volatile.Write(ref done, true);
-        }) { IsBackground = true };
+        })
+        { IsBackground = true };
         writer.Start();
         reader.Start();
         Assert.True(reader.Join(TimeSpan.FromMinutes(2)), "reader did not finish 200 passes in 2 minutes");
