@@ -57,9 +57,23 @@ public sealed class SerfAgent : IDisposable
 
     public static SerfAgent Start(string name, IPAddress ip, string? key = null, string? join = null, string profile = "local", params string[] tags)
     {
+        // Ports are picked free and then released, so another process (or the second pick) may take one
+        // before serf binds it: a start that dies of a taken address is retried with new ports.
+        for (int attempt = 1; ; attempt++)
+        {
+            var (agent, exited) = TryStart(name, ip, key, join, profile, tags);
+            if (agent is not null) return agent;
+            if (attempt < 3 && exited.Contains("address already in use", StringComparison.OrdinalIgnoreCase)) continue;
+            throw new InvalidOperationException(exited);
+        }
+    }
+
+    private static (SerfAgent? Agent, string Failure) TryStart(string name, IPAddress ip, string? key, string? join, string profile, string[] tags)
+    {
         string serf = Requires.Tool("serf", "serf");
         int port = FreePort(ip);
-        int rpcPort = FreePort(ip);
+        int rpcPort;
+        do rpcPort = FreePort(ip); while (rpcPort == port);
         string rpc = $"{ip}:{rpcPort}";
         var psi = new ProcessStartInfo(serf) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { "agent", $"-node={name}", $"-bind={ip}:{port}", $"-rpc-addr={rpc}", "-log-level=debug", $"-profile={profile}" }) psi.ArgumentList.Add(a);
@@ -75,12 +89,23 @@ public sealed class SerfAgent : IDisposable
         var sw = Stopwatch.StartNew();
         while (true)
         {
-            if (p.HasExited) { agent.Dispose(); throw new InvalidOperationException($"serf exited {p.ExitCode}:\n{agent.Log}"); }
+            if (p.HasExited)
+            {
+                p.WaitForExit(); // the output readers are drained
+                string failure = $"serf exited {p.ExitCode}:\n{agent.Log}";
+                agent.Dispose();
+                return (null, failure);
+            }
             if (Shell.Run(serf, ["members", $"-rpc-addr={rpc}"], TimeSpan.FromSeconds(5)).ExitCode == 0) break;
-            if (sw.Elapsed > TimeSpan.FromSeconds(15)) { agent.Dispose(); throw new InvalidOperationException("serf RPC not answering:\n" + agent.Log); }
+            if (sw.Elapsed > TimeSpan.FromSeconds(15))
+            {
+                string failure = "serf RPC not answering:\n" + agent.Log;
+                agent.Dispose();
+                return (null, failure);
+            }
             Thread.Sleep(100);
         }
-        return agent;
+        return (agent, "");
     }
 
     public string Log { get { lock (_log) return _log.ToString(); } }
