@@ -168,6 +168,7 @@ internal sealed class QueueWorker : IDisposable
                 _outbound.ProcessTapFrame(port, _tapBufs[_used + j], Constants.Headroom, _sizes[_used + j], _offloads[_used + j], now);
             _used += got;
             drained += got;
+            if (got < room) break; // the read stopped at EAGAIN: drained (asking again would cost an empty read)
         }
     }
 

@@ -22,7 +22,8 @@ public interface ITapDevice : IDisposable
     /// return TCP super-frames of up to 64 KB and frames with a partial checksum, so its buffers must
     /// hold <see cref="Constants.GsoBufferSize"/> bytes). The <paramref name="offset"/> must leave at
     /// least <see cref="Constants.Headroom"/> bytes in front. Returns the number of frames read, 0 when
-    /// none is ready.
+    /// none is ready; fewer than <c>bufs.Length</c> means the device had no more (the worker then stops
+    /// asking until epoll reports it readable again).
     /// </summary>
     int Read(ReadOnlySpan<PacketBuffer> bufs, Span<int> sizes, Span<OffloadInfo> offloads, int offset);
 
