@@ -202,4 +202,43 @@ public class FuzzTests
         h.Outbound.Flush();
         Assert.Equal(before + 1, h.Underlay.Datagrams);
     }
+
+    [Fact]
+    public void Mutated_esp_packets_never_deliver_and_are_each_counted()
+    {
+        using var h = new PipelineHarness(encrypted: true);
+        var rnd = new Random(50);
+        var buf = new PacketBuffer(Constants.GsoBufferSize);
+        long now = Environment.TickCount64;
+        var inner = PipelineHarness.Frame(h.RemoteMacs[0], h.Ports[1].Mac, 600);
+        var tap = (CountingTap)h.Ports[1].Tap;
+        int intact = 0, altered = 0;
+        for (int i = 0; i < Rounds / 4; i++)
+        {
+            UnderlayDatagram d = h.ReceivedEsp(buf, inner); // a fresh, valid packet (next sequence number)
+            if (rnd.Next(4) == 0)
+            {
+                intact++;
+            }
+            else
+            {
+                byte[] sealedPacket = buf.Span.Slice(d.Offset, d.Length).ToArray();
+                byte[] bad;
+                do bad = Mutate(rnd, sealedPacket); while (bad.AsSpan().SequenceEqual(sealedPacket));
+                if (bad.Length > buf.Capacity) continue;
+                altered++;
+                bad.CopyTo(buf.Span);
+                d.Offset = 0;
+                d.Length = bad.Length;
+            }
+            h.Inbound.ProcessEsp(ref d, now);
+        }
+        // Only the intact packets reached the endpoint; every altered one was refused with a reason.
+        Assert.Equal(intact, tap.Frames);
+        Assert.Equal(altered, h.State.Global[0].Drops.Sum());
+        Assert.True(intact > 0 && altered > 0);
+        Assert.Equal(intact, h.Network.Counters[0].RxFrames);
+        Assert.Equal(0, h.EspUnderlay!.Datagrams);
+        Assert.Equal(0, h.Underlay.Datagrams);
+    }
 }
