@@ -89,20 +89,21 @@ internal static class TcpSegmenter
     }
 
     /// <summary>
-    /// Sets the IP header's length for a TCP segment of <paramref name="l4Length"/> bytes (IPv4 total length and
-    /// header checksum, or IPv6 payload length) and returns the TCP pseudo-header sum.
+    /// Sets the IP header's length for an L4 segment of <paramref name="l4Length"/> bytes (IPv4 total length and
+    /// header checksum, or IPv6 payload length) and returns the pseudo-header sum for <paramref name="protocol"/>
+    /// (TCP unless said).
     /// </summary>
-    public static ulong SetIpLength(Span<byte> ip, in Layout l, int l4Length)
+    public static ulong SetIpLength(Span<byte> ip, in Layout l, int l4Length, byte protocol = 6)
     {
         if (l.IsIPv6)
         {
             BinaryPrimitives.WriteUInt16BigEndian(ip[4..], (ushort)l4Length);
-            return Checksum.PseudoHeaderV6(ip.Slice(8, 16), ip.Slice(24, 16), 6, l4Length);
+            return Checksum.PseudoHeaderV6(ip.Slice(8, 16), ip.Slice(24, 16), protocol, l4Length);
         }
         BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(l.IpLength + l4Length));
         BinaryPrimitives.WriteUInt16BigEndian(ip[10..], 0);
         BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Complement(Checksum.Sum(ip[..l.IpLength])));
-        return Checksum.PseudoHeaderV4(ip.Slice(12, 4), ip.Slice(16, 4), 6, l4Length);
+        return Checksum.PseudoHeaderV4(ip.Slice(12, 4), ip.Slice(16, 4), protocol, l4Length);
     }
 
     /// <summary>

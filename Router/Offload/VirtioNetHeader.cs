@@ -11,6 +11,12 @@ public enum GsoKind : byte
     TcpV4 = 1,
     /// <summary>A TCP/IPv6 super-frame.</summary>
     TcpV6 = 4,
+    /// <summary>
+    /// A UDP super-frame (IPv4 or IPv6; virtio's GSO_UDP_L4): datagrams of one flow back to back, cut by the
+    /// kernel into <see cref="OffloadInfo.GsoSize"/>-byte payloads. Only ever written to a TAP (see
+    /// <see cref="ITapDevice.SupportsUdpSegmentation"/>), never read from one.
+    /// </summary>
+    UdpL4 = 5,
 }
 
 /// <summary>

@@ -23,13 +23,13 @@ namespace UserOverlay.Router.Pipeline;
 //  3. Learn inner source MAC → the peer's VTEP, and ARP sender IP → MAC (for proxy ARP).
 //  4. Deliver: to the port that owns the destination MAC, or to every port of the network for
 //     broadcast, multicast and unknown unicast. Never back to the underlay. Consecutive TCP
-//     segments of one flow for an offload-capable port are coalesced (TcpCoalescer) and written
+//     segments of one flow for an offload-capable port are coalesced (Coalescer) and written
 //     as one super-frame when the receive round ends.
 //
 // Not thread-safe: one instance per worker. Nothing here allocates.
 
 /// <summary>The underlay → endpoint half of the switch, for one pipeline worker.</summary>
-internal sealed class Inbound(ForwardingState state, int worker, TcpCoalescer? coalescer = null)
+internal sealed class Inbound(ForwardingState state, int worker, Coalescer? coalescer = null)
 {
     /// <summary>Writes the super-frames coalesced during this receive round. Call at the end of every round.</summary>
     public void FlushCoalesced() => coalescer?.Flush();

@@ -36,7 +36,7 @@ internal sealed class QueueWorker : IDisposable
     private readonly PacketBuffer[] _tapBufs;
     private readonly int[] _sizes;
     private readonly Offload.OffloadInfo[] _offloads;
-    private readonly Offload.TcpCoalescer _coalescer;
+    private readonly Offload.Coalescer _coalescer;
     private readonly UnderlayDatagram[] _datagrams;
     private readonly bool _rxLarge;
     private readonly Interop.EpollEvent[] _events = new Interop.EpollEvent[Constants.IdealBatchSize];
@@ -56,7 +56,7 @@ internal sealed class QueueWorker : IDisposable
         _log = log;
         WorkerId = workerId;
         _outbound = new Outbound(state, underlay, workerId, espUnderlay);
-        _coalescer = new Offload.TcpCoalescer(largePool.Rent, workerId);
+        _coalescer = new Offload.Coalescer(largePool.Rent, workerId);
         _inbound = new Inbound(state, workerId, _coalescer);
         // TAP reads may return 64 KB TCP super-frames (TSO), so their buffers are large; socket receives are not.
         _tapBufs = new PacketBuffer[batch];

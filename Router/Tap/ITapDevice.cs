@@ -36,7 +36,13 @@ public interface ITapDevice : IDisposable
     /// </summary>
     bool SupportsOffload { get; }
 
-    /// <summary>Writes a frame with offload metadata (a coalesced TCP super-frame). Only when <see cref="SupportsOffload"/>.</summary>
+    /// <summary>
+    /// True when <see cref="WriteOffload"/> also takes UDP super-frames (<see cref="GsoKind.UdpL4"/>): a TAP on a
+    /// kernel that knows UDP segmentation offload (Linux 6.2+). Reads never return them.
+    /// </summary>
+    bool SupportsUdpSegmentation => false;
+
+    /// <summary>Writes a frame with offload metadata (a coalesced TCP or UDP super-frame). Only when <see cref="SupportsOffload"/>.</summary>
     bool WriteOffload(ReadOnlySpan<byte> frame, in OffloadInfo info);
 
     /// <summary>

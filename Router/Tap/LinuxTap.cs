@@ -23,22 +23,26 @@ internal sealed unsafe class LinuxTap : ITapDevice
     private const short IFF_TAP = 0x0002, IFF_NO_PI = 0x1000, IFF_VNET_HDR = 0x4000;
     private const ushort IFF_TUN_EXCL = 0x8000;
     private const nuint TUNSETOFFLOAD = 0x400454d0;
-    private const uint TUN_F_CSUM = 0x01, TUN_F_TSO4 = 0x02, TUN_F_TSO6 = 0x04;
+    private const uint TUN_F_CSUM = 0x01, TUN_F_TSO4 = 0x02, TUN_F_TSO6 = 0x04, TUN_F_USO4 = 0x20, TUN_F_USO6 = 0x40;
 
     private readonly SafeFdHandle _handle;
     private readonly int _fd; // hot path uses the raw descriptor; _handle owns it (see the Dispose contract)
 
-    private LinuxTap(SafeFdHandle handle, string name, bool offload)
+    private LinuxTap(SafeFdHandle handle, string name, bool offload, bool uso)
     {
         _handle = handle;
         _fd = handle.Fd;
         Name = name;
         SupportsOffload = offload;
+        SupportsUdpSegmentation = uso;
     }
 
     public string Name { get; }
 
     public bool SupportsOffload { get; }
+
+    /// <inheritdoc />
+    public bool SupportsUdpSegmentation { get; }
 
     public SafeHandle ReadinessHandle => _handle;
 
@@ -80,6 +84,10 @@ internal sealed unsafe class LinuxTap : ITapDevice
                     _ => new RouterException(RouterErrorCode.SystemError, $"cannot create {where}: TUNSETIFF: {Interop.ErrorText(errno)}"),
                 };
             }
+            // UDP segmentation offload, probed: a kernel that accepts TUN_F_USO4/6 (6.2+) also takes UDP super-frames
+            // written to the TAP, which is all the router uses. The flags are then set back without USO, so the kernel
+            // never hands the router a UDP super-frame to read (the outbound path segments TCP only).
+            bool uso = r.Offload && Interop.Libc.ioctl(fd, TUNSETOFFLOAD, (nuint)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6)) == 0;
             if (r.Offload && Interop.Libc.ioctl(fd, TUNSETOFFLOAD, (nuint)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) != 0)
                 throw new RouterException(RouterErrorCode.SystemError, $"cannot enable offloads on {where}: TUNSETOFFLOAD: {Interop.ErrorText(Marshal.GetLastPInvokeError())}");
             using var nl = new Rtnetlink();
@@ -87,7 +95,7 @@ internal sealed unsafe class LinuxTap : ITapDevice
             nl.SetLinkAddressAndMtu(index, r.Mac, r.Mtu, $"set MAC {r.Mac} and MTU {r.Mtu} on {where}");
             nl.AddIPv4Address(index, r.Address, r.PrefixLength, $"add address {VtepEndpoint.FormatAddress(r.Address)}/{r.PrefixLength} to {where}");
             nl.SetLinkUp(index, $"set {where} up");
-            return new LinuxTap(handle, r.Name, r.Offload);
+            return new LinuxTap(handle, r.Name, r.Offload, uso);
         }
         catch
         {

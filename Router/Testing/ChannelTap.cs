@@ -38,6 +38,9 @@ public sealed class ChannelTap : ITapDevice
     /// <summary>True when created with offload: <see cref="WriteOffload"/> accepts super-frames.</summary>
     public bool SupportsOffload { get; }
 
+    /// <summary>Takes UDP super-frames too when set (off by default, so tests see datagrams one by one).</summary>
+    public bool SupportsUdpSegmentation { get; init; }
+
     /// <summary>Super-frames the router wrote with offload metadata (besides being in the normal output as whole frames).</summary>
     public IReadOnlyCollection<(byte[] Frame, OffloadInfo Info)> OffloadWrites => _offloadWrites;
 

@@ -33,14 +33,22 @@ public sealed class CountingTap : ITapDevice
     /// <summary>Offload-capable when created so (counts super-frames as one write each).</summary>
     public bool SupportsOffload { get; init; }
 
+    /// <summary>Takes UDP super-frames too when created so.</summary>
+    public bool SupportsUdpSegmentation { get; init; }
+
+    /// <summary>UDP super-frames written (a subset of <see cref="OffloadWrites"/>).</summary>
+    public long UdpOffloadWrites => Interlocked.Read(ref _udpOffloadWrites);
+    private long _udpOffloadWrites;
+
     /// <summary>Super-frames written.</summary>
     public long OffloadWrites => Interlocked.Read(ref _offloadWrites);
     private long _offloadWrites;
 
     public bool WriteOffload(ReadOnlySpan<byte> frame, in Offload.OffloadInfo info)
     {
-        if (!SupportsOffload) return false;
+        if (!SupportsOffload || (info.Gso == Offload.GsoKind.UdpL4 && !SupportsUdpSegmentation)) return false;
         Interlocked.Increment(ref _offloadWrites);
+        if (info.Gso == Offload.GsoKind.UdpL4) Interlocked.Increment(ref _udpOffloadWrites);
         return Write(frame);
     }
 

@@ -50,10 +50,10 @@ public class FuzzTests
     private static (PipelineHarness H, CountingTap OffloadTap, LocalPort OffloadPort, Pipeline.Inbound Inbound) Setup()
     {
         var h = new PipelineHarness();
-        var tap = new CountingTap { SupportsOffload = true };
+        var tap = new CountingTap { SupportsOffload = true, SupportsUdpSegmentation = true };
         var port = new LocalPort(7, h.Network, new EndpointOptions { Network = "blue", Netns = "z", Address = 0xC612_0020, PrefixLength = 24 }, tap);
         h.State.AddPort(port, Environment.TickCount64);
-        var co = new TcpCoalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
+        var co = new Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
         return (h, tap, port, new Pipeline.Inbound(h.State, 0, co));
     }
 
@@ -80,6 +80,9 @@ public class FuzzTests
         var seg = new byte[2000];
         for (int i = 0; i < 8; i++)
             seeds.Add(seg[..TcpSegmenter.WriteSegment(super, layout, 1398, i, seg)]);
+        // UDP datagrams of one flow to the same port: what the coalescer merges into UDP super-frames.
+        for (int i = 0; i < 6; i++)
+            seeds.Add(Packets.Udp4(new MacAddress(h.RemoteMacs[0]), new MacAddress(offloadPort.Mac), "198.18.0.100", "198.18.0.32", payloadLength: i < 5 ? 64 : 30));
         return seeds;
     }
 
@@ -130,6 +133,7 @@ public class FuzzTests
         inbound.ProcessDatagram(ref good, now);
         Assert.Equal(before + 1, ((CountingTap)h.Ports[1].Tap).Frames);
         Assert.True(offloadTap.Frames > 0, "the coalescing path was exercised");
+        Assert.True(offloadTap.UdpOffloadWrites > 0, "UDP super-frames were written");
     }
 
     [Fact]

@@ -72,6 +72,52 @@ public class LinuxDeviceTests
     }
 
     [Fact]
+    public void Udp_super_frames_written_to_a_tap_reach_the_endpoint_as_the_original_datagrams()
+    {
+        using var net = new TestNetwork("uso");
+        string ns = net.AddNamespace("c1");
+        var mac = MacAddress.Parse("02:00:c6:12:00:01");
+        using var tap = LinuxTap.Create(new TapRequest(ns, "eth0", mac, 1400, InMemoryHosts.Ip("198.18.0.1"), 24, Offload: true));
+        var kernel = Environment.OSVersion.Version;
+        if (kernel < new Version(6, 2))
+        {
+            Assert.False(tap.SupportsUdpSegmentation); // older kernels: UDP goes one datagram per write
+            return;
+        }
+        Assert.True(tap.SupportsUdpSegmentation);
+
+        using var sock = NetnsSockets.Udp(ns, new IPEndPoint(IPAddress.Parse("198.18.0.1"), 5201));
+        sock.ReceiveTimeout = 5000;
+        using var h = new Testing.PipelineHarness();
+        var port = new Forwarding.LocalPort(9, h.Network, new EndpointOptions { Network = "blue", Netns = ns, Address = 0xC612_0001, PrefixLength = 24 }, tap);
+        var co = new Offload.Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
+        var c = new TrafficCounters();
+        var peer = MacAddress.Parse("02:00:c6:12:00:0c");
+        var sent = new List<byte[]>();
+        for (int i = 0; i < 20; i++)
+        {
+            int len = i < 19 ? 64 : 17; // the last one shorter, as the kernel allows
+            var frame = Packets.Udp4(peer, mac, "198.18.0.12", "198.18.0.1", len, srcPort: 40000, dstPort: 5201);
+            frame[14 + 20 + 8] = (byte)i; // tell the datagrams apart
+            var udp = Packets.Parse(frame).Extract<PacketDotNet.UdpPacket>();
+            udp.UpdateUdpChecksum();
+            frame = Packets.Parse(frame).Bytes;
+            sent.Add(frame.AsSpan(14 + 20 + 8).ToArray());
+            Assert.True(co.Offer(port, frame, c));
+        }
+        co.Flush();
+        Assert.Equal(0, c.Drops.Sum()); // one write was accepted
+        var got = new List<byte[]>();
+        var buf = new byte[2000];
+        for (int i = 0; i < sent.Count; i++)
+        {
+            int n = sock.Receive(buf);
+            got.Add(buf[..n]);
+        }
+        Assert.Equal(sent, got); // every datagram, intact and in order
+    }
+
+    [Fact]
     public void Tap_errors_are_clear()
     {
         using var net = new TestNetwork("tape");

@@ -143,7 +143,7 @@ public class OffloadTests
         using var h = new PipelineHarness();
         var (port, _, ch) = OffloadPort(h);
         var c = new TrafficCounters();
-        var co = new TcpCoalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
+        var co = new Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
         var original = TsoFrame(ipv6, 40 * 1400 - 100);
         var segs = Segments(original, ipv6, 1400);
         foreach (var s in segs) Assert.True(co.Offer(port, s, c));
@@ -166,7 +166,7 @@ public class OffloadTests
         using var h = new PipelineHarness();
         var (port, _, ch) = OffloadPort(h);
         var c = new TrafficCounters();
-        var co = new TcpCoalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
+        var co = new Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
         var flowA = Segments(TsoFrame(false, 5 * 1000, seq: 1), false, 1000);
         var flowB = Segments(TsoFrame(false, 3 * 1000, seq: 9000, srcPort: 40001), false, 1000);
         // Interleaved flows: two super-frames.
@@ -190,6 +190,126 @@ public class OffloadTests
         Assert.True(co.Offer(port, Segments(TsoFrame(false, 1000, seq: 70_000, srcPort: 40004), false, 1000)[0], c));
         Assert.False(co.Offer(port, fin, c));
         Assert.False(co.HasPending);
+    }
+
+    /// <summary>UDP/IPv4 or IPv6 datagrams of one flow with valid checksums (PacketDotNet), payload bytes tagged by <paramref name="tag"/>.</summary>
+    private static List<byte[]> Datagrams(bool ipv6, int count, int payload, ushort srcPort = 40000, byte tag = 0)
+    {
+        var list = new List<byte[]>();
+        for (int i = 0; i < count; i++)
+        {
+            var udp = new UdpPacket(srcPort, 5201) { PayloadData = Enumerable.Range(0, payload).Select(j => (byte)(tag + i * 7 + j)).ToArray() };
+            Packet ip = ipv6
+                ? new IPv6Packet(IPAddress.Parse("fd00::11"), IPAddress.Parse("fd00::12")) { PayloadPacket = udp, HopLimit = 64 }
+                : new IPv4Packet(IPAddress.Parse("198.18.0.11"), IPAddress.Parse("198.18.0.12")) { PayloadPacket = udp, TimeToLive = 64, Id = (ushort)(100 + i) };
+            var eth = new EthernetPacket(Packets.Phys(A), Packets.Phys(B), ipv6 ? EthernetType.IPv6 : EthernetType.IPv4) { PayloadPacket = ip };
+            udp.UpdateCalculatedValues();
+            ip.UpdateCalculatedValues();
+            if (ip is IPv4Packet v4) v4.UpdateIPChecksum();
+            udp.UpdateUdpChecksum();
+            list.Add(eth.Bytes);
+        }
+        return list;
+    }
+
+    /// <summary>What the kernel does with a UDP super-frame (__udp_gso_segment): the same headers, payload cut at GsoSize.</summary>
+    private static List<byte[]> CutUdp(byte[] super, OffloadInfo info)
+    {
+        int hdr = info.HeaderLength, n = (super.Length - hdr + info.GsoSize - 1) / info.GsoSize;
+        var list = new List<byte[]>();
+        for (int i = 0; i < n; i++)
+        {
+            int len = Math.Min(info.GsoSize, super.Length - hdr - i * info.GsoSize);
+            list.Add(super.AsSpan(hdr + i * info.GsoSize, len).ToArray());
+        }
+        return list;
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Udp_datagrams_of_one_flow_become_one_super_frame_the_kernel_cuts_back(bool ipv6)
+    {
+        using var h = new PipelineHarness();
+        var ch = new ChannelTap("eth9", offload: true) { SupportsUdpSegmentation = true };
+        var port = new LocalPort(9, h.Network, new EndpointOptions { Network = "blue", Netns = "x", Address = 0xC612_0063, PrefixLength = 24 }, ch);
+        var c = new TrafficCounters();
+        var co = new Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
+        var dgrams = Datagrams(ipv6, 10, 64);
+        dgrams.Add(Datagrams(ipv6, 1, 40, tag: 99)[0]); // a shorter last one closes the super-frame
+        foreach (var d in dgrams) Assert.True(co.Offer(port, d, c));
+        co.Flush();
+        var (frame, info) = Assert.Single(ch.OffloadWrites);
+        int l3 = ipv6 ? 40 : 20;
+        Assert.Equal(GsoKind.UdpL4, info.Gso);
+        Assert.Equal(64, info.GsoSize);
+        Assert.True(info.NeedsChecksum);
+        Assert.Equal(14 + l3, info.CsumStart);
+        Assert.Equal(6, info.CsumOffset);
+        Assert.Equal(14 + l3 + 8, info.HeaderLength);
+        int l4 = 8 + 10 * 64 + 40;
+        Assert.Equal(14 + l3 + l4, frame.Length);
+        Assert.Equal(l4, BinaryPrimitives.ReadUInt16BigEndian(frame.AsSpan(14 + l3 + 4)));
+        Assert.Equal(ipv6 ? l4 : l3 + l4, BinaryPrimitives.ReadUInt16BigEndian(frame.AsSpan(ipv6 ? 18 : 16)));
+        // The partial checksum is the pseudo-header sum over the whole (the kernel swaps the length per segment).
+        ulong pseudo = ipv6
+            ? Checksum.PseudoHeaderV6(frame.AsSpan(22, 16), frame.AsSpan(38, 16), 17, l4)
+            : Checksum.PseudoHeaderV4(frame.AsSpan(26, 4), frame.AsSpan(30, 4), 17, l4);
+        Assert.Equal(Checksum.Fold(pseudo), BinaryPrimitives.ReadUInt16BigEndian(frame.AsSpan(14 + l3 + 6)));
+        if (!ipv6) Assert.Equal(0, Checksum.Complement(Checksum.Sum(frame.AsSpan(14, 20)))); // the IPv4 header checksum is valid
+        // Cut as the kernel cuts it: the original payloads, in order.
+        var payloads = CutUdp(frame, info);
+        Assert.Equal(dgrams.Count, payloads.Count);
+        for (int i = 0; i < dgrams.Count; i++) Assert.Equal(dgrams[i].AsSpan(14 + l3 + 8).ToArray(), payloads[i]);
+    }
+
+    [Fact]
+    public void Udp_is_coalesced_only_where_it_may_be_and_never_reordered()
+    {
+        using var h = new PipelineHarness();
+        var c = new TrafficCounters();
+        var co = new Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
+        var plain = new ChannelTap("eth8", offload: true); // TSO but no USO: UDP goes one by one
+        var plainPort = new LocalPort(8, h.Network, new EndpointOptions { Network = "blue", Netns = "x", Address = 0xC612_0062, PrefixLength = 24 }, plain);
+        foreach (var d in Datagrams(false, 3, 64)) Assert.False(co.Offer(plainPort, d, c));
+
+        var ch = new ChannelTap("eth9", offload: true) { SupportsUdpSegmentation = true };
+        var port = new LocalPort(9, h.Network, new EndpointOptions { Network = "blue", Netns = "x", Address = 0xC612_0063, PrefixLength = 24 }, ch);
+
+        // A corrupted datagram is not merged (its checksum would be trusted): the flow so far is written first.
+        var a = Datagrams(false, 3, 64);
+        var bad = (byte[])a[2].Clone();
+        bad[^1] ^= 0xFF;
+        Assert.True(co.Offer(port, a[0], c));
+        Assert.True(co.Offer(port, a[1], c));
+        Assert.False(co.Offer(port, bad, c));
+        Assert.Single(ch.OffloadWrites);
+        Assert.False(co.HasPending);
+
+        // Two flows interleaved: two super-frames. A longer datagram than the first ends one and starts the next.
+        while (ch.TryTake(out _)) { }
+        var f1 = Datagrams(false, 4, 64, srcPort: 41000);
+        var f2 = Datagrams(false, 4, 64, srcPort: 42000);
+        for (int i = 0; i < 4; i++) { Assert.True(co.Offer(port, f1[i], c)); Assert.True(co.Offer(port, f2[i], c)); }
+        var longer = Datagrams(false, 1, 200, srcPort: 41000, tag: 50)[0];
+        Assert.True(co.Offer(port, longer, c)); // flow 1's four go out now, then this one waits for more
+        co.Flush();
+        var writes = new List<byte[]>();
+        while (ch.TryTake(out var f)) writes.Add(f);
+        Assert.Equal(3, writes.Count);
+        Assert.Equal(14 + 20 + 8 + 4 * 64, writes[0].Length); // flow 1 first: it was complete before the longer one came
+        Assert.Equal(longer.Length, writes.Single(w => w.Length == longer.Length).Length);
+        Assert.Equal(longer, writes.Single(w => w.Length == longer.Length)); // a lone datagram goes out exactly as received
+
+        // More than MaxSegments datagrams of one flow: written in order, in full super-frames.
+        var many = Datagrams(false, Coalescer.MaxSegments + 5, 32, srcPort: 43000);
+        foreach (var d in many) Assert.True(co.Offer(port, d, c));
+        co.Flush();
+        writes.Clear();
+        while (ch.TryTake(out var f)) writes.Add(f);
+        Assert.Equal(2, writes.Count);
+        Assert.Equal(14 + 20 + 8 + Coalescer.MaxSegments * 32, writes[0].Length);
+        Assert.Equal(many[^1].AsSpan(42).ToArray(), writes[1].AsSpan(writes[1].Length - 32).ToArray());
     }
 
     [Fact]

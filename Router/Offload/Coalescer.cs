@@ -7,7 +7,10 @@ namespace UserOverlay.Router.Offload;
 /// Receive-side coalescing towards offload-capable TAPs (what the kernel's GRO does for a NIC):
 /// consecutive TCP segments of one flow, arriving in one receive round for one local port, are
 /// merged into a single super-frame written with one syscall and a virtio-net GSO header, so the
-/// endpoint's stack handles one 64 KB packet (and sends one ACK) instead of forty-five.
+/// endpoint's stack handles one 64 KB packet (and sends one ACK) instead of forty-five. Likewise
+/// UDP datagrams of one flow towards a TAP that takes UDP super-frames
+/// (<see cref="ITapDevice.SupportsUdpSegmentation"/>): one write, which the kernel cuts back into the
+/// same datagrams, instead of one write per datagram — what makes small-packet UDP cheap.
 /// <para>
 /// A segment joins a pending super-frame when it continues it exactly: same port and addresses,
 /// next sequence number, same ACK number, window, TTL/TOS (hop limit/traffic class), TCP options
@@ -16,9 +19,15 @@ namespace UserOverlay.Router.Offload;
 /// for that port first flushes the port's pending super-frames, so a flow never reorders.
 /// The caller flushes at the end of every receive round, so nothing waits longer than one batch.
 /// </para>
+/// <para>
+/// A UDP datagram joins when it has the same addresses, ports, TOS/TTL/DF (traffic class, flow label, hop
+/// limit) and a payload no longer than the first one's; a shorter one closes the super-frame. Its UDP
+/// checksum is verified first (a corrupted datagram is written alone, for the endpoint to drop), because
+/// the super-frame's checksum is partial and the endpoint's stack trusts it.
+/// </para>
 /// Not thread-safe: one instance per pipeline worker. Allocation-free after construction.
 /// </summary>
-internal sealed class TcpCoalescer
+internal sealed class Coalescer
 {
     /// <summary>Super-frames being built at once (distinct flows per receive round).</summary>
     public const int MaxPending = 8;
@@ -27,10 +36,13 @@ internal sealed class TcpCoalescer
 
     private const byte TcpFin = 0x01, TcpSyn = 0x02, TcpRst = 0x04, TcpPsh = 0x08, TcpAck = 0x10, TcpUrg = 0x20, TcpEce = 0x40, TcpCwr = 0x80;
 
+    private const byte ProtoTcp = 6, ProtoUdp = 17;
+
     private sealed class Pending(PacketBuffer buffer)
     {
         public readonly PacketBuffer Buffer = buffer;
         public LocalPort? Port;
+        public bool Udp;
         public int Length;      // bytes of the super-frame at Constants.Headroom
         public TcpSegmenter.Layout Layout;
         public int Mss;         // payload of the first segment
@@ -44,7 +56,7 @@ internal sealed class TcpCoalescer
     private readonly int _worker;
     private int _age;
 
-    public TcpCoalescer(Func<PacketBuffer> rentLarge, int worker)
+    public Coalescer(Func<PacketBuffer> rentLarge, int worker)
     {
         _worker = worker;
         _pending = new Pending[MaxPending];
@@ -60,16 +72,44 @@ internal sealed class TcpCoalescer
     /// </summary>
     public bool Offer(LocalPort port, ReadOnlySpan<byte> frame, TrafficCounters c)
     {
-        if (!Eligible(frame, out var layout))
+        bool udp;
+        TcpSegmenter.Layout layout;
+        if (!Eligible(frame, out layout))
         {
-            FlushPort(port, c);
-            return false;
+            if (!port.Tap.SupportsUdpSegmentation || !EligibleUdp(frame, out layout))
+            {
+                FlushPort(port, c);
+                return false;
+            }
+            udp = true;
         }
+        else udp = false;
         int payload = frame.Length - layout.HeaderLength;
         for (int i = 0; i < _pending.Length; i++)
         {
             var p = _pending[i];
-            if (p.Port != port || p.Closed || p.Segments >= MaxSegments || !SameFlow(p, frame, layout)) continue;
+            if (p.Port != port || p.Udp != udp || !SameFlow(p, frame, layout)) continue;
+            if (p.Closed || p.Segments >= MaxSegments)
+            {
+                // The flow's super-frame is complete: write it now, so this frame, which starts the next one, cannot
+                // be written before it (the end-of-round flush goes by slot, not by age).
+                FlushOne(p, c);
+                break;
+            }
+            if (udp)
+            {
+                int total = p.Length - p.Layout.EthLength + payload;
+                if (payload > p.Mss || !ContinuesUdp(p, frame, layout) || total > 65535)
+                {
+                    FlushOne(p, c); // what we have goes first; this datagram starts the next super-frame
+                    break;
+                }
+                frame[layout.HeaderLength..].CopyTo(p.Buffer.Span[(Constants.Headroom + p.Length)..]);
+                p.Length += payload;
+                p.Segments++;
+                if (payload < p.Mss) p.Closed = true;
+                return true;
+            }
             uint seq = BinaryPrimitives.ReadUInt32BigEndian(frame[(layout.EthLength + layout.IpLength + 4)..]);
             int ipTotal = p.Length - p.Layout.EthLength + payload; // IPv4 total length, or IPv6 payload + 40
             if (seq != p.NextSeq || payload > p.Mss || !Continues(p, frame, layout) || ipTotal > 65535)
@@ -102,12 +142,13 @@ internal sealed class TcpCoalescer
         }
         frame.CopyTo(slot.Buffer.Span[Constants.Headroom..]);
         slot.Port = port;
+        slot.Udp = udp;
         slot.Length = frame.Length;
         slot.Layout = layout;
         slot.Mss = payload;
         slot.Segments = 1;
-        slot.NextSeq = BinaryPrimitives.ReadUInt32BigEndian(frame[(layout.EthLength + layout.IpLength + 4)..]) + (uint)payload;
-        slot.Closed = (frame[layout.EthLength + layout.IpLength + 13] & TcpPsh) != 0;
+        slot.NextSeq = udp ? 0 : BinaryPrimitives.ReadUInt32BigEndian(frame[(layout.EthLength + layout.IpLength + 4)..]) + (uint)payload;
+        slot.Closed = !udp && (frame[layout.EthLength + layout.IpLength + 13] & TcpPsh) != 0;
         slot.Sequence = ++_age;
         return true;
     }
@@ -143,6 +184,26 @@ internal sealed class TcpCoalescer
         if (p.Segments == 1)
         {
             ok = port.Tap.Write(f); // exactly as received: its checksum is the sender's
+        }
+        else if (p.Udp)
+        {
+            var l = p.Layout;
+            Span<byte> udp = f[(l.EthLength + l.IpLength)..];
+            int l4 = p.Length - l.EthLength - l.IpLength;
+            ulong pseudo = TcpSegmenter.SetIpLength(f[l.EthLength..], l, l4, ProtoUdp);
+            // The kernel cuts it as its own UDP GSO sends leave it: UDP length and a partial checksum over the whole.
+            BinaryPrimitives.WriteUInt16BigEndian(udp[4..], (ushort)l4);
+            BinaryPrimitives.WriteUInt16BigEndian(udp[6..], Checksum.Fold(pseudo));
+            var info = new OffloadInfo
+            {
+                Gso = GsoKind.UdpL4,
+                NeedsChecksum = true,
+                GsoSize = (ushort)p.Mss,
+                HeaderLength = (ushort)l.HeaderLength,
+                CsumStart = (ushort)(l.EthLength + l.IpLength),
+                CsumOffset = 6,
+            };
+            ok = port.Tap.WriteOffload(f, info);
         }
         else
         {
@@ -195,6 +256,51 @@ internal sealed class TcpCoalescer
         byte flags = f[layout.EthLength + layout.IpLength + 13];
         if ((flags & (TcpFin | TcpSyn | TcpRst | TcpUrg | TcpEce | TcpCwr)) != 0 || (flags & TcpAck) == 0) return false;
         return f.Length > layout.HeaderLength;
+    }
+
+    /// <summary>
+    /// UDP over IPv4 (no options, not fragmented) or IPv6 (no extension headers), lengths consistent, with a
+    /// payload and a correct checksum (or none, over IPv4).
+    /// </summary>
+    private static bool EligibleUdp(ReadOnlySpan<byte> f, out TcpSegmenter.Layout layout)
+    {
+        layout = default;
+        if (f.Length < Constants.EthernetHeaderLength + 20 + 8) return false;
+        ushort type = BinaryPrimitives.ReadUInt16BigEndian(f[12..]);
+        int udpAt;
+        ulong pseudo;
+        if (type == 0x0800)
+        {
+            if (f[14] != 0x45 || f[14 + 9] != ProtoUdp) return false;
+            if ((BinaryPrimitives.ReadUInt16BigEndian(f[(14 + 6)..]) & 0x3FFF) != 0) return false;
+            if (BinaryPrimitives.ReadUInt16BigEndian(f[(14 + 2)..]) != f.Length - 14) return false;
+            udpAt = 14 + 20;
+            layout = new TcpSegmenter.Layout(14, 20, 8, false);
+            pseudo = Checksum.PseudoHeaderV4(f.Slice(14 + 12, 4), f.Slice(14 + 16, 4), ProtoUdp, f.Length - udpAt);
+        }
+        else if (type == 0x86DD)
+        {
+            if (f.Length < 14 + 40 + 8 || (f[14] >> 4) != 6 || f[14 + 6] != ProtoUdp) return false;
+            if (BinaryPrimitives.ReadUInt16BigEndian(f[(14 + 4)..]) != f.Length - 14 - 40) return false;
+            udpAt = 14 + 40;
+            layout = new TcpSegmenter.Layout(14, 40, 8, true);
+            pseudo = Checksum.PseudoHeaderV6(f.Slice(14 + 8, 16), f.Slice(14 + 24, 16), ProtoUdp, f.Length - udpAt);
+        }
+        else return false;
+        ReadOnlySpan<byte> udp = f[udpAt..];
+        if (BinaryPrimitives.ReadUInt16BigEndian(udp[4..]) != udp.Length || udp.Length <= 8) return false;
+        ushort check = BinaryPrimitives.ReadUInt16BigEndian(udp[6..]);
+        if (check == 0) return !layout.IsIPv6; // IPv4 without a checksum: nothing to verify (IPv6 requires one)
+        return Checksum.Complement(Checksum.Sum(udp, pseudo)) == 0;
+    }
+
+    /// <summary>The IP fields that must not change within a UDP super-frame.</summary>
+    private static bool ContinuesUdp(Pending p, ReadOnlySpan<byte> f, in TcpSegmenter.Layout l)
+    {
+        ReadOnlySpan<byte> pf = p.Buffer.Span.Slice(Constants.Headroom, p.Length);
+        int ip = l.EthLength;
+        if (l.IsIPv6) return f.Slice(ip, 4).SequenceEqual(pf.Slice(ip, 4)) && f[ip + 7] == pf[ip + 7];
+        return f[ip + 1] == pf[ip + 1] && f[ip + 8] == pf[ip + 8] && (f[ip + 6] & 0x40) == (pf[ip + 6] & 0x40);
     }
 
     /// <summary>Same addresses and ports, and the pending frame's layout.</summary>
