@@ -226,6 +226,31 @@ public class ZeroAllocationTests
     }
 
     [Fact]
+    public void Inbound_udp_datagrams_are_coalesced_without_allocating()
+    {
+        using var h = new PipelineHarness();
+        var tap = new CountingTap { SupportsOffload = true, SupportsUdpSegmentation = true };
+        var port = new LocalPort(7, h.Network, new EndpointOptions { Network = "blue", Netns = "z", Address = 0xC612_0020, PrefixLength = 24 }, tap);
+        h.State.AddPort(port, Environment.TickCount64);
+        var co = new Offload.Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
+        var inbound = new Pipeline.Inbound(h.State, 0, co);
+        var datagrams = new UnderlayDatagram[32];
+        for (int i = 0; i < datagrams.Length; i++)
+        {
+            var frame = Packets.Udp4(new MacAddress(h.RemoteMacs[0]), new MacAddress(port.Mac), "198.18.0.100", "198.18.0.32", payloadLength: 64);
+            datagrams[i] = PipelineHarness.Received(new PacketBuffer(), h.Peers[0], PipelineHarness.Vni, frame);
+        }
+        long now = Environment.TickCount64;
+        long alloc = Measure(() =>
+        {
+            for (int i = 0; i < datagrams.Length; i++) inbound.ProcessDatagram(ref datagrams[i], now);
+            inbound.FlushCoalesced();
+        });
+        Assert.Equal(0, alloc);
+        Assert.Equal(Calls, tap.UdpOffloadWrites); // thirty-two datagrams, one write
+    }
+
+    [Fact]
     public void Vxlan_codec_and_fdb_lookup()
     {
         using var h = new PipelineHarness();
