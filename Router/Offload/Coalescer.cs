@@ -15,7 +15,8 @@ namespace UserOverlay.Router.Offload;
 /// A segment joins a pending super-frame when it continues it exactly: same port and addresses,
 /// next sequence number, same ACK number, window, TTL/TOS (hop limit/traffic class), TCP options
 /// (timestamps) and DF bit; only ACK and PSH flags; a payload no longer than the first segment's.
-/// A shorter segment or PSH closes the super-frame (as Linux GRO flushes on PSH). Anything else
+/// A shorter segment or PSH closes the super-frame (as Linux GRO flushes on PSH). A segment whose
+/// checksum does not verify is never merged. Anything else
 /// for that port first flushes the port's pending super-frames, so a flow never reorders.
 /// The caller flushes at the end of every receive round, so nothing waits longer than one batch.
 /// </para>
@@ -255,7 +256,14 @@ internal sealed class Coalescer
         if (!TcpSegmenter.TryParse(f, kind, out layout)) return false;
         byte flags = f[layout.EthLength + layout.IpLength + 13];
         if ((flags & (TcpFin | TcpSyn | TcpRst | TcpUrg | TcpEce | TcpCwr)) != 0 || (flags & TcpAck) == 0) return false;
-        return f.Length > layout.HeaderLength;
+        if (f.Length <= layout.HeaderLength) return false;
+        // Verified before merging, as the kernel's GRO does: the super-frame's checksum is partial and the
+        // endpoint's stack trusts it, so a corrupted segment must go alone, for the endpoint to drop.
+        ReadOnlySpan<byte> tcp = f[(layout.EthLength + layout.IpLength)..];
+        ulong pseudo = layout.IsIPv6
+            ? Checksum.PseudoHeaderV6(f.Slice(layout.EthLength + 8, 16), f.Slice(layout.EthLength + 24, 16), ProtoTcp, tcp.Length)
+            : Checksum.PseudoHeaderV4(f.Slice(layout.EthLength + 12, 4), f.Slice(layout.EthLength + 16, 4), ProtoTcp, tcp.Length);
+        return Checksum.Complement(Checksum.Sum(tcp, pseudo)) == 0;
     }
 
     /// <summary>

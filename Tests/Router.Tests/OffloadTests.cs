@@ -185,6 +185,14 @@ public class OffloadTests
         Assert.Single(written); // the super-frame of 0–1 (the caller writes segment 3 itself)
         Assert.Equal(14 + 20 + 20 + 2000, written[0].Length);
 
+        // A corrupted segment (its checksum fails) is never merged: the super-frame's checksum would be trusted.
+        while (ch.TryTake(out _)) { }
+        var cor = Segments(TsoFrame(false, 3 * 1000, seq: 80_000, srcPort: 40005), false, 1000);
+        cor[1][^1] ^= 0x5A;
+        Assert.True(co.Offer(port, cor[0], c));
+        Assert.False(co.Offer(port, cor[1], c)); // written alone by the caller; segment 0 was flushed first
+        Assert.False(co.HasPending);
+
         // A FIN is never coalesced, and first flushes the port.
         var fin = Segments(TsoFrame(false, 1000, seq: 60_000, fin: true, srcPort: 40003), false, 1000)[0];
         Assert.True(co.Offer(port, Segments(TsoFrame(false, 1000, seq: 70_000, srcPort: 40004), false, 1000)[0], c));
