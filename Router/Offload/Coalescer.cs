@@ -186,43 +186,24 @@ internal sealed class Coalescer
         {
             ok = port.Tap.Write(f); // exactly as received: its checksum is the sender's
         }
-        else if (p.Udp)
-        {
-            var l = p.Layout;
-            Span<byte> udp = f[(l.EthLength + l.IpLength)..];
-            int l4 = p.Length - l.EthLength - l.IpLength;
-            ulong pseudo = TcpSegmenter.SetIpLength(f[l.EthLength..], l, l4, ProtoUdp);
-            // The kernel cuts it as its own UDP GSO sends leave it: UDP length and a partial checksum over the whole.
-            BinaryPrimitives.WriteUInt16BigEndian(udp[4..], (ushort)l4);
-            BinaryPrimitives.WriteUInt16BigEndian(udp[6..], Checksum.Fold(pseudo));
-            var info = new OffloadInfo
-            {
-                Gso = GsoKind.UdpL4,
-                NeedsChecksum = true,
-                GsoSize = (ushort)p.Mss,
-                HeaderLength = (ushort)l.HeaderLength,
-                CsumStart = (ushort)(l.EthLength + l.IpLength),
-                CsumOffset = 6,
-            };
-            ok = port.Tap.WriteOffload(f, info);
-        }
         else
         {
             var l = p.Layout;
-            Span<byte> ip = f[l.EthLength..];
-            Span<byte> tcp = f[(l.EthLength + l.IpLength)..];
-            int l4 = p.Length - l.EthLength - l.IpLength;
-            ulong pseudo = TcpSegmenter.SetIpLength(ip, l, l4);
-            // Partial checksum (virtio NEEDS_CSUM): the field holds the folded pseudo-header sum, as the kernel's TSO path leaves it.
-            BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], Checksum.Fold(pseudo));
+            Span<byte> l4 = f[(l.EthLength + l.IpLength)..];
+            int csumOffset = p.Udp ? 6 : 16;
+            ulong pseudo = TcpSegmenter.SetIpLength(f[l.EthLength..], l, l4.Length, p.Udp ? ProtoUdp : ProtoTcp);
+            if (p.Udp) BinaryPrimitives.WriteUInt16BigEndian(l4[4..], (ushort)l4.Length); // UDP length: the whole, as a GSO send leaves it
+            // Partial checksum (virtio NEEDS_CSUM): the field holds the folded pseudo-header sum over the whole, as the
+            // kernel's TSO and UDP GSO paths leave it; segmentation swaps in each segment's length.
+            BinaryPrimitives.WriteUInt16BigEndian(l4[csumOffset..], Checksum.Fold(pseudo));
             var info = new OffloadInfo
             {
-                Gso = l.IsIPv6 ? GsoKind.TcpV6 : GsoKind.TcpV4,
+                Gso = p.Udp ? GsoKind.UdpL4 : l.IsIPv6 ? GsoKind.TcpV6 : GsoKind.TcpV4,
                 NeedsChecksum = true,
                 GsoSize = (ushort)p.Mss,
                 HeaderLength = (ushort)l.HeaderLength,
                 CsumStart = (ushort)(l.EthLength + l.IpLength),
-                CsumOffset = 16,
+                CsumOffset = (ushort)csumOffset,
             };
             ok = port.Tap.WriteOffload(f, info);
         }

@@ -123,8 +123,10 @@ public sealed class GossipAgentTests : IAsyncDisposable
                 && !_h["h1"].Router.GetStatus().Peers.Contains(Vtep(3).ToString());
         }, Wait, "failed h3 removed from h1's red FDB, neighbours, flood list and peers");
 
-        // h2 leaves gracefully.
+        // h2 leaves gracefully. It stays up until h1 has the leave (as a real agent lingers after leaving), so
+        // that on a loaded machine h1's failure detector cannot declare it dead first.
         await _h["h2"].Agent.LeaveAsync(TimeSpan.FromSeconds(5));
+        await Eventually.True(() => _h["h1"].Agent.GetMembers().Members.SingleOrDefault(x => x.Name == "h2")?.State == "left", Wait, "h1 sees h2 left");
         await _h["h2"].Agent.DisposeAsync();
         await Eventually.True(() => !Net("h1", "blue").Fdb.Any(e => e.Source == "gossip") && Net("h1", "blue").FloodList.Count == 0
             && _h["h1"].Router.GetStatus().Peers.Count == 0, Wait, "left h2 removed");

@@ -343,8 +343,22 @@ public class OffloadTests
         var sent = a.Platform.Underlay!.Sent.ToArray();
         Assert.Equal(30, sent.Length); // 30 VXLAN datagrams on the wire, each a plain segment
         Assert.All(sent, d => Assert.True(d.Payload.Length <= 8 + 14 + 1450));
-        Assert.True(b.Platform.Tap("c2").OffloadWrites.Count >= 1); // coalesced on arrival
-        Assert.True(b.Platform.Tap("c2").OffloadWrites.Count < 30);
+        // Coalesced on arrival — but only segments that land in one receive round merge, and on a loaded
+        // machine the receiving worker may wake for each datagram alone. So: more super-frames until one
+        // merges (an ordinary run merges the first; a coalescer that never merges fails all ten).
+        var c2 = b.Platform.Tap("c2");
+        uint seq = 5 + 30 * 1398;
+        for (int attempt = 0; c2.OffloadWrites.Count == 0 && attempt < 10; attempt++, seq += 30 * 1398)
+        {
+            var more = TsoFrame(false, 30 * 1398, seq: seq);
+            a.Platform.Tap("c1").Inject(more, Tso(false, 1398));
+            int got = 0;
+            var until = DateTime.UtcNow.AddSeconds(5);
+            while (got < 30 * 1398 && DateTime.UtcNow < until)
+                if (c2.WaitTake(TimeSpan.FromMilliseconds(200)) is { } f) got += f.Length - headers;
+        }
+        Assert.True(c2.OffloadWrites.Count >= 1, "no super-frame was ever coalesced on arrival");
+        Assert.All(c2.OffloadWrites, w => Assert.True(w.Frame.Length <= 14 + 65535));
         a.Router.Dispose();
         b.Router.Dispose();
     }
