@@ -16,7 +16,8 @@ namespace UserOverlay.Router.Offload;
 /// next sequence number, same ACK number, window, TTL/TOS (hop limit/traffic class), TCP options
 /// (timestamps) and DF bit; only ACK and PSH flags; a payload no longer than the first segment's.
 /// A shorter segment or PSH closes the super-frame (as Linux GRO flushes on PSH). A segment whose
-/// checksum does not verify is never merged. Anything else
+/// checksum does not verify is never merged (checked only when a second frame joins: a frame written alone
+/// is left to the endpoint to check). Anything else
 /// for that port first flushes the port's pending super-frames, so a flow never reorders.
 /// The caller flushes at the end of every receive round, so nothing waits longer than one batch.
 /// </para>
@@ -44,6 +45,7 @@ internal sealed class Coalescer
         public readonly PacketBuffer Buffer = buffer;
         public LocalPort? Port;
         public bool Udp;
+        public bool Verified;   // the held frame's checksum was checked (only done once a second one joins)
         public int Length;      // bytes of the super-frame at Constants.Headroom
         public TcpSegmenter.Layout Layout;
         public int Mss;         // payload of the first segment
@@ -105,6 +107,11 @@ internal sealed class Coalescer
                     FlushOne(p, c); // what we have goes first; this datagram starts the next super-frame
                     break;
                 }
+                if (!BothVerify(p, frame, layout, c, out bool restartUdp))
+                {
+                    if (restartUdp) break;
+                    return false;
+                }
                 frame[layout.HeaderLength..].CopyTo(p.Buffer.Span[(Constants.Headroom + p.Length)..]);
                 p.Length += payload;
                 p.Segments++;
@@ -117,6 +124,11 @@ internal sealed class Coalescer
             {
                 // Same flow but not the continuation: write what we have first, then this one alone (order kept).
                 FlushOne(p, c);
+                return false;
+            }
+            if (!BothVerify(p, frame, layout, c, out bool restart))
+            {
+                if (restart) break;
                 return false;
             }
             frame[layout.HeaderLength..].CopyTo(p.Buffer.Span[(Constants.Headroom + p.Length)..]);
@@ -144,6 +156,7 @@ internal sealed class Coalescer
         frame.CopyTo(slot.Buffer.Span[Constants.Headroom..]);
         slot.Port = port;
         slot.Udp = udp;
+        slot.Verified = false;
         slot.Length = frame.Length;
         slot.Layout = layout;
         slot.Mss = payload;
@@ -237,19 +250,52 @@ internal sealed class Coalescer
         if (!TcpSegmenter.TryParse(f, kind, out layout)) return false;
         byte flags = f[layout.EthLength + layout.IpLength + 13];
         if ((flags & (TcpFin | TcpSyn | TcpRst | TcpUrg | TcpEce | TcpCwr)) != 0 || (flags & TcpAck) == 0) return false;
-        if (f.Length <= layout.HeaderLength) return false;
-        // Verified before merging, as the kernel's GRO does: the super-frame's checksum is partial and the
-        // endpoint's stack trusts it, so a corrupted segment must go alone, for the endpoint to drop.
-        ReadOnlySpan<byte> tcp = f[(layout.EthLength + layout.IpLength)..];
-        ulong pseudo = layout.IsIPv6
-            ? Checksum.PseudoHeaderV6(f.Slice(layout.EthLength + 8, 16), f.Slice(layout.EthLength + 24, 16), ProtoTcp, tcp.Length)
-            : Checksum.PseudoHeaderV4(f.Slice(layout.EthLength + 12, 4), f.Slice(layout.EthLength + 16, 4), ProtoTcp, tcp.Length);
-        return Checksum.Complement(Checksum.Sum(tcp, pseudo)) == 0;
+        return f.Length > layout.HeaderLength;
+    }
+
+    /// <summary>
+    /// The frame's TCP or UDP checksum verifies (a UDP/IPv4 datagram without one passes). Checked before a frame
+    /// is merged, as the kernel's GRO does: the super-frame's checksum is partial and the endpoint's stack trusts
+    /// it, so a corrupted segment must go alone, for the endpoint to drop. A frame written alone is not checked
+    /// here: the endpoint checks it.
+    /// </summary>
+    private static bool ChecksumOk(ReadOnlySpan<byte> f, in TcpSegmenter.Layout l, bool udp)
+    {
+        ReadOnlySpan<byte> l4 = f[(l.EthLength + l.IpLength)..];
+        if (udp && !l.IsIPv6 && BinaryPrimitives.ReadUInt16BigEndian(l4[6..]) == 0) return true;
+        byte proto = udp ? ProtoUdp : ProtoTcp;
+        ulong pseudo = l.IsIPv6
+            ? Checksum.PseudoHeaderV6(f.Slice(l.EthLength + 8, 16), f.Slice(l.EthLength + 24, 16), proto, l4.Length)
+            : Checksum.PseudoHeaderV4(f.Slice(l.EthLength + 12, 4), f.Slice(l.EthLength + 16, 4), proto, l4.Length);
+        return Checksum.Complement(Checksum.Sum(l4, pseudo)) == 0;
+    }
+
+    /// <summary>
+    /// Before <paramref name="frame"/> joins <paramref name="p"/>: both checksums verify. A bad new frame: the
+    /// super-frame so far is written and the caller writes the frame alone (false, <paramref name="restart"/>
+    /// false). A bad held first frame: it is written alone and the new frame starts afresh (false, restart true).
+    /// </summary>
+    private static bool BothVerify(Pending p, ReadOnlySpan<byte> frame, in TcpSegmenter.Layout layout, TrafficCounters c, out bool restart)
+    {
+        restart = false;
+        if (!ChecksumOk(frame, layout, p.Udp))
+        {
+            FlushOne(p, c);
+            return false;
+        }
+        if (!p.Verified && !ChecksumOk(p.Buffer.Span.Slice(Constants.Headroom, p.Length), p.Layout, p.Udp))
+        {
+            FlushOne(p, c);
+            restart = true;
+            return false;
+        }
+        p.Verified = true;
+        return true;
     }
 
     /// <summary>
     /// UDP over IPv4 (no options, not fragmented) or IPv6 (no extension headers), lengths consistent, with a
-    /// payload and a correct checksum (or none, over IPv4).
+    /// payload, and a checksum over IPv6 (its value is checked only if the datagram is merged).
     /// </summary>
     private static bool EligibleUdp(ReadOnlySpan<byte> f, out TcpSegmenter.Layout layout)
     {
@@ -257,7 +303,6 @@ internal sealed class Coalescer
         if (f.Length < Constants.EthernetHeaderLength + 20 + 8) return false;
         ushort type = BinaryPrimitives.ReadUInt16BigEndian(f[12..]);
         int udpAt;
-        ulong pseudo;
         if (type == 0x0800)
         {
             if (f[14] != 0x45 || f[14 + 9] != ProtoUdp) return false;
@@ -265,7 +310,6 @@ internal sealed class Coalescer
             if (BinaryPrimitives.ReadUInt16BigEndian(f[(14 + 2)..]) != f.Length - 14) return false;
             udpAt = 14 + 20;
             layout = new TcpSegmenter.Layout(14, 20, 8, false);
-            pseudo = Checksum.PseudoHeaderV4(f.Slice(14 + 12, 4), f.Slice(14 + 16, 4), ProtoUdp, f.Length - udpAt);
         }
         else if (type == 0x86DD)
         {
@@ -273,14 +317,11 @@ internal sealed class Coalescer
             if (BinaryPrimitives.ReadUInt16BigEndian(f[(14 + 4)..]) != f.Length - 14 - 40) return false;
             udpAt = 14 + 40;
             layout = new TcpSegmenter.Layout(14, 40, 8, true);
-            pseudo = Checksum.PseudoHeaderV6(f.Slice(14 + 8, 16), f.Slice(14 + 24, 16), ProtoUdp, f.Length - udpAt);
         }
         else return false;
         ReadOnlySpan<byte> udp = f[udpAt..];
         if (BinaryPrimitives.ReadUInt16BigEndian(udp[4..]) != udp.Length || udp.Length <= 8) return false;
-        ushort check = BinaryPrimitives.ReadUInt16BigEndian(udp[6..]);
-        if (check == 0) return !layout.IsIPv6; // IPv4 without a checksum: nothing to verify (IPv6 requires one)
-        return Checksum.Complement(Checksum.Sum(udp, pseudo)) == 0;
+        return !layout.IsIPv6 || BinaryPrimitives.ReadUInt16BigEndian(udp[6..]) != 0; // IPv6 requires a checksum
     }
 
     /// <summary>The IP fields that must not change within a UDP super-frame.</summary>

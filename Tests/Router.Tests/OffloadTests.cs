@@ -193,6 +193,22 @@ public class OffloadTests
         Assert.False(co.Offer(port, cor[1], c)); // written alone by the caller; segment 0 was flushed first
         Assert.False(co.HasPending);
 
+        // A corrupted first segment is found when the second joins: it goes alone, the second starts afresh.
+        while (ch.TryTake(out _)) { }
+        int offloadsBefore = ch.OffloadWrites.Count;
+        var cf = Segments(TsoFrame(false, 3 * 1000, seq: 90_000, srcPort: 40006), false, 1000);
+        cf[0][^1] ^= 0x5A;
+        Assert.True(co.Offer(port, cf[0], c));
+        Assert.True(co.Offer(port, cf[1], c));
+        Assert.True(co.Offer(port, cf[2], c));
+        co.Flush();
+        var sent = new List<byte[]>();
+        while (ch.TryTake(out var f)) sent.Add(f);
+        Assert.Equal(2, sent.Count);
+        Assert.Equal(cf[0], sent[0]);                              // exactly as received, first
+        Assert.Equal(14 + 20 + 20 + 2000, sent[1].Length);         // then 1–2 merged
+        Assert.Equal(offloadsBefore + 1, ch.OffloadWrites.Count);
+
         // A FIN is never coalesced, and first flushes the port.
         var fin = Segments(TsoFrame(false, 1000, seq: 60_000, fin: true, srcPort: 40003), false, 1000)[0];
         Assert.True(co.Offer(port, Segments(TsoFrame(false, 1000, seq: 70_000, srcPort: 40004), false, 1000)[0], c));
