@@ -21,6 +21,17 @@ public sealed class LinuxPlatform : IRouterPlatform
     public IUnderlay OpenEspUnderlay(VtepEndpoint local, int udpPort, int batchSize) =>
         udpPort == 0 ? UdpUnderlay.OpenRawEsp(local, batchSize) : UdpUnderlay.Open(local with { Port = (ushort)udpPort }, batchSize);
 
+    /// <inheritdoc />
+    public int QueueCount(int requested) => Pipeline.CpuSteering.QueueCount(requested);
+
+    /// <inheritdoc />
+    public IUnderlay OpenUnderlay(VtepEndpoint local, int batchSize, int queue, int queues) => UdpUnderlay.Open(local, batchSize, queue, queues);
+
+    /// <inheritdoc />
+    public IUnderlay OpenEspUnderlay(VtepEndpoint local, int udpPort, int batchSize, int queue, int queues) =>
+        udpPort != 0 ? UdpUnderlay.Open(local with { Port = (ushort)udpPort }, batchSize, queue, queues)
+        : UdpUnderlay.OpenRawEsp(local, batchSize, receive: queue == 0); // every raw socket gets a copy: one receives
+
     /// <summary>True when the process runs as root (effective uid 0).</summary>
     public static bool IsRoot => Interop.Libc.geteuid() == 0;
 }

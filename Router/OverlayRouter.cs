@@ -10,18 +10,20 @@ namespace UserOverlay.Router;
 /// <summary>
 /// One host's overlay router: creates a TAP device for every local endpoint, binds the VXLAN
 /// socket, and forwards between them with a fixed set of pipeline threads (one worker per queue,
-/// waiting with epoll on the queue's socket and all its TAPs; one queue today). Start it, read its status, dispose
+/// waiting with epoll on the queue's socket and its queue of every TAP; one queue by default, or one per CPU with
+/// each worker pinned and packets steered to the CPU they arrived on — see <see cref="RouterOptions.Queues"/> and
+/// <see cref="CpuSteering"/>). Start it, read its status, dispose
 /// it to stop: disposal stops the workers and removes every TAP it created.
 /// Thread-safety: <see cref="GetStatus"/> may be called from any thread at any time.
 /// </summary>
 public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
 {
     private readonly ForwardingState _state;
-    private readonly IUnderlay _underlay;
-    private readonly IUnderlay? _espUnderlay;
+    private readonly List<IUnderlay> _underlays = [];
+    private readonly List<IUnderlay> _espUnderlays = [];
     private readonly EspSecurityDatabase? _esp;
     private readonly List<LocalPort> _ports = [];
-    private readonly QueueWorker _worker;
+    private readonly List<QueueWorker> _workers = [];
     private readonly PacketBufferPool _pool;
     private readonly PacketBufferPool _largePool = new(Constants.GsoBufferSize, maxBuffers: 1024);
     private readonly Timer _housekeeping;
@@ -41,7 +43,7 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
         Options = options;
         _log = log;
         _pool = pool;
-        const int workers = 1; // one queue, one worker (more queues: more workers, one id each)
+        int workers = platform.QueueCount(options.Queues);
         _state = new ForwardingState(workers, options.Learning, options.FdbAging) { DataPort = options.Underlay.Port };
         long now = Environment.TickCount64;
 
@@ -64,10 +66,9 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
             if (!_state.Peers.TryGet(s.Vtep.Address, out _)) _state.Peers.Set(s.Vtep.Address, new PeerState(s.Vtep));
         }
 
-        _underlay = platform.OpenUnderlay(options.Underlay, options.BatchSize);
-        QueueWorker? worker = null;
         try
         {
+            for (int q = 0; q < workers; q++) _underlays.Add(platform.OpenUnderlay(options.Underlay, options.BatchSize, q, workers));
             if (options.Networks.Any(n => n.Encrypted))
             {
                 var enc = options.Encryption!;
@@ -78,32 +79,33 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
                 _state.EspPort = (ushort)espPort;
                 foreach (var net in byName.Values.Where(n => n.Encrypted))
                     SyncEspPeers(net, net.FloodList);
-                _espUnderlay = platform.OpenEspUnderlay(options.Underlay, espPort, options.BatchSize);
+                for (int q = 0; q < workers; q++) _espUnderlays.Add(platform.OpenEspUnderlay(options.Underlay, espPort, options.BatchSize, q, workers));
             }
-            worker = new QueueWorker(_state, _underlay, _espUnderlay, 0, options.BatchSize, pool, _largePool, log);
+            for (int q = 0; q < workers; q++)
+                _workers.Add(new QueueWorker(_state, _underlays[q], _espUnderlays.Count > 0 ? _espUnderlays[q] : null, q, options.BatchSize,
+                    pool, _largePool, log, cpu: workers > 1 ? q : -1));
             for (int i = 0; i < options.Endpoints.Count; i++)
             {
                 var e = options.Endpoints[i];
                 var net = byName[e.Network];
-                var tap = platform.CreateTap(new TapRequest(e.Netns, e.Interface, e.EffectiveMac, net.Mtu, e.Address, e.PrefixLength, options.TapOffload));
+                var tap = platform.CreateTap(new TapRequest(e.Netns, e.Interface, e.EffectiveMac, net.Mtu, e.Address, e.PrefixLength, options.TapOffload, workers));
                 var port = new LocalPort(i, net, e, tap);
                 _ports.Add(port);
                 _state.AddPort(port, now);
-                worker.AddPort(port);
+                foreach (var w in _workers) w.AddPort(port);
                 Log.EndpointAttached(log, e.Interface, e.Netns, e.Network, net.Vni, $"{VtepEndpoint.FormatAddress(e.Address)}/{e.PrefixLength}", e.EffectiveMac);
             }
         }
         catch
         {
-            worker?.Dispose();
+            foreach (var w in _workers) w.Dispose();
             foreach (var p in _ports) p.Tap.Dispose();
-            _espUnderlay?.Dispose();
+            foreach (var u in _espUnderlays) u.Dispose();
             _esp?.Dispose();
-            _underlay.Dispose();
+            foreach (var u in _underlays) u.Dispose();
             throw;
         }
-        _worker = worker;
-        _worker.Start();
+        foreach (var w in _workers) w.Start();
         var period = TimeSpan.FromMilliseconds(Math.Clamp(options.FdbAging.TotalMilliseconds / 10, 100, 10_000));
         _housekeeping = new Timer(_ => Housekeeping(), null, period, period);
         // ESP rotation: the database moves SAs at epoch boundaries and reserves sequence numbers (it may fsync),
@@ -302,10 +304,10 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _housekeeping.Dispose();
         _espTimer?.Dispose();
-        _worker.Dispose();    // wakes its epoll and joins the thread
+        foreach (var w in _workers) w.Dispose(); // wakes its epoll and joins the thread
         foreach (var p in _ports) p.Tap.Dispose();
-        _underlay.Dispose();
-        _espUnderlay?.Dispose();
+        foreach (var u in _underlays) u.Dispose();
+        foreach (var u in _espUnderlays) u.Dispose();
         _esp?.Dispose();
         Log.RouterStopped(_log, _ports.Count);
     }

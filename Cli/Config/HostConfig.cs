@@ -50,7 +50,7 @@ public static class ConfigLoader
         var root = r.Parse(text);
         if (root is null) throw new ConfigException(r.Errors);
 
-        var top = r.Fields(root, "", "underlay", "peers", "gossip", "encryption", "metrics", "learning", "fdb_aging", "batch_size", "offload", "networks", "endpoints", "fdb");
+        var top = r.Fields(root, "", "underlay", "peers", "gossip", "encryption", "metrics", "learning", "fdb_aging", "batch_size", "queues", "offload", "networks", "endpoints", "fdb");
 
         // underlay
         uint underlayAddress = 0;
@@ -95,6 +95,7 @@ public static class ConfigLoader
         bool learning = r.Boolean(top, "learning", "") ?? !top.ContainsKey("gossip");
         TimeSpan aging = r.Duration(top, "fdb_aging", "") ?? Constants.DefaultFdbAging;
         int batch = (int)(r.Integer(top, "batch_size", "", false, 1, 1024) ?? Constants.IdealBatchSize);
+        int queues = (int)(r.Integer(top, "queues", "", false, 0, 256) ?? 1);
         bool offload = r.Boolean(top, "offload", "") ?? true;
 
         // encryption (Cli/Config/EncryptionConfig.cs): the ESP settings; each encrypted network brings its key
@@ -213,6 +214,7 @@ public static class ConfigLoader
             Learning = learning,
             FdbAging = aging,
             BatchSize = batch,
+            Queues = queues,
             UnderlayMtu = underlayMtu,
             TapOffload = offload,
             Encryption = encryption.ToOptions(),

@@ -91,6 +91,33 @@ internal static unsafe partial class Interop
 
         [LibraryImport(Lib)]
         internal static partial int gettid();
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int sched_setaffinity(int pid, nuint cpusetsize, ulong* mask);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int sched_getaffinity(int pid, nuint cpusetsize, ulong* mask);
+
+        /// <summary>syscall(2) with three integer arguments (variadic in C; integer arguments pass in registers alike).</summary>
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial nint syscall(nint number, nint a, nint b, nint c);
+    }
+
+    /// <summary>A classic BPF instruction (struct sock_filter).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct SockFilter
+    {
+        public ushort Code;
+        public byte Jt, Jf;
+        public uint K;
+    }
+
+    /// <summary>struct sock_fprog.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct SockFProg
+    {
+        public ushort Length;
+        public SockFilter* Filter;
     }
 
     // Flags and constants (x86_64/aarch64 Linux values; the generic ABI).
@@ -106,6 +133,7 @@ internal static unsafe partial class Interop
     internal const int IPPROTO_ESP = 50, IPPROTO_RAW = 255;
     internal const int SOL_SOCKET = 1, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_SNDBUFFORCE = 32, SO_RCVBUFFORCE = 33;
     internal const int SHUT_RD = 0, SHUT_RDWR = 2;
+    internal const int SO_REUSEPORT = 15, SO_ATTACH_REUSEPORT_CBPF = 51;
     internal const int MSG_DONTWAIT = 0x40, MSG_TRUNC = 0x20, MSG_WAITFORONE = 0x10000;
     internal const int F_GETFL = 3, F_SETFL = 4;
 

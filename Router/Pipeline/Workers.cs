@@ -45,9 +45,13 @@ internal sealed class QueueWorker : IDisposable
     private long _lastErrorLog;
     private volatile bool _stop;
 
+    private readonly int _cpu;
+
+    // cpu: the CPU to pin the thread to (queue i of several runs on CPU i, see CpuSteering); -1: not pinned.
     public QueueWorker(ForwardingState state, IUnderlay underlay, IUnderlay? espUnderlay, int workerId, int batch,
-        PacketBufferPool pool, PacketBufferPool largePool, ILogger log)
+        PacketBufferPool pool, PacketBufferPool largePool, ILogger log, int cpu = -1)
     {
+        _cpu = cpu;
         _largePool = largePool;
         _state = state;
         _underlay = underlay;
@@ -68,22 +72,23 @@ internal sealed class QueueWorker : IDisposable
         _rxLarge = underlay.SupportsSegmentation;
         for (int i = 0; i < batch; i++) _datagrams[i].Buffer = _rxLarge ? largePool.Rent() : pool.Rent();
         _epoll.Add(underlay.ReadinessHandle, UnderlayToken);
-        if (espUnderlay is not null) _epoll.Add(espUnderlay.ReadinessHandle, EspToken);
+        if (espUnderlay is { Receives: true }) _epoll.Add(espUnderlay.ReadinessHandle, EspToken);
         _thread = new Thread(Run) { Name = $"uo-queue-{workerId}", IsBackground = true };
     }
 
     public int WorkerId { get; }
 
-    /// <summary>Starts watching a port's TAP.</summary>
-    public void AddPort(LocalPort port) => _epoll.Add(port.Tap.ReadinessHandle, (ulong)port.Id);
+    /// <summary>Starts watching this worker's queue of a port's TAP.</summary>
+    public void AddPort(LocalPort port) => _epoll.Add(port.Tap.Queue(WorkerId).ReadinessHandle, (ulong)port.Id);
 
-    /// <summary>Stops watching a port's TAP.</summary>
-    public void RemovePort(LocalPort port) => _epoll.Remove(port.Tap.ReadinessHandle);
+    /// <summary>Stops watching this worker's queue of a port's TAP.</summary>
+    public void RemovePort(LocalPort port) => _epoll.Remove(port.Tap.Queue(WorkerId).ReadinessHandle);
 
     public void Start() => _thread.Start();
 
     private void Run()
     {
+        if (_cpu >= 0) CpuSteering.PinCurrentThread(_cpu); // not allowed there (cpuset): runs unpinned, still correct
         while (!_stop)
         {
             int n = _epoll.Wait(_events, -1);
@@ -162,7 +167,7 @@ internal sealed class QueueWorker : IDisposable
         {
             if (_used == batch) { _outbound.Flush(); _used = 0; }
             int room = Math.Min(batch - _used, batch - drained);
-            int got = port.Tap.Read(_tapBufs.AsSpan(_used, room), _sizes.AsSpan(_used, room), _offloads.AsSpan(_used, room), Constants.Headroom);
+            int got = port.Tap.Queue(WorkerId).Read(_tapBufs.AsSpan(_used, room), _sizes.AsSpan(_used, room), _offloads.AsSpan(_used, room), Constants.Headroom);
             if (got == 0) break;
             for (int j = 0; j < got; j++)
                 _outbound.ProcessTapFrame(port, _tapBufs[_used + j], Constants.Headroom, _sizes[_used + j], _offloads[_used + j], now);

@@ -50,6 +50,15 @@ public interface ITapDevice : IDisposable
     /// return frames. For a TAP it is the TAP itself; a test double uses an eventfd.
     /// </summary>
     SafeHandle ReadinessHandle { get; }
+
+    /// <summary>Number of queues (a multi-queue TAP: one per pipeline worker). 1 for a plain device.</summary>
+    int QueueCount => 1;
+
+    /// <summary>
+    /// Queue <paramref name="index"/>'s reading side: worker <c>index</c> reads and polls it (<see cref="Read"/>,
+    /// <see cref="ReadinessHandle"/>). Queue 0 is the device itself. Writes may go through any queue.
+    /// </summary>
+    ITapDevice Queue(int index) => this;
 }
 
 /// <summary>What the platform needs to create one endpoint's TAP device.</summary>
@@ -60,4 +69,5 @@ public interface ITapDevice : IDisposable
 /// <param name="Address">IPv4 address (host order) to assign.</param>
 /// <param name="PrefixLength">Its prefix length.</param>
 /// <param name="Offload">Enable IFF_VNET_HDR with checksum and TCP segmentation offload.</param>
-public sealed record TapRequest(string Netns, string Name, MacAddress Mac, int Mtu, uint Address, int PrefixLength, bool Offload = true);
+/// <param name="Queues">Queues to open (IFF_MULTI_QUEUE when more than one), one per pipeline worker.</param>
+public sealed record TapRequest(string Netns, string Name, MacAddress Mac, int Mtu, uint Address, int PrefixLength, bool Offload = true, int Queues = 1);

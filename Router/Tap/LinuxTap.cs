@@ -20,13 +20,14 @@ namespace UserOverlay.Router.Tap;
 internal sealed unsafe class LinuxTap : ITapDevice
 {
     private const nuint TUNSETIFF = 0x400454ca;
-    private const short IFF_TAP = 0x0002, IFF_NO_PI = 0x1000, IFF_VNET_HDR = 0x4000;
+    private const short IFF_TAP = 0x0002, IFF_NO_PI = 0x1000, IFF_VNET_HDR = 0x4000, IFF_MULTI_QUEUE = 0x0100;
     private const ushort IFF_TUN_EXCL = 0x8000;
     private const nuint TUNSETOFFLOAD = 0x400454d0;
     private const uint TUN_F_CSUM = 0x01, TUN_F_TSO4 = 0x02, TUN_F_TSO6 = 0x04, TUN_F_USO4 = 0x20, TUN_F_USO6 = 0x40;
 
     private readonly SafeFdHandle _handle;
     private readonly int _fd; // hot path uses the raw descriptor; _handle owns it (see the Dispose contract)
+    private LinuxTap[] _queues = [];
 
     private LinuxTap(SafeFdHandle handle, string name, bool offload, bool uso)
     {
@@ -36,6 +37,12 @@ internal sealed unsafe class LinuxTap : ITapDevice
         SupportsOffload = offload;
         SupportsUdpSegmentation = uso;
     }
+
+    /// <inheritdoc />
+    public int QueueCount => Math.Max(1, _queues.Length);
+
+    /// <inheritdoc />
+    public ITapDevice Queue(int index) => index == 0 ? this : _queues[index];
 
     public string Name { get; }
 
@@ -58,6 +65,42 @@ internal sealed unsafe class LinuxTap : ITapDevice
     private static LinuxTap CreateHere(TapRequest r)
     {
         string where = $"interface {r.Name} in namespace '{r.Netns}'";
+        SafeFdHandle handle = OpenQueue(r, where, first: true);
+        var extra = new List<SafeFdHandle>();
+        try
+        {
+            // UDP segmentation offload, probed: a kernel that accepts TUN_F_USO4/6 (6.2+) also takes UDP super-frames
+            // written to the TAP, which is all the router uses. The flags are then set back without USO, so the kernel
+            // never hands the router a UDP super-frame to read (the outbound path segments TCP only). Offloads are the
+            // device's, whichever queue sets them.
+            int fd = handle.Fd;
+            bool uso = r.Offload && Interop.Libc.ioctl(fd, TUNSETOFFLOAD, (nuint)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6)) == 0;
+            if (r.Offload && Interop.Libc.ioctl(fd, TUNSETOFFLOAD, (nuint)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) != 0)
+                throw new RouterException(RouterErrorCode.SystemError, $"cannot enable offloads on {where}: TUNSETOFFLOAD: {Interop.ErrorText(Marshal.GetLastPInvokeError())}");
+            for (int q = 1; q < r.Queues; q++) extra.Add(OpenQueue(r, where, first: false));
+            // Each frame the endpoint sends goes to the queue of the CPU that sent it (without eBPF the driver hashes flows).
+            if (r.Queues > 1) Pipeline.CpuSteering.AttachTapCpuProgram(fd);
+            using var nl = new Rtnetlink();
+            int index = Rtnetlink.IndexOf(r.Name);
+            nl.SetLinkAddressAndMtu(index, r.Mac, r.Mtu, $"set MAC {r.Mac} and MTU {r.Mtu} on {where}");
+            nl.AddIPv4Address(index, r.Address, r.PrefixLength, $"add address {VtepEndpoint.FormatAddress(r.Address)}/{r.PrefixLength} to {where}");
+            nl.SetLinkUp(index, $"set {where} up");
+            var tap = new LinuxTap(handle, r.Name, r.Offload, uso);
+            if (extra.Count > 0)
+                tap._queues = [tap, .. extra.Select(h => new LinuxTap(h, r.Name, r.Offload, uso))];
+            return tap;
+        }
+        catch
+        {
+            foreach (var h in extra) h.Dispose();
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Opens /dev/net/tun and attaches it to the device (the first queue creates it; IFF_TUN_EXCL refuses a name in use).</summary>
+    private static SafeFdHandle OpenQueue(TapRequest r, string where, bool first)
+    {
         int fd = Interop.Libc.open("/dev/net/tun", Interop.O_RDWR | Interop.O_NONBLOCK | Interop.O_CLOEXEC);
         if (fd < 0)
         {
@@ -72,7 +115,8 @@ internal sealed unsafe class LinuxTap : ITapDevice
             byte* ifr = stackalloc byte[40]; // struct ifreq: char name[16]; short flags; …
             new Span<byte>(ifr, 40).Clear();
             System.Text.Encoding.ASCII.GetBytes(r.Name, new Span<byte>(ifr, 15));
-            *(ushort*)(ifr + 16) = (ushort)((ushort)(IFF_TAP | IFF_NO_PI | (r.Offload ? IFF_VNET_HDR : 0)) | IFF_TUN_EXCL);
+            *(ushort*)(ifr + 16) = (ushort)((ushort)(IFF_TAP | IFF_NO_PI | (r.Offload ? IFF_VNET_HDR : 0) | (r.Queues > 1 ? IFF_MULTI_QUEUE : 0))
+                | (first ? IFF_TUN_EXCL : 0));
             if (Interop.Libc.ioctl(fd, TUNSETIFF, ifr) != 0)
             {
                 int errno = Marshal.GetLastPInvokeError();
@@ -84,18 +128,7 @@ internal sealed unsafe class LinuxTap : ITapDevice
                     _ => new RouterException(RouterErrorCode.SystemError, $"cannot create {where}: TUNSETIFF: {Interop.ErrorText(errno)}"),
                 };
             }
-            // UDP segmentation offload, probed: a kernel that accepts TUN_F_USO4/6 (6.2+) also takes UDP super-frames
-            // written to the TAP, which is all the router uses. The flags are then set back without USO, so the kernel
-            // never hands the router a UDP super-frame to read (the outbound path segments TCP only).
-            bool uso = r.Offload && Interop.Libc.ioctl(fd, TUNSETOFFLOAD, (nuint)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6)) == 0;
-            if (r.Offload && Interop.Libc.ioctl(fd, TUNSETOFFLOAD, (nuint)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) != 0)
-                throw new RouterException(RouterErrorCode.SystemError, $"cannot enable offloads on {where}: TUNSETOFFLOAD: {Interop.ErrorText(Marshal.GetLastPInvokeError())}");
-            using var nl = new Rtnetlink();
-            int index = Rtnetlink.IndexOf(r.Name);
-            nl.SetLinkAddressAndMtu(index, r.Mac, r.Mtu, $"set MAC {r.Mac} and MTU {r.Mtu} on {where}");
-            nl.AddIPv4Address(index, r.Address, r.PrefixLength, $"add address {VtepEndpoint.FormatAddress(r.Address)}/{r.PrefixLength} to {where}");
-            nl.SetLinkUp(index, $"set {where} up");
-            return new LinuxTap(handle, r.Name, r.Offload, uso);
+            return handle;
         }
         catch
         {
@@ -157,5 +190,9 @@ internal sealed unsafe class LinuxTap : ITapDevice
         }
     }
 
-    public void Dispose() => _handle.Dispose();
+    public void Dispose()
+    {
+        for (int q = 1; q < _queues.Length; q++) _queues[q]._handle.Dispose();
+        _handle.Dispose();
+    }
 }

@@ -47,6 +47,9 @@ public interface IUnderlay : IDisposable
 
     /// <summary>True when <see cref="UnderlayDatagram.SegmentSize"/> may be used (UDP GSO on send, GRO on receive).</summary>
     bool SupportsSegmentation { get; }
+
+    /// <summary>False for a send-only socket, which the worker does not poll.</summary>
+    bool Receives => true;
 }
 
 /// <summary>
@@ -66,4 +69,18 @@ public interface IRouterPlatform
     /// (transport mode), else UDP on that port (ESP-in-UDP). Received datagrams start at the SPI.
     /// </summary>
     IUnderlay OpenEspUnderlay(VtepEndpoint local, int udpPort, int batchSize);
+
+    /// <summary>
+    /// How many queues (pipeline workers) to run for a request of <paramref name="requested"/> (0: the platform's
+    /// choice). A platform that answers more than 1 must implement the queue-aware overloads below.
+    /// </summary>
+    int QueueCount(int requested) => 1;
+
+    /// <summary>Opens queue <paramref name="queue"/> of <paramref name="queues"/> data-path sockets on <paramref name="local"/>.</summary>
+    IUnderlay OpenUnderlay(VtepEndpoint local, int batchSize, int queue, int queues) =>
+        queues == 1 ? OpenUnderlay(local, batchSize) : throw new NotSupportedException("this platform has one queue");
+
+    /// <summary>Opens queue <paramref name="queue"/> of <paramref name="queues"/> ESP sockets (see <see cref="OpenEspUnderlay(VtepEndpoint, int, int)"/>).</summary>
+    IUnderlay OpenEspUnderlay(VtepEndpoint local, int udpPort, int batchSize, int queue, int queues) =>
+        queues == 1 ? OpenEspUnderlay(local, udpPort, batchSize) : throw new NotSupportedException("this platform has one queue");
 }

@@ -4,13 +4,13 @@ using System.Runtime.InteropServices;
 namespace UserOverlay.Router.Underlay;
 
 /// <summary>
-/// A datagram socket of the underlay, driven in batches. <see cref="Open"/>: the VXLAN socket — one
+/// A datagram socket of the underlay, driven in batches. <see cref="Open(VtepEndpoint, int)"/>: the VXLAN socket — one
 /// non-blocking UDP socket bound to this host's VTEP address and data port,
 /// driven with recvmmsg and sendmmsg through message vectors preallocated in native memory, so a
 /// batch costs one syscall and no allocation. The pipeline worker polls the socket itself with
 /// epoll. <see cref="OpenRawEsp"/>: the same for ESP in transport mode: a raw socket of IP protocol 50
 /// receives (the IPv4 header is stripped here, so callers see the ESP packet from its SPI on), and a
-/// second, send-only IPPROTO_RAW socket sends with an IPv4 header this class writes (see <see cref="OpenRawEsp"/>). <see cref="Open"/> at port 4500 serves ESP-in-UDP (RFC 3948).
+/// second, send-only IPPROTO_RAW socket sends with an IPv4 header this class writes (see <see cref="OpenRawEsp"/>). <see cref="Open(VtepEndpoint, int)"/> at port 4500 serves ESP-in-UDP (RFC 3948).
 /// Receive and Send from the worker's thread; Dispose only after the worker has stopped.
 /// </summary>
 internal sealed unsafe class UdpUnderlay : IUnderlay
@@ -37,6 +37,9 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
 
     /// <inheritdoc />
     public bool SupportsSegmentation { get; }
+
+    /// <inheritdoc />
+    public bool Receives { get; private init; } = true;
 
     private UdpUnderlay(SafeFdHandle handle, VtepEndpoint local, int batch, bool stripIpHeader = false, bool segmentation = false, SafeFdHandle? sendHandle = null)
     {
@@ -96,13 +99,28 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
     }
 
     /// <summary>Opens and binds the socket; failures become a <see cref="RouterException"/> with one clear sentence.</summary>
-    public static UdpUnderlay Open(VtepEndpoint local, int batchSize)
+    public static UdpUnderlay Open(VtepEndpoint local, int batchSize) => Open(local, batchSize, 0, 1);
+
+    /// <summary>
+    /// Opens socket <paramref name="queue"/> of a group of <paramref name="queues"/> on one address and port
+    /// (SO_REUSEPORT; open them in queue order). Queue 0 first makes sure nobody else holds the port (a plain bind,
+    /// closed again), so a second router still gets "port in use" rather than a share of the traffic; the last
+    /// queue attaches the program that gives each datagram to the socket of the CPU it arrived on (<see cref="Pipeline.CpuSteering"/>).
+    /// </summary>
+    public static UdpUnderlay Open(VtepEndpoint local, int batchSize, int queue, int queues)
     {
+        if (queues > 1 && queue == 0)
+        {
+            using var probe = Open(local, 1, 0, 1); // throws PortInUse and friends with the usual sentences
+        }
         int fd = Interop.Libc.socket(Interop.AF_INET, Interop.SOCK_DGRAM | Interop.SOCK_CLOEXEC | Interop.SOCK_NONBLOCK, Interop.IPPROTO_UDP);
         if (fd < 0) throw Netns.Namespaces.SystemError("socket(AF_INET, SOCK_DGRAM)");
         var handle = new SafeFdHandle(fd);
         try
         {
+            int one = 1;
+            if (queues > 1 && Interop.Libc.setsockopt(fd, Interop.SOL_SOCKET, Interop.SO_REUSEPORT, &one, sizeof(int)) != 0)
+                throw Netns.Namespaces.SystemError("setsockopt(SO_REUSEPORT)");
             if (!SetBuffersAndBind(fd, local))
             {
                 int errno = Marshal.GetLastPInvokeError();
@@ -121,6 +139,8 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
             // UDP GSO (UDP_SEGMENT on send) needs no socket option. Both since Linux 5.0; without GRO, datagrams come one by one.
             int on = 1;
             bool gro = Interop.Libc.setsockopt(fd, Interop.SOL_UDP, Interop.UDP_GRO, &on, sizeof(int)) == 0;
+            if (queues > 1 && queue == queues - 1 && !Pipeline.CpuSteering.AttachReusePortCpuProgram(fd, queues))
+                throw Netns.Namespaces.SystemError("setsockopt(SO_ATTACH_REUSEPORT_CBPF)");
             return new UdpUnderlay(handle, local, batchSize, segmentation: gro);
         }
         catch
@@ -138,8 +158,17 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
     /// wakes nobody when the kernel frees what it sent (a socket in epoll runs the epoll callback for every sent
     /// packet). Together that is about a tenth of the sending host's CPU per packet on the 2-core test machine.
     /// </summary>
-    public static UdpUnderlay OpenRawEsp(VtepEndpoint local, int batchSize)
+    /// <param name="local">The address to send from and receive on.</param>
+    /// <param name="batchSize">Datagrams per receive.</param>
+    /// <param name="receive">False for a send-only instance (no protocol-50 socket): every raw socket of a protocol
+    /// receives its own copy of each packet, so with several workers only one may receive.</param>
+    public static UdpUnderlay OpenRawEsp(VtepEndpoint local, int batchSize, bool receive = true)
     {
+        if (!receive)
+        {
+            SafeFdHandle only = OpenRaw(Interop.IPPROTO_RAW, local);
+            return new UdpUnderlay(only, local with { Port = 0 }, batchSize, stripIpHeader: true, sendHandle: only) { Receives = false };
+        }
         SafeFdHandle handle = OpenRaw(Interop.IPPROTO_ESP, local);
         SafeFdHandle? send = null;
         try

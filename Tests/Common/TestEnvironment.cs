@@ -37,6 +37,13 @@ public static partial class Requires
             Unavailable("this test needs /dev/net/tun (the TUN/TAP driver)");
     }
 
+    /// <summary>Requires <paramref name="count"/> CPUs this process may run on (CPU steering tests). Fails in CI, skips elsewhere.</summary>
+    public static void Cpus(int count)
+    {
+        if (Environment.ProcessorCount < count)
+            Unavailable($"this test needs {count} CPUs (it sends from each and checks which queue receives); this machine gives the process {Environment.ProcessorCount}");
+    }
+
     /// <summary>Requires an executable on PATH (serf, iperf3, tshark, …). Fails in CI, skips elsewhere.</summary>
     public static string Tool(string name, string debianPackage)
     {

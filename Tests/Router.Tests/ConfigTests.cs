@@ -77,11 +77,17 @@ public class ConfigTests
         Assert.Empty(o.Peers);
         Assert.Equal(TimeSpan.FromMinutes(5), o.FdbAging);
         Assert.True(o.TapOffload);
+        Assert.Equal(1, o.Queues);
         Assert.False(Parse("""
             underlay: { address: 192.0.2.1 }
             offload: false
             networks: [ { name: n, vni: 1, subnet: 198.18.0.0/16 } ]
             """).Router.TapOffload);
+        Assert.Equal(0, Parse("""
+            underlay: { address: 192.0.2.1 }
+            queues: 0
+            networks: [ { name: n, vni: 1, subnet: 198.18.0.0/16 } ]
+            """).Router.Queues); // one per CPU
     }
 
     public static TheoryData<string, string, int, string> BadFiles => new()
@@ -104,6 +110,7 @@ public class ConfigTests
         { "MTU too large", Valid.Replace("mtu: 1450", "mtu: 65000"), 7, "networks[0].mtu" },
         { "same interface twice in one namespace", Valid.Replace("interface: eth1", "interface: eth0"), 15, "endpoints[1].interface" },
         { "bad metrics address", Valid.Replace("127.0.0.1:9464", "localhost"), 5, "metrics" },
+        { "negative queue count", Valid.Replace("metrics: 127.0.0.1:9464", "queues: -1"), 5, "queues" },
         { "static entry on unknown network", Valid.Replace("network: blue, mac:", "network: pink, mac:"), 17, "fdb[0].network" },
         { "syntax error", Valid.Replace("peers: [192.0.2.2,", "peers: [192.0.2.2,,,"), 4, "(syntax)" },
     };

@@ -226,4 +226,111 @@ public class LinuxDeviceTests
         var notHere = Assert.Throws<RouterException>(() => Netns.Namespaces.RunIn(ns, () => UdpUnderlay.Open(new VtepEndpoint(InMemoryHosts.Ip("192.0.2.99"), 4789), 8)));
         Assert.Equal(RouterErrorCode.AddressNotAvailable, notHere.Code);
     }
+
+    /// <summary>Runs <paramref name="action"/> on a new thread pinned to <paramref name="cpu"/>.</summary>
+    private static void OnCpu(int cpu, Action action)
+    {
+        Exception? failed = null;
+        var t = new Thread(() =>
+        {
+            try
+            {
+                Assert.True(Pipeline.CpuSteering.PinCurrentThread(cpu), $"cannot pin to CPU {cpu}");
+                action();
+            }
+            catch (Exception e) { failed = e; }
+        });
+        t.Start();
+        t.Join();
+        if (failed is not null) throw new Xunit.Sdk.XunitException($"on CPU {cpu}: {failed}");
+    }
+
+    /// <summary>Reads what each queue of <paramref name="tap"/> holds until <paramref name="want"/> frames arrived (or 5 s): frame lengths per queue.</summary>
+    private static List<int>[] DrainQueues(ITapDevice tap, int want)
+    {
+        var got = Enumerable.Range(0, tap.QueueCount).Select(_ => new List<int>()).ToArray();
+        var bufs = new[] { new PacketBuffer(Constants.GsoBufferSize), new PacketBuffer(Constants.GsoBufferSize) };
+        var sizes = new int[2];
+        var offloads = new Offload.OffloadInfo[2];
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (got.Sum(g => g.Count) < want && DateTime.UtcNow < deadline)
+            for (int q = 0; q < tap.QueueCount; q++)
+            {
+                int n = tap.Queue(q).Read(bufs, sizes, offloads, Constants.Headroom);
+                for (int i = 0; i < n; i++)
+                    if (bufs[i].Span[Constants.Headroom + 12] == 0x08 && bufs[i].Span[Constants.Headroom + 13] == 0x00) got[q].Add(sizes[i]); // IPv4 only (not IPv6 ND)
+            }
+        return got;
+    }
+
+    [Fact]
+    public void Multi_queue_tap_hands_each_frame_to_the_queue_of_the_cpu_that_sent_it_and_bulk_to_the_next()
+    {
+        Requires.Root();
+        Requires.Cpus(2);
+        using var net = new TestNetwork("mq");
+        string ns = net.AddNamespace("c1");
+        var mac = MacAddress.Parse("02:00:c6:12:00:01");
+        using var tap = LinuxTap.Create(new TapRequest(ns, "eth0", mac, 1400, InMemoryHosts.Ip("198.18.0.1"), 24, Offload: true, Queues: 2));
+        Assert.Equal(2, tap.QueueCount);
+        Assert.Contains("numqueues 2", TestNetwork.Exec(ns, "ip -d link show eth0").EnsureSuccess().StdOut);
+        TestNetwork.Exec(ns, "ip neigh replace 198.18.0.2 lladdr 02:00:c6:12:00:02 nud permanent dev eth0").EnsureSuccess(); // no ARP
+        using var sock = NetnsSockets.Udp(ns, new IPEndPoint(IPAddress.Any, 0));
+        var to = new IPEndPoint(IPAddress.Parse("198.18.0.2"), 5000);
+        for (int cpu = 0; cpu < 2; cpu++)
+        {
+            OnCpu(cpu, () => { for (int i = 0; i < 5; i++) sock.SendTo(new byte[32], to); });
+            var small = DrainQueues(tap, 5);
+            Assert.Equal(5, small[cpu].Count);          // a small frame stays on the sender's CPU
+            Assert.Empty(small[1 - cpu]);
+            OnCpu(cpu, () => { for (int i = 0; i < 5; i++) sock.SendTo(new byte[1000], to); });
+            var bulk = DrainQueues(tap, 5);
+            Assert.Equal(5, bulk[1 - cpu].Count);       // bulk goes to the next CPU's queue
+            Assert.Empty(bulk[cpu]);
+        }
+    }
+
+    [Fact]
+    public void Udp_queue_group_hands_each_datagram_to_the_socket_of_the_cpu_it_arrived_on_and_bulk_to_the_next()
+    {
+        Requires.Root();
+        Requires.Cpus(2);
+        using var net = new TestNetwork("mqu");
+        string ns = net.AddHost("h1", "192.0.2.1/24");
+        var local = new VtepEndpoint(InMemoryHosts.Ip("192.0.2.1"), 4789);
+        using var q0 = Netns.Namespaces.RunIn(ns, () => UdpUnderlay.Open(local, 8, 0, 2));
+        using var q1 = Netns.Namespaces.RunIn(ns, () => UdpUnderlay.Open(local, 8, 1, 2));
+        UdpUnderlay[] queues = [q0, q1];
+        // Another router (or anything else) on the port is still refused, with the usual sentence.
+        var inUse = Assert.Throws<RouterException>(() => Netns.Namespaces.RunIn(ns, () => UdpUnderlay.Open(local, 8, 0, 2)));
+        Assert.Equal(RouterErrorCode.PortInUse, inUse.Code);
+        Assert.Equal(RouterErrorCode.PortInUse, Assert.Throws<RouterException>(() => Netns.Namespaces.RunIn(ns, () => UdpUnderlay.Open(local, 8))).Code);
+
+        using var sender = NetnsSockets.Udp(ns, new IPEndPoint(IPAddress.Parse("192.0.2.1"), 0));
+        var to = new IPEndPoint(IPAddress.Parse("192.0.2.1"), 4789);
+        var rx = new UnderlayDatagram[8];
+        for (int i = 0; i < rx.Length; i++) rx[i].Buffer = new PacketBuffer(Constants.GsoBufferSize);
+        int Datagrams(int n) => rx.Take(n).Sum(d => d.SegmentSize > 0 ? (d.Length + d.SegmentSize - 1) / d.SegmentSize : 1); // GRO may join some
+        int[] Count(int want)
+        {
+            var counts = new int[2];
+            var deadline = DateTime.UtcNow.AddSeconds(5);
+            while (counts.Sum() < want && DateTime.UtcNow < deadline)
+                for (int q = 0; q < 2; q++) counts[q] += Datagrams(queues[q].Receive(rx, 0));
+            Thread.Sleep(50);
+            for (int q = 0; q < 2; q++) counts[q] += Datagrams(queues[q].Receive(rx, 0)); // nothing more may arrive anywhere
+            return counts;
+        }
+        for (int cpu = 0; cpu < 2; cpu++)
+        {
+            OnCpu(cpu, () => { for (int i = 0; i < 4; i++) sender.SendTo(new byte[100], to); });
+            var small = Count(4);
+            Assert.Equal(4, small[cpu]);
+            Assert.Equal(0, small[1 - cpu]);
+            OnCpu(cpu, () => { for (int i = 0; i < 4; i++) sender.SendTo(new byte[1400], to); });
+            var bulk = Count(4);
+            Assert.Equal(4, bulk[1 - cpu]);
+            Assert.Equal(0, bulk[cpu]);
+        }
+    }
 }
