@@ -272,7 +272,8 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
             networks,
             DropsOf(global),
             GC.GetTotalAllocatedBytes(precise: true),
-            EspStatusOf(_esp));
+            EspStatusOf(_esp),
+            _workers.Count);
     }
 
     private static EspStatusInfo? EspStatusOf(EspSecurityDatabase? esp)

@@ -10,6 +10,7 @@ namespace UserOverlay.Router;
 /// <param name="Drops">Drops that belong to no network (unknown source, unknown VNI, malformed VXLAN…), by reason.</param>
 /// <param name="GcAllocatedBytes">GC.GetTotalAllocatedBytes of the process: compare two readings with the frame counters to see allocation per frame.</param>
 /// <param name="Esp">ESP state when the host has encrypted networks, else null.</param>
+/// <param name="Queues">Pipeline queues (workers) running.</param>
 public sealed record RouterStatus(
     string Underlay,
     IReadOnlyList<string> Peers,
@@ -19,7 +20,8 @@ public sealed record RouterStatus(
     IReadOnlyList<NetworkStatus> Networks,
     IReadOnlyDictionary<string, long> Drops,
     long GcAllocatedBytes,
-    EspStatusInfo? Esp = null);
+    EspStatusInfo? Esp = null,
+    int Queues = 1);
 
 /// <summary>The ESP security associations' state (no secrets).</summary>
 /// <param name="Encapsulation">"transport" (IP protocol 50) or "udp" (ESP-in-UDP).</param>

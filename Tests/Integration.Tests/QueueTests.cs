@@ -50,6 +50,8 @@ public sealed class QueueTests
                 .ToDictionary(t => int.Parse(t.Comm["uo-queue-".Length..], System.Globalization.CultureInfo.InvariantCulture), t => t.Status);
             Assert.Equal(Enumerable.Range(0, queues), workers.Keys.Order());
             foreach (var (q, status) in workers) Assert.Contains($"Cpus_allowed_list:\t{q}\n", status);
+            Assert.Equal(queues, (await r1.StatusAsync()).Queues);
+            Assert.Contains($"queues {queues}", r1.Cli("status", "--name", r1.Name).EnsureSuccess().StdOut);
 
             // Pings sent from each CPU (each lands in that CPU's queue) cross both networks.
             foreach (int cpu in new[] { 0, 1 })
