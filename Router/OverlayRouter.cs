@@ -25,7 +25,7 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
     private readonly List<LocalPort> _ports = [];
     private readonly List<QueueWorker> _workers = [];
     private readonly PacketBufferPool _pool;
-    private readonly PacketBufferPool _largePool = new(Constants.GsoBufferSize, maxBuffers: 1024);
+    private readonly PacketBufferPool _largePool;
     private readonly Timer _housekeeping;
     private readonly Timer? _espTimer;
     private readonly ILogger _log;
@@ -44,6 +44,8 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
         _log = log;
         _pool = pool;
         int workers = platform.QueueCount(options.Queues);
+        // Each worker holds a batch of TAP buffers, a batch of receive buffers (large with UDP GRO) and the coalescer's.
+        _largePool = new(Constants.GsoBufferSize, maxBuffers: workers * (2 * options.BatchSize + Offload.Coalescer.MaxPending) + 64);
         _state = new ForwardingState(workers, options.Learning, options.FdbAging) { DataPort = options.Underlay.Port };
         long now = Environment.TickCount64;
 

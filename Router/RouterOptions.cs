@@ -80,7 +80,7 @@ public sealed record RouterOptions
             if (p.Port == 0) errors.Add(new($"peers[{i}]", "port must be from 1 to 65535"));
         }
         if (BatchSize is < 1 or > 1024) errors.Add(new("batch_size", "must be from 1 to 1024"));
-        if (Queues is < 0 or > 256) errors.Add(new("queues", "must be from 0 (one per CPU) to 256"));
+        if (Queues is < 0 or > 64) errors.Add(new("queues", "must be from 0 (one per CPU) to 64"));
         if (FdbAging <= TimeSpan.Zero) errors.Add(new("fdb_aging", "must be positive"));
         if (UnderlayMtu is < 576 or > 65535) errors.Add(new("underlay.mtu", $"{UnderlayMtu} is out of range (576 to 65535)"));
         if (Encryption is { } enc)

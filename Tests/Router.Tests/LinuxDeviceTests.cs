@@ -333,4 +333,28 @@ public class LinuxDeviceTests
             Assert.Equal(0, bulk[cpu]);
         }
     }
+
+    [Fact]
+    public void A_router_with_more_queues_than_cpus_and_the_largest_batches_starts_and_forwards()
+    {
+        Requires.Root();
+        using var net = new TestNetwork("mqr");
+        string[] hosts = [net.AddHost("h1", "192.0.2.1/24"), net.AddHost("h2", "192.0.2.2/24")];
+        string[] endpoints = [net.AddNamespace("c1"), net.AddNamespace("c2")];
+        RouterOptions Options(int i) => new()
+        {
+            Underlay = InMemoryHosts.Vtep(i),
+            Peers = [InMemoryHosts.Vtep(3 - i)],
+            Networks = [InMemoryHosts.Blue],
+            Endpoints = [InMemoryHosts.Endpoint("blue", endpoints[i - 1], $"198.18.0.1{i}")],
+            Queues = 16,      // workers past the CPU count run unpinned
+            BatchSize = 1024, // every worker holds two batches of 64 KB buffers
+        };
+        using var r1 = Netns.Namespaces.RunIn(hosts[0], () => OverlayRouter.Start(Options(1)));
+        using var r2 = Netns.Namespaces.RunIn(hosts[1], () => OverlayRouter.Start(Options(2)));
+        Assert.Equal(16, r1.GetStatus().Queues);
+        Assert.Contains("numqueues 16", TestNetwork.Exec(endpoints[0], "ip -d link show eth0").EnsureSuccess().StdOut);
+        Assert.True(TestNetwork.Ping(endpoints[0], "198.18.0.12", count: 3, minReplies: 2));
+        Assert.True(TestNetwork.Ping(endpoints[1], "198.18.0.11", count: 3, minReplies: 2));
+    }
 }
