@@ -38,7 +38,8 @@ public sealed record RouterOptions
     /// (multi-queue) TAP, worker i pinned to CPU i, each packet handled on the CPU it was sent or received on
     /// (bulk data on the next one). 1, the default: one unpinned worker. 0: one per CPU the process may use, up to 16.
     /// More queues cut the round-trip time of light traffic (no wake-up crosses CPUs) and add cores for many flows;
-    /// on the 2-vCPU test machine, where both test hosts share the cores, one queue carries more (see README).
+    /// on the 2-vCPU test machine, where both test hosts share the cores, one queue carries more (see README). With
+    /// several queues a flow's small and bulk packets take different workers and may be reordered.
     /// </summary>
     public int Queues { get; init; } = 1;
 
