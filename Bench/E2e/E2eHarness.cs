@@ -27,7 +27,8 @@ namespace UserOverlay.Bench.E2e;
 /// </summary>
 internal static class E2eHarness
 {
-    private sealed record Pass(double TcpGbps, double UdpKpps, double RttMs, double CpuSecondsPerGB, double AllocBytesPerFrame);
+    private sealed record Pass(double TcpGbps, double UdpKpps, double RttMs, double CpuSecondsPerGB, double AllocBytesPerFrame,
+        double RttMedianMs = double.NaN, double RttP90Ms = double.NaN);
 
     private static readonly List<Process> Started = [];
     private static readonly List<string> Namespaces = [];
@@ -88,7 +89,7 @@ internal static class E2eHarness
     }
 
     private static string Describe(Pass p) =>
-        string.Create(CultureInfo.InvariantCulture, $"TCP {p.TcpGbps:0.00} Gbit/s, UDP64 {p.UdpKpps:0.0} kpps delivered, RTT {p.RttMs:0.000} ms")
+        string.Create(CultureInfo.InvariantCulture, $"TCP {p.TcpGbps:0.00} Gbit/s, UDP64 {p.UdpKpps:0.0} kpps delivered, RTT {p.RttMs:0.000} ms (median {p.RttMedianMs:0.000})")
         + (double.IsNaN(p.CpuSecondsPerGB) ? "" : string.Create(CultureInfo.InvariantCulture, $", router CPU {p.CpuSecondsPerGB:0.00} s/GB, {p.AllocBytesPerFrame:0.00} B allocated/frame"));
 
     private static string Table(List<Pass> k, List<Pass> u, List<Pass> e, List<Pass> eu, int seconds, int passes)
@@ -117,7 +118,9 @@ internal static class E2eHarness
         }
         Row("TCP single stream, Gbit/s", p => p.TcpGbps, "0.00");
         Row("UDP 64 B delivered, kpps", p => p.UdpKpps, "0.0");
-        Row("ping RTT, ms", p => p.RttMs, "0.000", lowerIsBetter: true);
+        Row("ping RTT (average), ms", p => p.RttMs, "0.000", lowerIsBetter: true);
+        Row("ping RTT (median), ms", p => p.RttMedianMs, "0.000", lowerIsBetter: true);
+        Row("ping RTT (90th percentile), ms", p => p.RttP90Ms, "0.000", lowerIsBetter: true);
         Row("router CPU s/GB (TCP test)", p => p.CpuSecondsPerGB, "0.00", lowerIsBetter: true);
         Row("bytes allocated per frame", p => p.AllocBytesPerFrame, "0.00", lowerIsBetter: true);
         return sb.ToString();
@@ -233,10 +236,12 @@ internal static class E2eHarness
             var udp = Iperf(seconds, udp: true);
 
             Thread.Sleep(500); // let the UDP test's queues drain
-            var ping = Run("ip", "netns", "exec", _client, "ping", "-n", "-q", "-c", "100", "-i", "0.05", "-W", "2", "198.18.0.2");
+            var ping = Run("ip", "netns", "exec", _client, "ping", "-n", "-c", "100", "-i", "0.05", "-W", "2", "198.18.0.2");
             var m = Regex.Match(ping.Out, @"= [\d.]+/([\d.]+)/");
             double rtt = m.Success ? double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : double.NaN;
-            return new Pass(tcp.BitsPerSecond / 1e9, udp.Delivered / seconds / 1000.0, rtt, cpu, alloc);
+            var times = Regex.Matches(ping.Out, @"time=([\d.]+) ms").Select(t => double.Parse(t.Groups[1].Value, CultureInfo.InvariantCulture)).Order().ToList();
+            double At(double q) => times.Count == 0 ? double.NaN : times[Math.Min(times.Count - 1, (int)(q * times.Count))];
+            return new Pass(tcp.BitsPerSecond / 1e9, udp.Delivered / seconds / 1000.0, rtt, cpu, alloc, At(0.5), At(0.9));
         }
         finally
         {
