@@ -41,9 +41,15 @@ internal sealed class ControlServer : IAsyncDisposable
             File.Delete(path); // stale socket of a router that did not exit cleanly
         }
 
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "useroverlay" });
-        builder.Logging.ClearProviders();
+        // The empty builder, not the slim one: the slim builder reads appsettings.json from the working
+        // directory with reload-on-change, which puts an inotify watch on every directory below it — started
+        // from / (as a service is), ~20,000 watches and a thread woken by every file written anywhere on the
+        // machine. The control API has no configuration to read.
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "useroverlay", ContentRootPath = AppContext.BaseDirectory });
+        builder.Services.AddLogging();
         builder.Services.AddSingleton(loggers);
+        builder.Services.AddRoutingCore();
+        builder.WebHost.UseKestrelCore();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.ListenUnixSocket(path);
@@ -62,7 +68,7 @@ internal sealed class ControlServer : IAsyncDisposable
             ? Results.Json(new ApiError("encryption_disabled", "this router has no encrypted networks, so it holds no SAs"), ControlJson.Default.ApiError, statusCode: 404)
             : Results.Json(securityAssociations(), ControlJson.Default.SaResponse));
         app.MapFallback((HttpContext ctx) => Results.Json(
-            new ApiError("not_found", $"no such endpoint: {ctx.Request.Method} {ctx.Request.Path} (this daemon serves /_ping, /v1/version, /v1/status, /v1/members)"),
+            new ApiError("not_found", $"no such endpoint: {ctx.Request.Method} {ctx.Request.Path} (this daemon serves /_ping, /v1/version, /v1/status, /v1/members, /v1/sa)"),
             ControlJson.Default.ApiError, statusCode: 404));
         await app.StartAsync();
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);

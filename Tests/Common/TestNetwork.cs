@@ -80,9 +80,10 @@ public sealed class TestNetwork : IDisposable
     }
 
     /// <summary>Starts a long-running process inside a namespace; it is killed (by PID) on Dispose.</summary>
-    public Process Start(string ns, string file, IEnumerable<string> args, Action<string>? onOutput = null)
+    public Process Start(string ns, string file, IEnumerable<string> args, Action<string>? onOutput = null, string? workingDirectory = null)
     {
         var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
         foreach (string a in new[] { "netns", "exec", ns, file }.Concat(args)) psi.ArgumentList.Add(a);
         var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start " + file);
         p.OutputDataReceived += (_, e) => { if (e.Data is not null) onOutput?.Invoke(e.Data); };

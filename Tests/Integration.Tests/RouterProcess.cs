@@ -29,6 +29,9 @@ public sealed class RouterProcess : IDisposable
         File.WriteAllText(ConfigPath, configYaml);
     }
 
+    /// <summary>The directory the router starts in (the test's own when null).</summary>
+    public string? WorkingDirectory { get; init; }
+
     /// <summary>Output of the process so far (for failure messages).</summary>
     public string Output { get { lock (_output) return _output.ToString(); } }
 
@@ -51,7 +54,7 @@ public sealed class RouterProcess : IDisposable
     {
         lock (_output) _output.Clear();
         _process = _net.Start(HostNamespace, DotnetHost, [CliDll, "up", "--config", ConfigPath, "--name", Name, "--log-level", "Warning"],
-            line => { lock (_output) _output.AppendLine(line); });
+            line => { lock (_output) _output.AppendLine(line); }, WorkingDirectory);
         var deadline = Stopwatch.StartNew();
         while (true)
         {
