@@ -17,6 +17,7 @@ public sealed unsafe class PacketBuffer
     {
         _array = GC.AllocateUninitializedArray<byte>(size, pinned: true);
         Pointer = (byte*)Unsafe.AsPointer(ref _array[0]);
+        Capacity = size;
     }
 
     /// <summary>The whole buffer.</summary>
@@ -32,8 +33,13 @@ public sealed unsafe class PacketBuffer
     /// <summary>Address of byte 0; stable for the buffer's life because the array is pinned.</summary>
     public byte* Pointer { get; }
 
-    /// <summary>Capacity in bytes.</summary>
-    public int Capacity => _array.Length;
+    /// <summary>
+    /// Capacity in bytes. A field, not the array's length: a receive prepares a whole batch of buffers, and reading
+    /// each array's header would touch one more page per buffer (their arrays are tens of KB apart) — pages the
+    /// packet itself never uses, each a TLB miss after every context switch and, where the host tracks accessed
+    /// bits expensively (see README, "Where the round-trip time goes"), a few microseconds more.
+    /// </summary>
+    public int Capacity { get; }
 }
 
 /// <summary>

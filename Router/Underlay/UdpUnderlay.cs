@@ -32,6 +32,9 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
     private readonly Interop.SockAddrIn* _txAddrs;
     private readonly Interop.CmsgInt* _rxControl;
     private readonly Interop.CmsgInt* _txControl;
+    private readonly PacketBuffer?[] _rxBuffers; // the buffer each receive slot's iovec points into
+    private int _rxOffset = -1;
+    private int _rxDirty;                        // receive slots the kernel filled last time (their lengths and flags need resetting)
 
     public VtepEndpoint LocalEndpoint { get; }
 
@@ -60,12 +63,15 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
         _txAddrs = (Interop.SockAddrIn*)NativeMemory.AllocZeroed((nuint)(Constants.MaxSendBatch * sizeof(Interop.SockAddrIn)));
         _rxControl = (Interop.CmsgInt*)NativeMemory.AllocZeroed((nuint)(batch * sizeof(Interop.CmsgInt)));
         _txControl = (Interop.CmsgInt*)NativeMemory.AllocZeroed((nuint)(Constants.MaxSendBatch * sizeof(Interop.CmsgInt)));
+        _rxBuffers = new PacketBuffer?[batch];
         for (int i = 0; i < batch; i++)
         {
             _rxMsgs[i].Hdr.Iov = &_rxIov[i];
             _rxMsgs[i].Hdr.IovLen = 1;
             _rxMsgs[i].Hdr.Name = &_rxAddrs[i];
+            if (segmentation) _rxMsgs[i].Hdr.Control = &_rxControl[i];
         }
+        _rxDirty = batch; // every slot gets its lengths and flags on the first receive
         for (int i = 0; i < Constants.MaxSendBatch; i++)
         {
             _txControl[i].Len = Interop.CmsgInt.LengthFor(2);
@@ -229,25 +235,28 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
     public int Receive(Span<UnderlayDatagram> datagrams, int offset)
     {
         int n = Math.Min(datagrams.Length, _batch);
+        // The message vector is rewritten only where it changed: a worker passes the same buffers every time, and
+        // the kernel changes only the entries it filled. Touching every buffer of the batch for a single datagram
+        // (as rewriting all of them did) costs a page per buffer — see PacketBuffer.Capacity.
         for (int i = 0; i < n; i++)
         {
             PacketBuffer b = datagrams[i].Buffer;
-            _rxIov[i].Base = b.Pointer + offset;
-            _rxIov[i].Length = (nuint)(b.Capacity - offset);
-            _rxMsgs[i].Hdr.NameLen = (uint)sizeof(Interop.SockAddrIn);
-            _rxMsgs[i].Hdr.Flags = 0;
-            if (SupportsSegmentation)
+            if (!ReferenceEquals(_rxBuffers[i], b) || _rxOffset != offset)
             {
-                _rxMsgs[i].Hdr.Control = &_rxControl[i];
-                _rxMsgs[i].Hdr.ControlLen = (nuint)sizeof(Interop.CmsgInt);
-                _rxControl[i].Len = 0;
+                _rxBuffers[i] = b;
+                _rxIov[i].Base = b.Pointer + offset;
+                _rxIov[i].Length = (nuint)(b.Capacity - offset);
             }
         }
+        _rxOffset = offset;
+        for (int i = 0; i < _rxDirty; i++) ResetReceiveSlot(i);
+        _rxDirty = 0;
         while (true)
         {
             int got = Interop.Libc.recvmmsg(_fd, _rxMsgs, (uint)n, Interop.MSG_DONTWAIT, null);
             if (got > 0)
             {
+                _rxDirty = got;
                 for (int i = 0; i < got; i++)
                 {
                     ref UnderlayDatagram d = ref datagrams[i];
@@ -267,6 +276,17 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
             if (errno == Interop.EINTR) continue;
             if (errno is Interop.EAGAIN or Interop.EBADF) return 0;
             // ECONNREFUSED and friends (ICMP errors queued on the socket) carry no datagram: try again.
+        }
+    }
+
+    private void ResetReceiveSlot(int i)
+    {
+        _rxMsgs[i].Hdr.NameLen = (uint)sizeof(Interop.SockAddrIn);
+        _rxMsgs[i].Hdr.Flags = 0;
+        if (SupportsSegmentation)
+        {
+            _rxMsgs[i].Hdr.ControlLen = (nuint)sizeof(Interop.CmsgInt);
+            _rxControl[i].Len = 0;
         }
     }
 

@@ -178,6 +178,54 @@ public class LinuxDeviceTests
     }
 
     [Fact]
+    public void Udp_underlay_receives_into_whichever_buffers_and_offset_each_call_passes()
+    {
+        // Receive rewrites its message vector only where the caller's buffers or offset changed since the last call
+        // (so an idle batch is not touched per datagram); new buffers, a new offset, and slots the kernel filled last
+        // time (their address lengths and flags) must all be taken up.
+        Requires.Root();
+        using var net = new TestNetwork("udpb");
+        string ns = net.AddHost("h1", "192.0.2.1/24");
+        var local = new VtepEndpoint(InMemoryHosts.Ip("192.0.2.1"), 4789);
+        using var u = Netns.Namespaces.RunIn(ns, () => UdpUnderlay.Open(local, 8));
+        using var sender = NetnsSockets.Udp(ns, new IPEndPoint(IPAddress.Parse("192.0.2.1"), 40001));
+        var to = new IPEndPoint(IPAddress.Parse("192.0.2.1"), 4789);
+
+        UnderlayDatagram[] Batch() => Enumerable.Range(0, 8).Select(_ => new UnderlayDatagram { Buffer = new PacketBuffer() }).ToArray();
+        List<(byte[] Data, UnderlayDatagram D)> ReceiveAll(UnderlayDatagram[] batch, int offset, int expected)
+        {
+            var got = new List<(byte[], UnderlayDatagram)>();
+            var deadline = DateTime.UtcNow.AddSeconds(5);
+            while (got.Count < expected && DateTime.UtcNow < deadline)
+            {
+                int n = u.Receive(batch, offset);
+                for (int i = 0; i < n; i++)
+                {
+                    Assert.Equal(offset, batch[i].Offset);
+                    Assert.Equal("192.0.2.1:40001", batch[i].Peer.ToString());
+                    got.Add((batch[i].Buffer.Span.Slice(offset, batch[i].Length).ToArray(), batch[i]));
+                }
+            }
+            return got;
+        }
+
+        var first = Batch();
+        byte round = 0;
+        foreach (var (batch, offset, count) in new[] { (first, 56, 6), (first, 56, 2), (Batch(), 56, 8), (first, 8, 5), (Batch(), 100, 3) })
+        {
+            round++;
+            for (int i = 0; i < count; i++) sender.SendTo(Enumerable.Repeat((byte)(round * 16 + i), 20 + i).ToArray(), to);
+            var got = ReceiveAll(batch, offset, count);
+            Assert.Equal(count, got.Count);
+            for (int i = 0; i < count; i++)
+            {
+                Assert.Equal(Enumerable.Repeat((byte)(round * 16 + i), 20 + i), got[i].Data);
+                Assert.Contains(batch, d => ReferenceEquals(d.Buffer, got[i].D.Buffer)); // landed in a buffer of this call
+            }
+        }
+    }
+
+    [Fact]
     public void Udp_gso_sends_are_cut_by_the_kernel_and_gro_receives_come_back_whole()
     {
         using var net = new TestNetwork("gso");
