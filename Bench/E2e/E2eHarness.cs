@@ -18,6 +18,9 @@ namespace UserOverlay.Bench.E2e;
 ///
 ///   sudo dotnet run -c Release --project Bench -- e2e [--seconds 8] [--passes 3] [--queues N] [--keep-going]
 ///
+/// --binary PATH runs the routers from PATH (the native binary `dotnet publish Cli -c Release -r linux-x64` makes)
+/// instead of `dotnet useroverlay.dll` from the build.
+///
 /// --queues N sets the routers' `queues:` (default: theirs, 1; 0 = one per CPU). Ping RTT is measured last, once the
 /// throughput tests have run every path hot (the router is a long-running daemon; the first seconds of a fresh
 /// one include its just-in-time compilation): 100 pings at 50 ms, the average, as ../shared/anchors reports.
@@ -34,6 +37,7 @@ internal static class E2eHarness
     private static readonly List<string> Namespaces = [];
     private static string _prefix = "";
     private static int _queues = -1;
+    private static string? _binary;
 
     public static int Run(string[] args)
     {
@@ -48,7 +52,11 @@ internal static class E2eHarness
         foreach (var tool in new[] { "ip", "iperf3", "ping" })
             if (Which(tool) is null) { Console.Error.WriteLine($"e2e: '{tool}' is missing (apt-get install iproute2 iperf3 iputils-ping)"); return 2; }
         string cli = Path.Combine(AppContext.BaseDirectory, "useroverlay.dll");
-        if (!File.Exists(cli)) { Console.Error.WriteLine($"e2e: {cli} is missing (build the Bench project, which references Cli)"); return 2; }
+        int b = Array.IndexOf(args, "--binary");
+        _binary = b >= 0 && b + 1 < args.Length ? Path.GetFullPath(args[b + 1]) : null;
+        if (_binary is not null && !File.Exists(_binary)) { Console.Error.WriteLine($"e2e: --binary {_binary}: no such file"); return 2; }
+        if (_binary is null && !File.Exists(cli)) { Console.Error.WriteLine($"e2e: {cli} is missing (build the Bench project, which references Cli)"); return 2; }
+        Console.WriteLine($"e2e: routers run {(_binary ?? $"dotnet {cli}")}");
 
         _prefix = $"uobench-{Environment.ProcessId}-";
         Console.CancelKeyPress += (_, _) => Cleanup();
@@ -185,7 +193,7 @@ internal static class E2eHarness
                 networks: [ { name: bench, vni: 42, subnet: 198.18.0.0/24{{(encrypted ? $", encrypted: true, key: \"{key}\"" : ", mtu: 1450")}} } ]
                 endpoints: [ { network: bench, netns: {{Ns(work)}}, address: {{ip}}/24 } ]
                 """);
-            var p = Start("ip", "netns", "exec", Ns(host), Dotnet(), cli, "up", "--config", cfg, "--name", name, "--log-level", "Warning");
+            var p = Start("ip", ["netns", "exec", Ns(host), .. CliCommand(cli), "up", "--config", cfg, "--name", name, "--log-level", "Warning"]);
             Routers.Add((p, name));
         }
         foreach (var (p, name) in Routers)
@@ -283,7 +291,8 @@ internal static class E2eHarness
         long alloc = 0, frames = 0;
         foreach (var (_, name) in Routers)
         {
-            var r = Run(Dotnet(), cli, "status", "--name", name, "--json");
+            string[] command = CliCommand(cli);
+            var r = Run(command[0], [.. command[1..], "status", "--name", name, "--json"]);
             using var doc = JsonDocument.Parse(r.Out);
             alloc += doc.RootElement.GetProperty("gc_allocated_bytes").GetInt64();
             foreach (var n in doc.RootElement.GetProperty("networks").EnumerateArray())
@@ -330,6 +339,9 @@ internal static class E2eHarness
     private static string? Which(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Concat(["/usr/sbin", "/sbin"])
             .Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
+
+    /// <summary>How to run useroverlay: the --binary given, or `dotnet useroverlay.dll`.</summary>
+    private static string[] CliCommand(string cli) => _binary is not null ? [_binary] : [Dotnet(), cli];
 
     private static Process Start(string file, params string[] args)
     {

@@ -45,15 +45,24 @@ public sealed class RouterProcess : IDisposable
     /// <summary>useroverlay.dll next to the tests (the Cli project is referenced, so the build copies it).</summary>
     public static string CliDll => Path.Combine(AppContext.BaseDirectory, "useroverlay.dll");
 
+    /// <summary>
+    /// The command that runs useroverlay: the native binary named by USEROVERLAY_BINARY (`.ci/run` publishes the
+    /// ahead-of-time compiled one, as users install it, and runs these tests against it), else `dotnet useroverlay.dll`.
+    /// </summary>
+    public static string[] Command =>
+        Environment.GetEnvironmentVariable("USEROVERLAY_BINARY") is not { Length: > 0 } binary ? [DotnetHost, CliDll]
+        : File.Exists(binary) ? [binary]
+        : throw new InvalidOperationException($"USEROVERLAY_BINARY is {binary}, which does not exist (publish it with `dotnet publish Cli -c Release -r linux-x64`, or unset it to run useroverlay.dll)");
+
     /// <summary>Runs the CLI once (e.g. `status --json`) in the host namespace and returns its result.</summary>
     public CommandResult Cli(params string[] args) =>
-        Shell.Run("ip", new[] { "netns", "exec", HostNamespace, DotnetHost, CliDll }.Concat(args), TimeSpan.FromSeconds(60));
+        Shell.Run("ip", new[] { "netns", "exec", HostNamespace }.Concat(Command).Concat(args), TimeSpan.FromSeconds(60));
 
     /// <summary>Starts the router and waits until its control socket answers.</summary>
     public async Task StartAsync(TimeSpan? timeout = null)
     {
         lock (_output) _output.Clear();
-        _process = _net.Start(HostNamespace, DotnetHost, [CliDll, "up", "--config", ConfigPath, "--name", Name, "--log-level", "Warning"],
+        _process = _net.Start(HostNamespace, Command[0], [.. Command[1..], "up", "--config", ConfigPath, "--name", Name, "--log-level", "Warning"],
             line => { lock (_output) _output.AppendLine(line); }, WorkingDirectory);
         var deadline = Stopwatch.StartNew();
         while (true)
