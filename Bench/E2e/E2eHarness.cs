@@ -16,7 +16,7 @@ namespace UserOverlay.Bench.E2e;
 /// transport mode). Prints medians over the passes, the ratio UserOverlay/kernel and the ratio
 /// encrypted/plain.
 ///
-///   sudo dotnet run -c Release --project Bench -- e2e [--seconds 8] [--passes 3] [--queues N] [--keep-going]
+///   sudo dotnet run -c Release --project Bench -- e2e [--seconds 8] [--passes 3] [--queues N] [--binary PATH] [--keep-going]
 ///
 /// --binary PATH runs the routers from PATH (the native binary `dotnet publish Cli -c Release -r linux-x64` makes)
 /// instead of `dotnet useroverlay.dll` from the build.
