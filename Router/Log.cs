@@ -25,4 +25,7 @@ internal static partial class Log
 
     [LoggerMessage(6, LogLevel.Error, "ESP key rotation failed; encrypted traffic may stop when the current SAs expire")]
     public static partial void EspTickFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(7, LogLevel.Warning, "TAP reads and writes take one system call per frame: {Reason} (io_uring: false in the configuration silences this)")]
+    public static partial void IoUringUnavailable(ILogger logger, string reason);
 }

@@ -85,7 +85,7 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
             }
             for (int q = 0; q < workers; q++)
                 _workers.Add(new QueueWorker(_state, _underlays[q], _espUnderlays.Count > 0 ? _espUnderlays[q] : null, q, options.BatchSize,
-                    pool, _largePool, log, cpu: workers > 1 ? q : -1));
+                    pool, _largePool, log, cpu: workers > 1 ? q : -1, useIoUring: options.IoUring));
             for (int i = 0; i < options.Endpoints.Count; i++)
             {
                 var e = options.Endpoints[i];
@@ -108,6 +108,9 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
             throw;
         }
         foreach (var w in _workers) w.Start();
+        foreach (var w in _workers) w.WaitStarted();
+        if (_workers.FirstOrDefault(w => w.IoUringRefusal is not null) is { } refused)
+            Log.IoUringUnavailable(log, refused.IoUringRefusal!);
         var period = TimeSpan.FromMilliseconds(Math.Clamp(options.FdbAging.TotalMilliseconds / 10, 100, 10_000));
         _housekeeping = new Timer(_ => Housekeeping(), null, period, period);
         // ESP rotation: the database moves SAs at epoch boundaries and reserves sequence numbers (it may fsync),
@@ -275,7 +278,8 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
             DropsOf(global),
             GC.GetTotalAllocatedBytes(precise: true),
             EspStatusOf(_esp),
-            _workers.Count);
+            _workers.Count,
+            _workers.Count > 0 && _workers.All(w => w.UsesIoUring) ? "io_uring" : "syscalls");
     }
 
     private static EspStatusInfo? EspStatusOf(EspSecurityDatabase? esp)

@@ -50,6 +50,14 @@ public sealed record RouterOptions
     /// </summary>
     public bool TapOffload { get; init; } = true;
 
+    /// <summary>
+    /// Batch each worker's TAP reads and writes through an io_uring: a round's frames cost one io_uring_enter instead
+    /// of a read(2) or write(2) each. Default true. Where the kernel refuses io_uring (older than 5.6,
+    /// kernel.io_uring_disabled, a container's seccomp profile) the router says so once in its log and uses a system
+    /// call per frame, as with false.
+    /// </summary>
+    public bool IoUring { get; init; } = true;
+
     /// <summary>MTU of the underlay path between hosts (default 1500); networks' default inner MTUs derive from it.</summary>
     public int UnderlayMtu { get; init; } = 1500;
 

@@ -11,6 +11,7 @@ namespace UserOverlay.Router;
 /// <param name="GcAllocatedBytes">GC.GetTotalAllocatedBytes of the process: compare two readings with the frame counters to see allocation per frame.</param>
 /// <param name="Esp">ESP state when the host has encrypted networks, else null.</param>
 /// <param name="Queues">Pipeline queues (workers) running.</param>
+/// <param name="TapIo">How the workers read and write TAPs: "io_uring" (batched) or "syscalls" (one per frame).</param>
 public sealed record RouterStatus(
     string Underlay,
     IReadOnlyList<string> Peers,
@@ -21,7 +22,8 @@ public sealed record RouterStatus(
     IReadOnlyDictionary<string, long> Drops,
     long GcAllocatedBytes,
     EspStatusInfo? Esp = null,
-    int Queues = 1);
+    int Queues = 1,
+    string TapIo = "syscalls");
 
 /// <summary>The ESP security associations' state (no secrets).</summary>
 /// <param name="Encapsulation">"transport" (IP protocol 50) or "udp" (ESP-in-UDP).</param>

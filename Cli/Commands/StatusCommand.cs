@@ -43,7 +43,7 @@ internal static class StatusCommand
     {
         var b = new StringBuilder();
         var ci = CultureInfo.InvariantCulture;
-        b.AppendLine(ci, $"VTEP {s.Underlay}   up {s.UptimeSeconds:0.#} s   learning {(s.Learning ? "on" : "off")} (aging {s.FdbAgingSeconds:0} s)   queues {s.Queues}");
+        b.AppendLine(ci, $"VTEP {s.Underlay}   up {s.UptimeSeconds:0.#} s   learning {(s.Learning ? "on" : "off")} (aging {s.FdbAgingSeconds:0} s)   queues {s.Queues}   TAP I/O {s.TapIo}");
         b.AppendLine(ci, $"Peers: {(s.Peers.Count == 0 ? "(none)" : string.Join(", ", s.Peers))}");
         foreach (var n in s.Networks)
         {

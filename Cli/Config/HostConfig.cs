@@ -50,7 +50,7 @@ public static class ConfigLoader
         var root = r.Parse(text);
         if (root is null) throw new ConfigException(r.Errors);
 
-        var top = r.Fields(root, "", "underlay", "peers", "gossip", "encryption", "metrics", "learning", "fdb_aging", "batch_size", "queues", "offload", "networks", "endpoints", "fdb");
+        var top = r.Fields(root, "", "underlay", "peers", "gossip", "encryption", "metrics", "learning", "fdb_aging", "batch_size", "queues", "offload", "io_uring", "networks", "endpoints", "fdb");
 
         // underlay
         uint underlayAddress = 0;
@@ -97,6 +97,7 @@ public static class ConfigLoader
         int batch = (int)(r.Integer(top, "batch_size", "", false, 1, 1024) ?? Constants.IdealBatchSize);
         int queues = (int)(r.Integer(top, "queues", "", false, 0, 64) ?? 1);
         bool offload = r.Boolean(top, "offload", "") ?? true;
+        bool ioUring = r.Boolean(top, "io_uring", "") ?? true;
 
         // encryption (Cli/Config/EncryptionConfig.cs): the ESP settings; each encrypted network brings its key
         var encryption = EncryptionSection.Parse(r, top);
@@ -217,6 +218,7 @@ public static class ConfigLoader
             Queues = queues,
             UnderlayMtu = underlayMtu,
             TapOffload = offload,
+            IoUring = ioUring,
             Encryption = encryption.ToOptions(),
         };
         foreach (var e in options.Validate())

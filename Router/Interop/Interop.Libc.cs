@@ -101,6 +101,16 @@ internal static unsafe partial class Interop
         /// <summary>syscall(2) with three integer arguments (variadic in C; integer arguments pass in registers alike).</summary>
         [LibraryImport(Lib, SetLastError = true)]
         internal static partial nint syscall(nint number, nint a, nint b, nint c);
+
+        /// <summary>syscall(2) with six integer arguments.</summary>
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial nint syscall(nint number, nint a, nint b, nint c, nint d, nint e, nint f);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial void* mmap(void* addr, nuint length, int prot, int flags, int fd, long offset);
+
+        [LibraryImport(Lib, SetLastError = true)]
+        internal static partial int munmap(void* addr, nuint length);
     }
 
     /// <summary>A classic BPF instruction (struct sock_filter).</summary>
@@ -133,13 +143,13 @@ internal static unsafe partial class Interop
     internal const int IPPROTO_ESP = 50, IPPROTO_RAW = 255;
     internal const int SOL_SOCKET = 1, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_SNDBUFFORCE = 32, SO_RCVBUFFORCE = 33;
     internal const int SHUT_RD = 0, SHUT_RDWR = 2;
-    internal const int SO_REUSEPORT = 15, SO_ATTACH_REUSEPORT_CBPF = 51;
+    internal const int SO_REUSEPORT = 15, SO_ATTACH_REUSEPORT_CBPF = 51, SO_ATTACH_REUSEPORT_EBPF = 52;
     internal const int MSG_DONTWAIT = 0x40, MSG_TRUNC = 0x20, MSG_WAITFORONE = 0x10000;
     internal const int F_GETFL = 3, F_SETFL = 4;
 
     // errno values (asm-generic).
     internal const int EPERM = 1, ENOENT = 2, EINTR = 4, EIO = 5, EBADF = 9, EAGAIN = 11, ENOMEM = 12, EACCES = 13,
-        EBUSY = 16, EEXIST = 17, ENODEV = 19, EINVAL = 22, EMSGSIZE = 90, EADDRINUSE = 98, EADDRNOTAVAIL = 99,
+        EBUSY = 16, EEXIST = 17, ENODEV = 19, EINVAL = 22, ENOSYS = 38, EMSGSIZE = 90, EADDRINUSE = 98, EADDRNOTAVAIL = 99,
         ENETUNREACH = 101, ENOBUFS = 105, ECONNREFUSED = 111, EHOSTUNREACH = 113;
 
     [StructLayout(LayoutKind.Explicit, Size = 12, Pack = 4)]

@@ -58,10 +58,13 @@ internal sealed class Coalescer
     private readonly Pending[] _pending;
     private readonly int _worker;
     private int _age;
+    private readonly Pipeline.TapWriteQueue _writes;
 
-    public Coalescer(Func<PacketBuffer> rentLarge, int worker)
+    // writes: the worker's TAP write queue (super-frames then leave in order with the round's other frames); null: direct.
+    public Coalescer(Func<PacketBuffer> rentLarge, int worker, Pipeline.TapWriteQueue? writes = null)
     {
         _worker = worker;
+        _writes = writes ?? new Pipeline.TapWriteQueue();
         _pending = new Pending[MaxPending];
         for (int i = 0; i < MaxPending; i++) _pending[i] = new Pending(rentLarge());
     }
@@ -177,27 +180,37 @@ internal sealed class Coalescer
         }
     }
 
-    /// <summary>Writes every pending super-frame.</summary>
+    /// <summary>
+    /// Writes every pending super-frame — queued on the worker's TAP write queue, which the caller flushes before the
+    /// next <see cref="Offer"/> (the slots' buffers are free again once it has).
+    /// </summary>
     public void Flush()
     {
         foreach (var p in _pending)
-            if (p.Port is { } port) FlushOne(p, port.Network.Counters[_worker]);
+            if (p.Port is { } port) Queue(p, port.Network.Counters[_worker]);
     }
 
     private void FlushPort(LocalPort port, TrafficCounters c)
     {
         foreach (var p in _pending)
-            if (p.Port == port) FlushOne(p, c);
+            if (p.Port == port) Queue(p, c);
+        _writes.Flush();
     }
 
-    private static void FlushOne(Pending p, TrafficCounters c)
+    /// <summary>Writes one super-frame now (mid-round: its slot is reused at once), after whatever the round queued before it.</summary>
+    private void FlushOne(Pending p, TrafficCounters c)
+    {
+        Queue(p, c);
+        _writes.Flush();
+    }
+
+    private void Queue(Pending p, TrafficCounters c)
     {
         var port = p.Port!;
         Span<byte> f = p.Buffer.Span.Slice(Constants.Headroom, p.Length);
-        bool ok;
         if (p.Segments == 1)
         {
-            ok = port.Tap.Write(f); // exactly as received: its checksum is the sender's
+            _writes.DeliverCounted(port.Tap, f, default, offload: false, 1, c); // exactly as received: its checksum is the sender's
         }
         else
         {
@@ -218,9 +231,8 @@ internal sealed class Coalescer
                 CsumStart = (ushort)(l.EthLength + l.IpLength),
                 CsumOffset = (ushort)csumOffset,
             };
-            ok = port.Tap.WriteOffload(f, info);
+            _writes.DeliverCounted(port.Tap, f, info, offload: true, p.Segments, c);
         }
-        if (!ok) c.Drops[(int)DropReason.EndpointWriteFailed] += p.Segments;
         p.Port = null;
         p.Segments = 0;
         p.Closed = false;
@@ -275,7 +287,7 @@ internal sealed class Coalescer
     /// super-frame so far is written and the caller writes the frame alone (false, <paramref name="restart"/>
     /// false). A bad held first frame: it is written alone and the new frame starts afresh (false, restart true).
     /// </summary>
-    private static bool BothVerify(Pending p, ReadOnlySpan<byte> frame, in TcpSegmenter.Layout layout, TrafficCounters c, out bool restart)
+    private bool BothVerify(Pending p, ReadOnlySpan<byte> frame, in TcpSegmenter.Layout layout, TrafficCounters c, out bool restart)
     {
         restart = false;
         if (!ChecksumOk(frame, layout, p.Udp))

@@ -29,10 +29,19 @@ namespace UserOverlay.Router.Pipeline;
 // Not thread-safe: one instance per worker. Nothing here allocates.
 
 /// <summary>The underlay → endpoint half of the switch, for one pipeline worker.</summary>
-internal sealed class Inbound(ForwardingState state, int worker, Coalescer? coalescer = null)
+internal sealed class Inbound(ForwardingState state, int worker, Coalescer? coalescer = null, TapWriteQueue? writes = null)
 {
-    /// <summary>Writes the super-frames coalesced during this receive round. Call at the end of every round.</summary>
-    public void FlushCoalesced() => coalescer?.Flush();
+    private readonly TapWriteQueue _writes = writes ?? new TapWriteQueue(); // without a ring: each frame written at once
+
+    /// <summary>
+    /// Writes the super-frames coalesced during this receive round and every frame queued for the TAPs. Call at the end
+    /// of every round, before the round's buffers are received into again.
+    /// </summary>
+    public void FlushCoalesced()
+    {
+        coalescer?.Flush();
+        _writes.Flush();
+    }
 
     /// <summary>Handles one received datagram (VXLAN header + inner frame).</summary>
     public void ProcessDatagram(ref UnderlayDatagram d, long now)
@@ -128,8 +137,7 @@ internal sealed class Inbound(ForwardingState state, int worker, Coalescer? coal
             if (target.Port is { } port)
             {
                 if (coalescer is not null && port.Tap.SupportsOffload && coalescer.Offer(port, frame, c)) c.DeliveredFrames++;
-                else if (port.Tap.Write(frame)) c.DeliveredFrames++;
-                else c.Drops[(int)DropReason.EndpointWriteFailed]++;
+                else _writes.Deliver(port.Tap, frame, c);
             }
             else c.Drops[(int)DropReason.NotLocal]++;
             return;
@@ -137,11 +145,7 @@ internal sealed class Inbound(ForwardingState state, int worker, Coalescer? coal
 
         LocalPort[] ports = net.Ports;
         if (ports.Length == 0) { c.Drops[(int)DropReason.NoDestination]++; return; }
-        for (int i = 0; i < ports.Length; i++)
-        {
-            if (ports[i].Tap.Write(frame)) c.DeliveredFrames++;
-            else c.Drops[(int)DropReason.EndpointWriteFailed]++;
-        }
+        for (int i = 0; i < ports.Length; i++) _writes.Deliver(ports[i].Tap, frame, c);
         c.FloodedFrames++;
     }
 }

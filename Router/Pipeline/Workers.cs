@@ -46,12 +46,20 @@ internal sealed class QueueWorker : IDisposable
     private volatile bool _stop;
 
     private readonly int _cpu;
+    private readonly bool _useIoUring;
+    private readonly TapWriteQueue _tapWrites = new();
+    private IoRing? _ring;
+
+    /// <summary>Ring submissions: a TAP drain's reads or a round's writes, never both at once.</summary>
+    private const uint RingEntries = TapWriteQueue.Capacity;
 
     // cpu: the CPU to pin the thread to (queue i of several runs on CPU i, see CpuSteering); -1: not pinned.
+    // useIoUring: batch TAP reads and writes through an io_uring (falls back to a system call per frame where refused).
     public QueueWorker(ForwardingState state, IUnderlay underlay, IUnderlay? espUnderlay, int workerId, int batch,
-        PacketBufferPool pool, PacketBufferPool largePool, ILogger log, int cpu = -1)
+        PacketBufferPool pool, PacketBufferPool largePool, ILogger log, int cpu = -1, bool useIoUring = false)
     {
         _cpu = cpu;
+        _useIoUring = useIoUring;
         _largePool = largePool;
         _state = state;
         _underlay = underlay;
@@ -60,8 +68,8 @@ internal sealed class QueueWorker : IDisposable
         _log = log;
         WorkerId = workerId;
         _outbound = new Outbound(state, underlay, workerId, espUnderlay);
-        _coalescer = new Offload.Coalescer(largePool.Rent, workerId);
-        _inbound = new Inbound(state, workerId, _coalescer);
+        _coalescer = new Offload.Coalescer(largePool.Rent, workerId, _tapWrites);
+        _inbound = new Inbound(state, workerId, _coalescer, _tapWrites);
         // TAP reads may return 64 KB TCP super-frames (TSO), so their buffers are large; socket receives are not.
         _tapBufs = new PacketBuffer[batch];
         for (int i = 0; i < batch; i++) _tapBufs[i] = largePool.Rent();
@@ -86,9 +94,38 @@ internal sealed class QueueWorker : IDisposable
 
     public void Start() => _thread.Start();
 
+    /// <summary>Whether this worker's TAP reads and writes go through an io_uring (known once its thread runs).</summary>
+    public bool UsesIoUring => _ring is not null;
+
+    /// <summary>Why io_uring is not used, when it was asked for and refused.</summary>
+    public string? IoUringRefusal { get; private set; }
+
+    private readonly ManualResetEventSlim _started = new();
+
+    /// <summary>Waits until the thread has set itself up (pinning, ring).</summary>
+    public void WaitStarted() => _started.Wait();
+
     private void Run()
     {
         if (_cpu >= 0) CpuSteering.PinCurrentThread(_cpu); // not allowed there (cpuset): runs unpinned, still correct
+        if (_useIoUring)
+        {
+            // Created here: the ring belongs to the thread that submits to it (IORING_SETUP_SINGLE_ISSUER).
+            _ring = IoRing.TryCreate(RingEntries, out string? why);
+            if (_ring is not null) _tapWrites.Attach(_ring);
+            else IoUringRefusal = why;
+        }
+        _started.Set();
+        try { Loop(); }
+        finally
+        {
+            _tapWrites.Dispose();
+            _ring?.Dispose();
+        }
+    }
+
+    private void Loop()
+    {
         while (!_stop)
         {
             int n = _epoll.Wait(_events, -1);
@@ -114,6 +151,7 @@ internal sealed class QueueWorker : IDisposable
                     _lastErrorLog = Environment.TickCount64;
                     Log.WorkerError(_log, Thread.CurrentThread.Name, e);
                 }
+                _tapWrites.Flush(); // what the round queued is still in place
                 _outbound.Flush();
                 _used = 0;
             }
@@ -167,13 +205,24 @@ internal sealed class QueueWorker : IDisposable
         {
             if (_used == batch) { _outbound.Flush(); _used = 0; }
             int room = Math.Min(batch - _used, batch - drained);
-            int got = port.Tap.Queue(WorkerId).Read(_tapBufs.AsSpan(_used, room), _sizes.AsSpan(_used, room), _offloads.AsSpan(_used, room), Constants.Headroom);
+            ITapDevice queue = port.Tap.Queue(WorkerId);
+            int got;
+            bool more;
+            if (_ring is not null && queue is Tap.LinuxTap tap)
+            {
+                got = tap.ReadThrough(_ring, _tapBufs.AsSpan(_used, room), _sizes.AsSpan(_used, room), _offloads.AsSpan(_used, room), Constants.Headroom, out more);
+            }
+            else
+            {
+                got = queue.Read(_tapBufs.AsSpan(_used, room), _sizes.AsSpan(_used, room), _offloads.AsSpan(_used, room), Constants.Headroom);
+                more = got == room; // short: the read stopped at EAGAIN (asking again would cost an empty read)
+            }
             if (got == 0) break;
             for (int j = 0; j < got; j++)
                 _outbound.ProcessTapFrame(port, _tapBufs[_used + j], Constants.Headroom, _sizes[_used + j], _offloads[_used + j], now);
             _used += got;
             drained += got;
-            if (got < room) break; // the read stopped at EAGAIN: drained (asking again would cost an empty read)
+            if (!more) break; // drained
         }
     }
 
@@ -183,6 +232,7 @@ internal sealed class QueueWorker : IDisposable
         _epoll.Wake();
         if (_thread.IsAlive) _thread.Join();
         _epoll.Dispose();
+        _started.Dispose();
         foreach (var b in _tapBufs) _largePool.Return(b);
         foreach (var b in _coalescer.Buffers) _largePool.Return(b);
         foreach (var d in _datagrams) (_rxLarge ? _largePool : _pool).Return(d.Buffer);

@@ -77,7 +77,13 @@ public class ConfigTests
         Assert.Empty(o.Peers);
         Assert.Equal(TimeSpan.FromMinutes(5), o.FdbAging);
         Assert.True(o.TapOffload);
+        Assert.True(o.IoUring);
         Assert.Equal(1, o.Queues);
+        Assert.False(Parse("""
+            underlay: { address: 192.0.2.1 }
+            io_uring: false
+            networks: [ { name: n, vni: 1, subnet: 198.18.0.0/16 } ]
+            """).Router.IoUring);
         Assert.False(Parse("""
             underlay: { address: 192.0.2.1 }
             offload: false
