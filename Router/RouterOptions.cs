@@ -36,12 +36,12 @@ public sealed record RouterOptions
     /// <summary>
     /// Pipeline queues: workers, each with its own socket of an SO_REUSEPORT group and its own queue of every
     /// (multi-queue) TAP, worker i pinned to CPU i, each packet handled on the CPU it was sent or received on
-    /// (bulk data on the next one). 1, the default: one unpinned worker. 0: one per CPU the process may use, up to 16.
-    /// More queues cut the round-trip time of light traffic (no wake-up crosses CPUs) and add cores for many flows;
-    /// on the 2-vCPU test machine, where both test hosts share the cores, one queue carries more (see README). With
-    /// several queues a flow's small and bulk packets take different workers and may be reordered.
+    /// (bulk data, and a flood's small packets past 16 per millisecond, on the next one). 0, the default: one per CPU
+    /// the process may use, up to 16. 1: one unpinned worker. Per-CPU queues cut the round-trip time of light
+    /// traffic (no wake-up crosses CPUs) and share floods between the cores (see README). With several queues a
+    /// flow's small and bulk packets — and a flood's — may take different workers and be reordered.
     /// </summary>
-    public int Queues { get; init; } = 1;
+    public int Queues { get; init; }
 
     /// <summary>
     /// TAP offloads (IFF_VNET_HDR with checksum and TCP segmentation offload): endpoints hand over 64 KB

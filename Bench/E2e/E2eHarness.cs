@@ -21,7 +21,7 @@ namespace UserOverlay.Bench.E2e;
 /// --binary PATH runs the routers from PATH (the native binary `dotnet publish Cli -c Release -r linux-x64` makes)
 /// instead of `dotnet useroverlay.dll` from the build.
 ///
-/// --queues N sets the routers' `queues:` (default: theirs, 1; 0 = one per CPU). Ping RTT is measured last, once the
+/// --queues N sets the routers' `queues:` (default: theirs, 0 = one per CPU; 1 = one worker). Ping RTT is measured last, once the
 /// throughput tests have run every path hot (the router is a long-running daemon; the first seconds of a fresh
 /// one include its just-in-time compilation): 100 pings at 50 ms, the average, as ../shared/anchors reports.
 ///

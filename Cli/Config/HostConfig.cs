@@ -95,7 +95,7 @@ public static class ConfigLoader
         bool learning = r.Boolean(top, "learning", "") ?? !top.ContainsKey("gossip");
         TimeSpan aging = r.Duration(top, "fdb_aging", "") ?? Constants.DefaultFdbAging;
         int batch = (int)(r.Integer(top, "batch_size", "", false, 1, 1024) ?? Constants.IdealBatchSize);
-        int queues = (int)(r.Integer(top, "queues", "", false, 0, 64) ?? 1);
+        int queues = (int)(r.Integer(top, "queues", "", false, 0, 64) ?? 0);
         bool offload = r.Boolean(top, "offload", "") ?? true;
         bool ioUring = r.Boolean(top, "io_uring", "") ?? true;
 

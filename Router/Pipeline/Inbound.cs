@@ -24,7 +24,9 @@ namespace UserOverlay.Router.Pipeline;
 //  4. Deliver: to the port that owns the destination MAC, or to every port of the network for
 //     broadcast, multicast and unknown unicast. Never back to the underlay. Consecutive TCP
 //     segments of one flow for an offload-capable port are coalesced (Coalescer) and written
-//     as one super-frame when the receive round ends.
+//     as one super-frame when the receive round ends. Frames go through the worker's
+//     TapWriteQueue: with io_uring the round's writes leave together, in order, when it ends
+//     (FlushCoalesced), while the frames are still in the round's receive buffers.
 //
 // Not thread-safe: one instance per worker. Nothing here allocates.
 

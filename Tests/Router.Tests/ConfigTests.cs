@@ -78,7 +78,7 @@ public class ConfigTests
         Assert.Equal(TimeSpan.FromMinutes(5), o.FdbAging);
         Assert.True(o.TapOffload);
         Assert.True(o.IoUring);
-        Assert.Equal(1, o.Queues);
+        Assert.Equal(0, o.Queues); // one per CPU
         Assert.False(Parse("""
             underlay: { address: 192.0.2.1 }
             io_uring: false
@@ -89,11 +89,11 @@ public class ConfigTests
             offload: false
             networks: [ { name: n, vni: 1, subnet: 198.18.0.0/16 } ]
             """).Router.TapOffload);
-        Assert.Equal(0, Parse("""
+        Assert.Equal(1, Parse("""
             underlay: { address: 192.0.2.1 }
-            queues: 0
+            queues: 1
             networks: [ { name: n, vni: 1, subnet: 198.18.0.0/16 } ]
-            """).Router.Queues); // one per CPU
+            """).Router.Queues);
     }
 
     public static TheoryData<string, string, int, string> BadFiles => new()
