@@ -51,9 +51,9 @@ public sealed class QueueTests
             Assert.Equal(Enumerable.Range(0, queues), workers.Keys.Order());
             foreach (var (q, status) in workers) Assert.Contains($"Cpus_allowed_list:\t{q}\n", status);
             Assert.Equal(queues, (await r1.StatusAsync()).Queues);
-            string status = r1.Cli("status", "--name", r1.Name).EnsureSuccess().StdOut;
-            Assert.Contains($"queues {queues}", status);
-            Assert.Contains("TAP I/O io_uring", status); // every worker batches its TAP reads and writes
+            string statusText = r1.Cli("status", "--name", r1.Name).EnsureSuccess().StdOut;
+            Assert.Contains($"queues {queues}", statusText);
+            Assert.Contains("TAP I/O io_uring", statusText); // every worker batches its TAP reads and writes
 
             // Pings sent from each CPU (each lands in that CPU's queue) cross both networks.
             foreach (int cpu in new[] { 0, 1 })
