@@ -30,7 +30,7 @@ public sealed class LinuxPlatform : IRouterPlatform
     /// <inheritdoc />
     public IUnderlay OpenEspUnderlay(VtepEndpoint local, int udpPort, int batchSize, int queue, int queues) =>
         udpPort != 0 ? UdpUnderlay.Open(local with { Port = (ushort)udpPort }, batchSize, queue, queues)
-        : UdpUnderlay.OpenRawEsp(local, batchSize, receive: queue == 0); // every raw socket gets a copy: one receives
+        : UdpUnderlay.OpenRawEsp(local, batchSize, queue, queues); // each raw socket keeps the copies steered to its queue
 
     /// <summary>True when the process runs as root (effective uid 0).</summary>
     public static bool IsRoot => Interop.Libc.geteuid() == 0;

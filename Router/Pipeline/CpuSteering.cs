@@ -101,6 +101,31 @@ internal static unsafe class CpuSteering
     }
 
     /// <summary>
+    /// Gives a raw socket (ESP in transport mode, one per queue: each gets its own copy of every packet) a classic BPF
+    /// filter that keeps only the packets steered to queue <paramref name="queue"/>: <c>cpu % queues</c> for a small
+    /// packet, <c>(cpu + 1) % queues</c> for bulk (over <see cref="BulkBytes"/>), the VXLAN socket group's rule without
+    /// the spilling (which needs one decision per packet, not one per socket). Returns false with errno set when the
+    /// kernel refuses.
+    /// </summary>
+    public static bool AttachQueueFilter(int fd, int queue, int queues)
+    {
+        const uint Cpu = unchecked((uint)(-0x1000 + 36));                                         // SKF_AD_OFF + SKF_AD_CPU
+        Interop.SockFilter* code = stackalloc Interop.SockFilter[10];
+        code[0] = new Interop.SockFilter { Code = 0x80 };                                          // ld len (the IP packet)
+        code[1] = new Interop.SockFilter { Code = 0x25, Jt = 0, Jf = 3, K = BulkBytes };           // jgt #BulkBytes, 2, 5
+        code[2] = new Interop.SockFilter { Code = 0x20, K = Cpu };                                 // ld [cpu]
+        code[3] = new Interop.SockFilter { Code = 0x04, K = 1 };                                   // add #1
+        code[4] = new Interop.SockFilter { Code = 0x05, K = 1 };                                   // ja 6
+        code[5] = new Interop.SockFilter { Code = 0x20, K = Cpu };                                 // ld [cpu]
+        code[6] = new Interop.SockFilter { Code = 0x94, K = (uint)queues };                        // mod #queues
+        code[7] = new Interop.SockFilter { Code = 0x15, Jt = 0, Jf = 1, K = (uint)queue };         // jeq #queue, 8, 9
+        code[8] = new Interop.SockFilter { Code = 0x06, K = 0x40000 };                             // ret #262144 (keep it whole)
+        code[9] = new Interop.SockFilter { Code = 0x06, K = 0 };                                   // ret #0 (not ours)
+        Interop.SockFProg prog = new() { Length = 10, Filter = code };
+        return Interop.Libc.setsockopt(fd, Interop.SOL_SOCKET, Interop.SO_ATTACH_FILTER, &prog, (uint)sizeof(Interop.SockFProg)) == 0;
+    }
+
+    /// <summary>
     /// Gives the multi-queue TAP behind <paramref name="tapFd"/> a steering program that returns the current CPU
     /// (<c>call bpf_get_smp_processor_id; exit</c>), so a frame the endpoint sends lands in that CPU's queue.
     /// Returns false with errno set when the kernel refuses (no eBPF: the tun driver then spreads flows by hash,

@@ -41,9 +41,6 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
     /// <inheritdoc />
     public bool SupportsSegmentation { get; }
 
-    /// <inheritdoc />
-    public bool Receives { get; private init; } = true;
-
     private UdpUnderlay(SafeFdHandle handle, VtepEndpoint local, int batch, bool stripIpHeader = false, bool segmentation = false, SafeFdHandle? sendHandle = null)
     {
         _stripIpHeader = stripIpHeader;
@@ -166,19 +163,19 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
     /// </summary>
     /// <param name="local">The address to send from and receive on.</param>
     /// <param name="batchSize">Datagrams per receive.</param>
-    /// <param name="receive">False for a send-only instance (no protocol-50 socket): every raw socket of a protocol
-    /// receives its own copy of each packet, so with several workers only one may receive.</param>
-    public static UdpUnderlay OpenRawEsp(VtepEndpoint local, int batchSize, bool receive = true)
+    /// <param name="queue">This worker's queue, of <paramref name="queues"/>. Every raw socket of a protocol receives its
+    /// own copy of each packet, so with several queues each socket gets a filter that keeps only the packets steered to
+    /// its queue — the CPU the packet arrived on, or the next one for bulk data, as the VXLAN socket group does
+    /// (<see cref="Pipeline.CpuSteering.AttachQueueFilter"/>).</param>
+    /// <param name="queues">Queues in all.</param>
+    public static UdpUnderlay OpenRawEsp(VtepEndpoint local, int batchSize, int queue = 0, int queues = 1)
     {
-        if (!receive)
-        {
-            SafeFdHandle only = OpenRaw(Interop.IPPROTO_RAW, local);
-            return new UdpUnderlay(only, local with { Port = 0 }, batchSize, stripIpHeader: true, sendHandle: only) { Receives = false };
-        }
         SafeFdHandle handle = OpenRaw(Interop.IPPROTO_ESP, local);
         SafeFdHandle? send = null;
         try
         {
+            if (queues > 1 && !Pipeline.CpuSteering.AttachQueueFilter(handle.Fd, queue, queues))
+                throw Netns.Namespaces.SystemError("setsockopt(SO_ATTACH_FILTER) on the raw ESP socket");
             send = OpenRaw(Interop.IPPROTO_RAW, local);
             return new UdpUnderlay(handle, local with { Port = 0 }, batchSize, stripIpHeader: true, sendHandle: send);
         }

@@ -541,4 +541,42 @@ public class LinuxDeviceTests
         Assert.True(burst[0] >= Pipeline.CpuSteering.SpillThreshold, $"CPU 0 kept {burst[0]}");
         Assert.True(burst[1] > 0, $"nothing spilled: {burst[0]} / {burst[1]}");
     }
+
+    [Fact]
+    public void Raw_esp_sockets_of_several_queues_each_keep_the_packets_steered_to_their_cpu_once()
+    {
+        Requires.Root();
+        Requires.Cpus(2);
+        using var net = new TestNetwork("mqesp");
+        string ns = net.AddHost("h1", "192.0.2.1/24");
+        var local = new VtepEndpoint(InMemoryHosts.Ip("192.0.2.1"), 0);
+        using var q0 = Netns.Namespaces.RunIn(ns, () => UdpUnderlay.OpenRawEsp(local, 8, 0, 2));
+        using var q1 = Netns.Namespaces.RunIn(ns, () => UdpUnderlay.OpenRawEsp(local, 8, 1, 2));
+        UdpUnderlay[] queues = [q0, q1];
+        using var sender = NetnsSockets.Raw(ns, Interop.IPPROTO_ESP);
+        var to = new IPEndPoint(IPAddress.Parse("192.0.2.1"), 0);
+        var rx = new UnderlayDatagram[8];
+        for (int i = 0; i < rx.Length; i++) rx[i].Buffer = new PacketBuffer(Constants.GsoBufferSize);
+        int[] Count(int want)
+        {
+            var counts = new int[2];
+            var deadline = DateTime.UtcNow.AddSeconds(5);
+            while (counts.Sum() < want && DateTime.UtcNow < deadline)
+                for (int q = 0; q < 2; q++) counts[q] += queues[q].Receive(rx, 0);
+            Thread.Sleep(50);
+            for (int q = 0; q < 2; q++) counts[q] += queues[q].Receive(rx, 0); // no copy anywhere else
+            return counts;
+        }
+        for (int cpu = 0; cpu < 2; cpu++)
+        {
+            OnCpu(cpu, () => { for (int i = 0; i < 4; i++) sender.SendTo(new byte[100], to); });
+            var small = Count(4);
+            Assert.Equal(4, small[cpu]);       // each packet once, on the socket of the CPU it arrived on
+            Assert.Equal(0, small[1 - cpu]);
+            OnCpu(cpu, () => { for (int i = 0; i < 4; i++) sender.SendTo(new byte[1000], to); });
+            var bulk = Count(4);
+            Assert.Equal(4, bulk[1 - cpu]);    // bulk on the next CPU's
+            Assert.Equal(0, bulk[cpu]);
+        }
+    }
 }
