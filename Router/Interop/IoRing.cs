@@ -63,6 +63,8 @@ internal sealed unsafe class IoRing : IDisposable
     private readonly Cqe* _cqes;
     private uint _tail;     // the next submission slot (ours until published)
     private uint _prepared; // prepared since the last submit
+    private uint _generation = 1; // of the batch being prepared: user data is (generation << 32) | index
+    private uint _completing;     // the generation the last SubmitAndWait submitted; older completions are ignored
     private bool _disposed;
 
     private IoRing(int fd, byte* ring, nuint ringSize, Sqe* sqes, nuint sqesSize, in Params p)
@@ -145,18 +147,19 @@ internal sealed unsafe class IoRing : IDisposable
     }
 
     /// <summary>Prepares a read of up to <paramref name="length"/> bytes that completes at once: with data, or -EAGAIN.</summary>
-    public void PrepareRead(int fd, byte* buffer, uint length, ulong userData) =>
-        Prepare(OpRead, fd, (ulong)buffer, length, RwfNoWait, userData);
+    public void PrepareRead(int fd, byte* buffer, uint length, uint index) =>
+        Prepare(OpRead, fd, (ulong)buffer, length, RwfNoWait, index);
 
     /// <summary>Prepares a write of one buffer.</summary>
-    public void PrepareWrite(int fd, byte* buffer, uint length, ulong userData) =>
-        Prepare(OpWrite, fd, (ulong)buffer, length, 0, userData);
+    public void PrepareWrite(int fd, byte* buffer, uint length, uint index) =>
+        Prepare(OpWrite, fd, (ulong)buffer, length, 0, index);
 
     /// <summary>Prepares a vectored write; the iovecs must stay in place until <see cref="SubmitAndWait"/> returns.</summary>
-    public void PrepareWritev(int fd, Interop.IoVec* iov, uint count, ulong userData) =>
-        Prepare(OpWritev, fd, (ulong)iov, count, 0, userData);
+    public void PrepareWritev(int fd, Interop.IoVec* iov, uint count, uint index) =>
+        Prepare(OpWritev, fd, (ulong)iov, count, 0, index);
 
-    private void Prepare(byte op, int fd, ulong address, uint length, uint rwFlags, ulong userData)
+    // index: the caller's number for the operation within this batch, given back by TryComplete.
+    private void Prepare(byte op, int fd, ulong address, uint length, uint rwFlags, uint index)
     {
         if (_prepared == Capacity) throw new InvalidOperationException("io_uring submission ring is full: submit first");
         Sqe* s = _sqes + (_tail & _sqMask);
@@ -166,7 +169,7 @@ internal sealed unsafe class IoRing : IDisposable
         s->Address = address;
         s->Length = length;
         s->RwFlags = rwFlags;
-        s->UserData = userData;
+        s->UserData = ((ulong)_generation << 32) | index;
         _tail++;
         _prepared++;
     }
@@ -183,7 +186,9 @@ internal sealed unsafe class IoRing : IDisposable
         if (toSubmit == 0) return true;
         Volatile.Write(ref *_sqTail, _tail); // publish the SQEs (release)
         _prepared = 0;
+        _completing = _generation++;
         uint waitFor = toSubmit;
+        int transient = 0;
         while (true)
         {
             uint ready = Volatile.Read(ref *_cqTail) - *_cqHead;
@@ -196,7 +201,10 @@ internal sealed unsafe class IoRing : IDisposable
                 continue;
             }
             errno = Marshal.GetLastPInvokeError();
-            if (errno is Interop.EINTR or Interop.EAGAIN or Interop.EBUSY) continue;
+            if (errno == Interop.EINTR) continue;
+            // EAGAIN (no memory for a request) or EBUSY (completions overflowing) are transient; a few tries, then give
+            // up on what is not submitted rather than stall the worker.
+            if (errno is Interop.EAGAIN or Interop.EBUSY && ++transient < 100) { Thread.Yield(); continue; }
             // Refused outright (cannot happen with valid SQEs): take the unsubmitted ones back.
             _tail -= toSubmit;
             Volatile.Write(ref *_sqTail, _tail);
@@ -204,16 +212,25 @@ internal sealed unsafe class IoRing : IDisposable
         }
     }
 
-    /// <summary>Takes the next completion: its user data and result (bytes, or a negative errno).</summary>
-    public bool TryComplete(out ulong userData, out int result)
+    /// <summary>
+    /// Takes the next completion of the batch the last <see cref="SubmitAndWait"/> submitted: the index it was prepared
+    /// with and its result (bytes, or a negative errno). Completions of earlier batches (only possible after a failed
+    /// submit) are skipped. Call until false after every submit, whatever it returned.
+    /// </summary>
+    public bool TryComplete(out uint index, out int result)
     {
-        uint head = *_cqHead;
-        if (head == Volatile.Read(ref *_cqTail)) { userData = 0; result = 0; return false; }
-        Cqe* c = _cqes + (head & _cqMask);
-        userData = c->UserData;
-        result = c->Result;
-        Volatile.Write(ref *_cqHead, head + 1);
-        return true;
+        while (true)
+        {
+            uint head = *_cqHead;
+            if (head == Volatile.Read(ref *_cqTail)) { index = 0; result = 0; return false; }
+            Cqe* c = _cqes + (head & _cqMask);
+            ulong data = c->UserData;
+            result = c->Result;
+            Volatile.Write(ref *_cqHead, head + 1);
+            if ((uint)(data >> 32) != _completing) continue;
+            index = (uint)data;
+            return true;
+        }
     }
 
     public void Dispose()

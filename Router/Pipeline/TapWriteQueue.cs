@@ -110,22 +110,20 @@ internal sealed unsafe class TapWriteQueue : IDisposable
         for (int i = 0; i < count; i++)
         {
             Interop.IoVec* v = _iov + 2 * i;
-            if (v[0].Length == 0) ring.PrepareWrite(_fds[i], v[1].Base, (uint)v[1].Length, (ulong)i);
-            else ring.PrepareWritev(_fds[i], v, 2, (ulong)i);
+            if (v[0].Length == 0) ring.PrepareWrite(_fds[i], v[1].Base, (uint)v[1].Length, (uint)i);
+            else ring.PrepareWritev(_fds[i], v, 2, (uint)i);
         }
-        if (!ring.SubmitAndWait(out _))
+        Span<bool> written = stackalloc bool[count]; // a write the kernel never ran (a failed submit) is a refusal
+        written.Clear();
+        ring.SubmitAndWait(out _);
+        while (ring.TryComplete(out uint slot, out int result))
         {
-            for (int i = 0; i < count; i++) Refused(_counters[i]!, _segments[i]);
+            if (slot >= (uint)count) continue;
+            Interop.IoVec* v = _iov + 2 * (int)slot;
+            written[(int)slot] = result == (int)(v[0].Length + v[1].Length);
         }
-        else
-        {
-            while (ring.TryComplete(out ulong slot, out int result))
-            {
-                if (slot >= (ulong)count) continue;
-                Interop.IoVec* v = _iov + 2 * (int)slot;
-                if (result != (int)(v[0].Length + v[1].Length)) Refused(_counters[slot]!, _segments[slot]);
-            }
-        }
+        for (int i = 0; i < count; i++)
+            if (!written[i]) Refused(_counters[i]!, _segments[i]);
         Array.Clear(_counters, 0, count); // hold no counters of a network that may go away
     }
 

@@ -190,15 +190,13 @@ internal sealed unsafe class LinuxTap : ITapDevice
         for (int i = 0; i < want; i++)
         {
             PacketBuffer b = bufs[i];
-            ring.PrepareRead(_fd, b.Pointer + offset - hdr, (uint)(b.Capacity - offset + hdr), (ulong)i);
+            ring.PrepareRead(_fd, b.Pointer + offset - hdr, (uint)(b.Capacity - offset + hdr), (uint)i);
         }
         Span<int> results = stackalloc int[want];
-        results.Fill(-Interop.EAGAIN);
-        if (ring.SubmitAndWait(out _))
-        {
-            while (ring.TryComplete(out ulong i, out int res))
-                if (i < (ulong)want) results[(int)i] = res;
-        }
+        results.Fill(-Interop.EAGAIN); // a read the kernel never ran (a failed submit) found nothing
+        ring.SubmitAndWait(out _);
+        while (ring.TryComplete(out uint i, out int res))
+            if (i < (uint)want) results[(int)i] = res;
         int count = 0, found = 0;
         for (int i = 0; i < want; i++)
         {
