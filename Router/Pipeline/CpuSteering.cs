@@ -86,18 +86,29 @@ internal static unsafe class CpuSteering
             finally { Interop.Libc.close(eprog); } // the socket group holds its own reference
         }
         // No eBPF here (a kernel without it, or not allowed): the classic program, the same rule without spilling.
-        const uint Cpu = unchecked((uint)(-0x1000 + 36));                                         // SKF_AD_OFF + SKF_AD_CPU
         Interop.SockFilter* code = stackalloc Interop.SockFilter[8];
-        code[0] = new Interop.SockFilter { Code = 0x80 };                                          // ld len (the UDP payload)
+        int n = WriteClassicQueueRule(code, queues);
+        code[n] = new Interop.SockFilter { Code = 0x16 };                                          // ret a
+        Interop.SockFProg prog = new() { Length = (ushort)(n + 1), Filter = code };
+        return Interop.Libc.setsockopt(fd, Interop.SOL_SOCKET, Interop.SO_ATTACH_REUSEPORT_CBPF, &prog, (uint)sizeof(Interop.SockFProg)) == 0;
+    }
+
+    /// <summary>
+    /// Writes the steering rule in classic BPF at <paramref name="code"/> — A = <c>cpu % queues</c> for a small packet,
+    /// <c>(cpu + 1) % queues</c> for bulk (over <see cref="BulkBytes"/>; <c>len</c> is the UDP payload for a socket group,
+    /// the IP packet for a raw socket) — and returns the number of instructions written (7).
+    /// </summary>
+    private static int WriteClassicQueueRule(Interop.SockFilter* code, int queues)
+    {
+        const uint Cpu = unchecked((uint)(-0x1000 + 36));                                         // SKF_AD_OFF + SKF_AD_CPU
+        code[0] = new Interop.SockFilter { Code = 0x80 };                                          // ld len
         code[1] = new Interop.SockFilter { Code = 0x25, Jt = 0, Jf = 3, K = BulkBytes };           // jgt #BulkBytes, 2, 5
         code[2] = new Interop.SockFilter { Code = 0x20, K = Cpu };                                 // ld [cpu]
         code[3] = new Interop.SockFilter { Code = 0x04, K = 1 };                                   // add #1
         code[4] = new Interop.SockFilter { Code = 0x05, K = 1 };                                   // ja 6
         code[5] = new Interop.SockFilter { Code = 0x20, K = Cpu };                                 // ld [cpu]
         code[6] = new Interop.SockFilter { Code = 0x94, K = (uint)queues };                        // mod #queues
-        code[7] = new Interop.SockFilter { Code = 0x16 };                                          // ret a
-        Interop.SockFProg prog = new() { Length = 8, Filter = code };
-        return Interop.Libc.setsockopt(fd, Interop.SOL_SOCKET, Interop.SO_ATTACH_REUSEPORT_CBPF, &prog, (uint)sizeof(Interop.SockFProg)) == 0;
+        return 7;
     }
 
     /// <summary>
@@ -109,19 +120,12 @@ internal static unsafe class CpuSteering
     /// </summary>
     public static bool AttachQueueFilter(int fd, int queue, int queues)
     {
-        const uint Cpu = unchecked((uint)(-0x1000 + 36));                                         // SKF_AD_OFF + SKF_AD_CPU
         Interop.SockFilter* code = stackalloc Interop.SockFilter[10];
-        code[0] = new Interop.SockFilter { Code = 0x80 };                                          // ld len (the IP packet)
-        code[1] = new Interop.SockFilter { Code = 0x25, Jt = 0, Jf = 3, K = BulkBytes };           // jgt #BulkBytes, 2, 5
-        code[2] = new Interop.SockFilter { Code = 0x20, K = Cpu };                                 // ld [cpu]
-        code[3] = new Interop.SockFilter { Code = 0x04, K = 1 };                                   // add #1
-        code[4] = new Interop.SockFilter { Code = 0x05, K = 1 };                                   // ja 6
-        code[5] = new Interop.SockFilter { Code = 0x20, K = Cpu };                                 // ld [cpu]
-        code[6] = new Interop.SockFilter { Code = 0x94, K = (uint)queues };                        // mod #queues
-        code[7] = new Interop.SockFilter { Code = 0x15, Jt = 0, Jf = 1, K = (uint)queue };         // jeq #queue, 8, 9
-        code[8] = new Interop.SockFilter { Code = 0x06, K = 0x40000 };                             // ret #262144 (keep it whole)
-        code[9] = new Interop.SockFilter { Code = 0x06, K = 0 };                                   // ret #0 (not ours)
-        Interop.SockFProg prog = new() { Length = 10, Filter = code };
+        int n = WriteClassicQueueRule(code, queues);                                               // A = the packet's queue
+        code[n] = new Interop.SockFilter { Code = 0x15, Jt = 0, Jf = 1, K = (uint)queue };         // jeq #queue, keep, drop
+        code[n + 1] = new Interop.SockFilter { Code = 0x06, K = 0x40000 };                         // ret #262144 (keep it whole)
+        code[n + 2] = new Interop.SockFilter { Code = 0x06, K = 0 };                               // ret #0 (not ours)
+        Interop.SockFProg prog = new() { Length = (ushort)(n + 3), Filter = code };
         return Interop.Libc.setsockopt(fd, Interop.SOL_SOCKET, Interop.SO_ATTACH_FILTER, &prog, (uint)sizeof(Interop.SockFProg)) == 0;
     }
 
