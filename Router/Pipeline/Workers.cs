@@ -130,6 +130,7 @@ internal sealed class QueueWorker : IDisposable
         {
             int n = _epoll.Wait(_events, -1);
             long now = Environment.TickCount64;
+            _round++;
             try
             {
                 for (int i = 0; i < n; i++)
@@ -195,6 +196,7 @@ internal sealed class QueueWorker : IDisposable
     }
 
     private int _used; // TAP buffers holding frames not yet flushed
+    private long _round; // epoll rounds so far: tells a TAP queue read in consecutive rounds (busy) from a quiet one
 
     private void DrainTap(LocalPort port, long now)
     {
@@ -208,9 +210,9 @@ internal sealed class QueueWorker : IDisposable
             ITapDevice queue = port.Tap.Queue(WorkerId);
             int got;
             bool more;
-            if (_ring is not null && queue is Tap.LinuxTap tap)
+            if (queue is Tap.LinuxTap tap)
             {
-                got = tap.ReadThrough(_ring, _tapBufs.AsSpan(_used, room), _sizes.AsSpan(_used, room), _offloads.AsSpan(_used, room), Constants.Headroom, out more);
+                got = tap.ReadThrough(_ring, _tapBufs.AsSpan(_used, room), _sizes.AsSpan(_used, room), _offloads.AsSpan(_used, room), Constants.Headroom, _round, out more);
             }
             else
             {

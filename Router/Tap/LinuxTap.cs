@@ -163,26 +163,39 @@ internal sealed unsafe class LinuxTap : ITapDevice
         return count;
     }
 
-    private int _ringReads; // reads to ask for next time; 2 or fewer: plain read(2)s (see ReadThrough)
+    private int _ringReads; // reads to ask for next time: 2 or fewer, read(2)s (see ReadThrough)
+    private long _lastRound = long.MinValue; // the worker round that last read this queue
 
     /// <summary>Reads the next <see cref="ReadThrough"/> will submit (2 or fewer: it uses read(2)). For tests.</summary>
     internal int RingReads => _ringReads;
 
     /// <summary>
-    /// <see cref="Read"/> through a worker's ring: up to <c>bufs.Length</c> reads submitted together in one
-    /// io_uring_enter, each completing at once with a frame or -EAGAIN. How many to ask for is learnt from the last
-    /// drain (twice what it found), so a busy device costs a few enters per 64 frames. A quiet one — the last drain
-    /// found at most one frame — is read with read(2) as before: a frame and the EAGAIN behind it cost two reads but
-    /// touch fewer pages than the ring, which is what a lone packet's latency pays for on a VM (see README).
-    /// <paramref name="more"/>: the device may hold more.
+    /// <see cref="Read"/> for a pipeline worker, shaped by how busy the queue is. <paramref name="round"/> numbers the
+    /// worker's epoll rounds. A queue not read in the previous round is quiet: one read(2), and no second read to find
+    /// it empty — epoll is level-triggered and reports the queue again next round if it holds more. That probe was a
+    /// system call per lone packet, on a VM where a call after idle costs several microseconds (README, "Where the
+    /// round-trip time goes"). A queue read in two rounds running is busy: read until EAGAIN, or, once a drain has
+    /// found more than one frame, through the worker's <paramref name="ring"/> when it has one: up to
+    /// <c>bufs.Length</c> reads submitted in one io_uring_enter, each completing at once with a frame or -EAGAIN, as
+    /// many as twice the last drain found.
+    /// <paramref name="more"/>: the queue may hold more this round.
     /// </summary>
-    internal int ReadThrough(IoRing ring, ReadOnlySpan<PacketBuffer> bufs, Span<int> sizes, Span<OffloadInfo> offloads, int offset, out bool more)
+    internal int ReadThrough(IoRing? ring, ReadOnlySpan<PacketBuffer> bufs, Span<int> sizes, Span<OffloadInfo> offloads, int offset, long round, out bool more)
     {
-        if (_ringReads <= 2)
+        bool busy = _lastRound >= round - 1;
+        _lastRound = round;
+        if (!busy)
+        {
+            int one = Read(bufs[..1], sizes, offloads, offset);
+            more = false;
+            _ringReads = one;
+            return one;
+        }
+        if (ring is null || _ringReads <= 2)
         {
             int got = Read(bufs, sizes, offloads, offset);
             more = got == bufs.Length;
-            _ringReads = got * 2;
+            _ringReads = got <= 1 ? got : got * 2;
             return got;
         }
         int hdr = SupportsOffload ? VirtioNetHeader.Length : 0;
@@ -211,7 +224,7 @@ internal sealed unsafe class LinuxTap : ITapDevice
             sizes[count++] = n - hdr;
         }
         more = found == want;
-        _ringReads = more ? Math.Min(want * 2, 1 << 16) : found * 2;
+        _ringReads = more ? Math.Min(want * 2, 1 << 16) : found <= 1 ? found : found * 2;
         return count;
     }
 

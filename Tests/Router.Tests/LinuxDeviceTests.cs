@@ -409,6 +409,45 @@ public class LinuxDeviceTests
         Assert.True(TestNetwork.Ping(endpoints[1], "198.18.0.11", count: 3, minReplies: 2));
     }
 
+    [Fact]
+    public void A_quiet_tap_queue_is_read_once_per_round_and_a_busy_one_is_drained()
+    {
+        Requires.Root();
+        using var net = new TestNetwork("quiet");
+        string ns = net.AddNamespace("c1");
+        using var tap = LinuxTap.Create(new TapRequest(ns, "eth0", MacAddress.Parse("02:00:c6:12:00:01"), 1400, InMemoryHosts.Ip("198.18.0.1"), 24, false));
+        TestNetwork.Exec(ns, "ip neigh replace 198.18.0.2 lladdr 02:00:c6:12:00:02 nud permanent dev eth0").EnsureSuccess(); // no ARP
+        using var sock = NetnsSockets.Udp(ns, new IPEndPoint(IPAddress.Any, 0));
+        var to = new IPEndPoint(IPAddress.Parse("198.18.0.2"), 5000);
+        for (int i = 0; i < 4; i++) sock.SendTo(BitConverter.GetBytes(i), to);
+        var bufs = Enumerable.Range(0, 16).Select(_ => new PacketBuffer()).ToArray();
+        var sizes = new int[16];
+        var offloads = new Offload.OffloadInfo[16];
+        var seen = new List<int>();
+        int Read(long round, out bool more)
+        {
+            int n = tap.ReadThrough(null, bufs, sizes, offloads, Constants.Headroom, round, out more);
+            for (int i = 0; i < n; i++)
+            {
+                var f = bufs[i].Span.Slice(Constants.Headroom, sizes[i]).ToArray();
+                if (f[12] == 0x08 && f[13] == 0x00) seen.Add(BitConverter.ToInt32(Packets.Parse(f).Extract<PacketDotNet.UdpPacket>().PayloadData));
+            }
+            return n;
+        }
+
+        // Rounds 10 and 20 are not consecutive: each reads one frame and leaves the rest to epoll (no probing read).
+        Assert.Equal(1, Read(10, out bool more));
+        Assert.False(more);
+        Assert.Equal(1, Read(20, out more));
+        Assert.False(more);
+        // Round 21 follows a round that read the queue: busy, drained to EAGAIN.
+        Assert.True(Read(21, out more) >= 2, "the two frames the quiet rounds left");
+        Assert.False(more);
+        Assert.Equal([0, 1, 2, 3], seen);
+        Assert.Equal(0, Read(22, out more));
+        Assert.False(more);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
@@ -442,10 +481,11 @@ public class LinuxDeviceTests
             var seen = new List<int>();
             var ringReads = new List<int>();
             var deadline = DateTime.UtcNow.AddSeconds(5);
+            long round = 0; // one read per worker round, every round: a busy queue
             while (seen.Count < 40 && DateTime.UtcNow < deadline)
             {
                 ringReads.Add(tap.RingReads);
-                int n = tap.ReadThrough(ring!, bufs, sizes, offloads, Constants.Headroom, out bool more);
+                int n = tap.ReadThrough(ring!, bufs, sizes, offloads, Constants.Headroom, round++, out bool more);
                 Assert.True(n <= bufs.Length);
                 if (n < bufs.Length) Assert.False(more);
                 for (int i = 0; i < n; i++)
@@ -457,7 +497,7 @@ public class LinuxDeviceTests
             Assert.Equal(Enumerable.Range(0, 40), seen);
             Assert.True(ringReads[0] <= 2, "a first drain uses read(2)");
             Assert.Contains(ringReads, r => r > 2); // a full drain makes the next one go through the ring
-            int extra = tap.ReadThrough(ring!, bufs, sizes, offloads, Constants.Headroom, out bool more2);
+            int extra = tap.ReadThrough(ring!, bufs, sizes, offloads, Constants.Headroom, round++, out bool more2);
             Assert.False(more2);
             for (int i = 0; i < extra; i++) Assert.False(bufs[i].Span[Constants.Headroom + 12] == 0x08 && bufs[i].Span[Constants.Headroom + 13] == 0x00, "nothing left");
 
