@@ -143,7 +143,7 @@ internal static unsafe partial class Interop
     internal const int IPPROTO_ESP = 50, IPPROTO_RAW = 255;
     internal const int SOL_SOCKET = 1, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_SNDBUFFORCE = 32, SO_RCVBUFFORCE = 33;
     internal const int SHUT_RD = 0, SHUT_RDWR = 2;
-    internal const int SO_REUSEPORT = 15, SO_ATTACH_FILTER = 26, SO_ATTACH_REUSEPORT_CBPF = 51, SO_ATTACH_REUSEPORT_EBPF = 52;
+    internal const int SO_REUSEPORT = 15, SO_ATTACH_FILTER = 26, SO_ATTACH_BPF = 50, SO_ATTACH_REUSEPORT_CBPF = 51, SO_ATTACH_REUSEPORT_EBPF = 52;
     internal const int MSG_DONTWAIT = 0x40, MSG_TRUNC = 0x20, MSG_WAITFORONE = 0x10000;
     internal const int F_GETFL = 3, F_SETFL = 4;
 

@@ -112,14 +112,27 @@ internal static unsafe class CpuSteering
     }
 
     /// <summary>
-    /// Gives a raw socket (ESP in transport mode, one per queue: each gets its own copy of every packet) a classic BPF
-    /// filter that keeps only the packets steered to queue <paramref name="queue"/>: <c>cpu % queues</c> for a small
-    /// packet, <c>(cpu + 1) % queues</c> for bulk (over <see cref="BulkBytes"/>), the VXLAN socket group's rule without
-    /// the spilling (which needs one decision per packet, not one per socket). Returns false with errno set when the
-    /// kernel refuses.
+    /// Gives a raw socket (ESP in transport mode, one per queue: each gets its own copy of every packet) a filter that
+    /// keeps only the packets steered to queue <paramref name="queue"/> — the VXLAN socket group's rule, spilling
+    /// included: <c>cpu % queues</c> for a small packet, <c>(cpu + 1) % queues</c> for bulk (over
+    /// <see cref="BulkBytes"/>) and for the small ones past <see cref="SpillThreshold"/> in a CPU's window. Spilling
+    /// needs every socket's filter to reach the same decision for a packet while only one of them may count it: the
+    /// first filter to see a packet (its SPI and sequence number differ from the last packet's on this CPU) decides
+    /// and records the decision in a per-CPU map the others read (<see cref="LoadRawQueueProgram"/>; one packet's
+    /// filters all run on one CPU, one after another, in its receive softirq). Where eBPF is refused, a classic
+    /// filter with the same rule without spilling. Returns false with errno set when the kernel refuses both.
     /// </summary>
     public static bool AttachQueueFilter(int fd, int queue, int queues)
     {
+        int eprog = LoadRawQueueProgram(queue, queues);
+        if (eprog >= 0)
+        {
+            try
+            {
+                if (Interop.Libc.setsockopt(fd, Interop.SOL_SOCKET, Interop.SO_ATTACH_BPF, &eprog, sizeof(int)) == 0) return true;
+            }
+            finally { Interop.Libc.close(eprog); } // the socket holds its own reference
+        }
         Interop.SockFilter* code = stackalloc Interop.SockFilter[10];
         int n = WriteClassicQueueRule(code, queues);                                               // A = the packet's queue
         code[n] = new Interop.SockFilter { Code = 0x15, Jt = 0, Jf = 1, K = (uint)queue };         // jeq #queue, keep, drop
@@ -127,6 +140,120 @@ internal static unsafe class CpuSteering
         code[n + 2] = new Interop.SockFilter { Code = 0x06, K = 0 };                               // ret #0 (not ours)
         Interop.SockFProg prog = new() { Length = (ushort)(n + 3), Filter = code };
         return Interop.Libc.setsockopt(fd, Interop.SOL_SOCKET, Interop.SO_ATTACH_FILTER, &prog, (uint)sizeof(Interop.SockFProg)) == 0;
+    }
+
+    private static int _rawDecisionMap = -1; // shared by every raw ESP socket's filter in this process (see below)
+    private static readonly Lock RawDecisionMapLock = new();
+
+    /// <summary>
+    /// The raw sockets' filter for queue <paramref name="queue"/> as an eBPF socket filter (packet at its IP header):
+    /// <code>
+    /// if len > BulkBytes: target = cpu + 1
+    /// else if len &lt; ihl + 8: target = cpu                      // no SPI and sequence number: the worker counts it
+    /// else:
+    ///     key = spi &lt;&lt; 32 | seq;  s = this CPU's slot (a per-CPU array)
+    ///     if key == s.key: target = s.target                    // another socket's filter decided for this packet
+    ///     else: s.key = key; window as the socket group's; s.target = count > threshold ? cpu + 1 : cpu
+    /// return target % queues == queue ? keep : drop
+    /// </code>
+    /// The slot is shared by all the process's raw ESP filters (one map, created once): decisions stay consistent
+    /// per packet whoever shares it, since nothing else runs on that CPU between one packet's filters; routers in one
+    /// process only share the flood count. A repeated packet (same SPI and sequence) gets the last decision again,
+    /// still one socket's. Returns the program's fd, or -1 (errno set) when the kernel refuses.
+    /// </summary>
+    private static int LoadRawQueueProgram(int queue, int queues, int threshold = SpillThreshold)
+    {
+        if (BpfSyscall < 0 || queues < 2) return -1;
+        int map;
+        lock (RawDecisionMapLock)
+        {
+            if (_rawDecisionMap < 0) _rawDecisionMap = CreatePerCpuMap(32); // { start_ns, count, key, target }
+            map = _rawDecisionMap;
+        }
+        if (map < 0) return -1;
+        var insns = new List<long>(64);
+        insns.Add(I(0xbf, dst: 6, src: 1));                    // r6 = r1 (the __sk_buff; LD_ABS/LD_IND read through it)
+        insns.Add(I(0x85, imm: 8));                            // call bpf_get_smp_processor_id
+        insns.Add(I(0xbf, dst: 7, src: 0));                    // r7 = cpu
+        insns.Add(I(0x61, dst: 2, src: 6));                    // r2 = skb->len (the IP packet)
+        int toBulk = insns.Count; insns.Add(0);                // if r2 > BulkBytes goto bulk
+        insns.Add(I(0x62, dst: 10, off: -4, imm: 0));          // *(u32 *)(r10 - 4) = 0 (the key)
+        insns.Add(I(0xbf, dst: 2, src: 10));                   // r2 = r10
+        insns.Add(I(0x07, dst: 2, imm: -4));                   // r2 += -4
+        insns.Add(I(0x18, dst: 1, src: 1, imm: map));          // r1 = map (ld_imm64, BPF_PSEUDO_MAP_FD)
+        insns.Add(0);
+        insns.Add(I(0x85, imm: 1));                            // call bpf_map_lookup_elem
+        int toLocal1 = insns.Count; insns.Add(0);              // if r0 == 0 goto local
+        insns.Add(I(0xbf, dst: 8, src: 0));                    // r8 = &slot
+        insns.Add(I(0x30, imm: 0));                            // r0 = packet[0] (LD_ABS, byte)
+        insns.Add(I(0x57, dst: 0, imm: 0xf));                  // r0 &= 0xf
+        insns.Add(I(0x67, dst: 0, imm: 2));                    // r0 <<= 2: the IP header's length
+        insns.Add(I(0xbf, dst: 9, src: 0));                    // r9 = ihl
+        insns.Add(I(0x61, dst: 2, src: 6));                    // r2 = skb->len (LD_ABS clobbered r1-r5)
+        insns.Add(I(0xbf, dst: 1, src: 9));                    // r1 = ihl + 8
+        insns.Add(I(0x07, dst: 1, imm: 8));
+        int toLocal2 = insns.Count; insns.Add(0);              // if r2 < r1 goto local
+        insns.Add(I(0x40, src: 9, imm: 0));                    // r0 = ntohl(packet[ihl..]): the SPI (LD_IND, word)
+        insns.Add(I(0x67, dst: 0, imm: 32));                   // r0 <<= 32
+        insns.Add(I(0x7b, dst: 10, src: 0, off: -16));         // *(u64 *)(r10 - 16) = r0
+        insns.Add(I(0x40, src: 9, imm: 4));                    // r0 = the sequence number
+        insns.Add(I(0x79, dst: 1, src: 10, off: -16));         // r1 = spi << 32
+        insns.Add(I(0x4f, dst: 0, src: 1));                    // r0 |= r1: the packet's key
+        insns.Add(I(0x79, dst: 1, src: 8, off: 16));           // r1 = slot.key
+        int toReuse = insns.Count; insns.Add(0);               // if r0 == r1 goto reuse
+        insns.Add(I(0x7b, dst: 8, src: 0, off: 16));           // slot.key = r0: this filter decides
+        insns.Add(I(0x85, imm: 5));                            // call bpf_ktime_get_ns
+        insns.Add(I(0x79, dst: 1, src: 8, off: 0));            // r1 = slot.start
+        insns.Add(I(0xbf, dst: 2, src: 0));                    // r2 = now - start
+        insns.Add(I(0x1f, dst: 2, src: 1));
+        int toReset = insns.Count; insns.Add(0);               // if r2 > window goto reset
+        insns.Add(I(0x79, dst: 1, src: 8, off: 8));            // slot.count += 1
+        insns.Add(I(0x07, dst: 1, imm: 1));
+        insns.Add(I(0x7b, dst: 8, src: 1, off: 8));
+        int toSpill = insns.Count; insns.Add(0);               // if count > threshold goto spill
+        int toStay = insns.Count; insns.Add(0);                // goto stay
+        int reset = insns.Count;
+        insns.Add(I(0x7b, dst: 8, src: 0, off: 0));            // slot.start = now
+        insns.Add(I(0x7a, dst: 8, off: 8, imm: 1));            // slot.count = 1
+        int stay = insns.Count;
+        insns.Add(I(0xbf, dst: 0, src: 7));                    // r0 = cpu
+        int toStore1 = insns.Count; insns.Add(0);              // goto store
+        int spill = insns.Count;
+        insns.Add(I(0xbf, dst: 0, src: 7));                    // r0 = cpu + 1
+        insns.Add(I(0x07, dst: 0, imm: 1));
+        int store = insns.Count;
+        insns.Add(I(0x7b, dst: 8, src: 0, off: 24));           // slot.target = r0
+        int toDecide1 = insns.Count; insns.Add(0);             // goto decide
+        int reuse = insns.Count;
+        insns.Add(I(0x79, dst: 0, src: 8, off: 24));           // r0 = slot.target
+        int toDecide2 = insns.Count; insns.Add(0);             // goto decide
+        int local = insns.Count;
+        insns.Add(I(0xbf, dst: 0, src: 7));                    // r0 = cpu
+        int toDecide3 = insns.Count; insns.Add(0);             // goto decide
+        int bulk = insns.Count;
+        insns.Add(I(0xbf, dst: 0, src: 7));                    // r0 = cpu + 1
+        insns.Add(I(0x07, dst: 0, imm: 1));
+        int decide = insns.Count;
+        insns.Add(I(0x97, dst: 0, imm: queues));               // r0 %= queues
+        int toKeep = insns.Count; insns.Add(0);                // if r0 == queue goto keep
+        insns.Add(I(0xb7, dst: 0, imm: 0));                    // return 0: not this socket's
+        insns.Add(I(0x95));
+        int keep = insns.Count;
+        insns.Add(I(0xb7, dst: 0, imm: 0x40000));              // return 262144: keep it whole
+        insns.Add(I(0x95));
+        insns[toBulk] = I(0x25, dst: 2, off: bulk - toBulk - 1, imm: (int)BulkBytes);       // jgt imm
+        insns[toLocal1] = I(0x15, dst: 0, off: local - toLocal1 - 1);                       // jeq r0, 0
+        insns[toLocal2] = I(0xad, dst: 2, src: 1, off: local - toLocal2 - 1);               // jlt r2, r1
+        insns[toReuse] = I(0x1d, dst: 0, src: 1, off: reuse - toReuse - 1);                 // jeq r0, r1
+        insns[toReset] = I(0x25, dst: 2, off: reset - toReset - 1, imm: (int)SpillWindowNs); // jgt imm
+        insns[toSpill] = I(0x25, dst: 1, off: spill - toSpill - 1, imm: threshold);         // jgt imm
+        insns[toStay] = I(0x05, off: stay - toStay - 1);                                    // ja
+        insns[toStore1] = I(0x05, off: store - toStore1 - 1);
+        insns[toDecide1] = I(0x05, off: decide - toDecide1 - 1);
+        insns[toDecide2] = I(0x05, off: decide - toDecide2 - 1);
+        insns[toDecide3] = I(0x05, off: decide - toDecide3 - 1);
+        insns[toKeep] = I(0x15, dst: 0, off: keep - toKeep - 1, imm: queue);                // jeq imm
+        return LoadSocketFilter(insns);
     }
 
     /// <summary>
@@ -191,13 +318,11 @@ internal static unsafe class CpuSteering
     private static int LoadSpillingProgram(int queues, int threshold = SpillThreshold)
     {
         if (BpfSyscall < 0 || queues < 2) return -1;
-        int map = CreatePerCpuWindowMap();
+        int map = CreatePerCpuMap(16); // { start_ns, count }
         if (map < 0) return -1;
         try
         {
             var insns = new List<long>(40);
-            static long I(int code, int dst = 0, int src = 0, int off = 0, int imm = 0) =>
-                (long)(byte)code | ((long)(dst & 0xf) << 8) | ((long)(src & 0xf) << 12) | ((long)(ushort)(short)off << 16) | ((long)(uint)imm << 32);
             insns.Add(I(0xbf, dst: 6, src: 1));                    // r6 = r1 (the __sk_buff)
             insns.Add(I(0x85, imm: 8));                            // call bpf_get_smp_processor_id
             insns.Add(I(0xbf, dst: 7, src: 0));                    // r7 = cpu
@@ -238,28 +363,39 @@ internal static unsafe class CpuSteering
             insns[toReset] = I(0x25, dst: 2, off: reset - toReset - 1, imm: (int)SpillWindowNs); // jgt imm
             insns[toSpill2] = I(0x25, dst: 1, off: spill - toSpill2 - 1, imm: threshold);        // jgt imm
             insns[toLocal2] = I(0x05, off: local - toLocal2 - 1);                                // ja
-            long* code = stackalloc long[insns.Count];
-            for (int i = 0; i < insns.Count; i++) code[i] = insns[i];
-            byte* license = stackalloc byte[4] { (byte)'G', (byte)'P', (byte)'L', 0 };
-            byte* attr = stackalloc byte[128]; // union bpf_attr for BPF_PROG_LOAD; the rest must be zero
-            new Span<byte>(attr, 128).Clear();
-            *(uint*)attr = 1;                  // prog_type = BPF_PROG_TYPE_SOCKET_FILTER
-            *(uint*)(attr + 4) = (uint)insns.Count;
-            *(ulong*)(attr + 8) = (ulong)code;
-            *(ulong*)(attr + 16) = (ulong)license;
-            return (int)Interop.Libc.syscall(BpfSyscall, 5 /* BPF_PROG_LOAD */, (nint)attr, 128);
+            return LoadSocketFilter(insns);
         }
         finally { Interop.Libc.close(map); } // the program holds its own reference
     }
 
-    private static int CreatePerCpuWindowMap()
+    /// <summary>One eBPF instruction: opcode, registers, offset, immediate.</summary>
+    private static long I(int code, int dst = 0, int src = 0, int off = 0, int imm = 0) =>
+        (long)(byte)code | ((long)(dst & 0xf) << 8) | ((long)(src & 0xf) << 12) | ((long)(ushort)(short)off << 16) | ((long)(uint)imm << 32);
+
+    /// <summary>Loads <paramref name="insns"/> as a BPF_PROG_TYPE_SOCKET_FILTER program: its fd, or -1 with errno set.</summary>
+    private static int LoadSocketFilter(List<long> insns)
+    {
+        long* code = stackalloc long[insns.Count];
+        for (int i = 0; i < insns.Count; i++) code[i] = insns[i];
+        byte* license = stackalloc byte[4] { (byte)'G', (byte)'P', (byte)'L', 0 };
+        byte* attr = stackalloc byte[128]; // union bpf_attr for BPF_PROG_LOAD; the rest must be zero
+        new Span<byte>(attr, 128).Clear();
+        *(uint*)attr = 1;                  // prog_type = BPF_PROG_TYPE_SOCKET_FILTER
+        *(uint*)(attr + 4) = (uint)insns.Count;
+        *(ulong*)(attr + 8) = (ulong)code;
+        *(ulong*)(attr + 16) = (ulong)license;
+        return (int)Interop.Libc.syscall(BpfSyscall, 5 /* BPF_PROG_LOAD */, (nint)attr, 128);
+    }
+
+    /// <summary>A per-CPU array of one <paramref name="valueSize"/>-byte slot: its fd, or -1 with errno set.</summary>
+    private static int CreatePerCpuMap(int valueSize)
     {
         byte* attr = stackalloc byte[128];
         new Span<byte>(attr, 128).Clear();
-        *(uint*)attr = 6;          // map_type = BPF_MAP_TYPE_PERCPU_ARRAY
-        *(uint*)(attr + 4) = 4;    // key_size
-        *(uint*)(attr + 8) = 16;   // value_size: { u64 start_ns; u64 count; }
-        *(uint*)(attr + 12) = 1;   // max_entries
+        *(uint*)attr = 6;                  // map_type = BPF_MAP_TYPE_PERCPU_ARRAY
+        *(uint*)(attr + 4) = 4;            // key_size
+        *(uint*)(attr + 8) = (uint)valueSize;
+        *(uint*)(attr + 12) = 1;           // max_entries
         return (int)Interop.Libc.syscall(BpfSyscall, 0 /* BPF_MAP_CREATE */, (nint)attr, 128);
     }
 }

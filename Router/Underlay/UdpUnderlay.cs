@@ -165,7 +165,7 @@ internal sealed unsafe class UdpUnderlay : IUnderlay
     /// <param name="batchSize">Datagrams per receive.</param>
     /// <param name="queue">This worker's queue, of <paramref name="queues"/>. Every raw socket of a protocol receives its
     /// own copy of each packet, so with several queues each socket gets a filter that keeps only the packets steered to
-    /// its queue — the CPU the packet arrived on, or the next one for bulk data, as the VXLAN socket group does
+    /// its queue — the CPU the packet arrived on, or the next one for bulk data and a flood's excess, as the VXLAN socket group does
     /// (<see cref="Pipeline.CpuSteering.AttachQueueFilter"/>).</param>
     /// <param name="queues">Queues in all.</param>
     public static UdpUnderlay OpenRawEsp(VtepEndpoint local, int batchSize, int queue = 0, int queues = 1)
