@@ -10,8 +10,10 @@ namespace UserOverlay.Router.Pipeline;
 /// <item>the UDP sockets form an SO_REUSEPORT group whose BPF program picks socket <c>cpu % queues</c>
 /// (the CPU running the receive softirq) — until that CPU has taken <see cref="SpillThreshold"/> small datagrams in
 /// the current millisecond: a flood spills over to the next CPU's socket, so the cores share it;</item>
-/// <item>a multi-queue TAP gets a two-instruction eBPF steering program (TUNSETSTEERINGEBPF) that returns the
-/// sending CPU, which the tun driver takes modulo its queue count.</item>
+/// <item>a multi-queue TAP gets a small eBPF steering program (TUNSETSTEERINGEBPF) that returns the sending CPU
+/// (the next one for bulk), which the tun driver takes modulo its queue count;</item>
+/// <item>the raw ESP sockets (one per queue, each seeing every packet) get socket filters that keep the packets the
+/// socket group's rule, spilling included, gives their queue (<see cref="AttachQueueFilter"/>).</item>
 /// </list>
 /// Why: waking a worker on another CPU is the most expensive step of a userspace hop on a virtual machine (an
 /// inter-processor interrupt to a halted vCPU). Measured on the 2-vCPU test VM, one hop's wake-up across vCPUs
