@@ -174,19 +174,7 @@ internal static unsafe class CpuSteering
         }
         if (map < 0) return -1;
         var insns = new List<long>(64);
-        insns.Add(I(0xbf, dst: 6, src: 1));                    // r6 = r1 (the __sk_buff; LD_ABS/LD_IND read through it)
-        insns.Add(I(0x85, imm: 8));                            // call bpf_get_smp_processor_id
-        insns.Add(I(0xbf, dst: 7, src: 0));                    // r7 = cpu
-        insns.Add(I(0x61, dst: 2, src: 6));                    // r2 = skb->len (the IP packet)
-        int toBulk = insns.Count; insns.Add(0);                // if r2 > BulkBytes goto bulk
-        insns.Add(I(0x62, dst: 10, off: -4, imm: 0));          // *(u32 *)(r10 - 4) = 0 (the key)
-        insns.Add(I(0xbf, dst: 2, src: 10));                   // r2 = r10
-        insns.Add(I(0x07, dst: 2, imm: -4));                   // r2 += -4
-        insns.Add(I(0x18, dst: 1, src: 1, imm: map));          // r1 = map (ld_imm64, BPF_PSEUDO_MAP_FD)
-        insns.Add(0);
-        insns.Add(I(0x85, imm: 1));                            // call bpf_map_lookup_elem
-        int toLocal1 = insns.Count; insns.Add(0);              // if r0 == 0 goto local
-        insns.Add(I(0xbf, dst: 8, src: 0));                    // r8 = &slot
+        EmitCpuAndSlot(insns, map, out int toBulk, out int toLocal1); // r6 = skb (LD_ABS/LD_IND read through it), r7 = cpu, r8 = &slot
         insns.Add(I(0x30, imm: 0));                            // r0 = packet[0] (LD_ABS, byte)
         insns.Add(I(0x57, dst: 0, imm: 0xf));                  // r0 &= 0xf
         insns.Add(I(0x67, dst: 0, imm: 2));                    // r0 <<= 2: the IP header's length
@@ -204,20 +192,7 @@ internal static unsafe class CpuSteering
         insns.Add(I(0x79, dst: 1, src: 8, off: 16));           // r1 = slot.key
         int toReuse = insns.Count; insns.Add(0);               // if r0 == r1 goto reuse
         insns.Add(I(0x7b, dst: 8, src: 0, off: 16));           // slot.key = r0: this filter decides
-        insns.Add(I(0x85, imm: 5));                            // call bpf_ktime_get_ns
-        insns.Add(I(0x79, dst: 1, src: 8, off: 0));            // r1 = slot.start
-        insns.Add(I(0xbf, dst: 2, src: 0));                    // r2 = now - start
-        insns.Add(I(0x1f, dst: 2, src: 1));
-        int toReset = insns.Count; insns.Add(0);               // if r2 > window goto reset
-        insns.Add(I(0x79, dst: 1, src: 8, off: 8));            // slot.count += 1
-        insns.Add(I(0x07, dst: 1, imm: 1));
-        insns.Add(I(0x7b, dst: 8, src: 1, off: 8));
-        int toSpill = insns.Count; insns.Add(0);               // if count > threshold goto spill
-        int toStay = insns.Count; insns.Add(0);                // goto stay
-        int reset = insns.Count;
-        insns.Add(I(0x7b, dst: 8, src: 0, off: 0));            // slot.start = now
-        insns.Add(I(0x7a, dst: 8, off: 8, imm: 1));            // slot.count = 1
-        int stay = insns.Count;
+        int toSpill = EmitFloodWindow(insns);                  // counts the packet; falls through: stay
         insns.Add(I(0xbf, dst: 0, src: 7));                    // r0 = cpu
         int toStore1 = insns.Count; insns.Add(0);              // goto store
         int spill = insns.Count;
@@ -247,9 +222,7 @@ internal static unsafe class CpuSteering
         insns[toLocal1] = I(0x15, dst: 0, off: local - toLocal1 - 1);                       // jeq r0, 0
         insns[toLocal2] = I(0xad, dst: 2, src: 1, off: local - toLocal2 - 1);               // jlt r2, r1
         insns[toReuse] = I(0x1d, dst: 0, src: 1, off: reuse - toReuse - 1);                 // jeq r0, r1
-        insns[toReset] = I(0x25, dst: 2, off: reset - toReset - 1, imm: (int)SpillWindowNs); // jgt imm
         insns[toSpill] = I(0x25, dst: 1, off: spill - toSpill - 1, imm: threshold);         // jgt imm
-        insns[toStay] = I(0x05, off: stay - toStay - 1);                                    // ja
         insns[toStore1] = I(0x05, off: store - toStore1 - 1);
         insns[toDecide1] = I(0x05, off: decide - toDecide1 - 1);
         insns[toDecide2] = I(0x05, off: decide - toDecide2 - 1);
@@ -325,32 +298,8 @@ internal static unsafe class CpuSteering
         try
         {
             var insns = new List<long>(40);
-            insns.Add(I(0xbf, dst: 6, src: 1));                    // r6 = r1 (the __sk_buff)
-            insns.Add(I(0x85, imm: 8));                            // call bpf_get_smp_processor_id
-            insns.Add(I(0xbf, dst: 7, src: 0));                    // r7 = cpu
-            insns.Add(I(0x61, dst: 2, src: 6));                    // r2 = skb->len (the UDP payload)
-            int toSpill1 = insns.Count; insns.Add(0);              // if r2 > BulkBytes goto spill
-            insns.Add(I(0x62, dst: 10, off: -4, imm: 0));          // *(u32 *)(r10 - 4) = 0 (the key)
-            insns.Add(I(0xbf, dst: 2, src: 10));                   // r2 = r10
-            insns.Add(I(0x07, dst: 2, imm: -4));                   // r2 += -4
-            insns.Add(I(0x18, dst: 1, src: 1, imm: map));          // r1 = map (ld_imm64, BPF_PSEUDO_MAP_FD)
-            insns.Add(0);
-            insns.Add(I(0x85, imm: 1));                            // call bpf_map_lookup_elem
-            int toLocal1 = insns.Count; insns.Add(0);              // if r0 == 0 goto local
-            insns.Add(I(0xbf, dst: 8, src: 0));                    // r8 = &window
-            insns.Add(I(0x85, imm: 5));                            // call bpf_ktime_get_ns
-            insns.Add(I(0x79, dst: 1, src: 8, off: 0));            // r1 = window.start
-            insns.Add(I(0xbf, dst: 2, src: 0));                    // r2 = now
-            insns.Add(I(0x1f, dst: 2, src: 1));                    // r2 -= start
-            int toReset = insns.Count; insns.Add(0);               // if r2 > window goto reset
-            insns.Add(I(0x79, dst: 1, src: 8, off: 8));            // r1 = window.count
-            insns.Add(I(0x07, dst: 1, imm: 1));                    // r1 += 1
-            insns.Add(I(0x7b, dst: 8, src: 1, off: 8));            // window.count = r1
-            int toSpill2 = insns.Count; insns.Add(0);              // if r1 > threshold goto spill
-            int toLocal2 = insns.Count; insns.Add(0);              // goto local
-            int reset = insns.Count;
-            insns.Add(I(0x7b, dst: 8, src: 0, off: 0));            // window.start = now
-            insns.Add(I(0x7a, dst: 8, off: 8, imm: 1));            // window.count = 1
+            EmitCpuAndSlot(insns, map, out int toSpill1, out int toLocal1); // r7 = cpu, r8 = &window (the UDP payload's length: bulk spills)
+            int toSpill2 = EmitFloodWindow(insns);                 // falls through: local
             int local = insns.Count;
             insns.Add(I(0xbf, dst: 0, src: 7));                    // r0 = cpu % queues
             insns.Add(I(0x97, dst: 0, imm: queues));
@@ -362,12 +311,57 @@ internal static unsafe class CpuSteering
             insns.Add(I(0x95));
             insns[toSpill1] = I(0x25, dst: 2, off: spill - toSpill1 - 1, imm: (int)BulkBytes);   // jgt imm
             insns[toLocal1] = I(0x15, dst: 0, off: local - toLocal1 - 1);                        // jeq r0, 0
-            insns[toReset] = I(0x25, dst: 2, off: reset - toReset - 1, imm: (int)SpillWindowNs); // jgt imm
             insns[toSpill2] = I(0x25, dst: 1, off: spill - toSpill2 - 1, imm: threshold);        // jgt imm
-            insns[toLocal2] = I(0x05, off: local - toLocal2 - 1);                                // ja
             return LoadSocketFilter(insns);
         }
         finally { Interop.Libc.close(map); } // the program holds its own reference
+    }
+
+    /// <summary>
+    /// Both socket filters' opening: r6 = the __sk_buff, r7 = this CPU, r2 = the packet's length, then this CPU's slot
+    /// of the per-CPU array <paramref name="map"/> in r8. Leaves two jumps for the caller to fill in:
+    /// <paramref name="toBulk"/> (taken when r2 &gt; BulkBytes, before the lookup) and <paramref name="toNoSlot"/> (r0 == 0).
+    /// </summary>
+    private static void EmitCpuAndSlot(List<long> insns, int map, out int toBulk, out int toNoSlot)
+    {
+        insns.Add(I(0xbf, dst: 6, src: 1));                    // r6 = r1 (the __sk_buff)
+        insns.Add(I(0x85, imm: 8));                            // call bpf_get_smp_processor_id
+        insns.Add(I(0xbf, dst: 7, src: 0));                    // r7 = cpu
+        insns.Add(I(0x61, dst: 2, src: 6));                    // r2 = skb->len
+        toBulk = insns.Count; insns.Add(0);                    // if r2 > BulkBytes goto (caller's)
+        insns.Add(I(0x62, dst: 10, off: -4, imm: 0));          // *(u32 *)(r10 - 4) = 0 (the key)
+        insns.Add(I(0xbf, dst: 2, src: 10));                   // r2 = r10
+        insns.Add(I(0x07, dst: 2, imm: -4));                   // r2 += -4
+        insns.Add(I(0x18, dst: 1, src: 1, imm: map));          // r1 = map (ld_imm64, BPF_PSEUDO_MAP_FD)
+        insns.Add(0);
+        insns.Add(I(0x85, imm: 1));                            // call bpf_map_lookup_elem
+        toNoSlot = insns.Count; insns.Add(0);                  // if r0 == 0 goto (caller's)
+        insns.Add(I(0xbf, dst: 8, src: 0));                    // r8 = &slot
+    }
+
+    /// <summary>
+    /// Counts a packet in the flood window at r8 (<c>{ u64 start_ns; u64 count; }</c>): a window older than
+    /// <see cref="SpillWindowNs"/> starts again at 1. Returns the index of the jump the caller fills in, taken with the
+    /// count in r1 when it is past the threshold (spill); otherwise the code falls through past what this emitted (stay).
+    /// </summary>
+    private static int EmitFloodWindow(List<long> insns)
+    {
+        insns.Add(I(0x85, imm: 5));                            // call bpf_ktime_get_ns
+        insns.Add(I(0x79, dst: 1, src: 8, off: 0));            // r1 = window.start
+        insns.Add(I(0xbf, dst: 2, src: 0));                    // r2 = now - start
+        insns.Add(I(0x1f, dst: 2, src: 1));
+        int toReset = insns.Count; insns.Add(0);               // if r2 > window goto reset
+        insns.Add(I(0x79, dst: 1, src: 8, off: 8));            // window.count += 1
+        insns.Add(I(0x07, dst: 1, imm: 1));
+        insns.Add(I(0x7b, dst: 8, src: 1, off: 8));
+        int toSpill = insns.Count; insns.Add(0);               // if count > threshold goto (caller's spill)
+        int toStay = insns.Count; insns.Add(0);                // goto stay
+        int reset = insns.Count;
+        insns.Add(I(0x7b, dst: 8, src: 0, off: 0));            // window.start = now
+        insns.Add(I(0x7a, dst: 8, off: 8, imm: 1));            // window.count = 1
+        insns[toReset] = I(0x25, dst: 2, off: reset - toReset - 1, imm: (int)SpillWindowNs); // jgt imm
+        insns[toStay] = I(0x05, off: insns.Count - toStay - 1);                             // ja stay
+        return toSpill;
     }
 
     /// <summary>One eBPF instruction: opcode, registers, offset, immediate.</summary>
