@@ -12,18 +12,23 @@ namespace UserOverlay.Bench.E2e;
 /// VXLAN device and through UserOverlay (one `useroverlay up` per host, a workload namespace with
 /// a TAP on each side), with the same overlay addresses (198.18.0.1/24 → 198.18.0.2/24):
 /// iperf3 TCP single stream, iperf3 UDP with 64-byte payloads (packets/s delivered), ping RTT,
-/// and the routers' CPU seconds per GB carried — plain, and on an encrypted network (ESP, AES-GCM,
-/// transport mode). Prints medians over the passes, the ratio UserOverlay/kernel and the ratio
-/// encrypted/plain.
+/// the routers' CPU seconds per GB carried and the bytes they allocate per frame — plain, and on an
+/// encrypted network (ESP, AES-256-GCM, in transport mode and in UDP). Prints medians over the passes,
+/// the ratio UserOverlay/kernel and the ratio encrypted/plain.
 ///
-///   sudo dotnet run -c Release --project Bench -- e2e [--seconds 8] [--passes 3] [--queues N] [--binary PATH] [--keep-going]
+///   sudo dotnet run -c Release --project Bench -- e2e [--seconds 8] [--passes 3] [--queues N] [--binary PATH] [--markdown]
 ///
 /// --binary PATH runs the routers from PATH (the native binary `dotnet publish Cli -c Release -r linux-x64` makes)
 /// instead of `dotnet useroverlay.dll` from the build.
 ///
 /// --queues N sets the routers' `queues:` (default: theirs, 0 = one per CPU; 1 = one worker). Ping RTT is measured last, once the
 /// throughput tests have run every path hot (the router is a long-running daemon; the first seconds of a fresh
-/// one include its just-in-time compilation): 100 pings at 50 ms, the average, as ../shared/anchors reports.
+/// one include its just-in-time compilation): 100 pings at 50 ms, the average (as ping's own summary gives it),
+/// the median and the 90th percentile.
+///
+/// --markdown also prints the two tables the documents carry, each between &lt;!-- perf-table --&gt; and
+/// &lt;!-- /perf-table --&gt;, ready to replace the ones in docs/performance.md (every row) and README.md
+/// (TCP, 64-byte UDP, RTT).
 ///
 /// Uses only namespaces named uobench-PID-*, addresses 192.0.2.0/24 and 198.18.0.0/15, and stops
 /// only the processes it started. The machine is shared: read medians and ratios, not single runs.
@@ -44,6 +49,7 @@ internal static class E2eHarness
         int seconds = IntArg(args, "--seconds", 8);
         int passes = IntArg(args, "--passes", 3);
         _queues = IntArg(args, "--queues", -1);
+        bool markdown = args.Contains("--markdown");
         if (!File.Exists("/dev/net/tun") || Environment.UserName != "root")
         {
             Console.Error.WriteLine("e2e: run as root (it builds hosts out of network namespaces): sudo dotnet run -c Release --project Bench -- e2e");
@@ -93,6 +99,16 @@ internal static class E2eHarness
         }
         Console.WriteLine();
         Console.WriteLine(Table(kernel, user, encrypted, encryptedUdp, seconds, passes));
+        if (markdown)
+        {
+            var results = new RunResults(kernel, user, encrypted, encryptedUdp, seconds, passes);
+            Console.WriteLine("docs/performance.md:");
+            Console.WriteLine();
+            Console.WriteLine(PerformanceTable(results));
+            Console.WriteLine("README.md:");
+            Console.WriteLine();
+            Console.WriteLine(ReadmeTable(results));
+        }
         return 0;
     }
 
@@ -134,6 +150,91 @@ internal static class E2eHarness
         return sb.ToString();
     }
 
+    // ---- the documents' tables (--markdown) ---------------------------------------------------
+
+    private sealed record RunResults(List<Pass> Kernel, List<Pass> User, List<Pass> Esp, List<Pass> EspUdp, int Seconds, int Passes);
+
+    private static double MedianOf(IEnumerable<double> xs)
+    {
+        var a = xs.Where(x => !double.IsNaN(x)).Order().ToArray();
+        return a.Length == 0 ? double.NaN : a.Length % 2 == 1 ? a[a.Length / 2] : (a[a.Length / 2 - 1] + a[a.Length / 2]) / 2;
+    }
+
+    private static string Num(double x, string fmt) => double.IsNaN(x) ? "—" : x.ToString(fmt, CultureInfo.InvariantCulture);
+
+    /// <summary>The median, with the passes' min–max in brackets when there is more than one pass.</summary>
+    private static string MedianRange(List<Pass> ps, Func<Pass, double> f, string fmt)
+    {
+        var xs = ps.Select(f).Where(x => !double.IsNaN(x)).ToArray();
+        if (xs.Length == 0) return "—";
+        string median = Num(MedianOf(xs), fmt);
+        return xs.Length == 1 ? median : $"{median} ({Num(xs.Min(), fmt)}–{Num(xs.Max(), fmt)})";
+    }
+
+    private static string RatioOf(List<Pass> a, List<Pass> b, Func<Pass, double> f)
+    {
+        double x = MedianOf(a.Select(f)), y = MedianOf(b.Select(f));
+        return double.IsNaN(x) || double.IsNaN(y) || y == 0 ? "—" : (x / y).ToString("0.00", CultureInfo.InvariantCulture);
+    }
+
+    private static string Conditions(RunResults r)
+    {
+        string routers = _binary is null ? "`dotnet useroverlay.dll` (JIT)" : "the native binary";
+        string queues = _queues >= 0 ? $"`queues: {_queues}`" : "`queues: 0` (the default)";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"Medians of {r.Passes} pass(es) of {r.Seconds} s, min–max in brackets; routers: {routers}, {queues}; {Environment.ProcessorCount} CPUs.");
+    }
+
+    /// <summary>docs/performance.md's table: every figure, the ratio UserOverlay/kernel and encrypted/plain.</summary>
+    private static string PerformanceTable(RunResults r)
+    {
+        var (k, u, e, eu) = (r.Kernel, r.User, r.Esp, r.EspUdp);
+        var sb = new StringBuilder();
+        sb.AppendLine("<!-- perf-table -->");
+        sb.AppendLine(Conditions(r));
+        sb.AppendLine();
+        sb.AppendLine("| metric | kernel VXLAN | UserOverlay | encrypted, ESP | encrypted, ESP-in-UDP | UserOverlay/kernel | ESP/plain | ESP-in-UDP/plain |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|");
+        void Row(string name, Func<Pass, double> f, string fmt, bool ratios)
+        {
+            string cells = string.Join(" | ", new[] { k, u, e, eu }.Select(ps => MedianRange(ps, f, fmt)));
+            string rs = ratios ? $"{RatioOf(u, k, f)} | {RatioOf(e, u, f)} | {RatioOf(eu, u, f)}" : " | | ";
+            sb.AppendLine(CultureInfo.InvariantCulture, $"| {name} | {cells} | {rs} |");
+        }
+        Row("TCP single stream, Gbit/s", p => p.TcpGbps, "0.00", ratios: true);
+        Row("UDP 64 B delivered, kpps", p => p.UdpKpps, "0.0", ratios: true);
+        string rttRatio = RatioOf(u, k, p => p.RttMs);
+        sb.AppendLine(CultureInfo.InvariantCulture,
+            $"| ping RTT, average of 100, ms | {string.Join(" | ", new[] { k, u, e, eu }.Select(ps => MedianRange(ps, p => p.RttMs, "0.000")))} | {rttRatio} | | |");
+        string MedianP90(List<Pass> ps) => $"{Num(MedianOf(ps.Select(p => p.RttMedianMs)), "0.000")} / {Num(MedianOf(ps.Select(p => p.RttP90Ms)), "0.00")}";
+        sb.AppendLine(CultureInfo.InvariantCulture,
+            $"| ping RTT, median / 90th percentile, ms | {string.Join(" | ", new[] { k, u, e, eu }.Select(MedianP90))} | | | |");
+        string Plain(List<Pass> ps, Func<Pass, double> f, string fmt) => Num(MedianOf(ps.Select(f)), fmt);
+        sb.AppendLine(CultureInfo.InvariantCulture,
+            $"| router CPU s/GB (TCP) | {string.Join(" | ", new[] { k, u, e, eu }.Select(ps => Plain(ps, p => p.CpuSecondsPerGB, "0.00")))} | | | |");
+        sb.AppendLine(CultureInfo.InvariantCulture,
+            $"| bytes allocated per frame | {string.Join(" | ", new[] { k, u, e, eu }.Select(ps => Plain(ps, p => p.AllocBytesPerFrame, "0.00")))} | | | |");
+        sb.AppendLine("<!-- /perf-table -->");
+        return sb.ToString();
+    }
+
+    /// <summary>README.md's short table: medians only, no ratios.</summary>
+    private static string ReadmeTable(RunResults r)
+    {
+        var all = new[] { r.Kernel, r.User, r.Esp, r.EspUdp };
+        string Cells(Func<List<Pass>, string> cell) => string.Join(" | ", all.Select(cell));
+        var sb = new StringBuilder();
+        sb.AppendLine("<!-- perf-table -->");
+        sb.AppendLine("| | kernel VXLAN | UserOverlay | encrypted, ESP | encrypted, ESP-in-UDP |");
+        sb.AppendLine("|---|---|---|---|---|");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| TCP single stream, Gbit/s | {Cells(ps => Num(MedianOf(ps.Select(p => p.TcpGbps)), "0.00"))} |");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| UDP 64 B delivered, kpps | {Cells(ps => Num(MedianOf(ps.Select(p => p.UdpKpps)), "0.0"))} |");
+        sb.AppendLine(CultureInfo.InvariantCulture,
+            $"| ping RTT, average / median, ms | {Cells(ps => $"{Num(MedianOf(ps.Select(p => p.RttMs)), "0.000")} / {Num(MedianOf(ps.Select(p => p.RttMedianMs)), "0.000")}")} |");
+        sb.AppendLine("<!-- /perf-table -->");
+        return sb.ToString();
+    }
+
     // ---- topology -------------------------------------------------------------------------
 
     private static string Ns(string n) => _prefix + n;
@@ -153,7 +254,7 @@ internal static class E2eHarness
         Must("ip", "-n", Ns("b"), "link", "set", "ul0", "up");
     }
 
-    // Kernel VXLAN as in ../anchors: vx0 in each host namespace, VNI 42, learning, mtu 1450.
+    // Kernel VXLAN: vx0 in each host namespace, VNI 42, learning, mtu 1450 (the overlay MTU UserOverlay uses too).
     private static void KernelUp()
     {
         foreach (var (me, peer, ip) in new[] { ("a", "192.0.2.2", "198.18.0.1"), ("b", "192.0.2.1", "198.18.0.2") })
