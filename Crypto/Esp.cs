@@ -107,13 +107,3 @@ public static class Esp
     public static int SealedLength(int payloadLength) =>
         HeaderLength + payloadLength + PadLength(payloadLength) + TrailerLength + IcvLength;
 }
-
-/// <summary>How ESP travels between hosts.</summary>
-public enum EspEncapsulation
-{
-    /// <summary>ESP directly in IP (protocol 50) in transport mode around the VXLAN UDP datagram: Docker's wire form.</summary>
-    Transport = 0,
-
-    /// <summary>ESP-in-UDP (RFC 3948), by default to port 4500: passes NAT and hosts without raw sockets.</summary>
-    Udp = 1,
-}

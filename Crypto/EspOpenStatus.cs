@@ -31,30 +31,3 @@ public enum EspOpenStatus
     /// <summary>Authentic, but the pad length exceeds the packet or the padding is not 1, 2, 3, … (RFC 4303 §2.4).</summary>
     BadPadding = 7,
 }
-
-/// <summary>Result of sealing an outbound packet. Every value but <see cref="Ok"/> means: do not send, count it.</summary>
-/// <remarks>WARNING: only append — the numeric values index counters and exported metrics.</remarks>
-public enum EspSealStatus
-{
-    /// <summary>Sealed; send the ESP packet.</summary>
-    Ok = 0,
-
-    /// <summary>No SA for this peer (no key, peer not added, removed, or every allowed epoch used up). Nothing is written.</summary>
-    NoSa = 1,
-
-    /// <summary>The SA's sequence numbers are used up (2^32 − 1 without ESN); rotation installs the next epoch.</summary>
-    SequenceExhausted = 2,
-
-    /// <summary>The next block of sequence numbers is not durably reserved yet (see <see cref="ISequenceStore"/>).</summary>
-    AwaitingReservation = 3,
-}
-
-/// <summary>Direction of an SA as seen from this host.</summary>
-public enum EspDirection
-{
-    /// <summary>This host seals with it (source = local VTEP).</summary>
-    Outbound = 0,
-
-    /// <summary>This host opens with it (destination = local VTEP).</summary>
-    Inbound = 1,
-}
