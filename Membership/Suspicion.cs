@@ -5,27 +5,6 @@
 namespace UserOverlay.Membership;
 
 /// <summary>
-/// Local health ("awareness"): a score in [0, max − 1]. Failed probes without the expected nacks and
-/// refutations raise it; successful probes lower it. Timeouts scale by (score + 1), so a node that is
-/// itself slow probes less aggressively and waits longer before suspecting others. Thread-safe.
-/// </summary>
-internal sealed class Awareness(int max)
-{
-    private int _score;
-
-    public int Score => Volatile.Read(ref _score);
-
-    public void ApplyDelta(int delta)
-    {
-        lock (this)
-            _score = Math.Clamp(_score + delta, 0, max - 1);
-    }
-
-    /// <summary><c>timeout · (score + 1)</c>.</summary>
-    public TimeSpan ScaleTimeout(TimeSpan timeout) => timeout * (Score + 1);
-}
-
-/// <summary>
 /// A suspicion timer. It starts at <c>max</c> (or <c>min</c> when no confirmations are expected)
 /// and every independent confirmation (a suspect message from another member) shortens it to
 /// <c>max − log(n + 1)/log(k + 1) · (max − min)</c>, never below <c>min</c>, where n is the number
@@ -91,28 +70,4 @@ internal sealed class Suspicion : IDisposable
         Interlocked.Exchange(ref _fired, 1);
         _timer.Dispose();
     }
-}
-
-/// <summary>memberlist's scaling formulas.</summary>
-internal static class Scaling
-{
-    /// <summary>Suspicion timeout: <c>SuspicionMult · max(1, log10(max(1, n))) · ProbeInterval</c>.</summary>
-    public static TimeSpan SuspicionTimeout(int suspicionMult, int n, TimeSpan interval)
-    {
-        double nodeScale = Math.Max(1.0, Math.Log10(Math.Max(1.0, n)));
-        return TimeSpan.FromTicks((long)(suspicionMult * Math.Floor(nodeScale * 1000) * interval.Ticks / 1000));
-    }
-
-    /// <summary>Push/pull interval: unchanged up to 32 members, then <c>(ceil(log2 n − log2 32) + 1) · interval</c>.</summary>
-    public static TimeSpan PushPullScale(TimeSpan interval, int n)
-    {
-        const int threshold = 32;
-        if (n <= threshold) return interval;
-        double multiplier = Math.Ceiling(Math.Log2(n) - Math.Log2(threshold)) + 1.0;
-        return interval * multiplier;
-    }
-
-    /// <summary>A random duration in [0, interval).</summary>
-    public static TimeSpan RandomStagger(TimeSpan interval) =>
-        interval <= TimeSpan.Zero ? TimeSpan.Zero : TimeSpan.FromTicks(Random.Shared.NextInt64(interval.Ticks));
 }
