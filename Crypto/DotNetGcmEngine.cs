@@ -5,7 +5,7 @@ namespace UserOverlay.Crypto;
 /// <summary>.NET AesGcm. One instance holds one OpenSSL cipher context, which is not safe for concurrent use.</summary>
 internal sealed class DotNetGcmEngine(ReadOnlySpan<byte> key) : GcmEngine
 {
-    // Explicit tag size, as STYLE.md rule 4 asks (the size-less constructor is obsolete).
+    // Explicit tag size (the size-less constructor is obsolete).
     private readonly AesGcm _aes = new(key, Esp.IcvLength);
 
     public override void Encrypt(ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> aad, Span<byte> data, Span<byte> tag) =>

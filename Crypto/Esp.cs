@@ -77,7 +77,7 @@ public static class Esp
     public const string WiresharkAlgorithmName = "AES-GCM with 16 octet ICV [RFC4106]";
 
     /// <summary>
-    /// Anti-replay window in packets (RFC 4303 §3.4.3 asks for at least 32, 64 recommended; the issue asks ≥ 1024).
+    /// Anti-replay window in packets (RFC 4303 §3.4.3 asks for at least 32, 64 recommended; this one holds 4032).
     /// The bitmap has <see cref="ReplayWindow.RingBlocks"/> blocks of 64 bits; one block is kept free so the window
     /// can slide by whole blocks without losing state (wireguard-go's replay.go layout).
     /// </summary>

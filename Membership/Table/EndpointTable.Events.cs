@@ -9,8 +9,6 @@ public sealed partial class EndpointTable
 {
     private readonly Channel<Action> _events = Channel.CreateUnbounded<Action>(new UnboundedChannelOptions { SingleReader = true });
 
-    // ---- flood lists and events -------------------------------------------------------------------
-
     private List<NetworkPeer> ComputePeersLocked(string net)
     {
         var peers = new List<NetworkPeer>();

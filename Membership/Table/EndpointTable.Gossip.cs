@@ -1,4 +1,5 @@
-// Per-network gossip: one transmit-limited queue per network, sent to random members of that network.
+// Per-network gossip: one transmit-limited queue per network, sent to random members of that network,
+// and the receiving side (user messages carrying batches of table events).
 
 using System.Net;
 using UserOverlay.Membership.Wire;
@@ -7,8 +8,6 @@ namespace UserOverlay.Membership.Table;
 
 public sealed partial class EndpointTable
 {
-    // ---- loops ------------------------------------------------------------------------------------
-
     private TransmitLimitedQueue NetworkQueue(string net)
     {
         if (!_networkQueues.TryGetValue(net, out var q))
@@ -74,16 +73,12 @@ public sealed partial class EndpointTable
     private void OnUserMessage(ReadOnlySpan<byte> msg)
     {
         if (msg.Length < 2 || msg[0] != TableCodec.Magic) return;
-        List<object> events;
+        List<TableEvent> events;
         try { events = TableCodec.DecodeBatch(msg[1..]); }
         catch (MsgPackException) { Interlocked.Increment(ref _malformed); return; }
         lock (_lock)
         {
-            foreach (var e in events)
-            {
-                if (e is NetworkAttachment a) ApplyAttachment(a, fromGossip: true);
-                else if (e is EndpointRecord r) ApplyEndpoint(r, fromGossip: true);
-            }
+            foreach (var e in events) ApplyEvent(e, fromGossip: true);
         }
     }
 }

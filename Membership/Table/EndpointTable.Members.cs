@@ -31,11 +31,7 @@ public sealed partial class EndpointTable
             resync = _purged.Remove(m.Name);
             if (_pending.Remove(m.Name, out var held) && IsLive(m.Name))
             {
-                foreach (var e in held.Items)
-                {
-                    if (e is NetworkAttachment a) ApplyAttachment(a, fromGossip: true);
-                    else if (e is EndpointRecord r) ApplyEndpoint(r, fromGossip: true);
-                }
+                foreach (var e in held.Items) ApplyEvent(e, fromGossip: true);
             }
             foreach (var net in _joined) RecomputePeersLocked(net);
         }

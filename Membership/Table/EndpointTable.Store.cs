@@ -162,6 +162,13 @@ public sealed partial class EndpointTable
         }
     }
 
+    /// <summary>Applies an attachment or an endpoint record (see <see cref="ApplyAttachment"/> and <see cref="ApplyEndpoint"/>). Under the lock.</summary>
+    private void ApplyEvent(TableEvent e, bool fromGossip)
+    {
+        if (e.Attachment is { } a) ApplyAttachment(a, fromGossip);
+        else if (e.Endpoint is { } r) ApplyEndpoint(r, fromGossip);
+    }
+
     private void RequeueOwnRecordsLocked(string net)
     {
         foreach (var ((n, mac), (rec, _)) in _endpoints)
@@ -207,7 +214,7 @@ public sealed partial class EndpointTable
     internal const int PendingLimit = 4096;
 
     /// <summary>Holds an event of an owner we have never heard of (not one we know failed or left: that is refused) until it joins.</summary>
-    private void DeferIfUnknown(string node, object item)
+    private void DeferIfUnknown(string node, TableEvent item)
     {
         if (_ml.GetMember(node) is not null) return;
         if (!_pending.TryGetValue(node, out var p)) _pending[node] = p = ([], Now);

@@ -18,6 +18,11 @@
 //   a late joiner's records, which then took a full push/pull round to arrive).
 // Deliberately simple: one lock over the whole table; events are computed under it and delivered
 // later by one event task. Control-plane sizes (thousands of endpoints) make that fine.
+//
+// Files: EndpointTable.cs (state, lifecycle, public entry points), EndpointTable.Store.cs (local
+// operations, queries, merge rules), .Members.cs (members failing, leaving, returning), .Gossip.cs
+// (per-network gossip), .Sync.cs (push/pull), .Events.cs (flood lists, observer), .Reaper.cs
+// (tombstones), .Hooks.cs (memberlist's delegates).
 
 using System.Net;
 using Microsoft.Extensions.Logging;
@@ -40,7 +45,7 @@ public sealed partial class EndpointTable : IAsyncDisposable
     private readonly HashSet<string> _purged = new(StringComparer.Ordinal);
     /// <summary>Hosts we exchanged the whole table with since they appeared in a network we share (one direct push/pull per pair).</summary>
     private readonly HashSet<string> _synced = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, (List<object> Items, long Since)> _pending = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (List<TableEvent> Items, long Since)> _pending = new(StringComparer.Ordinal);
     private readonly Dictionary<string, TransmitLimitedQueue> _networkQueues = new(StringComparer.Ordinal);
     private readonly TransmitLimitedQueue _nodeQueue;
     private readonly CancellationTokenSource _stop = new();

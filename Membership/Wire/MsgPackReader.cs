@@ -7,8 +7,9 @@
 // (accept str8/bin from newer encoders, any integer width, nil for empty slices) and strictly bounded
 // (every length checked against what is left, so a truncated or hostile datagram becomes a counted
 // drop, never an exception escaping or a huge allocation). Doing that through a general serializer
-// costs more code than this file. Deliberately left out: extension types, timestamps, floats on the
-// write side (memberlist's own messages carry none; floats are still skipped correctly on read).
+// costs more code than MsgPackReader and MsgPackWriter together. Deliberately left out: extension
+// types, timestamps, floats on the write side (memberlist's own messages carry none; floats are
+// still skipped correctly on read).
 
 using System.Buffers.Binary;
 using System.Text;

@@ -1,3 +1,5 @@
+// The write half of the hand-written msgpack codec; MsgPackReader.cs says why it is hand-written.
+
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Text;
