@@ -11,7 +11,6 @@
 // suspect, dead, alive, refute, gossip, push/pull merge), Memberlist.Net.cs (encoding, sending,
 // receiving, streams).
 
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Threading.Channels;
