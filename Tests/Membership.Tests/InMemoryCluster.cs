@@ -1,52 +1,6 @@
-using System.Collections.Concurrent;
-using Microsoft.Extensions.Logging;
 using UserOverlay.Membership.Testing;
 
 namespace UserOverlay.Membership.Tests;
-
-/// <summary>Records membership events, thread-safe.</summary>
-public sealed class EventRecorder : IMembershipEvents
-{
-    public readonly ConcurrentQueue<(string Kind, MemberInfo Member, DateTime At)> Events = new();
-
-    public void OnJoin(MemberInfo member) => Events.Enqueue(("join", member, DateTime.UtcNow));
-    public void OnLeave(MemberInfo member) => Events.Enqueue(("leave", member, DateTime.UtcNow));
-    public void OnUpdate(MemberInfo member) => Events.Enqueue(("update", member, DateTime.UtcNow));
-
-    public IEnumerable<MemberInfo> Of(string kind, string node) => Events.Where(e => e.Kind == kind && e.Member.Name == node).Select(e => e.Member);
-}
-
-/// <summary>Meta and user messages for tests.</summary>
-public sealed class TestDelegate : IMembershipDelegate
-{
-    public volatile byte[] Meta = [];
-    public readonly ConcurrentQueue<byte[]> Received = new();
-
-    public int WriteNodeMeta(Span<byte> destination)
-    {
-        var m = Meta;
-        if (m.Length > destination.Length) return m.Length; // lets tests check the size limit
-        m.CopyTo(destination);
-        return m.Length;
-    }
-
-    public void OnUserMessage(ReadOnlySpan<byte> message) => Received.Enqueue(message.ToArray());
-}
-
-/// <summary>Logs to the console when UO_TEST_LOG is set (debugging aid; silent otherwise).</summary>
-public sealed class ConsoleLoggerFactory : ILoggerFactory, ILogger
-{
-    public static ILoggerFactory? FromEnvironment() =>
-        Environment.GetEnvironmentVariable("UO_TEST_LOG") is { Length: > 0 } ? new ConsoleLoggerFactory() : null;
-
-    public void AddProvider(ILoggerProvider provider) { }
-    public ILogger CreateLogger(string categoryName) => this;
-    public void Dispose() { }
-    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-    public bool IsEnabled(LogLevel logLevel) => true;
-    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-        Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {logLevel,-11} {formatter(state, exception)}{(exception is null ? "" : " " + exception)}");
-}
 
 /// <summary>N members on one <see cref="InMemoryNetwork"/>. Disposes them all.</summary>
 public sealed class InMemoryCluster : IAsyncDisposable
