@@ -77,7 +77,7 @@ public static class Esp
     public const string WiresharkAlgorithmName = "AES-GCM with 16 octet ICV [RFC4106]";
 
     /// <summary>
-    /// Anti-replay window in packets (RFC 4303 §3.4.3 asks for at least 32, 64 recommended; the issue asks ≥ 1024).
+    /// Anti-replay window in packets (RFC 4303 §3.4.3 asks for at least 32, 64 recommended; this one holds 4032).
     /// The bitmap has <see cref="ReplayWindow.RingBlocks"/> blocks of 64 bits; one block is kept free so the window
     /// can slide by whole blocks without losing state (wireguard-go's replay.go layout).
     /// </summary>
@@ -106,14 +106,4 @@ public static class Esp
     /// <summary>Length of the sealed ESP packet (header, IV, ciphertext, trailer, ICV) for a payload of this length.</summary>
     public static int SealedLength(int payloadLength) =>
         HeaderLength + payloadLength + PadLength(payloadLength) + TrailerLength + IcvLength;
-}
-
-/// <summary>How ESP travels between hosts.</summary>
-public enum EspEncapsulation
-{
-    /// <summary>ESP directly in IP (protocol 50) in transport mode around the VXLAN UDP datagram: Docker's wire form.</summary>
-    Transport = 0,
-
-    /// <summary>ESP-in-UDP (RFC 3948), by default to port 4500: passes NAT and hosts without raw sockets.</summary>
-    Udp = 1,
 }

@@ -6,9 +6,6 @@ using System.Security.Cryptography;
 
 namespace UserOverlay.Crypto;
 
-/// <summary>An SPI that more than one inbound SA derived (see README, "SPI collisions").</summary>
-public sealed record SpiCollision(uint Spi, IReadOnlyList<string> Sas);
-
 /// <summary>
 /// The ESP security association database of one host: per (network key, peer VTEP) an outbound SA for the current
 /// epoch and inbound SAs for the neighbouring epochs, all derived from the network keys

@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics.CodeAnalysis;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -97,42 +95,4 @@ public sealed class NetworkKey
 
     /// <inheritdoc/>
     public override string ToString() => $"{Id} ({_secret.Length * 8}-bit, fingerprint {Fingerprint})";
-}
-
-/// <summary>
-/// Where network keys come from: the configuration file today (<see cref="StaticNetworkKeySource"/>), the cluster's
-/// control plane later. <see cref="EspSecurityDatabase.Tick"/> asks it for every key id in use; when a key's secret
-/// changes, every SA derived from it is replaced.
-/// </summary>
-/// <remarks>Implementations must be thread-safe; calls come from the thread that drives rotation and may block briefly.</remarks>
-public interface INetworkKeySource
-{
-    /// <summary>The current key named <paramref name="keyId"/>, or false if there is none (then nothing is sent to or accepted from that key's peers).</summary>
-    bool TryGetKey(string keyId, [NotNullWhen(true)] out NetworkKey? key);
-}
-
-/// <summary>Keys held in memory (parsed from the configuration). Thread-safe; <see cref="Set"/> and <see cref="Remove"/> take effect at the next Tick.</summary>
-public sealed class StaticNetworkKeySource : INetworkKeySource
-{
-    private readonly ConcurrentDictionary<string, NetworkKey> _keys = new(StringComparer.Ordinal);
-
-    /// <summary>Creates a source holding <paramref name="keys"/>.</summary>
-    public StaticNetworkKeySource(IEnumerable<NetworkKey>? keys = null)
-    {
-        if (keys is not null)
-            foreach (var k in keys)
-                _keys[k.Id] = k;
-    }
-
-    /// <summary>Adds or replaces a key.</summary>
-    public void Set(NetworkKey key) => _keys[key.Id] = key;
-
-    /// <summary>Removes a key; its SAs are torn down at the next Tick.</summary>
-    public bool Remove(string keyId) => _keys.TryRemove(keyId, out _);
-
-    /// <summary>Every key held.</summary>
-    public IReadOnlyCollection<NetworkKey> Keys => [.. _keys.Values];
-
-    /// <inheritdoc/>
-    public bool TryGetKey(string keyId, [NotNullWhen(true)] out NetworkKey? key) => _keys.TryGetValue(keyId, out key);
 }

@@ -2,19 +2,6 @@ using System.Runtime.CompilerServices;
 
 namespace UserOverlay.Crypto;
 
-/// <summary>Outcome of a replay check.</summary>
-public enum ReplayCheck
-{
-    /// <summary>Not seen and inside (or right of) the window: may be accepted once authenticated.</summary>
-    Fresh = 0,
-
-    /// <summary>Inside the window and already accepted.</summary>
-    Replayed = 1,
-
-    /// <summary>Left of the window (or zero, which is never sent): cannot be checked any more, so it is rejected.</summary>
-    TooOld = 2,
-}
-
 /// <summary>
 /// ESP anti-replay window (RFC 4303 §3.4.3) over 64-bit sequence numbers: a ring of 64-bit blocks, the
 /// highest accepted number and everything up to <see cref="WindowSize"/> below it. The layout follows

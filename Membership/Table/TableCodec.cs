@@ -1,5 +1,5 @@
 // The endpoint table's messages, carried as memberlist user messages (UDP gossip, TCP push/pull).
-// Our own format (the issue asks for a NetworkDB-like table, not NetworkDB's protobuf wire):
+// Our own format (a NetworkDB-like table, not NetworkDB's protobuf wire):
 //   user message  = 0xD7 | msgpack array of events
 //   push/pull     = 0xD7 | msgpack map {"A": [attachment events], "E": [endpoint events]}
 //   attachment    = {"L": ltime, "N": network, "O": node, "X": left?}
@@ -11,9 +11,6 @@ using System.Net;
 using UserOverlay.Membership.Wire;
 
 namespace UserOverlay.Membership.Table;
-
-/// <summary>A node's membership of a network (NetworkDB's network attachment), versioned by the node's Lamport time.</summary>
-internal sealed record NetworkAttachment(string Node, string NetworkId, ulong LamportTime, bool Left);
 
 internal static class TableCodec
 {
@@ -41,22 +38,19 @@ internal static class TableCodec
     }
 
     /// <summary>One event, tagged: 'A' attachment or 'E' endpoint, as a 2-element array [tag, map].</summary>
-    public static byte[] EncodeEvent(object ev)
+    public static byte[] EncodeEvent(TableEvent ev)
     {
         var w = new MsgPackWriter(96);
         WriteTagged(w, ev);
         return w.ToArray();
     }
 
-    private static void WriteTagged(MsgPackWriter w, object ev)
+    private static void WriteTagged(MsgPackWriter w, TableEvent ev)
     {
         w.WriteArrayHeader(2);
-        switch (ev)
-        {
-            case NetworkAttachment a: w.WriteString("A"); WriteAttachment(w, a); break;
-            case EndpointRecord e: w.WriteString("E"); WriteEndpoint(w, e); break;
-            default: throw new ArgumentException("unknown table event", nameof(ev));
-        }
+        if (ev.Attachment is { } a) { w.WriteString("A"); WriteAttachment(w, a); }
+        else if (ev.Endpoint is { } e) { w.WriteString("E"); WriteEndpoint(w, e); }
+        else throw new ArgumentException("unknown table event", nameof(ev));
     }
 
     /// <summary>A user message carrying already-encoded events (each from <see cref="EncodeEvent"/>).</summary>
@@ -128,12 +122,12 @@ internal static class TableCodec
         return new EndpointRecord(net, mac, ip is null ? null : new IPAddress(ip), new IPAddress(vtep), owner, lt, deleted);
     }
 
-    /// <summary>Decodes a gossip batch (after the magic byte) into events.</summary>
-    public static List<object> DecodeBatch(ReadOnlySpan<byte> body)
+    /// <summary>Decodes a gossip batch (after the magic byte) into events, in order; events of an unknown tag are skipped.</summary>
+    public static List<TableEvent> DecodeBatch(ReadOnlySpan<byte> body)
     {
         var r = new MsgPackReader(body);
         int n = r.ReadArrayHeader();
-        var list = new List<object>(n);
+        var list = new List<TableEvent>(n);
         for (int i = 0; i < n; i++)
         {
             if (r.ReadArrayHeader() != 2) throw new MsgPackException("table: bad event");

@@ -6,11 +6,8 @@
 // Deliberately simple: no latency model, no reordering beyond what the thread pool does.
 
 using System.Collections.Concurrent;
-using System.Diagnostics;
-using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
-using System.Threading.Channels;
 using UserOverlay.Membership.Transport;
 
 namespace UserOverlay.Membership.Testing;
@@ -123,97 +120,5 @@ public sealed class InMemoryNetwork
     internal void Remove(InMemoryTransport t)
     {
         _byAddress.TryRemove(new KeyValuePair<IPEndPoint, InMemoryTransport>(t.LocalEndPoint, t));
-    }
-}
-
-/// <summary>One node's view of an <see cref="InMemoryNetwork"/>.</summary>
-internal sealed class InMemoryTransport : IMembershipTransport
-{
-    private readonly InMemoryNetwork _net;
-    private readonly Channel<IncomingPacket> _packets = Channel.CreateBounded<IncomingPacket>(new BoundedChannelOptions(4096) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
-    private readonly Channel<IncomingStream> _streams = Channel.CreateUnbounded<IncomingStream>(new UnboundedChannelOptions { SingleReader = true });
-    private volatile bool _closed;
-
-    public InMemoryTransport(InMemoryNetwork net, string name, IPEndPoint ep)
-    {
-        _net = net;
-        Name = name;
-        LocalEndPoint = ep;
-    }
-
-    public string Name { get; }
-    public IPEndPoint LocalEndPoint { get; }
-    public bool IsClosed => _closed;
-    public ChannelReader<IncomingPacket> Packets => _packets.Reader;
-    public ChannelReader<IncomingStream> Streams => _streams.Reader;
-
-    public ValueTask SendPacketAsync(ReadOnlyMemory<byte> packet, IPEndPoint destination, CancellationToken cancellationToken = default)
-    {
-        if (!_closed) _net.Deliver(this, packet, destination);
-        return ValueTask.CompletedTask;
-    }
-
-    public ValueTask<Stream> DialAsync(IPEndPoint destination, TimeSpan timeout, CancellationToken cancellationToken = default)
-    {
-        if (_closed) throw new ObjectDisposedException(nameof(InMemoryTransport));
-        return _net.DialAsync(this, destination, timeout, cancellationToken);
-    }
-
-    internal bool Receive(byte[] data, IPEndPoint from) =>
-        !_closed && _packets.Writer.TryWrite(new IncomingPacket(data, from, Stopwatch.GetTimestamp()));
-
-    internal bool Accept(Stream s, IPEndPoint from) => !_closed && _streams.Writer.TryWrite(new IncomingStream(s, from));
-
-    public ValueTask DisposeAsync()
-    {
-        _closed = true;
-        _net.Remove(this);
-        _packets.Writer.TryComplete();
-        _streams.Writer.TryComplete();
-        while (_streams.Reader.TryRead(out var s)) s.Stream.Dispose();
-        return ValueTask.CompletedTask;
-    }
-}
-
-/// <summary>One end of an in-memory full-duplex byte stream built from two pipes. Disposing signals end-of-stream to the peer.</summary>
-internal sealed class DuplexPipeStream : Stream
-{
-    private readonly Stream _read;
-    private readonly Stream _write;
-
-    private DuplexPipeStream(Stream read, Stream write) { _read = read; _write = write; }
-
-    public static (DuplexPipeStream, DuplexPipeStream) CreatePair()
-    {
-        var ab = new Pipe();
-        var ba = new Pipe();
-        return (new DuplexPipeStream(ba.Reader.AsStream(), ab.Writer.AsStream()),
-                new DuplexPipeStream(ab.Reader.AsStream(), ba.Writer.AsStream()));
-    }
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() => _write.Flush();
-    public override Task FlushAsync(CancellationToken cancellationToken) => _write.FlushAsync(cancellationToken);
-    public override int Read(byte[] buffer, int offset, int count) => _read.Read(buffer, offset, count);
-    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => _read.ReadAsync(buffer, cancellationToken);
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _read.ReadAsync(buffer, offset, count, cancellationToken);
-    public override void Write(byte[] buffer, int offset, int count) => _write.Write(buffer, offset, count);
-    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => _write.WriteAsync(buffer, cancellationToken);
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _write.WriteAsync(buffer, offset, count, cancellationToken);
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            _write.Dispose();
-            _read.Dispose();
-        }
-        base.Dispose(disposing);
     }
 }

@@ -3,17 +3,6 @@ using System.Threading.Channels;
 
 namespace UserOverlay.Membership.Transport;
 
-/// <summary>A datagram as received. <see cref="Data"/> is owned by the receiver (never reused by the transport).</summary>
-/// <param name="Data">The datagram's bytes.</param>
-/// <param name="From">Sender's address and port.</param>
-/// <param name="ReceivedAt">Receive time, in <see cref="System.Diagnostics.Stopwatch"/> ticks (used for RTTs).</param>
-public readonly record struct IncomingPacket(ReadOnlyMemory<byte> Data, IPEndPoint From, long ReceivedAt);
-
-/// <summary>An accepted stream connection. The consumer owns and disposes <see cref="Stream"/>.</summary>
-/// <param name="Stream">The reliable, ordered byte stream.</param>
-/// <param name="RemoteEndPoint">The connecting side's address.</param>
-public sealed record IncomingStream(Stream Stream, IPEndPoint RemoteEndPoint);
-
 /// <summary>
 /// What a member needs from the network (memberlist's Transport): best-effort packets (UDP) and
 /// reliable streams (TCP). Implementations: <see cref="NetTransport"/> (sockets) and

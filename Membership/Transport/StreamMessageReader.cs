@@ -3,12 +3,6 @@ using UserOverlay.Membership.Wire;
 
 namespace UserOverlay.Membership.Transport;
 
-/// <summary>Thrown when a stream exchange must be abandoned; carries the drop reason and memberlist's error text (sent back as errResp).</summary>
-internal sealed class StreamProtocolException(DropReason reason, string message) : Exception(message)
-{
-    public DropReason Reason { get; } = reason;
-}
-
 /// <summary>
 /// Reads memberlist stream messages from a TCP (or in-memory) stream. memberlist has no framing on
 /// plain streams: the reader decodes msgpack values one after another, and the peer keeps the

@@ -1,0 +1,30 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
+
+namespace UserOverlay.Crypto;
+
+/// <summary>Keys held in memory (parsed from the configuration). Thread-safe; <see cref="Set"/> and <see cref="Remove"/> take effect at the next Tick.</summary>
+public sealed class StaticNetworkKeySource : INetworkKeySource
+{
+    private readonly ConcurrentDictionary<string, NetworkKey> _keys = new(StringComparer.Ordinal);
+
+    /// <summary>Creates a source holding <paramref name="keys"/>.</summary>
+    public StaticNetworkKeySource(IEnumerable<NetworkKey>? keys = null)
+    {
+        if (keys is not null)
+            foreach (var k in keys)
+                _keys[k.Id] = k;
+    }
+
+    /// <summary>Adds or replaces a key.</summary>
+    public void Set(NetworkKey key) => _keys[key.Id] = key;
+
+    /// <summary>Removes a key; its SAs are torn down at the next Tick.</summary>
+    public bool Remove(string keyId) => _keys.TryRemove(keyId, out _);
+
+    /// <summary>Every key held.</summary>
+    public IReadOnlyCollection<NetworkKey> Keys => [.. _keys.Values];
+
+    /// <inheritdoc/>
+    public bool TryGetKey(string keyId, [NotNullWhen(true)] out NetworkKey? key) => _keys.TryGetValue(keyId, out key);
+}
