@@ -44,6 +44,10 @@ public sealed class ControlException(string code, string message, string? field 
     internal static ControlException Invalid(string field, string sentence) =>
         new(ControlErrorCodes.InvalidArgument, $"{field}: {sentence}", field);
 
+    /// <summary>User text with control characters escaped (\u000a), so that a message stays one line.</summary>
+    internal static string Printable(string? s) =>
+        string.Concat((s ?? "").Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()));
+
     /// <summary>A <see cref="ControlErrorCodes.Conflict"/> error about <paramref name="field"/>.</summary>
     internal static ControlException Conflicting(string field, string sentence) =>
         new(ControlErrorCodes.Conflict, $"{field}: {sentence}", field);

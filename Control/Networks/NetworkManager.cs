@@ -33,7 +33,8 @@ public sealed class NetworkManager
     /// <summary>
     /// A manager over <paramref name="store"/>'s state. Throws <see cref="ControlException"/> with
     /// <see cref="ControlErrorCodes.CorruptState"/> when the stored objects are unreadable or contradict each other
-    /// (two networks with one VNI, an endpoint of a missing network, two endpoints with one address).
+    /// (two networks with one VNI, an endpoint of a missing network, two endpoints with one address). The sequential
+    /// allocation of each network continues after its newest endpoint's address (the cursor itself is not stored).
     /// </summary>
     public NetworkManager(INetworkStore store, INetworkDataPlane dataPlane, NetworkManagerOptions? options = null)
     {
@@ -264,7 +265,7 @@ public sealed class NetworkManager
     private static string RequireText(string field, string? value, string what)
     {
         if (string.IsNullOrWhiteSpace(value) || value.Any(char.IsControl))
-            throw ControlException.Invalid(field, $"'{value}' is not {what} (non-empty, no control characters)");
+            throw ControlException.Invalid(field, $"'{ControlException.Printable(value)}' is not {what} (non-empty, no control characters)");
         return value;
     }
 

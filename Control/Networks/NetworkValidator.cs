@@ -60,8 +60,10 @@ public static class NetworkValidator
             throw ControlException.Invalid("mtu", $"{m} is out of range ({MinMtu} to {maxMtu})");
         foreach (var (key, value) in request.Labels)
         {
-            if (key.Length == 0 || key.Any(c => c == '=' || char.IsWhiteSpace(c) || char.IsControl(c)) || value.Any(char.IsControl))
-                throw ControlException.Invalid("label", $"'{key}={value}' is not a valid label (a non-empty key without '=', spaces or control characters)");
+            if (key.Length == 0 || key.Any(c => c == '=' || char.IsWhiteSpace(c) || char.IsControl(c)))
+                throw ControlException.Invalid("label", $"key '{ControlException.Printable(key)}' is not valid (it must be non-empty, without '=', spaces or control characters)");
+            if (value.Any(char.IsControl))
+                throw ControlException.Invalid("label", $"the value of '{key}' contains a control character");
         }
         if (existing.FirstOrDefault(n => Overlaps(n.Subnet, subnet)) is { } overlapping)
             throw ControlException.Conflicting("subnet", $"{subnet} overlaps {overlapping.Subnet} of network '{overlapping.Name}'");
