@@ -123,26 +123,29 @@ public static class NetworkValidator
                     encrypted = true;
                     break;
                 case MtuOption:
-                    if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int m))
-                        throw ControlException.Invalid("opt", $"{MtuOption} '{value}' is not a number");
-                    if (mtu is { } given && given != m)
-                        throw ControlException.Invalid("opt", $"{MtuOption}={m} contradicts mtu {given}");
-                    mtu = m;
+                    mtu = (int)Math.Min(NumberOption(MtuOption, value, mtu, "mtu"), int.MaxValue);
                     break;
                 case VxlanIdListOption:
                     if (value.Contains(','))
                         throw ControlException.Invalid("opt", $"{VxlanIdListOption} '{value}' lists several VNIs, but the network has one subnet and takes one VNI");
-                    if (!uint.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out uint v))
-                        throw ControlException.Invalid("opt", $"{VxlanIdListOption} '{value}' is not a number");
-                    if (vni is { } givenVni && givenVni != v)
-                        throw ControlException.Invalid("opt", $"{VxlanIdListOption}={v} contradicts vni {givenVni}");
-                    vni = v;
+                    vni = (uint)Math.Min(NumberOption(VxlanIdListOption, value, vni, "vni"), uint.MaxValue);
                     break;
                 default:
                     throw ControlException.Invalid("opt", $"'{key}' is not an option of the overlay driver (known: {string.Join(", ", KnownOptions)})");
             }
         }
         return (encrypted, mtu, vni);
+    }
+
+    // A numeric option; it must agree with the flag given for the same setting, if any. Huge values are clamped
+    // by the caller, and the range check that follows refuses them.
+    private static long NumberOption(string key, string value, long? flag, string flagName)
+    {
+        if (!long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out long n))
+            throw ControlException.Invalid("opt", $"{key} '{value}' is not a number");
+        if (flag is { } f && f != n)
+            throw ControlException.Invalid("opt", $"{key}={n} contradicts {flagName} {f}");
+        return n;
     }
 
     private static Ipv4Prefix ParseSubnet(string text)

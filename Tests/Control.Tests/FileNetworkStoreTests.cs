@@ -18,9 +18,16 @@ public sealed class FileNetworkStoreTests : IDisposable
         var m = Manager();
         m.CreateNetwork(new NetworkCreateRequest
         {
-            Name = "blue", Subnet = "198.18.0.0/24", IpRange = "198.18.0.128/25", Gateway = "198.18.0.254",
-            AuxAddresses = new Dictionary<string, string> { ["router"] = "198.18.0.2" }, Mtu = 1400, Encrypted = true,
-            Internal = true, Attachable = true, Labels = new Dictionary<string, string> { ["team"] = "net" },
+            Name = "blue",
+            Subnet = "198.18.0.0/24",
+            IpRange = "198.18.0.128/25",
+            Gateway = "198.18.0.254",
+            AuxAddresses = new Dictionary<string, string> { ["router"] = "198.18.0.2" },
+            Mtu = 1400,
+            Encrypted = true,
+            Internal = true,
+            Attachable = true,
+            Labels = new Dictionary<string, string> { ["team"] = "net" },
         });
         m.Attach(new EndpointAttachRequest { Network = "blue", Netns = "ns-a", Interface = "eth1", Aliases = ["web", "www"] });
         m.Attach(new EndpointAttachRequest { Network = "blue", Netns = "ns-b", Mac = "02:00:00:00:00:0b" });

@@ -12,7 +12,10 @@ public class NetworkInspectJsonTests
         var m = new NetworkManager(new InMemoryNetworkStore(), NoDataPlane.Instance);
         m.CreateNetwork(new NetworkCreateRequest
         {
-            Name = "blue", Subnet = "198.18.0.0/24", Attachable = true, Encrypted = true,
+            Name = "blue",
+            Subnet = "198.18.0.0/24",
+            Attachable = true,
+            Encrypted = true,
             IpRange = aux ? "198.18.0.128/25" : null,
             AuxAddresses = aux ? new Dictionary<string, string> { ["router"] = "198.18.0.2" } : new Dictionary<string, string>(),
             Labels = new Dictionary<string, string> { ["team"] = "net" },

@@ -249,8 +249,15 @@ public class NetworkManagerTests
         var blue = NetworkValidator.Validate(new() { Name = "blue", Subnet = "198.18.0.0/24" }, [], new());
         var ep = new EndpointRecord
         {
-            Id = ObjectIds.New(), NetworkId = blue.Id, Name = "a", Netns = "a", Interface = "eth0",
-            Mac = EndpointMac.FromAddress(0xC612_0002), Address = 0xC612_0002, PrefixLength = 24, Created = DateTimeOffset.UnixEpoch,
+            Id = ObjectIds.New(),
+            NetworkId = blue.Id,
+            Name = "a",
+            Netns = "a",
+            Interface = "eth0",
+            Mac = EndpointMac.FromAddress(0xC612_0002),
+            Address = 0xC612_0002,
+            PrefixLength = 24,
+            Created = DateTimeOffset.UnixEpoch,
         };
         var twin = ep with { Id = ObjectIds.New(), Name = "b", Netns = "b", Mac = new MacAddress(0x02_0000_0000_01) };
         var orphan = ep with { NetworkId = ObjectIds.New() };

@@ -53,6 +53,8 @@ public class NetworkValidatorTests
         ["mtu option above the data path's"] = (Blue with { Options = Map("com.docker.network.driver.mtu=9000") }, InvalidArgument, "mtu"),
         ["mtu option not a number"] = (Blue with { Options = Map("com.docker.network.driver.mtu=big") }, InvalidArgument, "opt"),
         ["mtu option contradicts mtu"] = (Blue with { Mtu = 1400, Options = Map("com.docker.network.driver.mtu=1300") }, InvalidArgument, "opt"),
+        ["vxlanid_list contradicts vni"] = (Blue with { Vni = 5000, Options = Map("com.docker.network.driver.overlay.vxlanid_list=5001") }, InvalidArgument, "opt"),
+        ["vxlanid_list above 2^32"] = (Blue with { Options = Map("com.docker.network.driver.overlay.vxlanid_list=99999999999") }, InvalidArgument, "vni"),
         ["vxlanid_list of two"] = (Blue with { Options = Map("com.docker.network.driver.overlay.vxlanid_list=4097,4098") }, InvalidArgument, "opt"),
         ["encrypted with a value"] = (Blue with { Options = Map("encrypted=false") }, InvalidArgument, "opt"),
         ["unknown option"] = (Blue with { Options = Map("encrypt") }, InvalidArgument, "opt"),
