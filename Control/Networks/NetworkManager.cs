@@ -153,7 +153,7 @@ public sealed class NetworkManager
             string iface = request.Interface ?? DefaultInterface;
             if (iface.Length is 0 or > 15 || iface is "." or ".." || iface.Any(c => c is '/' or ':' || char.IsWhiteSpace(c) || char.IsControl(c)))
                 throw ControlException.Invalid("interface", $"'{iface}' is not a valid interface name (1 to 15 characters, no '/', ':' or spaces)");
-            var aliases = CheckAliases(request.Aliases);
+            var aliases = CheckAliases(request.Aliases ?? []);
             if (network.ByNetns.TryGetValue(netns, out var there))
                 throw ControlException.Conflicting("netns", $"'{netns}' is already connected to network '{def.Name}' (endpoint '{there.Name}')");
             if (network.ByName.ContainsKey(name))
@@ -216,6 +216,7 @@ public sealed class NetworkManager
         {
             var net = Find(network);
             var def = net.Definition;
+            if (string.IsNullOrEmpty(endpoint)) throw ControlException.Invalid("netns", "a namespace, endpoint name or endpoint id is required");
             var ep = net.Endpoints.GetValueOrDefault(endpoint) ?? net.ByNetns.GetValueOrDefault(endpoint) ?? net.ByName.GetValueOrDefault(endpoint)
                 ?? throw new ControlException(ControlErrorCodes.NotFound, $"netns: '{endpoint}' is not connected to network '{def.Name}'", "netns");
             _dataPlane.DetachEndpoint(def, ep);
@@ -228,8 +229,9 @@ public sealed class NetworkManager
     }
 
     // Full id, then name, then unique id prefix (Docker's order).
-    private Network Find(string nameOrId)
+    private Network Find(string? nameOrId)
     {
+        if (string.IsNullOrEmpty(nameOrId)) throw ControlException.Invalid("network", "a network name or id is required");
         if (_byId.TryGetValue(nameOrId, out var n) || _byName.TryGetValue(nameOrId, out n)) return n;
         if (ObjectIds.IsHex(nameOrId))
         {

@@ -26,6 +26,9 @@ public static class NetworkValidator
     /// <summary>The smallest MTU an IPv4 interface may have (RFC 791).</summary>
     public const int MinMtu = 68;
 
+    // A request deserialised from JSON may hold null where the type says a collection.
+    private static readonly Dictionary<string, string> Empty = [];
+
     private static readonly string[] KnownOptions = [EncryptedOption, MtuOption, VxlanIdListOption];
 
     /// <summary>
@@ -46,7 +49,7 @@ public static class NetworkValidator
         var subnet = request.Subnet is null ? DefaultSubnet(existing, options) : ParseSubnet(request.Subnet);
         uint gateway = request.Gateway is null ? subnet.Network + 1 : ParseHost("gateway", request.Gateway, subnet);
         Ipv4Prefix? ipRange = request.IpRange is null ? null : ParseRange(request.IpRange, subnet);
-        var aux = ParseAuxAddresses(request.AuxAddresses, subnet, gateway);
+        var aux = ParseAuxAddresses(request.AuxAddresses ?? Empty, subnet, gateway);
 
         if (vni is { } v)
         {
@@ -58,7 +61,7 @@ public static class NetworkValidator
         int maxMtu = Math.Min(65535, options.MaxMtu);
         if (mtu is { } m && (m < MinMtu || m > maxMtu))
             throw ControlException.Invalid("mtu", $"{m} is out of range ({MinMtu} to {maxMtu})");
-        foreach (var (key, value) in request.Labels)
+        foreach (var (key, value) in request.Labels ?? Empty)
         {
             if (key.Length == 0 || key.Any(c => c == '=' || char.IsWhiteSpace(c) || char.IsControl(c)))
                 throw ControlException.Invalid("label", $"key '{ControlException.Printable(key)}' is not valid (it must be non-empty, without '=', spaces or control characters)");
@@ -90,7 +93,7 @@ public static class NetworkValidator
             Encrypted = encrypted,
             Internal = request.Internal,
             Attachable = request.Attachable,
-            Labels = new Dictionary<string, string>(request.Labels, StringComparer.Ordinal),
+            Labels = new Dictionary<string, string>(request.Labels ?? Empty, StringComparer.Ordinal),
             Options = driverOptions,
         };
     }
@@ -113,7 +116,7 @@ public static class NetworkValidator
         bool encrypted = request.Encrypted;
         int? mtu = request.Mtu;
         uint? vni = request.Vni;
-        foreach (var (key, value) in request.Options)
+        foreach (var (key, value) in request.Options ?? Empty)
         {
             switch (key)
             {

@@ -78,7 +78,9 @@ public sealed class FileNetworkStoreTests : IDisposable
     [Theory]
     [InlineData("{ not json")]
     [InlineData("{\"version\": 1}")]
+    [InlineData("{\"version\": 1, \"endpoint\": null}")]
     [InlineData("{\"version\": 2, \"endpoint\": null}")]
+    [InlineData("{\"version\": 1, \"endpoint\": {\"id\": \"x\"}}")]
     [InlineData("null")]
     public void A_corrupt_file_is_refused_naming_the_file(string content)
     {

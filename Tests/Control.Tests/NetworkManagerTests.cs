@@ -66,7 +66,7 @@ public class NetworkManagerTests
         string shared = nets.GroupBy(n => n.Id[..1]).First(g => g.Count() > 1).Key;
         Assert.Equal(Ambiguous, Assert.Throws<ControlException>(() => _manager.GetNetwork(shared)).Code);
         Assert.Equal(NotFound, Assert.Throws<ControlException>(() => _manager.GetNetwork("green")).Code);
-        Assert.Equal(NotFound, Assert.Throws<ControlException>(() => _manager.GetNetwork("")).Code);
+        Assert.Equal(InvalidArgument, Assert.Throws<ControlException>(() => _manager.GetNetwork("")).Code);
     }
 
     [Fact]
