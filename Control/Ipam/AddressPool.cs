@@ -114,8 +114,8 @@ public sealed class AddressPool
         string a = VtepEndpoint.FormatAddress(address);
         if (!Subnet.Contains(address))
             throw ControlException.Invalid("ip", $"{a} is outside the network's subnet {Subnet}");
-        if (address == Subnet.Network || address == (Subnet.Network | ~Subnet.Mask))
-            throw ControlException.Invalid("ip", $"{a} is the network or broadcast address of {Subnet}");
+        if (NetworkOrBroadcast(Subnet, address) is { } kind)
+            throw ControlException.Invalid("ip", $"{a} is the {kind} address of {Subnet}");
         if (_reserved.Contains(address))
             throw ControlException.Conflicting("ip", $"{a} is reserved on this network (its gateway or an aux address)");
         uint offset = Offset(address);
@@ -145,6 +145,10 @@ public sealed class AddressPool
         uint offset = Offset(address);
         if (offset >= _first && offset <= _last) _cursor = offset == _last ? _first : offset + 1;
     }
+
+    /// <summary>"network" or "broadcast" when <paramref name="address"/> is that address of <paramref name="subnet"/>, else null.</summary>
+    internal static string? NetworkOrBroadcast(Ipv4Prefix subnet, uint address) =>
+        address == subnet.Network ? "network" : address == (subnet.Network | ~subnet.Mask) ? "broadcast" : null;
 
     private uint Offset(uint address) => address - Subnet.Network;
 

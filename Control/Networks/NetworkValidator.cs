@@ -60,7 +60,7 @@ public static class NetworkValidator
         }
         int maxMtu = Math.Min(65535, options.MaxMtu);
         if (mtu is { } m && (m < MinMtu || m > maxMtu))
-            throw ControlException.Invalid("mtu", $"{m} is out of range ({MinMtu} to {maxMtu})");
+            throw ControlException.Invalid("mtu", $"{m} is out of range ({MinMtu} to {maxMtu}, the most the data path carries)");
         foreach (var (key, value) in request.Labels ?? Empty)
         {
             if (key.Length == 0 || key.Any(c => c == '=' || char.IsWhiteSpace(c) || char.IsControl(c)))
@@ -176,8 +176,8 @@ public static class NetworkValidator
             throw ControlException.Invalid(field, $"'{text}' is not an IPv4 address");
         if (!subnet.Contains(a))
             throw ControlException.Invalid(field, $"{text} is outside the subnet {subnet}");
-        if (a == subnet.Network || a == (subnet.Network | ~subnet.Mask))
-            throw ControlException.Invalid(field, $"{text} is the network or broadcast address of {subnet}");
+        if (AddressPool.NetworkOrBroadcast(subnet, a) is { } kind)
+            throw ControlException.Invalid(field, $"{text} is the {kind} address of {subnet}");
         return a;
     }
 

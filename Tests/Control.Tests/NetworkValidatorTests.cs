@@ -77,6 +77,15 @@ public class NetworkValidatorTests
         Assert.DoesNotContain('\n', e.Message);
     }
 
+    [Theory]
+    [InlineData("198.18.0.0", "is the network address")]
+    [InlineData("198.18.0.255", "is the broadcast address")]
+    public void A_gateway_on_the_network_or_broadcast_address_is_named_as_such(string gateway, string says)
+    {
+        var e = Assert.Throws<ControlException>(() => NetworkValidator.Validate(Blue with { Gateway = gateway }, [], Options));
+        Assert.Equal($"gateway: {gateway} {says} of 198.18.0.0/24", e.Message);
+    }
+
     [Fact]
     public void The_unchanged_request_is_accepted_so_each_refusal_is_caused_by_its_change()
     {
