@@ -287,6 +287,24 @@ public class NetworkManagerTests
     }
 
     [Fact]
+    public void A_slash16_takes_4096_endpoints_in_sequence_and_a_restart_keeps_them()
+    {
+        Create("big", "198.18.0.0/16");
+        for (int i = 0; i < 4096; i++) Attach("big", $"ns-{i}");
+        var endpoints = _manager.GetEndpoints("big");
+        Assert.Equal("198.18.0.2", Ip(endpoints[0]));
+        Assert.Equal("198.18.16.1", Ip(endpoints[^1]));   // 4,096 after the gateway .0.1
+        var e = Assert.Throws<ControlException>(() => _manager.RemoveNetwork("big"));
+        Assert.Contains("4096 endpoint(s) attached (ns-0, ns-1,", e.Message);
+        Assert.EndsWith("ns-9 and 4086 more); disconnect them first", e.Message);
+
+        var restarted = new NetworkManager(_store, _dataPlane);
+        Assert.Equal((4096, 65533), restarted.AddressUsage("big"));
+        Assert.Equal((NotFound, "netns"), Code(() => restarted.Detach("big", "ns-4096")));
+        Assert.Equal(endpoints[100], restarted.Detach("big", "ns-100"));
+    }
+
+    [Fact]
     public void Endpoint_records_map_to_the_routers_options()
     {
         var blue = Create("blue", "198.18.0.0/24");
