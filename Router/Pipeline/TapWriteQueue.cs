@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using UserOverlay.Router.Linux;
 using UserOverlay.Router.Offload;
 using UserOverlay.Router.Tap;
 

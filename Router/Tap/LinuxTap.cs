@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using UserOverlay.Router.Linux;
 using UserOverlay.Router.Netns;
 using UserOverlay.Router.Offload;
 
@@ -82,7 +83,7 @@ internal sealed unsafe class LinuxTap : ITapDevice
                 throw new RouterException(RouterErrorCode.SystemError, $"cannot enable offloads on {where}: TUNSETOFFLOAD: {Interop.ErrorText(Marshal.GetLastPInvokeError())}");
             for (int q = 1; q < r.Queues; q++) extra.Add(OpenQueue(r, where, first: false));
             // Each frame the endpoint sends goes to the queue of the CPU that sent it (without eBPF the driver hashes flows).
-            if (r.Queues > 1) Pipeline.CpuSteering.AttachTapCpuProgram(fd);
+            if (r.Queues > 1) TapSteering.AttachCpuProgram(fd);
             using var nl = new Rtnetlink();
             int index = Rtnetlink.IndexOf(r.Name);
             nl.SetLinkAddressAndMtu(index, r.Mac, r.Mtu, $"set MAC {r.Mac} and MTU {r.Mtu} on {where}");

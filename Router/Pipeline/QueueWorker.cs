@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using UserOverlay.Router.Forwarding;
+using UserOverlay.Router.Linux;
 
 namespace UserOverlay.Router.Pipeline;
 
@@ -53,7 +54,7 @@ internal sealed class QueueWorker : IDisposable
     /// <summary>Ring submissions: a TAP drain's reads or a round's writes, never both at once.</summary>
     private const uint RingEntries = TapWriteQueue.Capacity;
 
-    // cpu: the CPU to pin the thread to (queue i of several runs on CPU i, see CpuSteering); -1: not pinned.
+    // cpu: the CPU to pin the thread to (queue i of several runs on CPU i, see QueuePolicy); -1: not pinned.
     // useIoUring: batch TAP reads and writes through an io_uring (falls back to a system call per frame where refused).
     public QueueWorker(ForwardingState state, IUnderlay underlay, IUnderlay? espUnderlay, int workerId, int batch,
         PacketBufferPool pool, PacketBufferPool largePool, ILogger log, int cpu = -1, bool useIoUring = false)
@@ -107,7 +108,7 @@ internal sealed class QueueWorker : IDisposable
 
     private void Run()
     {
-        if (_cpu >= 0) CpuSteering.PinCurrentThread(_cpu); // not allowed there (cpuset): runs unpinned, still correct
+        if (_cpu >= 0) CpuAffinity.PinCurrentThread(_cpu); // not allowed there (cpuset): runs unpinned, still correct
         if (_useIoUring)
         {
             // Created here: the ring belongs to the thread that submits to it (IORING_SETUP_SINGLE_ISSUER).
