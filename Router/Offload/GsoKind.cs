@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-
 namespace UserOverlay.Router.Offload;
 
 /// <summary>What kind of segmentation offload a frame carries (virtio-net gso_type).</summary>

@@ -1,7 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
-using UserOverlay.Router.Linux;
-using UserOverlay.Router.Tap;
 using UserOverlay.Router.Underlay;
 using UserOverlay.Testing.Common;
 
