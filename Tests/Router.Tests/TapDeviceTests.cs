@@ -1,8 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
+using UserOverlay.Router.Forwarding;
 using UserOverlay.Router.Linux;
 using UserOverlay.Router.Tap;
-using UserOverlay.Router.Underlay;
+using UserOverlay.Router.Testing;
 using UserOverlay.Testing.Common;
 
 namespace UserOverlay.Router.Tests;
@@ -92,7 +93,7 @@ public class TapDeviceTests
         sock.ReceiveTimeout = 5000;
         using var h = new Testing.PipelineHarness();
         var port = new Forwarding.LocalPort(9, h.Network, new EndpointOptions { Network = "blue", Netns = ns, Address = 0xC612_0001, PrefixLength = 24 }, tap);
-        var co = new Offload.Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
+        var co = new Offload.Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0, new Pipeline.TapWriteQueue());
         var c = new TrafficCounters();
         var peer = MacAddress.Parse("02:00:c6:12:00:0c");
         var sent = new List<byte[]>();
@@ -150,7 +151,7 @@ public class TapDeviceTests
         var seen = new List<int>();
         int Read(long round, out bool more)
         {
-            int n = tap.ReadThrough(null, bufs, sizes, offloads, Constants.Headroom, round, out more);
+            int n = tap.Read(new TapReadContext(round), bufs, sizes, offloads, Constants.Headroom, out more);
             for (int i = 0; i < n; i++)
             {
                 var f = bufs[i].Span.Slice(Constants.Headroom, sizes[i]).ToArray();
@@ -184,16 +185,10 @@ public class TapDeviceTests
         var peerMac = MacAddress.Parse("02:00:c6:12:00:02");
         using var tap = LinuxTap.Create(new TapRequest(ns, "eth0", mac, 1400, InMemoryHosts.Ip("198.18.0.1"), 24, offload));
         TestNetwork.Exec(ns, "ip neigh replace 198.18.0.2 lladdr 02:00:c6:12:00:02 nud permanent dev eth0").EnsureSuccess(); // no ARP
-        Exception? failed = null;
-        var t = new Thread(() => { try { Body(); } catch (Exception e) { failed = e; } }); // the ring belongs to the thread that made it
-        t.Start();
-        t.Join();
-        if (failed is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failed).Throw();
+        OnRingThread(Body);
 
-        void Body()
+        void Body(IoRing ring)
         {
-            using var ring = IoRing.TryCreate(64, out string? why);
-            Assert.True(ring is not null, $"io_uring: {why}");
 
             // Reads: 40 datagrams queued on the TAP come out in order; the first drain uses read(2), the next ones the ring.
             using var sock = NetnsSockets.Udp(ns, new IPEndPoint(IPAddress.Any, 0));
@@ -209,7 +204,7 @@ public class TapDeviceTests
             while (seen.Count < 40 && DateTime.UtcNow < deadline)
             {
                 ringReads.Add(tap.RingReads);
-                int n = tap.ReadThrough(ring!, bufs, sizes, offloads, Constants.Headroom, round++, out bool more);
+                int n = tap.Read(new TapReadContext(round++, ring), bufs, sizes, offloads, Constants.Headroom, out bool more);
                 Assert.True(n <= bufs.Length);
                 if (n < bufs.Length) Assert.False(more);
                 for (int i = 0; i < n; i++)
@@ -221,7 +216,7 @@ public class TapDeviceTests
             Assert.Equal(Enumerable.Range(0, 40), seen);
             Assert.True(ringReads[0] <= 2, "a first drain uses read(2)");
             Assert.Contains(ringReads, r => r > 2); // a full drain makes the next one go through the ring
-            int extra = tap.ReadThrough(ring!, bufs, sizes, offloads, Constants.Headroom, round++, out bool more2);
+            int extra = tap.Read(new TapReadContext(round++, ring), bufs, sizes, offloads, Constants.Headroom, out bool more2);
             Assert.False(more2);
             for (int i = 0; i < extra; i++) Assert.False(bufs[i].Span[Constants.Headroom + 12] == 0x08 && bufs[i].Span[Constants.Headroom + 13] == 0x00, "nothing left");
 
@@ -229,8 +224,11 @@ public class TapDeviceTests
             // Ethernet header) moves from delivered to dropped; a lone frame is written directly.
             using var rx = NetnsSockets.Udp(ns, new IPEndPoint(IPAddress.Parse("198.18.0.1"), 6000));
             rx.ReceiveTimeout = 5000;
+            using var h = new PipelineHarness();
+            var port = new LocalPort(9, h.Network, new EndpointOptions { Network = "blue", Netns = ns, Address = InMemoryHosts.Ip("198.18.0.1"), PrefixLength = 24 }, tap);
+            Assert.Equal(tap.WriteFd, port.RingFd); // the kernel TAP is ring-writable
             var queue = new Pipeline.TapWriteQueue();
-            queue.Attach(ring!);
+            queue.Attach(ring);
             var c = new TrafficCounters();
             var frames = Enumerable.Range(0, 41).Select(_ => new PacketBuffer()).ToArray();
             for (int i = 0; i < 40; i++)
@@ -239,8 +237,8 @@ public class TapDeviceTests
                 BitConverter.GetBytes(i).CopyTo(udp, udp.Length - 4);
                 FixUdpChecksum(udp);
                 udp.CopyTo(frames[i].Span[Constants.Headroom..]);
-                queue.Deliver(tap, frames[i].Span.Slice(Constants.Headroom, udp.Length), c);
-                if (i == 20) queue.Deliver(tap, frames[40].Span.Slice(Constants.Headroom, 10), c); // refused: -EINVAL
+                queue.Deliver(port, frames[i].Span.Slice(Constants.Headroom, udp.Length), c);
+                if (i == 20) queue.Deliver(port, frames[40].Span.Slice(Constants.Headroom, 10), c); // refused: -EINVAL
             }
             Assert.Equal(41, c.DeliveredFrames); // counted when queued
             queue.Flush();
@@ -250,12 +248,115 @@ public class TapDeviceTests
             var got = new List<int>();
             for (int i = 0; i < 40; i++) { int n = rx.Receive(buf); Assert.Equal(4, n); got.Add(BitConverter.ToInt32(buf)); }
             Assert.Equal(Enumerable.Range(0, 40), got);
-            queue.Deliver(tap, frames[7].Span.Slice(Constants.Headroom, 46), c);
+            queue.Deliver(port, frames[7].Span.Slice(Constants.Headroom, 46), c);
             queue.Flush();
             Assert.Equal(4, rx.Receive(buf));
             Assert.Equal(7, BitConverter.ToInt32(buf));
             queue.Dispose();
         }
+    }
+
+    [Fact]
+    public void Same_host_frames_go_through_the_worker_tap_writes_and_leave_when_the_round_is_flushed()
+    {
+        Requires.Root();
+        using var net = new TestNetwork("uring2");
+        var (endpoint, tap, rx) = SameHostTarget(net);
+        using var tapToDispose = tap;
+        using var rxToDispose = rx;
+        OnRingThread(Body);
+
+        void Body(IoRing ring)
+        {
+            using var h = new PipelineHarness();
+            var target = new LocalPort(5, h.Network, endpoint, tap);
+            h.State.AddPort(target, Environment.TickCount64);
+            using var writes = new Pipeline.TapWriteQueue();
+            writes.Attach(ring);
+            var outbound = new Pipeline.Outbound(h.State, h.Underlay, 0, writes: writes);
+            var (buf, length) = FrameCarrying42(h.Ports[0], endpoint);
+
+            outbound.ProcessFrame(h.Ports[0], buf, Constants.Headroom, length, Environment.TickCount64);
+            var c = h.Network.Counters[0];
+            Assert.Equal(1, c.DeliveredFrames); // counted when queued
+            rx.ReceiveTimeout = 300;
+            var got = new byte[64];
+            Assert.Throws<SocketException>(() => rx.Receive(got)); // queued on the worker's ring, not written yet
+            outbound.Flush(); // the end of the round
+            rx.ReceiveTimeout = 5000;
+            Assert.Equal(4, rx.Receive(got));
+            Assert.Equal(42, BitConverter.ToInt32(got));
+            Assert.Equal(0, c.Drops[(int)DropReason.EndpointWriteFailed]);
+        }
+    }
+
+    [Fact]
+    public void A_frame_flooded_on_an_encrypted_network_reaches_a_ring_written_tap_in_plaintext_before_its_last_copy_is_sealed_in_place()
+    {
+        Requires.Root();
+        using var net = new TestNetwork("uring3");
+        var (endpoint, tap, rx) = SameHostTarget(net);
+        using var tapToDispose = tap;
+        using var rxToDispose = rx;
+        OnRingThread(Body);
+
+        void Body(IoRing ring)
+        {
+            using var h = new PipelineHarness(encrypted: true);
+            var target = new LocalPort(5, h.Network, endpoint, tap);
+            h.Network.Ports = [.. h.Network.Ports, target]; // no FDB entry: its MAC is unknown unicast, so the frame is flooded
+            using var writes = new Pipeline.TapWriteQueue();
+            writes.Attach(ring);
+            var outbound = new Pipeline.Outbound(h.State, h.Underlay, 0, h.EspUnderlay, writes: writes);
+            var (buf, length) = FrameCarrying42(h.Ports[0], endpoint);
+
+            outbound.ProcessFrame(h.Ports[0], buf, Constants.Headroom, length, Environment.TickCount64);
+            outbound.Flush();
+            Assert.Equal(3, h.EspUnderlay!.Datagrams); // sealed once per peer, the last in place
+            rx.ReceiveTimeout = 5000;
+            var got = new byte[64];
+            Assert.Equal(4, rx.Receive(got));
+            Assert.Equal(42, BitConverter.ToInt32(got));
+        }
+    }
+
+    /// <summary>Runs <paramref name="body"/> on a new thread with an io_uring of its own (a ring belongs to the thread that made it).</summary>
+    private static void OnRingThread(Action<IoRing> body)
+    {
+        Exception? failed = null;
+        var t = new Thread(() =>
+        {
+            try
+            {
+                using var ring = IoRing.TryCreate(64, out string? why);
+                Assert.True(ring is not null, $"io_uring: {why}");
+                body(ring);
+            }
+            catch (Exception e) { failed = e; }
+        });
+        t.Start();
+        t.Join();
+        if (failed is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failed).Throw();
+    }
+
+    /// <summary>A TAP in a new namespace of <paramref name="net"/> at 198.18.0.1/24 (no offload), its endpoint, and a UDP socket on its port 6000.</summary>
+    private static (EndpointOptions Endpoint, LinuxTap Tap, Socket Rx) SameHostTarget(TestNetwork net)
+    {
+        string ns = net.AddNamespace("c1");
+        var endpoint = new EndpointOptions { Network = "blue", Netns = ns, Address = InMemoryHosts.Ip("198.18.0.1"), PrefixLength = 24 };
+        var tap = LinuxTap.Create(new TapRequest(ns, "eth0", endpoint.EffectiveMac, 1400, endpoint.Address, 24, Offload: false));
+        return (endpoint, tap, NetnsSockets.Udp(ns, new IPEndPoint(IPAddress.Parse("198.18.0.1"), 6000)));
+    }
+
+    /// <summary>Loads a UDP frame carrying 42 from <paramref name="from"/> to <paramref name="to"/>'s port 6000 into a new buffer at the headroom.</summary>
+    private static (PacketBuffer Buffer, int Length) FrameCarrying42(LocalPort from, EndpointOptions to)
+    {
+        var udp = Packets.Udp4(new MacAddress(from.Mac), to.EffectiveMac, VtepEndpoint.FormatAddress(from.Address), VtepEndpoint.FormatAddress(to.Address), 4, dstPort: 6000);
+        BitConverter.GetBytes(42).CopyTo(udp, udp.Length - 4);
+        FixUdpChecksum(udp);
+        var buf = new PacketBuffer();
+        PipelineHarness.Load(buf, udp);
+        return (buf, udp.Length);
     }
 
     private static void FixUdpChecksum(byte[] frame)
