@@ -1,3 +1,4 @@
+using UserOverlay.Router.Linux;
 using UserOverlay.Router.Tap;
 using UserOverlay.Router.Underlay;
 
@@ -19,10 +20,10 @@ public sealed class LinuxPlatform : IRouterPlatform
 
     /// <inheritdoc />
     public IUnderlay OpenEspUnderlay(VtepEndpoint local, int udpPort, int batchSize) =>
-        udpPort == 0 ? UdpUnderlay.OpenRawEsp(local, batchSize) : UdpUnderlay.Open(local with { Port = (ushort)udpPort }, batchSize);
+        udpPort == 0 ? RawEspUnderlay.Open(local, batchSize) : UdpUnderlay.Open(local with { Port = (ushort)udpPort }, batchSize);
 
     /// <inheritdoc />
-    public int QueueCount(int requested) => Pipeline.CpuSteering.QueueCount(requested);
+    public int QueueCount(int requested) => QueuePolicy.QueueCount(requested);
 
     /// <inheritdoc />
     public IUnderlay OpenUnderlay(VtepEndpoint local, int batchSize, int queue, int queues) => UdpUnderlay.Open(local, batchSize, queue, queues);
@@ -30,7 +31,7 @@ public sealed class LinuxPlatform : IRouterPlatform
     /// <inheritdoc />
     public IUnderlay OpenEspUnderlay(VtepEndpoint local, int udpPort, int batchSize, int queue, int queues) =>
         udpPort != 0 ? UdpUnderlay.Open(local with { Port = (ushort)udpPort }, batchSize, queue, queues)
-        : UdpUnderlay.OpenRawEsp(local, batchSize, queue, queues); // each raw socket keeps the copies steered to its queue
+        : RawEspUnderlay.Open(local, batchSize, queue, queues); // each raw socket keeps the copies steered to its queue
 
     /// <summary>True when the process runs as root (effective uid 0).</summary>
     public static bool IsRoot => Interop.Libc.geteuid() == 0;

@@ -12,7 +12,7 @@ namespace UserOverlay.Router;
 /// socket, and forwards between them with a fixed set of pipeline threads (one worker per queue,
 /// waiting with epoll on the queue's socket and its queue of every TAP; one queue by default, or one per CPU with
 /// each worker pinned and packets steered to the CPU they arrived on — see <see cref="RouterOptions.Queues"/> and
-/// <see cref="CpuSteering"/>). Start it, read its status, dispose
+/// <see cref="Linux.QueuePolicy"/>). Start it, read its status, dispose
 /// it to stop: disposal stops the workers and removes every TAP it created.
 /// Thread-safety: <see cref="GetStatus"/> may be called from any thread at any time.
 /// </summary>

@@ -1,3 +1,4 @@
+using UserOverlay.Router.Linux;
 
 namespace UserOverlay.Router.Netns;
 

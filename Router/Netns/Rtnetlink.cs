@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
+using UserOverlay.Router.Linux;
 
 namespace UserOverlay.Router.Netns;
 

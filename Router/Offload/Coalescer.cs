@@ -58,13 +58,16 @@ internal sealed class Coalescer
     private readonly Pending[] _pending;
     private readonly int _worker;
     private int _age;
-    private readonly Pipeline.TapWriteQueue _writes;
+    private readonly ITapFrameSink _writes;
 
-    // writes: the worker's TAP write queue (super-frames then leave in order with the round's other frames); null: direct.
-    public Coalescer(Func<PacketBuffer> rentLarge, int worker, Pipeline.TapWriteQueue? writes = null)
+    /// <summary>
+    /// Holds <see cref="MaxPending"/> buffers from <paramref name="rentLarge"/> and hands what it builds to
+    /// <paramref name="writes"/> (the worker's TAP writes: super-frames then leave in order with the round's other frames).
+    /// </summary>
+    public Coalescer(Func<PacketBuffer> rentLarge, int worker, ITapFrameSink writes)
     {
         _worker = worker;
-        _writes = writes ?? new Pipeline.TapWriteQueue();
+        _writes = writes;
         _pending = new Pending[MaxPending];
         for (int i = 0; i < MaxPending; i++) _pending[i] = new Pending(rentLarge());
     }
@@ -181,7 +184,7 @@ internal sealed class Coalescer
     }
 
     /// <summary>
-    /// Writes every pending super-frame — queued on the worker's TAP write queue, which the caller flushes before the
+    /// Writes every pending super-frame — handed to the sink, which the caller flushes before the
     /// next <see cref="Offer"/> (the slots' buffers are free again once it has).
     /// </summary>
     public void Flush()
@@ -190,11 +193,16 @@ internal sealed class Coalescer
             if (p.Port is { } port) Queue(p, port.Network.Counters[_worker]);
     }
 
+    /// <summary>
+    /// Writes <paramref name="port"/>'s pending super-frames now (their slots are free at once). With none pending there
+    /// is nothing to write: the caller's frame queues behind whatever the round queued, in order.
+    /// </summary>
     private void FlushPort(LocalPort port, TrafficCounters c)
     {
+        bool queued = false;
         foreach (var p in _pending)
-            if (p.Port == port) Queue(p, c);
-        _writes.Flush();
+            if (p.Port == port) { Queue(p, c); queued = true; }
+        if (queued) _writes.Flush();
     }
 
     /// <summary>Writes one super-frame now (mid-round: its slot is reused at once), after whatever the round queued before it.</summary>
@@ -210,7 +218,7 @@ internal sealed class Coalescer
         Span<byte> f = p.Buffer.Span.Slice(Constants.Headroom, p.Length);
         if (p.Segments == 1)
         {
-            _writes.DeliverCounted(port.Tap, f, default, offload: false, 1, c); // exactly as received: its checksum is the sender's
+            _writes.DeliverCounted(port, f, default, offload: false, 1, c); // exactly as received: its checksum is the sender's
         }
         else
         {
@@ -231,7 +239,7 @@ internal sealed class Coalescer
                 CsumStart = (ushort)(l.EthLength + l.IpLength),
                 CsumOffset = (ushort)csumOffset,
             };
-            _writes.DeliverCounted(port.Tap, f, info, offload: true, p.Segments, c);
+            _writes.DeliverCounted(port, f, info, offload: true, p.Segments, c);
         }
         p.Port = null;
         p.Segments = 0;

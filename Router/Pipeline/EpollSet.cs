@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using UserOverlay.Router.Linux;
 
 namespace UserOverlay.Router.Pipeline;
 

@@ -139,7 +139,7 @@ internal sealed class Inbound(ForwardingState state, int worker, Coalescer? coal
             if (target.Port is { } port)
             {
                 if (coalescer is not null && port.Tap.SupportsOffload && coalescer.Offer(port, frame, c)) c.DeliveredFrames++;
-                else _writes.Deliver(port.Tap, frame, c);
+                else _writes.Deliver(port, frame, c);
             }
             else c.Drops[(int)DropReason.NotLocal]++;
             return;
@@ -147,7 +147,7 @@ internal sealed class Inbound(ForwardingState state, int worker, Coalescer? coal
 
         LocalPort[] ports = net.Ports;
         if (ports.Length == 0) { c.Drops[(int)DropReason.NoDestination]++; return; }
-        for (int i = 0; i < ports.Length; i++) _writes.Deliver(ports[i].Tap, frame, c);
+        for (int i = 0; i < ports.Length; i++) _writes.Deliver(ports[i], frame, c);
         c.FloodedFrames++;
     }
 }

@@ -20,7 +20,8 @@ namespace UserOverlay.Router.Pipeline;
 //     ProcessFrame switches each frame inside its network — nothing here ever crosses VNIs:
 //     a. check length and source MAC; learn source MAC → port (a local FDB entry);
 //     b. an ARP request for an address in the neighbour table is answered by proxy, in place of a flood;
-//     c. unicast to a known local MAC is written to that port's TAP (same-host delivery);
+//     c. unicast to a known local MAC goes to that port's TAP (same-host delivery) through the worker's
+//        TapWriteQueue, the one route to a TAP (with io_uring, written with the round's other frames);
 //     d. unicast to a known remote MAC gets a VXLAN header written into its headroom, in place,
 //        and is queued for that VTEP;
 //     e. broadcast, multicast and unknown unicast go to every other local port and are queued
@@ -29,8 +30,9 @@ namespace UserOverlay.Router.Pipeline;
 //     seals the datagram in place with the VTEP's ESP SA (ESP header and IV in front, trailer and
 //     ICV behind); each flooded copy but the last is first copied to a scratch buffer, since each
 //     peer has its own key. No SA: the frame is dropped and counted — never sent in plaintext.
-//  4. Flush sends every queued datagram with one sendmmsg per socket (VXLAN, ESP), when the batch
-//     is used up and at the end of each wake; only then are the buffers reused.
+//  4. Flush writes the frames queued for TAPs and sends every queued datagram with one sendmmsg per
+//     socket (VXLAN, ESP), when the batch is used up and at the end of each wake; only then are the
+//     buffers reused.
 //
 // Not thread-safe: one instance per worker. Nothing here allocates.
 
@@ -63,10 +65,18 @@ internal sealed class Outbound
     private readonly PacketBuffer[] _arenas;
     private int _arenasUsed;
     private readonly byte[] _arpReply = new byte[64];
+    private readonly TapWriteQueue _writes;
 
-    public Outbound(ForwardingState state, IUnderlay underlay, int worker, IUnderlay? espUnderlay = null, int maxQueued = Constants.MaxSendBatch)
+    /// <summary>
+    /// The half of worker <paramref name="worker"/>: it sends on <paramref name="underlay"/> (and <paramref name="espUnderlay"/>
+    /// for encrypted networks) and writes same-host frames through <paramref name="writes"/>, the worker's TAP writes
+    /// (default: a queue of its own without a ring, which writes each frame at once).
+    /// </summary>
+    public Outbound(ForwardingState state, IUnderlay underlay, int worker, IUnderlay? espUnderlay = null, int maxQueued = Constants.MaxSendBatch,
+        TapWriteQueue? writes = null)
     {
         _state = state;
+        _writes = writes ?? new TapWriteQueue();
         _underlay = underlay;
         _espUnderlay = espUnderlay;
         _worker = worker;
@@ -133,8 +143,8 @@ internal sealed class Outbound
             // Same-host delivery between offload-capable ports: the super-frame goes as it is (like a bridge between virtio ports).
             c.TxFrames += segments;
             c.TxBytes += length;
-            if (target.Tap.WriteOffload(frame, info)) c.DeliveredFrames += segments;
-            else c.Drops[(int)DropReason.EndpointWriteFailed] += segments;
+            c.DeliveredFrames += segments; // moved to EndpointWriteFailed if the TAP refuses it
+            _writes.DeliverCounted(target, frame, info, offload: true, segments, c);
             return;
         }
         for (int i = 0; i < segments; i++)
@@ -183,7 +193,7 @@ internal sealed class Outbound
             if (entry.Port is { } target)
             {
                 if (target == port) { c.Drops[(int)DropReason.Hairpin]++; return; }
-                Deliver(target, frame, c);
+                _writes.Deliver(target, frame, c);
             }
             else
             {
@@ -266,9 +276,13 @@ internal sealed class Outbound
         }
     }
 
-    /// <summary>Sends every queued datagram (one sendmmsg per socket where possible); afterwards the buffers may be reused.</summary>
+    /// <summary>
+    /// Writes the frames queued for the TAPs and sends every queued datagram (one sendmmsg per socket where possible);
+    /// afterwards the buffers may be reused.
+    /// </summary>
     public void Flush()
     {
+        _writes.Flush();
         if (_sendCount > 0)
         {
             int failed = _underlay.Send(_sends.AsSpan(0, _sendCount));
@@ -340,9 +354,12 @@ internal sealed class Outbound
         for (int i = 0; i < ports.Length; i++)
         {
             if (ports[i] == from) continue;
-            Deliver(ports[i], frame, c);
+            _writes.Deliver(ports[i], frame, c);
             any = true;
         }
+        // Sealing in place (an encrypted network's last copy) rewrites the frame: what was queued for the local ports
+        // is written first.
+        if (any && net.Encrypted && flood.Length > 0) _writes.Flush();
         for (int i = 0; i < flood.Length; i++)
         {
             SendRemote(net, buf, offset, length, flood[i], inPlace: i == flood.Length - 1, c); // sealing in place must come last
@@ -364,13 +381,6 @@ internal sealed class Outbound
         d.Peer = to;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Deliver(LocalPort to, ReadOnlySpan<byte> frame, TrafficCounters c)
-    {
-        if (to.Tap.Write(frame)) c.DeliveredFrames++;
-        else c.Drops[(int)DropReason.EndpointWriteFailed]++;
-    }
-
     private bool TryProxyArp(LocalPort port, ReadOnlySpan<byte> frame, TrafficCounters c)
     {
         if (!ArpPacket.TryParse(frame[Constants.EthernetHeaderLength..], out var arp) || arp.Operation != ArpPacket.OpRequest)
@@ -380,7 +390,7 @@ internal sealed class Outbound
         if (!port.Network.Neighbors.TryGet(target, out NeighborEntry n) || n.Mac == arp.SenderMac)
             return false;
         int len = ArpPacket.WriteReply(_arpReply, n.Mac, target, arp.SenderMac, arp.SenderIp);
-        if (port.Tap.Write(_arpReply.AsSpan(0, len))) c.ProxyArpReplies++;
+        if (_writes.WriteNow(port, _arpReply.AsSpan(0, len))) c.ProxyArpReplies++; // the reply buffer is reused: written at once
         else c.Drops[(int)DropReason.EndpointWriteFailed]++;
         return true;
     }
@@ -394,38 +404,5 @@ internal sealed class Outbound
         }
         if (!_state.Learning) return;
         Learner.Learn(net, new FdbEntry(mac, EntrySource.Learned, port, default, now), c);
-    }
-}
-
-/// <summary>Adds learned FDB entries within the per-network bound. Off the common path (only on a new or moved MAC).</summary>
-internal static class Learner
-{
-    public static void Learn(NetworkState net, FdbEntry entry, TrafficCounters c)
-    {
-        if (Volatile.Read(ref net.LearnedCount) >= Constants.MaxLearnedEntriesPerNetwork)
-        {
-            c.Drops[(int)DropReason.LearningTableFull]++;
-            return;
-        }
-        bool added = false;
-        net.Fdb.Update(b =>
-        {
-            bool existed = b.TryGet(entry.Mac, out var old);
-            if (existed && old.Source is EntrySource.Static or EntrySource.Local or EntrySource.Gossip) return; // never override configuration or gossip
-            b.Set(entry.Mac, entry);
-            added = !existed;
-        });
-        if (added) Interlocked.Increment(ref net.LearnedCount);
-    }
-
-    public static void LearnNeighbor(NetworkState net, uint ip, ulong mac, long now, TrafficCounters c)
-    {
-        if (net.Neighbors.TryGet(ip, out var n))
-        {
-            if (n.Mac == mac) { if (n.Source == EntrySource.Learned) Volatile.Write(ref n.LastSeen, now); return; }
-            if (n.Source != EntrySource.Learned) return;
-        }
-        if (net.Neighbors.Count >= Constants.MaxLearnedEntriesPerNetwork) { c.Drops[(int)DropReason.LearningTableFull]++; return; }
-        net.Neighbors.SetUnless(ip, new NeighborEntry(ip, mac, EntrySource.Learned, now), old => old.Source != EntrySource.Learned);
     }
 }

@@ -1,24 +1,27 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using UserOverlay.Router.Forwarding;
+using UserOverlay.Router.Linux;
 using UserOverlay.Router.Offload;
-using UserOverlay.Router.Tap;
 
 namespace UserOverlay.Router.Pipeline;
 
 /// <summary>
-/// One worker's writes to its endpoints' TAPs. With an <see cref="IoRing"/> the frames of a receive round are queued
-/// and written together by <see cref="Flush"/> — one io_uring_enter for the round instead of a write(2) per frame;
-/// without one (no io_uring, or a device that is not a kernel TAP) each frame is written at once, as before.
+/// One worker's writes to its endpoints' TAPs: the one route every frame takes to a TAP, from both directions
+/// (<see cref="Outbound"/>'s same-host deliveries and proxy ARP replies, <see cref="Inbound"/>'s deliveries and the
+/// <see cref="Coalescer"/>'s super-frames). With an <see cref="IoRing"/> the frames of a round are queued and written
+/// together by <see cref="Flush"/> — one io_uring_enter for the round instead of a write(2) per frame — to a TAP the ring
+/// may write (<see cref="Tap.IRingWritableTap"/>, looked up once per port); otherwise each frame is written at once.
 /// <para>
 /// Contract: a queued frame lies in pinned memory (a <see cref="PacketBuffer"/>) and stays unchanged until
-/// <see cref="Flush"/>, which the worker calls at the end of every receive round, before the buffers are received
-/// into again. Writes leave in the order they were given (first in, first out), whichever TAP they go to.
+/// <see cref="Flush"/>, which the worker calls at the end of every receive round and <see cref="Outbound.Flush"/> calls
+/// before the TAP buffers are read into again. Writes leave in the order they were given (first in, first out), whichever TAP they go to.
 /// Counting: a frame is counted delivered when queued; if the TAP refuses it, the count moves to
 /// <see cref="DropReason.EndpointWriteFailed"/> when the round is flushed.
 /// </para>
 /// Not thread-safe: one per worker. Nothing allocates after <see cref="Attach"/>.
 /// </summary>
-internal sealed unsafe class TapWriteQueue : IDisposable
+internal sealed unsafe class TapWriteQueue : ITapFrameSink, IDisposable
 {
     /// <summary>Frames queued before the queue writes them without waiting for the round to end.</summary>
     public const int Capacity = 64;
@@ -45,44 +48,55 @@ internal sealed unsafe class TapWriteQueue : IDisposable
         _ring = ring;
     }
 
-    /// <summary>Delivers a frame (checksums complete) to <paramref name="device"/>: counts it delivered, or dropped if refused.</summary>
-    public void Deliver(ITapDevice device, ReadOnlySpan<byte> frame, TrafficCounters c)
+    /// <summary>Delivers a frame (checksums complete) to <paramref name="port"/>'s TAP: counts it delivered, or dropped if refused.</summary>
+    public void Deliver(LocalPort port, ReadOnlySpan<byte> frame, TrafficCounters c)
     {
-        if (_ring is null || device is not LinuxTap tap)
+        if (_ring is null || port.RingFd < 0)
         {
-            if (device.Write(frame)) c.DeliveredFrames++;
+            if (port.Tap.Write(frame)) c.DeliveredFrames++;
             else c.Drops[(int)DropReason.EndpointWriteFailed]++;
             return;
         }
         c.DeliveredFrames++;
-        Enqueue(tap, frame, default, c, 1);
+        Enqueue(port, frame, default, c, 1);
     }
 
     /// <summary>
     /// Writes a super-frame of <paramref name="segments"/> frames that were counted delivered as they joined it (with
     /// offload metadata when <paramref name="offload"/>); if the TAP refuses it they become drops.
     /// </summary>
-    public void DeliverCounted(ITapDevice device, ReadOnlySpan<byte> frame, in OffloadInfo info, bool offload, int segments, TrafficCounters c)
+    public void DeliverCounted(LocalPort port, ReadOnlySpan<byte> frame, in OffloadInfo info, bool offload, int segments, TrafficCounters c)
     {
-        if (_ring is null || device is not LinuxTap tap)
+        if (_ring is null || port.RingFd < 0)
         {
-            bool ok = offload ? device.WriteOffload(frame, info) : device.Write(frame);
+            bool ok = offload ? port.Tap.WriteOffload(frame, info) : port.Tap.Write(frame);
             if (!ok) Refused(c, segments);
             return;
         }
-        Enqueue(tap, frame, offload ? info : default, c, segments);
+        Enqueue(port, frame, offload ? info : default, c, segments);
     }
 
-    private void Enqueue(LinuxTap tap, ReadOnlySpan<byte> frame, in OffloadInfo info, TrafficCounters c, int segments)
+    /// <summary>
+    /// Writes <paramref name="frame"/> to <paramref name="port"/>'s TAP before returning, after everything queued (so
+    /// order is kept): for a frame in a buffer the caller reuses at once (a proxy ARP reply). False when the TAP refused it;
+    /// the caller counts it.
+    /// </summary>
+    public bool WriteNow(LocalPort port, ReadOnlySpan<byte> frame)
+    {
+        Flush();
+        return port.Tap.Write(frame);
+    }
+
+    private void Enqueue(LocalPort port, ReadOnlySpan<byte> frame, in OffloadInfo info, TrafficCounters c, int segments)
     {
         if (_count == Capacity) Flush(); // every queued frame is still in place: writing early is safe
         int i = _count++;
         _counters[i] = c;
         _segments[i] = segments;
-        _fds[i] = tap.Fd;
+        _fds[i] = port.RingFd;
         Interop.IoVec* v = _iov + 2 * i;
         v[1] = new Interop.IoVec { Base = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(frame)), Length = (nuint)frame.Length }; // pinned (the contract)
-        if (tap.SupportsOffload)
+        if (port.TapHasVnetHeader)
         {
             byte* h = _headers + i * HeaderStride;
             VirtioNetHeader.Write(new Span<byte>(h, VirtioNetHeader.Length), info);

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using UserOverlay.Router.Linux;
 using UserOverlay.Router.Netns;
 using UserOverlay.Router.Offload;
 
@@ -17,7 +18,7 @@ namespace UserOverlay.Router.Tap;
 /// Read: one pipeline thread at a time. Write: any thread (each write(2) is one whole frame).
 /// Dispose only after the pipeline has stopped using the device.
 /// </summary>
-internal sealed unsafe class LinuxTap : ITapDevice
+internal sealed unsafe class LinuxTap : ITapDevice, IRingWritableTap
 {
     private const nuint TUNSETIFF = 0x400454ca;
     private const short IFF_TAP = 0x0002, IFF_NO_PI = 0x1000, IFF_VNET_HDR = 0x4000, IFF_MULTI_QUEUE = 0x0100;
@@ -53,8 +54,8 @@ internal sealed unsafe class LinuxTap : ITapDevice
 
     public SafeHandle ReadinessHandle => _handle;
 
-    /// <summary>The descriptor (for a worker's io_uring); valid until Dispose.</summary>
-    internal int Fd => _fd;
+    /// <inheritdoc />
+    public int WriteFd => _fd;
 
     /// <summary>Creates the device in <c>request.Netns</c> and configures MAC, MTU, address and link up over rtnetlink.</summary>
     public static LinuxTap Create(TapRequest request)
@@ -82,7 +83,7 @@ internal sealed unsafe class LinuxTap : ITapDevice
                 throw new RouterException(RouterErrorCode.SystemError, $"cannot enable offloads on {where}: TUNSETOFFLOAD: {Interop.ErrorText(Marshal.GetLastPInvokeError())}");
             for (int q = 1; q < r.Queues; q++) extra.Add(OpenQueue(r, where, first: false));
             // Each frame the endpoint sends goes to the queue of the CPU that sent it (without eBPF the driver hashes flows).
-            if (r.Queues > 1) Pipeline.CpuSteering.AttachTapCpuProgram(fd);
+            if (r.Queues > 1) TapSteering.AttachCpuProgram(fd);
             using var nl = new Rtnetlink();
             int index = Rtnetlink.IndexOf(r.Name);
             nl.SetLinkAddressAndMtu(index, r.Mac, r.Mtu, $"set MAC {r.Mac} and MTU {r.Mtu} on {where}");
@@ -163,25 +164,27 @@ internal sealed unsafe class LinuxTap : ITapDevice
         return count;
     }
 
-    private int _ringReads; // reads to ask for next time: 2 or fewer, read(2)s (see ReadThrough)
+    private int _ringReads; // reads to ask for next time: 2 or fewer, read(2)s (see Read with a context)
     private long _lastRound = long.MinValue; // the worker round that last read this queue
 
-    /// <summary>Reads the next <see cref="ReadThrough"/> will submit (2 or fewer: it uses read(2)). For tests.</summary>
+    /// <summary>Reads the next worker read will submit through the ring (2 or fewer: it uses read(2)). For tests.</summary>
     internal int RingReads => _ringReads;
 
     /// <summary>
-    /// <see cref="Read"/> for a pipeline worker, shaped by how busy the queue is. <paramref name="round"/> numbers the
+    /// The worker's read, shaped by how busy the queue is. The context's round numbers the
     /// worker's epoll rounds. A queue not read in the previous round is quiet: one read(2), and no second read to find
     /// it empty — epoll is level-triggered and reports the queue again next round if it holds more. That probe was a
     /// system call per lone packet, on a VM where a call after idle costs several microseconds (README, "Where the
     /// round-trip time goes"). A queue read in two rounds running is busy: read until EAGAIN, or, once a drain has
-    /// found more than one frame, through the worker's <paramref name="ring"/> when it has one: up to
+    /// found more than one frame, through the worker's ring (the context's) when it has one: up to
     /// <c>bufs.Length</c> reads submitted in one io_uring_enter, each completing at once with a frame or -EAGAIN, as
     /// many as twice the last drain found.
     /// <paramref name="more"/>: the queue may hold more this round.
     /// </summary>
-    internal int ReadThrough(IoRing? ring, ReadOnlySpan<PacketBuffer> bufs, Span<int> sizes, Span<OffloadInfo> offloads, int offset, long round, out bool more)
+    public int Read(in TapReadContext context, ReadOnlySpan<PacketBuffer> bufs, Span<int> sizes, Span<OffloadInfo> offloads, int offset, out bool more)
     {
+        IoRing? ring = context.Ring;
+        long round = context.Round;
         bool busy = _lastRound >= round - 1;
         _lastRound = round;
         if (!busy)

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
+using UserOverlay.Router.Linux;
 using UserOverlay.Router.Offload;
 
 namespace UserOverlay.Router.Testing;

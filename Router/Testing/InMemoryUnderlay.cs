@@ -1,38 +1,7 @@
 using System.Collections.Concurrent;
+using UserOverlay.Router.Linux;
 
 namespace UserOverlay.Router.Testing;
-
-/// <summary>
-/// An in-memory underlay network: every <see cref="InMemoryUnderlay"/> attached to it has a VTEP
-/// address, and datagrams sent to an address are queued for the underlay attached there
-/// (dropped when none is). Tests can also inject datagrams from any source address to play a
-/// hostile or foreign VTEP. Thread-safe.
-/// </summary>
-public sealed class InMemoryUnderlayNetwork
-{
-    private readonly ConcurrentDictionary<VtepEndpoint, InMemoryUnderlay> _attached = new();
-
-    /// <summary>Datagrams sent to an address nobody is attached to.</summary>
-    public long Undeliverable;
-
-    /// <summary>Attaches a new underlay at <paramref name="local"/>.</summary>
-    public InMemoryUnderlay Attach(VtepEndpoint local)
-    {
-        var u = new InMemoryUnderlay(this, local);
-        if (!_attached.TryAdd(local, u)) throw new InvalidOperationException($"{local} is already attached");
-        return u;
-    }
-
-    internal void Detach(InMemoryUnderlay u) => _attached.TryRemove(u.LocalEndpoint, out _);
-
-    /// <summary>Delivers <paramref name="payload"/> to whoever is attached at <paramref name="to"/>, as if sent from <paramref name="from"/>.</summary>
-    public bool Deliver(VtepEndpoint from, VtepEndpoint to, ReadOnlySpan<byte> payload)
-    {
-        if (_attached.TryGetValue(to, out var u) && u.Enqueue(from, payload)) return true;
-        Interlocked.Increment(ref Undeliverable);
-        return false;
-    }
-}
 
 /// <summary>
 /// An in-memory <see cref="IUnderlay"/> (wireguard-go's bindtest): Send hands copies to the
@@ -120,37 +89,4 @@ public sealed class InMemoryUnderlay : IUnderlay
         _network.Detach(this);
         _event.Dispose();
     }
-}
-
-/// <summary>
-/// A platform made of test doubles: <see cref="ChannelTap"/>s (looked up by namespace and name
-/// with <see cref="Tap"/>) and underlays on one <see cref="InMemoryUnderlayNetwork"/>.
-/// </summary>
-public sealed class InMemoryPlatform(InMemoryUnderlayNetwork network) : IRouterPlatform
-{
-    private readonly ConcurrentDictionary<(string Netns, string Name), ChannelTap> _taps = new();
-
-    /// <summary>The underlay network the platform's underlays attach to.</summary>
-    public InMemoryUnderlayNetwork Network { get; } = network;
-
-    /// <summary>The last underlay this platform opened.</summary>
-    public InMemoryUnderlay? Underlay { get; private set; }
-
-    public ITapDevice CreateTap(TapRequest request)
-    {
-        var tap = new ChannelTap(request.Name);
-        _taps[(request.Netns, request.Name)] = tap;
-        return tap;
-    }
-
-    public IUnderlay OpenUnderlay(VtepEndpoint local, int batchSize) => Underlay = Network.Attach(local);
-
-    /// <summary>The last ESP underlay this platform opened (attached at port 0 for transport mode, else the ESP-in-UDP port).</summary>
-    public InMemoryUnderlay? EspUnderlay { get; private set; }
-
-    public IUnderlay OpenEspUnderlay(VtepEndpoint local, int udpPort, int batchSize) =>
-        EspUnderlay = Network.Attach(local with { Port = (ushort)udpPort });
-
-    /// <summary>The TAP created for an endpoint.</summary>
-    public ChannelTap Tap(string netns, string name = "eth0") => _taps[(netns, name)];
 }

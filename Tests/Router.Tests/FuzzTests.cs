@@ -53,7 +53,7 @@ public class FuzzTests
         var tap = new CountingTap { SupportsOffload = true, SupportsUdpSegmentation = true };
         var port = new LocalPort(7, h.Network, new EndpointOptions { Network = "blue", Netns = "z", Address = 0xC612_0020, PrefixLength = 24 }, tap);
         h.State.AddPort(port, Environment.TickCount64);
-        var co = new Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
+        var co = new Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0, new Pipeline.TapWriteQueue());
         return (h, tap, port, new Pipeline.Inbound(h.State, 0, co));
     }
 

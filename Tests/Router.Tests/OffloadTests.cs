@@ -143,7 +143,7 @@ public class OffloadTests
         using var h = new PipelineHarness();
         var (port, _, ch) = OffloadPort(h);
         var c = new TrafficCounters();
-        var co = new Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
+        var co = new Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0, new Pipeline.TapWriteQueue());
         var original = TsoFrame(ipv6, 40 * 1400 - 100);
         var segs = Segments(original, ipv6, 1400);
         foreach (var s in segs) Assert.True(co.Offer(port, s, c));
@@ -166,7 +166,7 @@ public class OffloadTests
         using var h = new PipelineHarness();
         var (port, _, ch) = OffloadPort(h);
         var c = new TrafficCounters();
-        var co = new Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
+        var co = new Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0, new Pipeline.TapWriteQueue());
         var flowA = Segments(TsoFrame(false, 5 * 1000, seq: 1), false, 1000);
         var flowB = Segments(TsoFrame(false, 3 * 1000, seq: 9000, srcPort: 40001), false, 1000);
         // Interleaved flows: two super-frames.
@@ -258,7 +258,7 @@ public class OffloadTests
         var ch = new ChannelTap("eth9", offload: true) { SupportsUdpSegmentation = true };
         var port = new LocalPort(9, h.Network, new EndpointOptions { Network = "blue", Netns = "x", Address = 0xC612_0063, PrefixLength = 24 }, ch);
         var c = new TrafficCounters();
-        var co = new Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
+        var co = new Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0, new Pipeline.TapWriteQueue());
         var dgrams = Datagrams(ipv6, 10, 64);
         dgrams.Add(Datagrams(ipv6, 1, 40, tag: 99)[0]); // a shorter last one closes the super-frame
         foreach (var d in dgrams) Assert.True(co.Offer(port, d, c));
@@ -292,7 +292,7 @@ public class OffloadTests
     {
         using var h = new PipelineHarness();
         var c = new TrafficCounters();
-        var co = new Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
+        var co = new Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0, new Pipeline.TapWriteQueue());
         var plain = new ChannelTap("eth8", offload: true); // TSO but no USO: UDP goes one by one
         var plainPort = new LocalPort(8, h.Network, new EndpointOptions { Network = "blue", Netns = "x", Address = 0xC612_0062, PrefixLength = 24 }, plain);
         foreach (var d in Datagrams(false, 3, 64)) Assert.False(co.Offer(plainPort, d, c));

@@ -201,7 +201,7 @@ public class ZeroAllocationTests
         var tap = new CountingTap { SupportsOffload = true };
         var port = new LocalPort(7, h.Network, new EndpointOptions { Network = "blue", Netns = "z", Address = 0xC612_0020, PrefixLength = 24 }, tap);
         h.State.AddPort(port, Environment.TickCount64);
-        var co = new Offload.Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
+        var co = new Offload.Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0, new Pipeline.TapWriteQueue());
         var inbound = new Pipeline.Inbound(h.State, 0, co);
         var super = OffloadTests.TsoFrame(false, 20 * 1398);
         UserOverlay.Router.Wire.EthernetFrame.WriteMac(super, port.Mac);
@@ -232,7 +232,7 @@ public class ZeroAllocationTests
         var tap = new CountingTap { SupportsOffload = true, SupportsUdpSegmentation = true };
         var port = new LocalPort(7, h.Network, new EndpointOptions { Network = "blue", Netns = "z", Address = 0xC612_0020, PrefixLength = 24 }, tap);
         h.State.AddPort(port, Environment.TickCount64);
-        var co = new Offload.Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0);
+        var co = new Offload.Coalescer(() => new PacketBuffer(Constants.GsoBufferSize), 0, new Pipeline.TapWriteQueue());
         var inbound = new Pipeline.Inbound(h.State, 0, co);
         var datagrams = new UnderlayDatagram[32];
         for (int i = 0; i < datagrams.Length; i++)

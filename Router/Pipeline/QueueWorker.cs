@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using UserOverlay.Router.Forwarding;
+using UserOverlay.Router.Linux;
 
 namespace UserOverlay.Router.Pipeline;
 
@@ -53,7 +54,7 @@ internal sealed class QueueWorker : IDisposable
     /// <summary>Ring submissions: a TAP drain's reads or a round's writes, never both at once.</summary>
     private const uint RingEntries = TapWriteQueue.Capacity;
 
-    // cpu: the CPU to pin the thread to (queue i of several runs on CPU i, see CpuSteering); -1: not pinned.
+    // cpu: the CPU to pin the thread to (queue i of several runs on CPU i, see QueuePolicy); -1: not pinned.
     // useIoUring: batch TAP reads and writes through an io_uring (falls back to a system call per frame where refused).
     public QueueWorker(ForwardingState state, IUnderlay underlay, IUnderlay? espUnderlay, int workerId, int batch,
         PacketBufferPool pool, PacketBufferPool largePool, ILogger log, int cpu = -1, bool useIoUring = false)
@@ -67,7 +68,7 @@ internal sealed class QueueWorker : IDisposable
         _pool = pool;
         _log = log;
         WorkerId = workerId;
-        _outbound = new Outbound(state, underlay, workerId, espUnderlay);
+        _outbound = new Outbound(state, underlay, workerId, espUnderlay, writes: _tapWrites);
         _coalescer = new Offload.Coalescer(largePool.Rent, workerId, _tapWrites);
         _inbound = new Inbound(state, workerId, _coalescer, _tapWrites);
         // TAP reads may return 64 KB TCP super-frames (TSO), so their buffers are large; socket receives are not.
@@ -107,7 +108,7 @@ internal sealed class QueueWorker : IDisposable
 
     private void Run()
     {
-        if (_cpu >= 0) CpuSteering.PinCurrentThread(_cpu); // not allowed there (cpuset): runs unpinned, still correct
+        if (_cpu >= 0) CpuAffinity.PinCurrentThread(_cpu); // not allowed there (cpuset): runs unpinned, still correct
         if (_useIoUring)
         {
             // Created here: the ring belongs to the thread that submits to it (IORING_SETUP_SINGLE_ISSUER).
@@ -201,24 +202,17 @@ internal sealed class QueueWorker : IDisposable
     private void DrainTap(LocalPort port, long now)
     {
         int batch = _tapBufs.Length;
+        var context = new TapReadContext(_round, _ring);
         // At most one batch per TAP per wake so a busy endpoint cannot starve the others
         // (epoll is level-triggered: what is left is reported again next round).
         for (int drained = 0; drained < batch;)
         {
             if (_used == batch) { _outbound.Flush(); _used = 0; }
             int room = Math.Min(batch - _used, batch - drained);
-            ITapDevice queue = port.Tap.Queue(WorkerId);
-            int got;
-            bool more;
-            if (queue is Tap.LinuxTap tap)
-            {
-                got = tap.ReadThrough(_ring, _tapBufs.AsSpan(_used, room), _sizes.AsSpan(_used, room), _offloads.AsSpan(_used, room), Constants.Headroom, _round, out more);
-            }
-            else
-            {
-                got = queue.Read(_tapBufs.AsSpan(_used, room), _sizes.AsSpan(_used, room), _offloads.AsSpan(_used, room), Constants.Headroom);
-                more = got == room; // short: the read stopped at EAGAIN (asking again would cost an empty read)
-            }
+            // One path for every device: the kernel TAP shapes its reads by the round and uses the ring; a device
+            // without such a policy reads once (short: it stopped at EAGAIN, and asking again would cost an empty read).
+            int got = port.Tap.Queue(WorkerId).Read(in context, _tapBufs.AsSpan(_used, room), _sizes.AsSpan(_used, room), _offloads.AsSpan(_used, room),
+                Constants.Headroom, out bool more);
             if (got == 0) break;
             for (int j = 0; j < got; j++)
                 _outbound.ProcessTapFrame(port, _tapBufs[_used + j], Constants.Headroom, _sizes[_used + j], _offloads[_used + j], now);

@@ -9,6 +9,8 @@ namespace UserOverlay.Router;
 /// Contract (wireguard-go's tun.Device, adapted): reads are batch-first and non-blocking, so one
 /// pipeline thread can drain many devices after one readiness wait; buffers are caller-owned.
 /// Read is called by one thread at a time; Write may be called from any pipeline thread.
+/// Optional capabilities: a device the router's workers may write through their io_uring implements the internal
+/// <c>IRingWritableTap</c> (the kernel TAP does; the test doubles do not, and take the same worker path with plain writes).
 /// </summary>
 public interface ITapDevice : IDisposable
 {
@@ -27,11 +29,26 @@ public interface ITapDevice : IDisposable
     /// </summary>
     int Read(ReadOnlySpan<PacketBuffer> bufs, Span<int> sizes, Span<OffloadInfo> offloads, int offset);
 
+    /// <summary>
+    /// The read a pipeline worker makes, once per batch, for every device: <see cref="Read(ReadOnlySpan{PacketBuffer}, Span{int}, Span{OffloadInfo}, int)"/>
+    /// with the worker's <paramref name="context"/> (its round, and its io_uring), reporting in <paramref name="more"/>
+    /// whether the device may hold more frames this round (false: the worker stops asking until epoll reports the
+    /// device readable again). The default reads once and reports more when the batch was filled. The router's kernel
+    /// TAP overrides it: a quiet queue is read once, a busy one drained, through the ring when it has one.
+    /// Called by the queue's worker thread only.
+    /// </summary>
+    int Read(in TapReadContext context, ReadOnlySpan<PacketBuffer> bufs, Span<int> sizes, Span<OffloadInfo> offloads, int offset, out bool more)
+    {
+        int got = Read(bufs, sizes, offloads, offset);
+        more = got == bufs.Length;
+        return got;
+    }
+
     /// <summary>Writes one Ethernet frame (checksums complete) to the endpoint. Returns false when the device refused it.</summary>
     bool Write(ReadOnlySpan<byte> frame);
 
     /// <summary>
-    /// True when the device exchanges offload metadata: it may return super-frames from <see cref="Read"/>
+    /// True when the device exchanges offload metadata: it may return super-frames from <see cref="Read(ReadOnlySpan{PacketBuffer}, Span{int}, Span{OffloadInfo}, int)"/>
     /// and accepts them in <see cref="WriteOffload"/> (a TAP with IFF_VNET_HDR and TSO enabled).
     /// </summary>
     bool SupportsOffload { get; }
@@ -46,7 +63,7 @@ public interface ITapDevice : IDisposable
     bool WriteOffload(ReadOnlySpan<byte> frame, in OffloadInfo info);
 
     /// <summary>
-    /// A file descriptor that polls readable (epoll, level-triggered) while <see cref="Read"/> would
+    /// A file descriptor that polls readable (epoll, level-triggered) while <see cref="Read(ReadOnlySpan{PacketBuffer}, Span{int}, Span{OffloadInfo}, int)"/> would
     /// return frames. For a TAP it is the TAP itself; a test double uses an eventfd.
     /// </summary>
     SafeHandle ReadinessHandle { get; }
@@ -55,19 +72,8 @@ public interface ITapDevice : IDisposable
     int QueueCount => 1;
 
     /// <summary>
-    /// Queue <paramref name="index"/>'s reading side: worker <c>index</c> reads and polls it (<see cref="Read"/>,
+    /// Queue <paramref name="index"/>'s reading side: worker <c>index</c> reads and polls it (<see cref="Read(ReadOnlySpan{PacketBuffer}, Span{int}, Span{OffloadInfo}, int)"/>,
     /// <see cref="ReadinessHandle"/>). Queue 0 is the device itself. Writes may go through any queue.
     /// </summary>
     ITapDevice Queue(int index) => this;
 }
-
-/// <summary>What the platform needs to create one endpoint's TAP device.</summary>
-/// <param name="Netns">Network namespace name or path.</param>
-/// <param name="Name">Interface name inside the namespace.</param>
-/// <param name="Mac">MAC address to set.</param>
-/// <param name="Mtu">MTU to set.</param>
-/// <param name="Address">IPv4 address (host order) to assign.</param>
-/// <param name="PrefixLength">Its prefix length.</param>
-/// <param name="Offload">Enable IFF_VNET_HDR with checksum and TCP segmentation offload.</param>
-/// <param name="Queues">Queues to open (IFF_MULTI_QUEUE when more than one), one per pipeline worker.</param>
-public sealed record TapRequest(string Netns, string Name, MacAddress Mac, int Mtu, uint Address, int PrefixLength, bool Offload = true, int Queues = 1);

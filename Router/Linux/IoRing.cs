@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace UserOverlay.Router;
+namespace UserOverlay.Router.Linux;
 
 /// <summary>
 /// A minimal io_uring (Linux 5.6+; raw system calls, no liburing) with which one pipeline worker batches its TAP

@@ -1,4 +1,4 @@
-namespace UserOverlay.Router;
+namespace UserOverlay.Router.Linux;
 
 /// <summary>
 /// A non-blocking eventfd used as a readiness signal: epoll sees it readable after <see cref="Signal"/>

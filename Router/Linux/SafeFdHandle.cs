@@ -1,6 +1,6 @@
 using Microsoft.Win32.SafeHandles;
 
-namespace UserOverlay.Router;
+namespace UserOverlay.Router.Linux;
 
 /// <summary>A Linux file descriptor (TAP, socket, epoll, eventfd) whose release closes it.</summary>
 internal sealed class SafeFdHandle : SafeHandleMinusOneIsInvalid

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace UserOverlay.Router;
+namespace UserOverlay.Router.Linux;
 
 /// <summary>
 /// libc imports used by the Linux data path, as runtime declares them: source-generated

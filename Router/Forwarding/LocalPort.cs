@@ -1,0 +1,21 @@
+using UserOverlay.Router.Tap;
+
+namespace UserOverlay.Router.Forwarding;
+
+/// <summary>
+/// A local endpoint's port on a network: its TAP device and identity. Created when the endpoint
+/// is attached; immutable afterwards.
+/// </summary>
+internal sealed class LocalPort(int id, NetworkState network, EndpointOptions options, ITapDevice tap)
+{
+    public readonly int Id = id;
+    public readonly NetworkState Network = network;
+    public readonly EndpointOptions Options = options;
+    public readonly ulong Mac = options.EffectiveMac.Value;
+    public readonly uint Address = options.Address;
+    public readonly ITapDevice Tap = tap;
+    /// <summary>The TAP's descriptor when a worker's io_uring may write to it (<see cref="IRingWritableTap"/>), else -1.</summary>
+    public readonly int RingFd = tap is IRingWritableTap ring ? ring.WriteFd : -1;
+    /// <summary>Whether a write to the TAP's descriptor starts with a virtio-net header (the device has offload).</summary>
+    public readonly bool TapHasVnetHeader = tap.SupportsOffload;
+}

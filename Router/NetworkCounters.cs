@@ -1,0 +1,8 @@
+namespace UserOverlay.Router;
+
+/// <summary>A network's counters summed over all pipeline workers.</summary>
+public sealed record NetworkCounters(
+    long TxFrames, long TxBytes, long EncapsulatedDatagrams,
+    long RxFrames, long RxBytes, long DeliveredFrames,
+    long ProxyArpReplies, long FloodedFrames,
+    IReadOnlyDictionary<string, long> Drops);
