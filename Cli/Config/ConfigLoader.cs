@@ -206,20 +206,11 @@ public static class ConfigLoader
             IoUring = ioUring,
             Encryption = encryption.ToOptions(),
         };
+        var paths = new OptionPaths(endpointIndex, fdbIndex);
         foreach (var e in options.Validate())
-            r.ErrorAt(RemapIndex(RemapIndex(e.Path, "endpoints", endpointIndex), "fdb", fdbIndex), e.Message);
+            r.ErrorAt(paths.ToYaml(e.Path), paths.ToYamlMessage(e.Message));
         if (r.Errors.Count > 0) throw new ConfigException(r.Errors);
         return new HostConfig { File = Path.GetFullPath(file), Router = options, Metrics = metrics, Gossip = gossip, EspStateDirectory = encryption.StateDirectory };
-    }
-
-    /// <summary>Options paths index the parsed lists; entries skipped for errors shift them, so map back to the file's index.</summary>
-    private static string RemapIndex(string path, string list, List<int> fileIndex)
-    {
-        string prefix = list + "[";
-        if (!path.StartsWith(prefix, StringComparison.Ordinal)) return path;
-        int close = path.IndexOf(']');
-        if (!int.TryParse(path.AsSpan(prefix.Length, close - prefix.Length), out int i) || i >= fileIndex.Count) return path;
-        return $"{list}[{fileIndex[i]}]{path[(close + 1)..]}";
     }
 
     /// <summary>Parses "192.0.2.2" or "192.0.2.2:4790" (IPv4; the port defaults to <paramref name="defaultPort"/>).</summary>
