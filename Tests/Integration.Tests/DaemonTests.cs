@@ -113,6 +113,30 @@ public sealed class DaemonTests
         Assert.True(stopped.Elapsed < TimeSpan.FromSeconds(10), $"stop and leave took {stopped.Elapsed}");
     }
 
+    [Fact]
+    public void A_part_that_fails_to_start_stops_the_parts_already_started_and_the_daemon_exits_with_one_sentence()
+    {
+        Requires.Root();
+        using var net = new TestNetwork("df");
+        string host = net.AddHost("h1", "192.0.2.1/24");
+        string c1 = net.AddNamespace("c1");
+        // Metrics start last: by then the router has made c1's TAP and the control socket is open.
+        using var taken = NetnsSockets.TcpListener(host, new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 9464));
+        using var router = new RouterProcess(net, host, $"{net.Prefix}h1", $$"""
+            underlay: { address: 192.0.2.1 }
+            peers: [192.0.2.2]
+            metrics: 127.0.0.1:9464
+            networks: [ { name: blue, vni: 4097, subnet: 198.18.0.0/24 } ]
+            endpoints: [ { network: blue, netns: {{c1}}, address: 198.18.0.11/24 } ]
+            """);
+        var r = router.Cli("up", "--config", router.ConfigPath, "--name", router.Name);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("cannot serve metrics on 127.0.0.1:9464", r.StdErr);
+        Assert.DoesNotContain("   at ", r.StdErr); // a sentence, not a stack trace
+        Assert.NotEqual(0, TestNetwork.Exec(c1, "ip link show eth0").ExitCode); // no TAP left behind
+        Assert.False(File.Exists(ControlApi.SocketPath(router.Name)), "the control socket that had opened is removed");
+    }
+
     private static async Task<MembersResponse> MembersAsync(RouterProcess r)
     {
         using var c = new ControlClient(ControlApi.SocketPath(r.Name));
