@@ -7,7 +7,8 @@ namespace UserOverlay.Cli;
 
 /// <summary>
 /// The <c>useroverlay</c> binary. Commands:
-/// <c>up --config FILE [--name NAME]</c> runs one host's router in the foreground;
+/// <c>up --config FILE [--name NAME] [--log-level LEVEL]</c> runs one host's daemon in the foreground (under systemd
+/// too: samples/systemd/useroverlay.service);
 /// <c>status [--name NAME] [--json]</c> asks a running router over its control socket;
 /// <c>members [--name NAME] [--json]</c> lists its gossip cluster (gossip mode);
 /// <c>sa (--config FILE | --name NAME) [--json]</c> prints the ESP SAs (with keys) for decrypting captures;
@@ -16,9 +17,11 @@ namespace UserOverlay.Cli;
 /// </summary>
 internal static class Program
 {
-    private static int Main(string[] args)
-    {
-        var root = new RootCommand("UserOverlay: a userspace overlay network router (VXLAN over UDP, in the shape of Docker's overlay driver).")
+    private static int Main(string[] args) => CreateRootCommand().Parse(args).Invoke();
+
+    /// <summary>The command tree (every command and option).</summary>
+    public static RootCommand CreateRootCommand() =>
+        new("UserOverlay: a userspace overlay network router (VXLAN over UDP, in the shape of Docker's overlay driver).")
         {
             UpCommand.Create(),
             StatusCommand.Create(),
@@ -26,6 +29,4 @@ internal static class Program
             SaCommand.Create(),
             VersionCommand.Create(),
         };
-        return root.Parse(args).Invoke();
-    }
 }

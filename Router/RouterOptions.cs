@@ -4,8 +4,8 @@ namespace UserOverlay.Router;
 
 /// <summary>
 /// Everything one host's router needs in static mode. Build it in code (see samples/embed) or
-/// let the CLI load it from YAML; <see cref="Validate"/> reports every problem with the path of
-/// the field (e.g. <c>networks[1].vni</c>) so a loader can point at the line.
+/// let the CLI load it from YAML; <see cref="Validate"/> reports every problem with the property
+/// path of the field (e.g. <c>Networks[1].Vni</c>) so a loader can point at the line that set it.
 /// </summary>
 public sealed record RouterOptions
 {
@@ -74,28 +74,34 @@ public sealed record RouterOptions
             ? EspOverhead.InnerMtu(UnderlayMtu, Encryption?.Esp.Encapsulation ?? EspEncapsulation.Transport)
             : UnderlayMtu - Constants.VxlanOverhead);
 
-    /// <summary>Checks the options; returns every problem found (empty when valid).</summary>
+    /// <summary>
+    /// Checks the options; returns every problem found (empty when valid), each with the property path of
+    /// the field (<see cref="OptionError.Path"/>).
+    /// </summary>
     public IReadOnlyList<OptionError> Validate()
     {
         var errors = new List<OptionError>();
-        if (Underlay.Address == 0) errors.Add(new("underlay.address", "is required (this host's VTEP address, e.g. 192.0.2.1)"));
-        if (Underlay.Port == 0) errors.Add(new("underlay.port", "must be a UDP port from 1 to 65535"));
+        if (Underlay.Address == 0) errors.Add(new("Underlay.Address", "is required (this host's VTEP address, e.g. 192.0.2.1)"));
+        if (Underlay.Port == 0) errors.Add(new("Underlay.Port", "must be a UDP port from 1 to 65535"));
         var peerSet = new HashSet<uint>();
         for (int i = 0; i < Peers.Count; i++)
         {
             var p = Peers[i];
-            if (p.Address == Underlay.Address) errors.Add(new($"peers[{i}]", $"{VtepEndpoint.FormatAddress(p.Address)} is this host's own underlay address"));
-            else if (!peerSet.Add(p.Address)) errors.Add(new($"peers[{i}]", $"{VtepEndpoint.FormatAddress(p.Address)} is listed twice"));
-            if (p.Port == 0) errors.Add(new($"peers[{i}]", "port must be from 1 to 65535"));
+            if (p.Address == Underlay.Address) errors.Add(new($"Peers[{i}]", $"{VtepEndpoint.FormatAddress(p.Address)} is this host's own underlay address"));
+            else if (!peerSet.Add(p.Address)) errors.Add(new($"Peers[{i}]", $"{VtepEndpoint.FormatAddress(p.Address)} is listed twice"));
+            if (p.Port == 0) errors.Add(new($"Peers[{i}]", "port must be from 1 to 65535"));
         }
-        if (BatchSize is < 1 or > 1024) errors.Add(new("batch_size", "must be from 1 to 1024"));
-        if (Queues is < 0 or > 64) errors.Add(new("queues", "must be from 0 (one per CPU) to 64"));
-        if (FdbAging <= TimeSpan.Zero) errors.Add(new("fdb_aging", "must be positive"));
-        if (UnderlayMtu is < 576 or > 65535) errors.Add(new("underlay.mtu", $"{UnderlayMtu} is out of range (576 to 65535)"));
+        if (BatchSize is < 1 or > 1024) errors.Add(new(nameof(BatchSize), "must be from 1 to 1024"));
+        if (Queues is < 0 or > 64) errors.Add(new(nameof(Queues), "must be from 0 (one per CPU) to 64"));
+        if (FdbAging <= TimeSpan.Zero) errors.Add(new(nameof(FdbAging), "must be positive"));
+        if (UnderlayMtu is < 576 or > 65535) errors.Add(new(nameof(UnderlayMtu), $"{UnderlayMtu} is out of range (576 to 65535)"));
         if (Encryption is { } enc)
         {
             try { enc.Esp.Validate(); }
-            catch (ArgumentOutOfRangeException e) { errors.Add(new("encryption", e.Message.Split(" (Parameter")[0])); }
+            catch (ArgumentOutOfRangeException e)
+            {
+                errors.Add(new(e.ParamName is { Length: > 0 } p ? $"{nameof(Encryption)}.{nameof(enc.Esp)}.{p}" : nameof(Encryption), e.Message.Split(" (Parameter")[0]));
+            }
         }
 
         var names = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -103,28 +109,28 @@ public sealed record RouterOptions
         for (int i = 0; i < Networks.Count; i++)
         {
             var n = Networks[i];
-            string at = $"networks[{i}]";
-            if (string.IsNullOrWhiteSpace(n.Name)) errors.Add(new($"{at}.name", "is required"));
-            else if (!names.TryAdd(n.Name, i)) errors.Add(new($"{at}.name", $"'{n.Name}' is already the name of networks[{names[n.Name]}]"));
-            if (n.Vni is 0 or > Constants.MaxVni) errors.Add(new($"{at}.vni", $"{n.Vni} is out of range (a VNI is 1 to {Constants.MaxVni})"));
-            else if (!vnis.TryAdd(n.Vni, i)) errors.Add(new($"{at}.vni", $"VNI {n.Vni} is already used by networks[{vnis[n.Vni]}] ('{Networks[vnis[n.Vni]].Name}'); each network needs its own VNI"));
+            string at = $"Networks[{i}]";
+            if (string.IsNullOrWhiteSpace(n.Name)) errors.Add(new($"{at}.Name", "is required"));
+            else if (!names.TryAdd(n.Name, i)) errors.Add(new($"{at}.Name", $"'{n.Name}' is already the name of Networks[{names[n.Name]}]"));
+            if (n.Vni is 0 or > Constants.MaxVni) errors.Add(new($"{at}.Vni", $"{n.Vni} is out of range (a VNI is 1 to {Constants.MaxVni})"));
+            else if (!vnis.TryAdd(n.Vni, i)) errors.Add(new($"{at}.Vni", $"VNI {n.Vni} is already used by Networks[{vnis[n.Vni]}] ('{Networks[vnis[n.Vni]].Name}'); each network needs its own VNI"));
             int mtu = MtuOf(n);
-            if (mtu is < 576 or > Constants.MaxMtu) errors.Add(new($"{at}.mtu", $"{mtu} is out of range (576 to {Constants.MaxMtu})"));
+            if (mtu is < 576 or > Constants.MaxMtu) errors.Add(new($"{at}.Mtu", $"{mtu} is out of range (576 to {Constants.MaxMtu})"));
             else if (!n.Encrypted && mtu > UnderlayMtu - Constants.VxlanOverhead)
-                errors.Add(new($"{at}.mtu", $"{mtu} does not fit the underlay: VXLAN adds {Constants.VxlanOverhead} bytes, so an underlay MTU of {UnderlayMtu} allows at most {UnderlayMtu - Constants.VxlanOverhead}"));
+                errors.Add(new($"{at}.Mtu", $"{mtu} does not fit the underlay: VXLAN adds {Constants.VxlanOverhead} bytes, so an underlay MTU of {UnderlayMtu} allows at most {UnderlayMtu - Constants.VxlanOverhead}"));
             if (n.Encrypted)
             {
                 if (Encryption is null)
-                    errors.Add(new($"{at}.encrypted", "needs a key (key: or key_file:) — the router has no encryption settings"));
+                    errors.Add(new($"{at}.Encrypted", "is true but Encryption is null: an encrypted network needs its key in Encryption.Keys"));
                 else
                 {
                     if (!Encryption.Keys.TryGetKey(n.Name ?? "", out _))
-                        errors.Add(new($"{at}.key", $"encrypted network '{n.Name}' has no key (give key: with base64 of 16 or 32 bytes, or key_file:)"));
+                        errors.Add(new($"{at}.Key", $"encrypted network '{n.Name}' has no key in Encryption.Keys (a key of 16 or 32 bytes whose id is the network's name)"));
                     if (mtu is >= 576 and <= Constants.MaxMtu && !EspOverhead.TryValidateInnerMtu(mtu, UnderlayMtu, Encryption.Esp.Encapsulation, out string? why))
-                        errors.Add(new($"{at}.mtu", why!));
+                        errors.Add(new($"{at}.Mtu", why!));
                 }
             }
-            if (n.Subnet.Length > 30) errors.Add(new($"{at}.subnet", $"{n.Subnet} is too small for endpoints (use /30 or larger)"));
+            if (n.Subnet.Length > 30) errors.Add(new($"{at}.Subnet", $"{n.Subnet} is too small for endpoints (use /30 or larger)"));
         }
 
         if (Encryption is not null)
@@ -135,7 +141,7 @@ public sealed record RouterOptions
                 if (!Networks[i].Encrypted || !Encryption.Keys.TryGetKey(Networks[i].Name ?? "", out var key)) continue;
                 foreach (var (other, j) in seen)
                     if (other.SecretEquals(key))
-                        errors.Add(new($"networks[{i}].key", $"is the same key as networks[{j}] ('{Networks[j].Name}'): each encrypted network needs its own key, or one network's traffic could be injected into the other"));
+                        errors.Add(new($"Networks[{i}].Key", $"is the same key as Networks[{j}] ('{Networks[j].Name}'): each encrypted network needs its own key, or one network's traffic could be injected into the other"));
                 seen.Add((key, i));
             }
         }
@@ -148,50 +154,55 @@ public sealed record RouterOptions
         for (int i = 0; i < Endpoints.Count; i++)
         {
             var e = Endpoints[i];
-            string at = $"endpoints[{i}]";
+            string at = $"Endpoints[{i}]";
             if (!netByName.TryGetValue(e.Network ?? "", out var net))
-                errors.Add(new($"{at}.network", string.IsNullOrEmpty(e.Network) ? "is required" : $"'{e.Network}' is not one of the networks ({string.Join(", ", netByName.Keys)})"));
-            if (string.IsNullOrWhiteSpace(e.Netns)) errors.Add(new($"{at}.netns", "is required (an `ip netns` name or a /proc/PID/ns/net path)"));
+                errors.Add(new($"{at}.Network", string.IsNullOrEmpty(e.Network) ? "is required" : $"'{e.Network}' is not one of the networks ({string.Join(", ", netByName.Keys)})"));
+            if (string.IsNullOrWhiteSpace(e.Netns)) errors.Add(new($"{at}.Netns", "is required (an `ip netns` name or a /proc/PID/ns/net path)"));
             if (string.IsNullOrEmpty(e.Interface) || e.Interface.Length > 15 || e.Interface.Contains('/') || e.Interface.Any(char.IsWhiteSpace))
-                errors.Add(new($"{at}.interface", $"'{e.Interface}' is not a valid interface name (1 to 15 characters, no '/' or spaces)"));
+                errors.Add(new($"{at}.Interface", $"'{e.Interface}' is not a valid interface name (1 to 15 characters, no '/' or spaces)"));
             else if (!string.IsNullOrWhiteSpace(e.Netns) && !ifaces.TryAdd((e.Netns, e.Interface), i))
-                errors.Add(new($"{at}.interface", $"namespace '{e.Netns}' already gets an interface '{e.Interface}' from endpoints[{ifaces[(e.Netns, e.Interface)]}]"));
+                errors.Add(new($"{at}.Interface", $"namespace '{e.Netns}' already gets an interface '{e.Interface}' from Endpoints[{ifaces[(e.Netns, e.Interface)]}]"));
             if (net is not null)
             {
                 if (!net.Subnet.Contains(e.Address))
-                    errors.Add(new($"{at}.address", $"{VtepEndpoint.FormatAddress(e.Address)} is outside network '{net.Name}' subnet {net.Subnet}"));
+                    errors.Add(new($"{at}.Address", $"{VtepEndpoint.FormatAddress(e.Address)} is outside network '{net.Name}' subnet {net.Subnet}"));
                 else if (e.PrefixLength != net.Subnet.Length)
-                    errors.Add(new($"{at}.address", $"prefix /{e.PrefixLength} differs from network '{net.Name}' subnet {net.Subnet}"));
+                    errors.Add(new($"{at}.Address", $"prefix /{e.PrefixLength} differs from network '{net.Name}' subnet {net.Subnet}"));
                 else if ((e.Address & ~net.Subnet.Mask) == 0 || (e.Address | net.Subnet.Mask) == uint.MaxValue)
-                    errors.Add(new($"{at}.address", $"{VtepEndpoint.FormatAddress(e.Address)} is the network or broadcast address of {net.Subnet}"));
+                    errors.Add(new($"{at}.Address", $"{VtepEndpoint.FormatAddress(e.Address)} is the network or broadcast address of {net.Subnet}"));
                 else if (!addrs.TryAdd((net.Name, e.Address), i))
-                    errors.Add(new($"{at}.address", $"{VtepEndpoint.FormatAddress(e.Address)} is already used by endpoints[{addrs[(net.Name, e.Address)]}] on network '{net.Name}'"));
+                    errors.Add(new($"{at}.Address", $"{VtepEndpoint.FormatAddress(e.Address)} is already used by Endpoints[{addrs[(net.Name, e.Address)]}] on network '{net.Name}'"));
                 var mac = e.EffectiveMac;
                 if (mac.IsMulticast || mac.IsZero)
-                    errors.Add(new($"{at}.mac", $"{mac} is not a unicast MAC"));
+                    errors.Add(new($"{at}.Mac", $"{mac} is not a unicast MAC"));
                 else if (!macs.TryAdd((net.Name, mac.Value), at))
-                    errors.Add(new($"{at}.mac", $"{mac} is already used by {macs[(net.Name, mac.Value)]} on network '{net.Name}'"));
+                    errors.Add(new($"{at}.Mac", $"{mac} is already used by {macs[(net.Name, mac.Value)]} on network '{net.Name}'"));
             }
         }
 
         for (int i = 0; i < StaticFdb.Count; i++)
         {
             var s = StaticFdb[i];
-            string at = $"fdb[{i}]";
+            string at = $"StaticFdb[{i}]";
             if (!netByName.TryGetValue(s.Network ?? "", out var net))
-                errors.Add(new($"{at}.network", $"'{s.Network}' is not one of the networks"));
-            if (s.Mac.IsMulticast || s.Mac.IsZero) errors.Add(new($"{at}.mac", $"{s.Mac} is not a unicast MAC"));
-            if (s.Vtep.Address == Underlay.Address) errors.Add(new($"{at}.vtep", "points at this host; static entries name remote VTEPs"));
+                errors.Add(new($"{at}.Network", $"'{s.Network}' is not one of the networks"));
+            if (s.Mac.IsMulticast || s.Mac.IsZero) errors.Add(new($"{at}.Mac", $"{s.Mac} is not a unicast MAC"));
+            if (s.Vtep.Address == Underlay.Address) errors.Add(new($"{at}.Vtep", "points at this host; static entries name remote VTEPs"));
             if (net is not null && s.Address is uint ip && !net.Subnet.Contains(ip))
-                errors.Add(new($"{at}.address", $"{VtepEndpoint.FormatAddress(ip)} is outside network '{net.Name}' subnet {net.Subnet}"));
+                errors.Add(new($"{at}.Address", $"{VtepEndpoint.FormatAddress(ip)} is outside network '{net.Name}' subnet {net.Subnet}"));
             if (net is not null && macs.TryGetValue((net.Name, s.Mac.Value), out string? owner))
-                errors.Add(new($"{at}.mac", $"{s.Mac} is a local endpoint's MAC ({owner})"));
+                errors.Add(new($"{at}.Mac", $"{s.Mac} is a local endpoint's MAC ({owner})"));
         }
         return errors;
     }
 }
 
-/// <summary>A problem in <see cref="RouterOptions"/>: the field's path and what is wrong with it.</summary>
+/// <summary>
+/// A problem in <see cref="RouterOptions"/>: the field's property path and what is wrong with it. Paths
+/// name properties as C# does, with list indexes: <c>BatchSize</c>, <c>Underlay.Port</c>, <c>Networks[1].Vni</c>,
+/// <c>Endpoints[0].Mac</c>, <c>StaticFdb[2].Vtep</c>, <c>Encryption.Esp.RekeyInterval</c>; <c>Networks[i].Key</c>
+/// is network i's key in <see cref="EncryptionOptions.Keys"/> (the key whose id is the network's name).
+/// </summary>
 public sealed record OptionError(string Path, string Message)
 {
     public override string ToString() => $"{Path}: {Message}";

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using UserOverlay.Cli.Daemon;
-using UserOverlay.Cli.Gossip;
+using UserOverlay.Control.Gossip;
 
 namespace UserOverlay.Cli.Commands;
 

@@ -4,20 +4,6 @@ using YamlDotNet.RepresentationModel;
 
 namespace UserOverlay.Cli.Config;
 
-/// <summary>A configuration problem: where (file, line, column, field path) and what.</summary>
-public sealed record ConfigError(string File, int Line, int Column, string Path, string Message)
-{
-    public override string ToString() =>
-        Line > 0 ? $"{File}:{Line}:{Column}: {Path}: {Message}" : $"{File}: {Path}: {Message}";
-}
-
-/// <summary>Raised when a configuration file has errors; <see cref="Errors"/> lists every one.</summary>
-public sealed class ConfigException(IReadOnlyList<ConfigError> errors)
-    : Exception(string.Join(Environment.NewLine, errors))
-{
-    public IReadOnlyList<ConfigError> Errors { get; } = errors;
-}
-
 /// <summary>
 /// Walks a YAML document (YamlDotNet's representation model) keeping each node's position, so every
 /// error names the file, the line and the field. Collects errors instead of stopping at the first,

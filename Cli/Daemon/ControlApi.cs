@@ -1,5 +1,3 @@
-using System.Text.Json;
-using System.Text.Json.Serialization;
 using UserOverlay.Router;
 
 namespace UserOverlay.Cli.Daemon;
@@ -12,7 +10,7 @@ namespace UserOverlay.Cli.Daemon;
 /// <item><c>GET /v1/version</c> → <see cref="VersionInfo"/></item>
 /// <item><c>GET /v1/status</c> → <see cref="RouterStatus"/></item>
 /// <item><c>GET /v1/sa</c> → <see cref="SaResponse"/> (encrypted networks only; contains keys)</item>
-/// <item><c>GET /v1/members</c> → <see cref="Gossip.MembersResponse"/> (gossip mode; otherwise 503 with code "gossip_disabled")</item>
+/// <item><c>GET /v1/members</c> → <see cref="UserOverlay.Control.Gossip.MembersResponse"/> (gossip mode; otherwise 503 with code "gossip_disabled")</item>
 /// </list>
 /// Errors are <see cref="ApiError"/>: a stable code and a sentence a person can act on.
 /// </summary>
@@ -27,28 +25,4 @@ public static class ControlApi
     /// <summary>True when <paramref name="name"/> is usable as a router name (and so as a file name).</summary>
     public static bool IsValidName(string name) =>
         name.Length is > 0 and <= 64 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.') && name[0] != '.';
-}
-
-/// <summary>Version information of a running daemon.</summary>
-public sealed record VersionInfo(string Version, string Name, int Pid, string Config);
-
-/// <summary>The ESP SAs a router holds (<c>GET /v1/sa</c>): secrets, for decrypting captures.</summary>
-public sealed record SaResponse(string Warning, IReadOnlyList<UserOverlay.Crypto.EspSaDescription> Sas);
-
-/// <summary>An API error: a stable code and a message.</summary>
-public sealed record ApiError(string Code, string Message);
-
-/// <summary>JSON (de)serialisation of the control API: snake_case, source-generated.</summary>
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true,
-    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
-[JsonSerializable(typeof(RouterStatus))]
-[JsonSerializable(typeof(VersionInfo))]
-[JsonSerializable(typeof(ApiError))]
-[JsonSerializable(typeof(Gossip.MembersResponse))]
-[JsonSerializable(typeof(SaResponse))]
-public sealed partial class ControlJson : JsonSerializerContext
-{
-    /// <summary>Deserialises or throws with a clear message.</summary>
-    public static T Read<T>(string json, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) =>
-        JsonSerializer.Deserialize(json, type) ?? throw new InvalidDataException("the daemon sent an empty response");
 }

@@ -2,34 +2,36 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using System.Net.Sockets;
+using UserOverlay.Cli.Commands;
 using UserOverlay.Router;
 
 namespace UserOverlay.Cli.Daemon;
 
 /// <summary>
-/// Serves the control API (<see cref="ControlApi"/>) on the router's Unix socket with Kestrel.
-/// The socket's directory is created with mode 0700, so only root talks to the router.
+/// Serves the control API (<see cref="ControlApi"/>) on the router's Unix socket with Kestrel, as a
+/// hosted service that starts after the router (and gossip), so the socket answers only once there
+/// is a router to answer for. The socket's directory is created with mode 0700, so only root talks
+/// to the router. Kestrel runs in a web application of its own, fed the daemon's loggers.
 /// </summary>
-internal sealed class ControlServer : IAsyncDisposable
+internal sealed class ControlServer(DaemonOptions options, RouterService router, ILoggerFactory loggers, GossipService? gossip = null)
+    : IHostedService, IAsyncDisposable
 {
-    private readonly WebApplication _app;
-    private readonly string _path;
+    private WebApplication? _app;
+    private string? _path;
 
-    private ControlServer(WebApplication app, string path)
+    /// <summary>Claims the socket path (refusing if a live router already owns it) and starts serving.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
-        _app = app;
-        _path = path;
-    }
+        string name = options.Name;
+        var r = router.Router;
+        Func<RouterStatus> status = r.GetStatus;
+        var version = new VersionInfo(VersionCommand.Current, name, Environment.ProcessId, options.Config.File);
+        Func<UserOverlay.Control.Gossip.MembersResponse>? members = gossip is null ? null : () => gossip.Agent.GetMembers();
+        Func<SaResponse>? securityAssociations = options.Config.Router.Encryption is null ? null
+            : () => new SaResponse(SaCommand.Warning, r.DescribeSecurityAssociations());
 
-    /// <summary>
-    /// Claims the socket path (refusing if a live router already owns it) and starts serving.
-    /// <c>members</c> is the member list in gossip mode; null in static mode (then <c>/v1/members</c> answers "gossip_disabled").
-    /// </summary>
-    public static async Task<ControlServer> StartAsync(string name, Func<RouterStatus> status, VersionInfo version, ILoggerFactory loggers, Func<Gossip.MembersResponse>? members = null,
-        Func<SaResponse>? securityAssociations = null)
-    {
         Directory.CreateDirectory(ControlApi.SocketDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         File.SetUnixFileMode(ControlApi.SocketDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         string path = ControlApi.SocketPath(name);
@@ -70,16 +72,23 @@ internal sealed class ControlServer : IAsyncDisposable
         app.MapFallback((HttpContext ctx) => Results.Json(
             new ApiError("not_found", $"no such endpoint: {ctx.Request.Method} {ctx.Request.Path} (this daemon serves /_ping, /v1/version, /v1/status, /v1/members, /v1/sa)"),
             ControlJson.Default.ApiError, statusCode: 404));
-        await app.StartAsync();
+        _app = app;
+        _path = path;
+        await app.StartAsync(cancellationToken).ConfigureAwait(false);
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        return new ControlServer(app, path);
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>Stops serving (requests in flight get two seconds) and removes the socket.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-        try { await _app.StopAsync(cts.Token); } catch (OperationCanceledException) { }
-        await _app.DisposeAsync();
-        try { File.Delete(_path); } catch (IOException) { }
+        if (Interlocked.Exchange(ref _app, null) is not { } app) return;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(TimeSpan.FromSeconds(2));
+        try { await app.StopAsync(cts.Token).ConfigureAwait(false); } catch (OperationCanceledException) { }
+        await app.DisposeAsync().ConfigureAwait(false);
+        try { File.Delete(_path!); } catch (IOException) { }
     }
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync() => await StopAsync(CancellationToken.None).ConfigureAwait(false);
 }

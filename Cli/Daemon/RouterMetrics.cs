@@ -1,4 +1,4 @@
-using System.Net;
+using Microsoft.Extensions.Hosting;
 using Prometheus;
 using UserOverlay.Router;
 
@@ -16,13 +16,18 @@ namespace UserOverlay.Cli.Daemon;
 /// <item><c>useroverlay_gossip_members{state}</c> (gossip mode): members by state as this node sees them — alive, suspect, dead, left</item>
 /// <item><c>useroverlay_gc_allocated_bytes_total</c>: GC.GetTotalAllocatedBytes of the process — its growth per forwarded frame is the data path's allocation (zero), plus the control plane's own</item>
 /// </list>
+/// A hosted service: the last to start (it reads the router's status and gossip's members), the first to stop.
 /// </summary>
-internal sealed class RouterMetrics : IDisposable
+internal sealed class RouterMetrics(DaemonOptions options, RouterService router, GossipService? gossip = null) : IHostedService, IDisposable
 {
-    private readonly KestrelMetricServer _server;
+    private KestrelMetricServer? _server;
 
-    public RouterMetrics(IPEndPoint listen, Func<RouterStatus> status, Func<Gossip.MembersResponse>? members = null)
+    /// <inheritdoc/>
+    public Task StartAsync(CancellationToken cancellationToken)
     {
+        var listen = options.Config.Metrics ?? throw new InvalidOperationException("the configuration has no metrics: address");
+        Func<RouterStatus> status = router.Router.GetStatus;
+        Func<UserOverlay.Control.Gossip.MembersResponse>? members = gossip is null ? null : () => gossip.Agent.GetMembers();
         var registry = Metrics.NewCustomRegistry();
         var f = Metrics.WithCustomRegistry(registry);
         string[] netLabels = ["network", "vni"];
@@ -63,14 +68,32 @@ internal sealed class RouterMetrics : IDisposable
                 foreach (var (state, count) in members().CountByState()) memberStates!.WithLabels(state).Set(count);
         });
 
-        _server = new KestrelMetricServer(new KestrelMetricServerOptions
+        var server = new KestrelMetricServer(new KestrelMetricServerOptions
         {
             Hostname = listen.Address.ToString(),
             Port = (ushort)listen.Port,
             Registry = registry,
         });
-        _server.Start();
+        try
+        {
+            server.Start();
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or InvalidOperationException)
+        {
+            server.Dispose();
+            throw new RouterException(RouterErrorCode.PortInUse, $"cannot serve metrics on {listen}: {e.GetBaseException().Message}");
+        }
+        _server = server;
+        return Task.CompletedTask;
     }
 
-    public void Dispose() => _server.Dispose();
+    /// <inheritdoc/>
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        Dispose();
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => Interlocked.Exchange(ref _server, null)?.Dispose();
 }

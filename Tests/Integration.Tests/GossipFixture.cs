@@ -1,6 +1,6 @@
 using System.Net;
 using UserOverlay.Cli.Daemon;
-using UserOverlay.Cli.Gossip;
+using UserOverlay.Control.Gossip;
 using UserOverlay.Router;
 using UserOverlay.Testing.Common;
 

@@ -32,6 +32,9 @@ public sealed class RouterProcess : IDisposable
     /// <summary>The directory the router starts in (the test's own when null).</summary>
     public string? WorkingDirectory { get; init; }
 
+    /// <summary>Environment variables set for the router only (e.g. NOTIFY_SOCKET), through env(1) so the PID stays the router's.</summary>
+    public IReadOnlyDictionary<string, string> EnvironmentVariables { get; init; } = new Dictionary<string, string>();
+
     /// <summary>Output of the process so far (for failure messages).</summary>
     public string Output { get { lock (_output) return _output.ToString(); } }
 
@@ -61,14 +64,12 @@ public sealed class RouterProcess : IDisposable
     /// <summary>Starts the router and waits until its control socket answers.</summary>
     public async Task StartAsync(TimeSpan? timeout = null)
     {
-        lock (_output) _output.Clear();
-        _process = _net.Start(HostNamespace, Command[0], [.. Command[1..], "up", "--config", ConfigPath, "--name", Name, "--log-level", "Warning"],
-            line => { lock (_output) _output.AppendLine(line); }, WorkingDirectory);
+        var process = Launch();
         var deadline = Stopwatch.StartNew();
         while (true)
         {
-            if (_process.HasExited)
-                Assert.Fail($"router {Name} exited with {_process.ExitCode} during start:\n{Output}");
+            if (process.HasExited)
+                Assert.Fail($"router {Name} exited with {process.ExitCode} during start:\n{Output}");
             if (File.Exists(ControlApi.SocketPath(Name)))
             {
                 try
@@ -83,6 +84,17 @@ public sealed class RouterProcess : IDisposable
                 Assert.Fail($"router {Name} did not open its control socket in time:\n{Output}");
             await Task.Delay(50);
         }
+    }
+
+    /// <summary>Starts `useroverlay up` and returns at once (<see cref="StartAsync"/> also waits for the control socket).</summary>
+    public Process Launch()
+    {
+        lock (_output) _output.Clear();
+        string[] env = [.. EnvironmentVariables.Select(kv => $"{kv.Key}={kv.Value}")];
+        string[] command = env.Length == 0 ? Command : ["/usr/bin/env", .. env, .. Command];
+        _process = _net.Start(HostNamespace, command[0], [.. command[1..], "up", "--config", ConfigPath, "--name", Name, "--log-level", "Warning"],
+            line => { lock (_output) _output.AppendLine(line); }, WorkingDirectory);
+        return _process;
     }
 
     /// <summary>The router's status over the control socket.</summary>
@@ -109,6 +121,13 @@ public sealed class RouterProcess : IDisposable
     {
         if (_process is null || _process.HasExited) return _process?.ExitCode ?? 0;
         Shell.Run("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        return await WaitForExitAsync();
+    }
+
+    /// <summary>Waits (at most 15 s) for the router to exit; returns the exit code.</summary>
+    public async Task<int> WaitForExitAsync()
+    {
+        if (_process is null) throw new InvalidOperationException($"router {Name} was never started");
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
         await _process.WaitForExitAsync(cts.Token);
         return _process.ExitCode;

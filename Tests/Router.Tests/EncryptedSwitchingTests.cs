@@ -156,9 +156,9 @@ public class EncryptedSwitchingTests : IDisposable
             Encryption = new EncryptionOptions { Keys = new StaticNetworkKeySource([new NetworkKey("secret", SecretKey), new NetworkKey("secret2", SecretKey)]) },
         };
         var errors = o.Validate();
-        Assert.Contains(errors, e => e.Path == "networks[0].mtu" && e.Message.Contains("1416"));
-        Assert.Contains(errors, e => e.Path == "networks[1].key" && e.Message.Contains("same key"));
+        Assert.Contains(errors, e => e.Path == "Networks[0].Mtu" && e.Message.Contains("1416"));
+        Assert.Contains(errors, e => e.Path == "Networks[1].Key" && e.Message.Contains("same key"));
         var noKeys = new RouterOptions { Underlay = Vtep(1), Networks = [Secret] }.Validate();
-        Assert.Contains(noKeys, e => e.Path == "networks[0].encrypted");
+        Assert.Contains(noKeys, e => e.Path == "Networks[0].Encrypted");
     }
 }

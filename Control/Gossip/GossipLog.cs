@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 using UserOverlay.Membership.Table;
 using UserOverlay.Router;
 
-namespace UserOverlay.Cli.Gossip;
+namespace UserOverlay.Control.Gossip;
 
 /// <summary>
 /// Gossip mode's log events (category UserOverlay.Gossip; source-generated, stable IDs 100–199).
@@ -59,4 +59,10 @@ internal static partial class GossipLog
 
     [LoggerMessage(114, LogLevel.Warning, "Leaving the cluster timed out after {Seconds:0.#} s; others will detect this host's failure instead")]
     public static partial void LeaveTimedOut(ILogger logger, double seconds);
+
+    [LoggerMessage(115, LogLevel.Debug, "Published local endpoint {Network}/{Mac} ({Ip})")]
+    public static partial void EndpointPublished(ILogger logger, string network, MacAddress mac, string ip);
+
+    [LoggerMessage(116, LogLevel.Debug, "Withdrew local endpoint {Network}/{Mac}")]
+    public static partial void EndpointWithdrawn(ILogger logger, string network, MacAddress mac);
 }

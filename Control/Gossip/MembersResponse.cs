@@ -2,7 +2,7 @@ using System.Globalization;
 using UserOverlay.Membership;
 using UserOverlay.Membership.Table;
 
-namespace UserOverlay.Cli.Gossip;
+namespace UserOverlay.Control.Gossip;
 
 /// <summary>
 /// <c>GET /v1/members</c>: this node and every member it knows (alive, suspect, and dead or left

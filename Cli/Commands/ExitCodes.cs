@@ -1,10 +1,9 @@
-using Microsoft.Extensions.Logging;
 using UserOverlay.Cli.Config;
 using UserOverlay.Router;
 
 namespace UserOverlay.Cli.Commands;
 
-/// <summary>Exit codes and error printing shared by the commands.</summary>
+/// <summary>Exit codes, and the printing of errors, shared by the commands.</summary>
 internal static class ExitCodes
 {
     public const int Ok = 0, Failure = 1, Usage = 2;
@@ -29,20 +28,4 @@ internal static class ExitCodes
                 return Failure;
         }
     }
-
-    public static string Version =>
-        typeof(ExitCodes).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
-            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
-
-    public static ILoggerFactory CreateLoggers(LogLevel level) => LoggerFactory.Create(b =>
-    {
-        b.SetMinimumLevel(level);
-        b.AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss.fff ";
-            o.UseUtcTimestamp = true;
-        });
-        b.AddFilter("Microsoft", LogLevel.Warning);
-    });
 }

@@ -1,7 +1,7 @@
 using UserOverlay.Cli.Config;
 using UserOverlay.Membership;
 
-namespace UserOverlay.Router.Tests;
+namespace UserOverlay.Cli.Tests;
 
 /// <summary>The <c>gossip:</c> section: the documented example, defaults, serf-compatible keys, and errors naming file, line and field.</summary>
 public class GossipConfigTests

@@ -1,8 +1,9 @@
-// The control plane of gossip mode: runs the replicated endpoint table (Membership/) next to the
-// router and feeds the router through the interface the router owns (IRemoteEndpointSink), so
-// neither library references the other.
+// The control plane of gossip mode: runs the replicated endpoint table (Membership/) next to a
+// router and feeds it through the interface the router owns (IRemoteEndpointSink), so neither
+// library references the other, and the agent runs wherever a sink does (the daemon, an embedder,
+// a test double).
 //
-//   table event                                   → router
+//   table event                                   → sink
 //   ───────────────────────────────────────────────────────────────────────────────────────────────
 //   remote endpoint Added / Updated               → SetRemoteEndpoint(network, MAC, IPv4, owner's VTEP:data port)
 //     (Updated with another IP: the old neighbour entry is removed first)
@@ -16,11 +17,15 @@
 // host does not serve is ignored (the table only reports networks this host joined, and it joins
 // only the networks it has endpoints on — so broadcast reaches only hosts with endpoints).
 //
+// Local endpoints: the ones given at start are published before joining; PublishEndpoint and
+// WithdrawEndpoint announce later ones at once. Withdrawing a network's last local endpoint leaves
+// the network, so others stop flooding it here.
+//
 // Threads: table events arrive on the table's one event task, membership events on the member's
 // one event task; the sink is thread-safe (copy-on-write tables), so both call it directly. The
-// join loop is one background task. Deliberately simple: local endpoints are static for the life
-// of the process (the configuration fixes them), so they are published once, before joining.
+// join loop is one background task. Publish and withdraw may be called from any thread.
 
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
@@ -28,10 +33,19 @@ using UserOverlay.Membership;
 using UserOverlay.Membership.Table;
 using UserOverlay.Router;
 
-namespace UserOverlay.Cli.Gossip;
+namespace UserOverlay.Control.Gossip;
 
-/// <summary>What a <see cref="GossipAgent"/> needs: the member's options, the seeds, and the router it feeds.</summary>
-internal sealed record GossipAgentOptions
+/// <summary>A network as the agent knows it: the router's name for it and its VNI (the table's identity).</summary>
+/// <param name="Name">The name the sink knows the network by (e.g. "blue").</param>
+/// <param name="Vni">Its VXLAN network identifier.</param>
+public sealed record GossipNetwork(string Name, uint Vni);
+
+/// <summary>
+/// What a <see cref="GossipAgent"/> needs: the member's options, the seeds, the sink it feeds, and
+/// this host's part of the overlay (VTEP, networks, local endpoints, static peers).
+/// <see cref="ForRouter"/> fills the host's part from a running router.
+/// </summary>
+public sealed record GossipAgentOptions
 {
     /// <summary>Name, bind address, keyring and timings of the member (events are installed by the agent).</summary>
     public required MembershipOptions Membership { get; init; }
@@ -39,28 +53,59 @@ internal sealed record GossipAgentOptions
     /// <summary>Seed addresses (<c>host[:port]</c>); entries naming this member itself are skipped.</summary>
     public IReadOnlyList<string> Seeds { get; init; } = [];
 
-    /// <summary>The router: its local endpoints are published, its FDB, neighbours, flood lists and peers are fed.</summary>
-    public required OverlayRouter Router { get; init; }
+    /// <summary>Where remote endpoints, flood lists and accepted peers go (a router, usually).</summary>
+    public required IRemoteEndpointSink Sink { get; init; }
+
+    /// <summary>This host's VTEP (address and VXLAN port), published in its node meta.</summary>
+    public required VtepEndpoint Vtep { get; init; }
+
+    /// <summary>The networks this host serves (name ↔ VNI). Records of other VNIs are ignored.</summary>
+    public IReadOnlyList<GossipNetwork> Networks { get; init; } = [];
+
+    /// <summary>Local endpoints published at start (more with <see cref="GossipAgent.PublishEndpoint"/>).</summary>
+    public IReadOnlyList<LocalEndpointInfo> LocalEndpoints { get; init; } = [];
+
+    /// <summary>Configured peers (e.g. a kernel VXLAN device): kept on every flood list.</summary>
+    public IReadOnlyList<VtepEndpoint> StaticPeers { get; init; } = [];
 
     /// <summary>First wait between join attempts while no seed answers; doubles up to <see cref="JoinRetryMax"/> (each with ±20 % jitter).</summary>
     public TimeSpan JoinRetryMin { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Longest wait between join attempts.</summary>
     public TimeSpan JoinRetryMax { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Options that feed <paramref name="router"/>: its VTEP, networks, current local endpoints and static peers.</summary>
+    public static GossipAgentOptions ForRouter(OverlayRouter router, MembershipOptions membership, IReadOnlyList<string>? seeds = null)
+    {
+        ArgumentNullException.ThrowIfNull(router);
+        var o = router.Options;
+        return new GossipAgentOptions
+        {
+            Membership = membership,
+            Seeds = seeds ?? [],
+            Sink = router,
+            Vtep = o.Underlay,
+            Networks = [.. o.Networks.Select(n => new GossipNetwork(n.Name, n.Vni))],
+            LocalEndpoints = router.LocalEndpoints,
+            StaticPeers = o.Peers,
+        };
+    }
 }
 
 /// <summary>
 /// Gossip mode's adapter: an <see cref="EndpointTable"/> whose events drive an
-/// <see cref="IRemoteEndpointSink"/>. Start with <c>StartAsync</c>; on shutdown call
+/// <see cref="IRemoteEndpointSink"/>. Start with <see cref="StartAsync"/>; on shutdown call
 /// <see cref="LeaveAsync"/> (others drop this host at once) before <see cref="DisposeAsync"/>, and
 /// both before the router stops. All public members are thread-safe.
 /// </summary>
-internal sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, IAsyncDisposable
+public sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, IAsyncDisposable
 {
     private readonly GossipAgentOptions _opt;
     private readonly IRemoteEndpointSink _sink;
     private readonly ILogger _log;
-    private readonly Dictionary<string, string> _nameById = new(StringComparer.Ordinal);   // "4097" → "blue"
+    private readonly Dictionary<string, string> _nameById = new(StringComparer.Ordinal);   // "4097" → "blue"; fixed after construction
+    private readonly ConcurrentDictionary<(uint Vni, ulong Mac), LocalEndpointInfo> _local = new();
+    private readonly Lock _localLock = new(); // publish and withdraw of one network do not interleave with its leave
     private readonly VtepEndpoint _self;
     private readonly VtepEndpoint[] _staticPeers;
     private readonly CancellationTokenSource _stop = new();
@@ -74,12 +119,11 @@ internal sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, I
     private GossipAgent(GossipAgentOptions options, ILogger log)
     {
         _opt = options;
-        _sink = options.Router;
+        _sink = options.Sink;
         _log = log;
-        var ro = options.Router.Options;
-        foreach (var n in ro.Networks) _nameById[NetworkId(n.Vni)] = n.Name;
-        _self = ro.Underlay;
-        _staticPeers = [.. ro.Peers];
+        foreach (var n in options.Networks) _nameById[NetworkId(n.Vni)] = n.Name;
+        _self = options.Vtep;
+        _staticPeers = [.. options.StaticPeers];
     }
 
     /// <summary>The table's identifier of a network: its VNI in decimal.</summary>
@@ -94,23 +138,27 @@ internal sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, I
     /// <summary>True once a seed answered (or when there are no seeds).</summary>
     public bool Joined => _joined;
 
+    /// <summary>The local endpoints published now (sorted by network, then MAC).</summary>
+    public IReadOnlyList<LocalEndpointInfo> LocalEndpoints =>
+        [.. _local.Values.OrderBy(e => e.Vni).ThenBy(e => e.Mac.Value)];
+
     /// <summary>
-    /// Binds the gossip transport, publishes the router's local endpoints, and starts joining the
+    /// Binds the gossip transport, publishes the initial local endpoints, and starts joining the
     /// seeds in the background (retrying until one answers; a seed that starts later is still
     /// joined). Throws <see cref="RouterException"/> with one sentence when the address cannot be bound.
     /// </summary>
     public static async Task<GossipAgent> StartAsync(GossipAgentOptions options, ILoggerFactory loggers, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(options);
         var agent = new GossipAgent(options, loggers.CreateLogger("UserOverlay.Gossip"));
-        var ro = options.Router.Options;
         var mo = options.Membership with { Events = agent };
         try
         {
             agent._table = await EndpointTable.StartAsync(new EndpointTableOptions
             {
                 Membership = mo,
-                VtepAddress = ro.Underlay.IPAddress,
-                DataPort = ro.Underlay.Port,
+                VtepAddress = options.Vtep.IPAddress,
+                DataPort = options.Vtep.Port,
                 Observer = agent,
             }, loggers, cancellationToken).ConfigureAwait(false);
         }
@@ -128,13 +176,12 @@ internal sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, I
         }
 
         var table = agent._table;
-        foreach (var e in options.Router.LocalEndpoints)
-            table.PublishEndpoint(NetworkId(e.Vni), e.Mac.Value, VtepEndpoint.ToIPAddress(e.Address));
+        foreach (var e in options.LocalEndpoints) agent.PublishEndpoint(e);
         agent.RefreshDynamicPeers();
 
         agent.Seeds = options.Seeds.Where(s => !agent.IsSelf(s)).ToList();
         GossipLog.Started(agent._log, table.NodeName, table.Memberlist.AdvertiseEndPoint.ToString(), mo.Keyring is not null,
-            table.Networks.Count, options.Router.LocalEndpoints.Count);
+            table.Networks.Count, options.LocalEndpoints.Count);
         if (agent.Seeds.Count == 0)
         {
             agent._joined = true;
@@ -147,9 +194,43 @@ internal sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, I
         return agent;
     }
 
-    /// <summary>Starts an agent as configured by the <c>gossip:</c> section, for the router named <paramref name="routerName"/>.</summary>
-    public static Task<GossipAgent> StartAsync(Config.GossipConfig config, string routerName, OverlayRouter router, ILoggerFactory loggers) =>
-        StartAsync(new GossipAgentOptions { Membership = config.ToMembershipOptions(routerName), Seeds = config.Join, Router = router }, loggers);
+    /// <summary>
+    /// Publishes (or updates) a local endpoint at once: the network's members learn it by gossip, and
+    /// this host joins the network if it had no endpoint there. Throws <see cref="ArgumentException"/>
+    /// when the endpoint's VNI is not one of the agent's networks or is known under another name.
+    /// </summary>
+    public void PublishEndpoint(LocalEndpointInfo endpoint)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        string id = NetworkId(endpoint.Vni);
+        if (!_nameById.TryGetValue(id, out string? name) || name != endpoint.Network)
+            throw new ArgumentException($"network '{endpoint.Network}' (VNI {endpoint.Vni}) is not one of this agent's networks ({string.Join(", ", _nameById.Select(kv => $"{kv.Value} VNI {kv.Key}"))})", nameof(endpoint));
+        lock (_localLock)
+        {
+            _local[(endpoint.Vni, endpoint.Mac.Value)] = endpoint;
+            Table.PublishEndpoint(id, endpoint.Mac.Value, VtepEndpoint.ToIPAddress(endpoint.Address));
+        }
+        GossipLog.EndpointPublished(_log, endpoint.Network, endpoint.Mac, VtepEndpoint.FormatAddress(endpoint.Address));
+    }
+
+    /// <summary>
+    /// Withdraws a local endpoint at once (a tombstone is gossiped; others remove it from their FDB and
+    /// neighbours). Withdrawing a network's last local endpoint leaves the network, so others drop this
+    /// host from its flood list. Returns false when the endpoint was not published.
+    /// </summary>
+    public bool WithdrawEndpoint(uint vni, MacAddress mac)
+    {
+        string id = NetworkId(vni);
+        LocalEndpointInfo? removed;
+        lock (_localLock)
+        {
+            if (!_local.TryRemove((vni, mac.Value), out removed)) return false;
+            Table.RemoveEndpoint(id, mac.Value);
+            if (!_local.Keys.Any(k => k.Vni == vni)) Table.LeaveNetwork(id);
+        }
+        GossipLog.EndpointWithdrawn(_log, removed.Network, mac);
+        return true;
+    }
 
     private bool IsSelf(string seed)
     {

@@ -1,6 +1,6 @@
 using UserOverlay.Cli.Config;
 
-namespace UserOverlay.Router.Tests;
+namespace UserOverlay.Cli.Tests;
 
 /// <summary>Loading the YAML configuration: the documented example, defaults, and every error naming file, line and field.</summary>
 public class ConfigTests

@@ -1,13 +1,15 @@
 using System.Net;
 using Microsoft.Extensions.Logging.Abstractions;
-using UserOverlay.Cli.Gossip;
+using UserOverlay.Control.Gossip;
 using UserOverlay.Membership;
 using UserOverlay.Membership.Testing;
+using UserOverlay.Router;
 using UserOverlay.Router.Testing;
+using UserOverlay.Router.Tests;
 using UserOverlay.Testing.Common;
 using static UserOverlay.Router.Tests.InMemoryHosts;
 
-namespace UserOverlay.Router.Tests;
+namespace UserOverlay.Control.Tests;
 
 /// <summary>
 /// The gossip adapter in one process: routers on the in-memory underlay, endpoint tables on the
@@ -24,7 +26,7 @@ public sealed class GossipAgentTests : IAsyncDisposable
     private readonly InMemoryNetwork _gossip = new();
     private readonly Dictionary<string, (OverlayRouter Router, InMemoryPlatform Platform, GossipAgent Agent)> _h = [];
 
-    private static MembershipOptions Fast(string name) => MembershipOptions.DefaultLocal() with
+    internal static MembershipOptions Fast(string name) => MembershipOptions.DefaultLocal() with
     {
         Name = name,
         ProbeInterval = TimeSpan.FromMilliseconds(200),
@@ -41,12 +43,8 @@ public sealed class GossipAgentTests : IAsyncDisposable
     {
         string name = $"h{i}";
         var (router, platform) = _hosts.Add(i, staticPeers ?? [], [Blue, Red with { Subnet = new Ipv4Prefix(Ip("198.18.2.0"), 24) }], endpoints, o => o with { Learning = false });
-        var agent = await GossipAgent.StartAsync(new GossipAgentOptions
-        {
-            Membership = (tweak ?? (o => o))(Fast(name) with { Transport = transport ?? _gossip.CreateTransport(name) }),
-            Seeds = seeds,
-            Router = router,
-        }, NullLoggerFactory.Instance);
+        var agent = await GossipAgent.StartAsync(GossipAgentOptions.ForRouter(router,
+            (tweak ?? (o => o))(Fast(name) with { Transport = transport ?? _gossip.CreateTransport(name) }), seeds), NullLoggerFactory.Instance);
         _h[name] = (router, platform, agent);
         return agent;
     }
@@ -171,9 +169,80 @@ public sealed class GossipAgentTests : IAsyncDisposable
         await Eventually.True(() => b.Joined && HasGossip(Net("h2", "blue"), "198.18.0.11", Vtep(1)), Wait, "h2 joined h1");
     }
 
+    [Fact]
+    public async Task An_endpoint_published_at_run_time_reaches_the_other_agents_sink_and_a_withdrawn_one_leaves_it()
+    {
+        // h1 starts with no endpoint (so it is on no network); h2 is an agent without a router, feeding a recording sink.
+        var h1 = await Add(1, [], []);
+        var sink = new RecordingSink();
+        await using var h2 = await GossipAgent.StartAsync(new GossipAgentOptions
+        {
+            Membership = Fast("h2") with { Transport = _gossip.CreateTransport("h2") },
+            Seeds = [_gossip.AddressOf("h1").ToString()],
+            Sink = sink,
+            Vtep = Vtep(2),
+            Networks = [new GossipNetwork("blue", Blue.Vni)],
+            LocalEndpoints = [new LocalEndpointInfo("blue", Blue.Vni, Mac("198.18.0.12"), Ip("198.18.0.12"), 24)],
+        }, NullLoggerFactory.Instance, TestContext.Current.CancellationToken);
+        await Eventually.True(() => h2.Joined && h1.Table.Memberlist.NumMembers == 2, Wait, "h2 joined h1");
+        // h1 has no endpoint on blue, so it is not on blue: neither side has anything of the other's.
+        Assert.DoesNotContain(Net("h1", "blue").Fdb, e => e.Source == "gossip");
+        Assert.Empty(sink.Endpoints);
+        Assert.Empty(sink.FloodList("blue"));
+
+        var c1 = new LocalEndpointInfo("blue", Blue.Vni, Mac("198.18.0.11"), Ip("198.18.0.11"), 24);
+        h1.PublishEndpoint(c1);
+        Assert.Equal([c1], h1.LocalEndpoints);
+        await Eventually.True(() => sink.Endpoints.TryGetValue(("blue", Mac("198.18.0.11")), out var e) && e.Address == Ip("198.18.0.11") && e.Vtep.Equals(Vtep(1))
+            && sink.FloodList("blue").SequenceEqual([Vtep(1)]), Wait, "h2's sink has h1's new endpoint behind h1's VTEP, and h1 on blue's flood list");
+        await Eventually.True(() => HasGossip(Net("h1", "blue"), "198.18.0.12", Vtep(2)), Wait, "h1, now on blue, learns h2's endpoint");
+
+        Assert.True(h1.WithdrawEndpoint(Blue.Vni, Mac("198.18.0.11")));
+        Assert.False(h1.WithdrawEndpoint(Blue.Vni, Mac("198.18.0.11")));
+        Assert.Empty(h1.LocalEndpoints);
+        await Eventually.True(() => !sink.Endpoints.ContainsKey(("blue", Mac("198.18.0.11"))) && sink.FloodList("blue").Count == 0, Wait,
+            "h2's sink drops the withdrawn endpoint, and h1 (no endpoint left on blue) from blue's flood list");
+        await Eventually.True(() => !Net("h1", "blue").Fdb.Any(e => e.Source == "gossip"), Wait, "h1, off blue, forgets h2's endpoint");
+
+        // An endpoint of a network the agent does not serve is refused, naming the network.
+        var e = Assert.Throws<ArgumentException>(() => h1.PublishEndpoint(new LocalEndpointInfo("green", 9999, Mac("198.18.4.11"), Ip("198.18.4.11"), 24)));
+        Assert.Contains("'green' (VNI 9999)", e.Message);
+    }
+
     public async ValueTask DisposeAsync()
     {
         foreach (var h in _h.Values) await h.Agent.DisposeAsync();
         _hosts.Dispose();
     }
+}
+
+/// <summary>An <see cref="IRemoteEndpointSink"/> that records what it is told (a control plane without a router).</summary>
+internal sealed class RecordingSink : IRemoteEndpointSink
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<(string, MacAddress), (uint?, VtepEndpoint)> _endpoints = [];
+    private readonly Dictionary<string, VtepEndpoint[]> _flood = [];
+
+    public Dictionary<(string Network, MacAddress Mac), (uint? Address, VtepEndpoint Vtep)> Endpoints { get { lock (_lock) return new(_endpoints); } }
+
+    public IReadOnlyList<VtepEndpoint> FloodList(string network) { lock (_lock) return _flood.GetValueOrDefault(network) ?? []; }
+
+    public bool SetRemoteEndpoint(string network, MacAddress mac, uint? address, VtepEndpoint vtep)
+    {
+        lock (_lock) _endpoints[(network, mac)] = (address, vtep);
+        return true;
+    }
+
+    public bool RemoveRemoteEndpoint(string network, MacAddress mac, uint? address)
+    {
+        lock (_lock) return _endpoints.Remove((network, mac));
+    }
+
+    public bool SetFloodList(string network, IReadOnlyCollection<VtepEndpoint> vteps)
+    {
+        lock (_lock) _flood[network] = [.. vteps.OrderBy(v => v.Address).ThenBy(v => v.Port)];
+        return true;
+    }
+
+    public void SetDynamicPeers(IReadOnlyCollection<VtepEndpoint> peers) { }
 }

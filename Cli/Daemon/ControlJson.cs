@@ -1,0 +1,21 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using UserOverlay.Control.Gossip;
+using UserOverlay.Router;
+
+namespace UserOverlay.Cli.Daemon;
+
+/// <summary>JSON (de)serialisation of the control API: snake_case, source-generated.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(RouterStatus))]
+[JsonSerializable(typeof(VersionInfo))]
+[JsonSerializable(typeof(ApiError))]
+[JsonSerializable(typeof(MembersResponse))]
+[JsonSerializable(typeof(SaResponse))]
+public sealed partial class ControlJson : JsonSerializerContext
+{
+    /// <summary>Deserialises or throws with a clear message.</summary>
+    public static T Read<T>(string json, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) =>
+        JsonSerializer.Deserialize(json, type) ?? throw new InvalidDataException("the daemon sent an empty response");
+}
