@@ -8,7 +8,7 @@ namespace UserOverlay.Membership.Tests;
 public class TableCodecTests
 {
     private static readonly NetworkAttachment Attachment = new("node-a", "net1", 7, Left: false);
-    private static readonly EndpointRecord WithIp = new("net1", 0x02_42_c0_00_02_0a, IPAddress.Parse("10.0.0.10"), IPAddress.Parse("192.0.2.1"), "node-a", 8);
+    private static readonly EndpointRecord WithIp = new("net1", 0x02_42_c0_00_02_0a, IPAddress.Parse("198.18.0.10"), IPAddress.Parse("192.0.2.1"), "node-a", 8);
     private static readonly EndpointRecord Tombstone = new("net1", 0x02_42_c0_00_02_0b, null, IPAddress.Parse("2001:db8::1"), "node-b", 9, Deleted: true);
 
     [Fact]
