@@ -23,11 +23,14 @@ public sealed record NetworkOptions
     /// The gateway's IPv4 address (host order), or null for none: inside <see cref="Subnet"/>, not its network or broadcast
     /// address, and no endpoint's. Each host's router answers ARP and ICMP echo for it to its own local endpoints, with the
     /// MAC <see cref="Constants.GatewayMac"/> gives (never carried between hosts); other frames for it go to
-    /// <see cref="OverlayRouter.GatewayHandler"/>. An endpoint of a network that is not <see cref="Internal"/> gets a
-    /// default route through it (unless its namespace already has one).
+    /// <see cref="OverlayRouter.GatewayHandler"/>. Endpoints get no default route through it: nothing here routes or
+    /// NATs beyond the network.
     /// </summary>
     public uint? Gateway { get; init; }
 
-    /// <summary>No route to the outside (Docker's <c>--internal</c>): its endpoints get no default route through the gateway.</summary>
+    /// <summary>
+    /// Docker's <c>--internal</c>: no way out of the network. Recorded and reported (status, inspect); since the router
+    /// gives no network a way out (no default route, no NAT), internal and external networks forward alike today.
+    /// </summary>
     public bool Internal { get; init; }
 }

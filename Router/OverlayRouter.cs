@@ -203,9 +203,9 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
     }
 
     /// <summary>
-    /// Attaches an endpoint at run time: creates its TAP device in its namespace with its address, MAC and MTU (and a
-    /// default route through the network's gateway, on a network with one that is not internal), and starts forwarding
-    /// for it. Throws <see cref="RouterOptionsException"/> for a bad field (the rules of <see cref="RouterOptions"/>'s
+    /// Attaches an endpoint at run time: creates its TAP device in its namespace with its address, MAC and MTU (its one
+    /// route is to the network's subnet: no default route, the router neither routes nor NATs beyond it), and starts
+    /// forwarding for it. Throws <see cref="RouterOptionsException"/> for a bad field (the rules of <see cref="RouterOptions"/>'s
     /// endpoints, paths starting with <c>Endpoint</c>), and <see cref="RouterException"/> with
     /// <see cref="RouterErrorCode.NotFound"/> (no such network), <see cref="RouterErrorCode.InterfaceExists"/> (the
     /// namespace already has that interface), <see cref="RouterErrorCode.Conflict"/> (the MAC or address is already on the
@@ -249,13 +249,12 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
     private LocalPort AttachCore(EndpointOptions e, NetworkState net)
     {
         var no = net.Options;
-        uint? route = no.Gateway is uint gw && !no.Internal ? gw : null;
         int id = _state.ReserveId();
         ITapDevice tap;
         try
         {
             tap = _platform.CreateTap(new TapRequest(e.Netns, e.Interface, e.EffectiveMac, net.Mtu, e.Address, e.PrefixLength, Options.TapOffload,
-                _state.Workers, route));
+                _state.Workers));
         }
         catch
         {

@@ -206,16 +206,15 @@ public class GatewayTests : IDisposable
     }
 
     [Fact]
-    public void Internal_is_recorded_and_decides_the_default_route_an_endpoint_gets()
+    public void Internal_is_recorded_and_no_endpoint_gets_more_than_its_subnet()
     {
         var (r, a) = _hosts.Add(1, [2], [Gw, Red with { Vni = 4098, Gateway = Ip("198.18.0.1"), Internal = true }, Blue with { Name = "plain", Vni = 4100 }],
             [Endpoint("blue", "c1", "198.18.0.11"), Endpoint("red", "r1", "198.18.0.11"), Endpoint("plain", "p1", "198.18.0.11")]);
         Assert.False(r.GetStatus().Net("blue").Internal);
         Assert.True(r.GetStatus().Net("red").Internal);
         Assert.True(r.Networks.Single(n => n.Name == "red").Internal);
-        Assert.Equal(Ip("198.18.0.1"), a.LiveRequests.Single(q => q.Netns == "c1").DefaultGateway);
-        Assert.Null(a.LiveRequests.Single(q => q.Netns == "r1").DefaultGateway); // internal: no route out
-        Assert.Null(a.LiveRequests.Single(q => q.Netns == "p1").DefaultGateway); // no gateway
+        // Every endpoint gets its address with the subnet's prefix (its one route), gateway or not, internal or not.
+        Assert.All(a.LiveRequests, q => Assert.Equal(24, q.PrefixLength));
         Assert.Equal("02:75:6f:00:10:02", r.GetStatus().Net("red").GatewayMac);
     }
 }

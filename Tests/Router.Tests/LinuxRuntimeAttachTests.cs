@@ -32,7 +32,8 @@ public class LinuxRuntimeAttachTests
         Assert.Contains("mtu 1450", link);
         Assert.Contains(info.Mac.ToString(), link);
         Assert.Contains("198.18.0.12/24", TestNetwork.Exec(c2, "ip -o addr show eth0").StdOut);
-        Assert.Contains("via 198.18.0.1 dev eth0", TestNetwork.Exec(c2, "ip route show default").StdOut); // not internal: routed through the gateway
+        Assert.Equal("", TestNetwork.Exec(c2, "ip route show default").StdOut.Trim()); // no default route: nothing is routed beyond the subnet
+        Assert.Contains("198.18.0.0/24 dev eth0", TestNetwork.Exec(c2, "ip route show").StdOut);
 
         Assert.True(TestNetwork.Ping(c2, "198.18.0.11", count: 3, minReplies: 2), "run-time endpoint → start-time endpoint across hosts");
         Assert.True(TestNetwork.Ping(c1, "198.18.0.12", count: 3, minReplies: 2), "start-time endpoint → run-time endpoint");
