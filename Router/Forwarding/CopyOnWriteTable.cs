@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace UserOverlay.Router.Forwarding;
 
@@ -65,10 +66,11 @@ internal sealed class CopyOnWriteTable<T> where T : class
     public bool TryGet(ulong key, out T value)
     {
         Entry?[] slots = Volatile.Read(ref _slots);
+        ref Entry? first = ref MemoryMarshal.GetArrayDataReference(slots);
         int mask = slots.Length - 1;
         for (int i = Home(key, slots.Length); ; i = (i + 1) & mask)
         {
-            Entry? e = slots[i];
+            Entry? e = Unsafe.Add(ref first, i); // i is masked to the array: no bounds check needed
             if (e is null) break;
             if (e.Key == key && e.Value is { } v) { value = v; return true; } // a tombstone's value is null: go on
         }
