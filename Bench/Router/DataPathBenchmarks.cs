@@ -119,7 +119,7 @@ public class SwitchBenchmarks
 public class FdbLookupBenchmarks
 {
     private sealed class Entry(ulong v) { public readonly ulong V = v; }
-    private CopyOnWriteTable<Entry> _table = null!;
+    private ForwardingTable<Entry> _table = null!;
     private ulong[] _hits = null!;
     private ulong[] _misses = null!;
 
@@ -129,7 +129,7 @@ public class FdbLookupBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _table = new CopyOnWriteTable<Entry>();
+        _table = new ForwardingTable<Entry>();
         var rnd = new Random(1);
         _table.Update(b =>
         {

@@ -7,7 +7,7 @@ using UserOverlay.Router.Forwarding;
 namespace UserOverlay.Bench.Router;
 
 /// <summary>
-/// The forwarding table (<see cref="CopyOnWriteTable{T}"/>, written in place) against the
+/// The forwarding table (<see cref="ForwardingTable{T}"/>, written in place) against the
 /// clone-per-write table it replaced (<see cref="CloneOnWriteTableBaseline{T}"/>), in the Ratio
 /// column: lookups, which must stay as fast and allocate 0 B, and adding entries one at a time as
 /// attaching endpoints, learning and gossip do, which used to cost O(N²). Both tables are filled the
@@ -21,7 +21,7 @@ public class ForwardingTableLookupBenchmarks
 {
     private const int Lookups = 256;
     private sealed class Entry(ulong v) { public readonly ulong V = v; }
-    private readonly CopyOnWriteTable<Entry> _table = new();
+    private readonly ForwardingTable<Entry> _table = new();
     private readonly CloneOnWriteTableBaseline<Entry> _baseline = new();
     private ulong[] _hits = null!;
     private ulong[] _misses = null!;
@@ -107,7 +107,7 @@ public class ForwardingTableInsertBenchmarks
     [Benchmark(Description = "Set x N, in place (new)"), BenchmarkCategory("Set")]
     public int Set()
     {
-        var t = new CopyOnWriteTable<Entry>();
+        var t = new ForwardingTable<Entry>();
         foreach (var e in _entries) t.Set(e.V, e);
         return t.Count;
     }
@@ -123,14 +123,14 @@ public class ForwardingTableInsertBenchmarks
     [Benchmark(Description = "Update(one Set) x N, in place (new)"), BenchmarkCategory("Update")]
     public int Update()
     {
-        var t = new CopyOnWriteTable<Entry>();
+        var t = new ForwardingTable<Entry>();
         foreach (var e in _entries) t.Update(b => b.Set(e.V, e));
         return t.Count;
     }
 }
 
 /// <summary>
-/// The table as it was before writes went in place (commit c6fdafe, Router/Forwarding/CopyOnWriteTable.cs),
+/// The table as it was before writes went in place (commit c6fdafe, Router/Forwarding/ForwardingTable.cs),
 /// kept here only as the benchmarks' baseline: every Set clones the whole snapshot, every Update
 /// rebuilds it. Set, TryGet, Count and Update only; not for use outside Bench.
 /// </summary>

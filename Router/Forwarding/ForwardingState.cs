@@ -2,8 +2,9 @@ namespace UserOverlay.Router.Forwarding;
 
 /// <summary>
 /// The router's shared forwarding state: networks by VNI, peers by address, ports by id, and
-/// the router-wide counters. Read by every pipeline worker on every packet through immutable
-/// snapshots; written by the control side (start, aging, later gossip) and by learning.
+/// the router-wide counters. Read by every pipeline worker on every packet without locks (see
+/// <see cref="ForwardingTable{T}"/> and <see cref="PortList"/>); written by the control side (start, run-time attach, aging,
+/// gossip) and by learning.
 /// </summary>
 internal sealed class ForwardingState
 {
@@ -30,9 +31,9 @@ internal sealed class ForwardingState
     public readonly bool Learning;
     public readonly long AgingMilliseconds;
     /// <summary>Networks keyed by VNI.</summary>
-    public readonly CopyOnWriteTable<NetworkState> Networks = new();
+    public readonly ForwardingTable<NetworkState> Networks = new();
     /// <summary>Peers keyed by IPv4 address (host order).</summary>
-    public readonly CopyOnWriteTable<PeerState> Peers = new();
+    public readonly ForwardingTable<PeerState> Peers = new();
     /// <summary>Router-wide counters for traffic that has no network (unknown source or VNI…), per worker.</summary>
     public readonly TrafficCounters[] Global;
     /// <summary>The handler of gateway frames the router does not answer itself (<see cref="OverlayRouter.GatewayHandler"/>), or null.</summary>

@@ -2,7 +2,7 @@ namespace UserOverlay.Router.Forwarding;
 
 /// <summary>
 /// One overlay network on this host: its FDB, neighbour table, local ports, flood list and
-/// counters. Tables are copy-on-write snapshots; the flood array is replaced whole, the ports are a <see cref="PortList"/>.
+/// counters. Tables are <see cref="ForwardingTable{T}"/>s (lock-free reads, in-place writes); the flood array is replaced whole, the ports are a <see cref="PortList"/>.
 /// </summary>
 internal sealed class NetworkState
 {
@@ -30,11 +30,11 @@ internal sealed class NetworkState
     /// <summary>Carried only as ESP; plain VXLAN for this VNI is dropped.</summary>
     public readonly bool Encrypted;
     /// <summary>For an encrypted network: the ESP peer (outbound SA handle) of each VTEP, keyed by VTEP address.</summary>
-    public readonly CopyOnWriteTable<UserOverlay.Crypto.EspPeer> EspPeers = new();
+    public readonly ForwardingTable<UserOverlay.Crypto.EspPeer> EspPeers = new();
     /// <summary>Largest inner frame accepted: MTU + Ethernet header + one VLAN tag.</summary>
     public readonly int MaxFrameLength;
-    public readonly CopyOnWriteTable<FdbEntry> Fdb = new();
-    public readonly CopyOnWriteTable<NeighborEntry> Neighbors = new();
+    public readonly ForwardingTable<FdbEntry> Fdb = new();
+    public readonly ForwardingTable<NeighborEntry> Neighbors = new();
     /// <summary>Local ports on this network (amortized O(1) to change; see <see cref="PortList"/>).</summary>
     public readonly PortList Ports = new();
     /// <summary>The gateway address (host order) when <see cref="GatewayMac"/> is not 0.</summary>

@@ -14,7 +14,7 @@ public class FdbModelTests
     public void Matches_reference_model(int seed, int operations, int keySpace)
     {
         var rnd = new Random(seed);
-        var table = new CopyOnWriteTable<Box>();
+        var table = new ForwardingTable<Box>();
         var model = new Dictionary<ulong, int>();
         // Keys look like MACs: 48-bit values with clustered prefixes, the case a weak hash gets wrong.
         ulong Key() => 0x0200_0000_0000UL | (ulong)rnd.Next(keySpace) * (rnd.Next(2) == 0 ? 1UL : 0x1_0000UL);
@@ -73,7 +73,7 @@ public class FdbModelTests
     [Fact]
     public void Readers_see_consistent_snapshots_while_writers_publish()
     {
-        var table = new CopyOnWriteTable<Box>();
+        var table = new ForwardingTable<Box>();
         for (ulong k = 1; k <= 1000; k++) table.Set(k, new Box((int)k));
         // Work counts, not a time window: on a loaded machine a thread may not run at all for a second.
         // Dedicated threads (not the thread pool, which other tests keep busy); the reader makes 200 passes

@@ -18,7 +18,7 @@ public class ForwardingTableTests
     public void Matches_a_dictionary_over_random_operations(int seed, int operations, int keySpace)
     {
         var rnd = new Random(seed);
-        var table = new CopyOnWriteTable<Box>();
+        var table = new ForwardingTable<Box>();
         var model = new Dictionary<ulong, long>();
         // MAC-like keys with a shared prefix, and keys that differ only above bit 16 (low bits all zero).
         ulong Key() => 0x0200_0000_0000UL | (ulong)rnd.Next(keySpace) * (rnd.Next(2) == 0 ? 1UL : 0x1_0000UL);
@@ -82,7 +82,7 @@ public class ForwardingTableTests
         AssertSame(model, table);
     }
 
-    private static void AssertSame(Dictionary<ulong, long> model, CopyOnWriteTable<Box> table)
+    private static void AssertSame(Dictionary<ulong, long> model, ForwardingTable<Box> table)
     {
         Assert.Equal(model.Count, table.Count);
         var all = table.ToList();
@@ -100,7 +100,7 @@ public class ForwardingTableTests
     [Fact]
     public void Churn_of_a_constant_population_neither_grows_the_table_nor_loses_entries()
     {
-        var table = new CopyOnWriteTable<Box>();
+        var table = new ForwardingTable<Box>();
         for (ulong k = 0; k < 100; k++) table.Set(k, new Box((long)k));
         int capacity = table.Capacity;
         // 100,000 remove/re-add pairs of distinct fresh keys: each leaves a tombstone, which must get cleaned.
@@ -118,7 +118,7 @@ public class ForwardingTableTests
     [Fact]
     public void Removing_most_entries_shrinks_the_table()
     {
-        var table = new CopyOnWriteTable<Box>();
+        var table = new ForwardingTable<Box>();
         for (ulong k = 0; k < 4096; k++) table.Set(k, new Box((long)k));
         int big = table.Capacity;
         Assert.Equal(4086, table.RemoveWhere((k, _) => k >= 10));
@@ -132,7 +132,7 @@ public class ForwardingTableTests
     [Fact]
     public void Entries_keep_their_identity_through_growth_so_a_stamp_written_by_a_reader_survives()
     {
-        var table = new CopyOnWriteTable<Box>();
+        var table = new ForwardingTable<Box>();
         var first = new Box(7);
         table.Set(1, first);
         Assert.True(table.TryGet(1, out var seen));
@@ -152,7 +152,7 @@ public class ForwardingTableTests
         const int N = 4096;
         var values = new Box[N];
         for (int i = 0; i < N; i++) values[i] = new Box(i);
-        var table = new CopyOnWriteTable<Box>();
+        var table = new ForwardingTable<Box>();
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < N; i++) table.Set(0x0200_0000_0000UL + (ulong)i, values[i]);
         for (int i = 0; i < N; i++) table.Update(b => b.Set(0x0300_0000_0000UL + (ulong)i, values[i])); // the learning path
@@ -166,7 +166,7 @@ public class ForwardingTableTests
     [Fact]
     public void A_write_from_inside_a_callback_is_refused_and_leaves_the_table_unchanged()
     {
-        var table = new CopyOnWriteTable<Box>();
+        var table = new ForwardingTable<Box>();
         table.Set(1, new Box(1));
         Assert.Throws<InvalidOperationException>(() => table.Update(b => { b.Set(2, new Box(2)); table.Set(3, new Box(3)); }));
         Assert.Throws<InvalidOperationException>(() => table.RemoveWhere((k, _) => table.Remove(k)));
@@ -181,7 +181,7 @@ public class ForwardingTableTests
     [Fact]
     public void Readers_always_find_present_keys_while_a_writer_grows_shrinks_and_rebuilds()
     {
-        var table = new CopyOnWriteTable<Box>();
+        var table = new ForwardingTable<Box>();
         // The keys every reader checks: never removed, only replaced by a new box with the same value.
         const int Present = 512;
         ulong PresentKey(int i) => 0x0200_0000_0000UL + (ulong)i * 0x1_0000UL;

@@ -44,7 +44,7 @@ namespace UserOverlay.Router.Forwarding;
 /// reference obtained by the load before, and the model orders data-dependent reads, so none needs
 /// a barrier of its own.
 /// </remarks>
-internal sealed class CopyOnWriteTable<T> where T : class
+internal sealed class ForwardingTable<T> where T : class
 {
     private const int MinCapacity = 8;
     private static readonly Entry Tombstone = new(0, null);
@@ -194,9 +194,9 @@ internal sealed class CopyOnWriteTable<T> where T : class
     /// <summary>Changes staged by <see cref="Update"/>, read back through <see cref="TryGet"/> and <see cref="Current"/>. Valid only inside the delegate.</summary>
     internal sealed class Builder
     {
-        private readonly CopyOnWriteTable<T> _table;
+        private readonly ForwardingTable<T> _table;
         private readonly Dictionary<ulong, T?> _changes = []; // null: removed
-        internal Builder(CopyOnWriteTable<T> table) => _table = table;
+        internal Builder(ForwardingTable<T> table) => _table = table;
 
         internal Dictionary<ulong, T?> Changes => _changes;
 
