@@ -124,9 +124,9 @@ public sealed partial class Memberlist
             }
 
             var remaining = deadline - Stopwatch.GetElapsedTime(sent);
-            Task<bool> fallback = !_opt.DisableTcpPings && node.Vsn.ProtocolMax >= 3
+            Task<TcpPingResult> fallback = !_opt.DisableTcpPings && node.Vsn.ProtocolMax >= 3
                 ? TcpPingAsync(node.EndPoint, ping, remaining, ct)
-                : Task.FromResult(false);
+                : Task.FromResult(TcpPingResult.NoAnswer);
 
             remaining = deadline - Stopwatch.GetElapsedTime(sent);
             if (await WaitAsync(handler.Acked, remaining, ct).ConfigureAwait(false))
@@ -134,7 +134,8 @@ public sealed partial class Memberlist
                 NotifyPingComplete(node, sent, handler);
                 return;
             }
-            if (await fallback.ConfigureAwait(false))
+            var tcp = await fallback.ConfigureAwait(false);
+            if (tcp == TcpPingResult.Acked)
             {
                 Interlocked.Increment(ref Stats._tcpFallbackRescues);
                 Log.TcpOnly(_log, Name, node.Name);
@@ -145,9 +146,22 @@ public sealed partial class Memberlist
             int nacks = handler.Nacks;
             awarenessDelta = expectedNacks > 0 ? Math.Max(0, expectedNacks - nacks) : 1;
             Interlocked.Increment(ref Stats._probesFailed);
-            Log.SuspectNoAck(_log, Name, node.Name);
+            bool refused = tcp == TcpPingResult.Refused && _opt.RefusedProbeSuspicionTimeout > TimeSpan.Zero;
+            if (refused)
+            {
+                // Its host answered for it: nothing listens on its gossip port, so the process is gone
+                // (a stopped, overloaded or cut-off member never refuses: see RefusedProbeSuspicionTimeout).
+                // Our own health does not matter for this evidence.
+                awarenessDelta = 0;
+                Interlocked.Increment(ref Stats._probesRefused);
+                Log.SuspectRefused(_log, Name, node.Name);
+            }
+            else
+            {
+                Log.SuspectNoAck(_log, Name, node.Name);
+            }
             lock (_stateLock)
-                SuspectNode(new SuspectOrDeadMessage(node.Incarnation, node.Name, Name));
+                SuspectNode(new SuspectOrDeadMessage(node.Incarnation, node.Name, Name), refused ? _opt.RefusedProbeSuspicionTimeout : null);
         }
         finally
         {
@@ -301,8 +315,11 @@ public sealed partial class Memberlist
         }
     }
 
-    /// <summary>memberlist's suspectNode: start (or confirm) suspicion, or refute one about us.</summary>
-    private void SuspectNode(SuspectOrDeadMessage s)
+    /// <summary>
+    /// memberlist's suspectNode: start (or confirm) suspicion, or refute one about us. With
+    /// <paramref name="evidence"/> (our own TCP probe was refused) the suspicion ends within that time.
+    /// </summary>
+    private void SuspectNode(SuspectOrDeadMessage s, TimeSpan? evidence = null)
     {
         if (!_nodeMap.TryGetValue(s.Node, out var state)) return;
         if (s.Incarnation < state.Incarnation) return;
@@ -310,6 +327,7 @@ public sealed partial class Memberlist
         if (_nodeTimers.TryGetValue(s.Node, out var timer))
         {
             if (timer.Confirm(s.From)) Broadcast(s.Node, MessageCodec.EncodeSuspect(s));
+            if (evidence is { } within) timer.EndWithin(within);
             return;
         }
         if (state.State != MemberState.Alive) return;
@@ -335,7 +353,7 @@ public sealed partial class Memberlist
         var min = Scaling.SuspicionTimeout(_opt.SuspicionMult, n, _opt.ProbeInterval);
         var max = min * _opt.SuspicionMaxTimeoutMult;
         string name = s.Node;
-        _nodeTimers[name] = new Suspicion(s.From, k, min, max, confirmations =>
+        var suspicion = new Suspicion(s.From, k, min, max, confirmations =>
         {
             lock (_stateLock)
             {
@@ -347,6 +365,8 @@ public sealed partial class Memberlist
                 }
             }
         });
+        _nodeTimers[name] = suspicion;
+        if (evidence is { } end) suspicion.EndWithin(end);
     }
 
     /// <summary>memberlist's deadNode: mark dead (or left when From == Node), or refute one about us.</summary>
