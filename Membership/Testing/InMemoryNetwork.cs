@@ -31,8 +31,14 @@ public sealed class InMemoryNetwork
     /// <summary>Creates a network; <paramref name="seed"/> makes packet loss reproducible.</summary>
     public InMemoryNetwork(int? seed = null) => _random = seed is { } s ? new Random(s) : new Random();
 
-    /// <summary>Probability in [0, 1] that any datagram is lost. Streams are never lossy (TCP).</summary>
+    /// <summary>Probability in [0, 1] that any datagram is lost. Streams are never lossy once connected (TCP); see <see cref="DialLoss"/>.</summary>
     public double PacketLoss { get; set; }
+
+    /// <summary>
+    /// Probability in [0, 1] that a dial's handshake is lost: the dial then completes only after TCP's
+    /// first SYN retransmission (1 s), or times out if its deadline comes sooner (a TCP fallback probe's does).
+    /// </summary>
+    public double DialLoss { get; set; }
 
     /// <summary>Datagrams sent so far.</summary>
     public long PacketsSent => Interlocked.Read(ref _sent);
@@ -158,6 +164,23 @@ public sealed class InMemoryNetwork
                 await Task.Delay(10, ct).ConfigureAwait(false);
             }
             timeout = TimeSpan.FromMilliseconds(Math.Max(0, deadline - Environment.TickCount64));
+        }
+        double dialLoss = DialLoss;
+        bool synLost = false;
+        if (dialLoss > 0)
+        {
+            lock (_random) synLost = _random.NextDouble() < dialLoss;
+        }
+        if (synLost)
+        {
+            var retransmit = TimeSpan.FromSeconds(1);
+            if (timeout < retransmit)
+            {
+                if (timeout > TimeSpan.Zero) await Task.Delay(timeout, ct).ConfigureAwait(false);
+                throw new TimeoutException($"dial {to} timed out (handshake lost)");
+            }
+            await Task.Delay(retransmit, ct).ConfigureAwait(false);
+            timeout -= retransmit;
         }
         if (IsFrozen(from.LocalEndPoint) || IsFrozen(to) || StreamsCut(from.LocalEndPoint, to))
         {
