@@ -322,7 +322,11 @@ public sealed partial class Memberlist
     private void SuspectNode(SuspectOrDeadMessage s, TimeSpan? evidence = null)
     {
         if (!_nodeMap.TryGetValue(s.Node, out var state)) return;
-        if (s.Incarnation < state.Incarnation) return;
+        if (s.Incarnation < state.Incarnation)
+        {
+            if (state.Name == Name) Reannounce(state);
+            return;
+        }
 
         if (_nodeTimers.TryGetValue(s.Node, out var timer))
         {
@@ -373,7 +377,11 @@ public sealed partial class Memberlist
     private void DeadNode(SuspectOrDeadMessage d)
     {
         if (!_nodeMap.TryGetValue(d.Node, out var state)) return;
-        if (d.Incarnation < state.Incarnation) return;
+        if (d.Incarnation < state.Incarnation)
+        {
+            if (state.Name == Name && !_leaving) Reannounce(state);
+            return;
+        }
         if (_nodeTimers.Remove(d.Node, out var timer)) timer.Dispose();
         if (state.DeadOrLeft) return;
 
@@ -399,6 +407,15 @@ public sealed partial class Memberlist
         Log.NodeGone(_log, Name, info.Name, info.State);
         if (_opt.Events is { } ev) QueueEvent(() => ev.OnLeave(info));
     }
+
+    /// <summary>
+    /// An accusation about us at an incarnation we already refuted: its sender missed our refutation
+    /// (lost under packet loss) and would otherwise wait out its suspicion alone and declare us dead.
+    /// memberlist ignores it; we gossip our current alive again (no new incarnation, no health cost),
+    /// which only a member behind on us accepts.
+    /// </summary>
+    private void Reannounce(NodeState me) =>
+        Broadcast(me.Name, MessageCodec.Encode(new AliveMessage(me.Incarnation, me.Name, me.Addr, me.Port, me.Meta, me.Vsn.ToVsn())));
 
     /// <summary>Beats an accusation about us with a higher incarnation, and counts it against our health.</summary>
     private void Refute(NodeState me, uint accusedInc)

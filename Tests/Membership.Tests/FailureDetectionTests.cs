@@ -161,7 +161,7 @@ public class FailureDetectionTests(ITestOutputHelper output)
         var seed = c.Members[0].AdvertiseEndPoint;
         foreach (var m in c.Members.Skip(1)) await m.JoinAsync([seed]);
         var names = c.Members.Select(m => m.Name).ToList();
-        await Eventually.True(() => InMemoryCluster.AllSee(c.Members, names), TimeSpan.FromSeconds(30), "50 members converge", pollMilliseconds: 200);
+        await Eventually.True(() => InMemoryCluster.AllSee(c.Members, names), TimeSpan.FromSeconds(45), "50 members converge", pollMilliseconds: 200);
 
         // 10 % of datagrams lost, and 10 % of TCP handshakes (a lost SYN makes a TCP fallback probe miss its deadline).
         c.Network.PacketLoss = 0.10;
