@@ -152,7 +152,7 @@ public sealed class FailureDetectionTests(DefaultGossipFixture f, ITestOutputHel
                 }
                 if (await f.HasEndpointAsync(o, paused) == false) problems.Add($"{sw.Elapsed.TotalSeconds:0.0} s: h{o} lost h{paused}'s endpoint");
             }
-            await Task.Delay(100);
+            await Task.Delay(100, TestContext.Current.CancellationToken);
         }
         Figure($"h{paused} stopped 2 s: states seen by the others {string.Join(", ", states.Order())}; problems {problems.Count}");
         Assert.True(problems.Count == 0, string.Join("\n", problems));
@@ -177,7 +177,7 @@ public sealed class FailureDetectionTests(DefaultGossipFixture f, ITestOutputHel
                 if (await f.HasEndpointAsync(o, victim) == false)
                     lock (gone) gone.TryAdd(o, sw.Elapsed);
             }));
-            await Task.Delay(50);
+            await Task.Delay(50, TestContext.Current.CancellationToken);
         }
         Figure($"killed h{victim}: its endpoint left the FDB of {string.Join(", ", gone.OrderBy(g => g.Key).Select(g => $"h{g.Key} after {g.Value.TotalSeconds:0.00} s"))}");
         Assert.Equal(observers.Count, gone.Count);
