@@ -43,4 +43,7 @@ internal static partial class Log
 
     [LoggerMessage(13, LogLevel.Error, "{Self}: unexpected error while handling a message from {From}")]
     public static partial void HandlerFailed(ILogger logger, string self, string from, Exception error);
+
+    [LoggerMessage(14, LogLevel.Information, "{Self}: suspect {Node} has failed, no acks received and its TCP port refused the connection")]
+    public static partial void SuspectRefused(ILogger logger, string self, string node);
 }

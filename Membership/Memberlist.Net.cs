@@ -10,6 +10,7 @@ using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
+using System.Net.Sockets;
 using UserOverlay.Membership.Security;
 using UserOverlay.Membership.Transport;
 using UserOverlay.Membership.Wire;
@@ -580,24 +581,43 @@ public sealed partial class Memberlist
         MergeRemoteState(join, nodes, user);
     }
 
-    /// <summary>The TCP fallback probe: true only if the node acked our ping within <paramref name="timeout"/>.</summary>
-    private async Task<bool> TcpPingAsync(IPEndPoint to, PingMessage ping, TimeSpan timeout, CancellationToken ct)
+    private enum TcpPingResult
     {
-        if (timeout <= TimeSpan.Zero) return false;
+        /// <summary>The node acked over TCP: it lives, only UDP fails.</summary>
+        Acked,
+        /// <summary>No ack within the time (timeout, reset, wrong answer): no evidence either way.</summary>
+        NoAnswer,
+        /// <summary>The connection was refused: the node's host answered that nothing listens on the gossip port.</summary>
+        Refused,
+    }
+
+    /// <summary>The TCP fallback probe: Acked only if the node acked our ping within <paramref name="timeout"/>.</summary>
+    private async Task<TcpPingResult> TcpPingAsync(IPEndPoint to, PingMessage ping, TimeSpan timeout, CancellationToken ct)
+    {
+        if (timeout <= TimeSpan.Zero) return TcpPingResult.NoAnswer;
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(timeout);
         try
         {
-            await using var s = await _transport.DialAsync(to, timeout, cts.Token).ConfigureAwait(false);
+            Stream s;
+            try
+            {
+                s = await _transport.DialAsync(to, timeout, cts.Token).ConfigureAwait(false);
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
+            {
+                return TcpPingResult.Refused;
+            }
+            await using var _ = s.ConfigureAwait(false);
             await RawSendStreamAsync(s, MessageCodec.Encode(ping), cts.Token).ConfigureAwait(false);
             var (type, reader) = await ReadStreamAsync(new StreamMessageReader(s), cts.Token).ConfigureAwait(false);
-            if (type != MessageType.AckResp) return false;
+            if (type != MessageType.AckResp) return TcpPingResult.NoAnswer;
             var ack = Decode(await reader.ReadValueAsync(cts.Token).ConfigureAwait(false), AckRespMessage.Read);
-            return ack.SeqNo == ping.SeqNo;
+            return ack.SeqNo == ping.SeqNo ? TcpPingResult.Acked : TcpPingResult.NoAnswer;
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            return false;
+            return TcpPingResult.NoAnswer;
         }
     }
 }

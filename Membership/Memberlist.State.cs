@@ -124,9 +124,9 @@ public sealed partial class Memberlist
             }
 
             var remaining = deadline - Stopwatch.GetElapsedTime(sent);
-            Task<bool> fallback = !_opt.DisableTcpPings && node.Vsn.ProtocolMax >= 3
+            Task<TcpPingResult> fallback = !_opt.DisableTcpPings && node.Vsn.ProtocolMax >= 3
                 ? TcpPingAsync(node.EndPoint, ping, remaining, ct)
-                : Task.FromResult(false);
+                : Task.FromResult(TcpPingResult.NoAnswer);
 
             remaining = deadline - Stopwatch.GetElapsedTime(sent);
             if (await WaitAsync(handler.Acked, remaining, ct).ConfigureAwait(false))
@@ -134,7 +134,8 @@ public sealed partial class Memberlist
                 NotifyPingComplete(node, sent, handler);
                 return;
             }
-            if (await fallback.ConfigureAwait(false))
+            var tcp = await fallback.ConfigureAwait(false);
+            if (tcp == TcpPingResult.Acked)
             {
                 Interlocked.Increment(ref Stats._tcpFallbackRescues);
                 Log.TcpOnly(_log, Name, node.Name);
@@ -145,9 +146,22 @@ public sealed partial class Memberlist
             int nacks = handler.Nacks;
             awarenessDelta = expectedNacks > 0 ? Math.Max(0, expectedNacks - nacks) : 1;
             Interlocked.Increment(ref Stats._probesFailed);
-            Log.SuspectNoAck(_log, Name, node.Name);
+            bool refused = tcp == TcpPingResult.Refused && _opt.RefusedProbeSuspicionTimeout > TimeSpan.Zero;
+            if (refused)
+            {
+                // Its host answered for it: nothing listens on its gossip port, so the process is gone
+                // (a stopped, overloaded or cut-off member never refuses: see RefusedProbeSuspicionTimeout).
+                // Our own health does not matter for this evidence.
+                awarenessDelta = 0;
+                Interlocked.Increment(ref Stats._probesRefused);
+                Log.SuspectRefused(_log, Name, node.Name);
+            }
+            else
+            {
+                Log.SuspectNoAck(_log, Name, node.Name);
+            }
             lock (_stateLock)
-                SuspectNode(new SuspectOrDeadMessage(node.Incarnation, node.Name, Name));
+                SuspectNode(new SuspectOrDeadMessage(node.Incarnation, node.Name, Name), refused ? _opt.RefusedProbeSuspicionTimeout : null);
         }
         finally
         {
@@ -301,15 +315,23 @@ public sealed partial class Memberlist
         }
     }
 
-    /// <summary>memberlist's suspectNode: start (or confirm) suspicion, or refute one about us.</summary>
-    private void SuspectNode(SuspectOrDeadMessage s)
+    /// <summary>
+    /// memberlist's suspectNode: start (or confirm) suspicion, or refute one about us. With
+    /// <paramref name="evidence"/> (our own TCP probe was refused) the suspicion ends within that time.
+    /// </summary>
+    private void SuspectNode(SuspectOrDeadMessage s, TimeSpan? evidence = null)
     {
         if (!_nodeMap.TryGetValue(s.Node, out var state)) return;
-        if (s.Incarnation < state.Incarnation) return;
+        if (s.Incarnation < state.Incarnation)
+        {
+            if (state.Name == Name) Reannounce(state);
+            return;
+        }
 
         if (_nodeTimers.TryGetValue(s.Node, out var timer))
         {
             if (timer.Confirm(s.From)) Broadcast(s.Node, MessageCodec.EncodeSuspect(s));
+            if (evidence is { } within) timer.EndWithin(within);
             return;
         }
         if (state.State != MemberState.Alive) return;
@@ -335,7 +357,7 @@ public sealed partial class Memberlist
         var min = Scaling.SuspicionTimeout(_opt.SuspicionMult, n, _opt.ProbeInterval);
         var max = min * _opt.SuspicionMaxTimeoutMult;
         string name = s.Node;
-        _nodeTimers[name] = new Suspicion(s.From, k, min, max, confirmations =>
+        var suspicion = new Suspicion(s.From, k, min, max, confirmations =>
         {
             lock (_stateLock)
             {
@@ -347,13 +369,19 @@ public sealed partial class Memberlist
                 }
             }
         });
+        _nodeTimers[name] = suspicion;
+        if (evidence is { } end) suspicion.EndWithin(end);
     }
 
     /// <summary>memberlist's deadNode: mark dead (or left when From == Node), or refute one about us.</summary>
     private void DeadNode(SuspectOrDeadMessage d)
     {
         if (!_nodeMap.TryGetValue(d.Node, out var state)) return;
-        if (d.Incarnation < state.Incarnation) return;
+        if (d.Incarnation < state.Incarnation)
+        {
+            if (state.Name == Name && !_leaving) Reannounce(state);
+            return;
+        }
         if (_nodeTimers.Remove(d.Node, out var timer)) timer.Dispose();
         if (state.DeadOrLeft) return;
 
@@ -379,6 +407,15 @@ public sealed partial class Memberlist
         Log.NodeGone(_log, Name, info.Name, info.State);
         if (_opt.Events is { } ev) QueueEvent(() => ev.OnLeave(info));
     }
+
+    /// <summary>
+    /// An accusation about us at an incarnation we already refuted: its sender missed our refutation
+    /// (lost under packet loss) and would otherwise wait out its suspicion alone and declare us dead.
+    /// memberlist ignores it; we gossip our current alive again (no new incarnation, no health cost),
+    /// which only a member behind on us accepts.
+    /// </summary>
+    private void Reannounce(NodeState me) =>
+        Broadcast(me.Name, MessageCodec.Encode(new AliveMessage(me.Incarnation, me.Name, me.Addr, me.Port, me.Meta, me.Vsn.ToVsn())));
 
     /// <summary>Beats an accusation about us with a higher incarnation, and counts it against our health.</summary>
     private void Refute(NodeState me, uint accusedInc)

@@ -9,7 +9,8 @@ namespace UserOverlay.Membership;
 /// and every independent confirmation (a suspect message from another member) shortens it to
 /// <c>max − log(n + 1)/log(k + 1) · (max − min)</c>, never below <c>min</c>, where n is the number
 /// of confirmations and k the number expected. Fires <c>onTimeout(confirmations)</c> once.
-/// Confirm is called under the member's state lock; the timer callback runs on the thread pool.
+/// Stronger evidence than a confirmation (our own probe refused) ends it sooner (<see cref="EndWithin"/>).
+/// Confirm and EndWithin are called under the member's state lock; the timer callback runs on the thread pool.
 /// </summary>
 internal sealed class Suspicion : IDisposable
 {
@@ -21,6 +22,7 @@ internal sealed class Suspicion : IDisposable
     private readonly Action<int> _onTimeout;
     private int _n;
     private int _fired;
+    private long _deadline;
 
     public Suspicion(string from, int k, TimeSpan min, TimeSpan max, Action<int> onTimeout)
     {
@@ -30,6 +32,7 @@ internal sealed class Suspicion : IDisposable
         _onTimeout = onTimeout;
         _confirmations.Add(from);
         TimeSpan timeout = k < 1 ? min : max;
+        _deadline = _start + (long)timeout.TotalMilliseconds;
         _timer = new Timer(_ => Fire(), null, timeout, Timeout.InfiniteTimeSpan);
     }
 
@@ -53,9 +56,24 @@ internal sealed class Suspicion : IDisposable
         int n = ++_n;
         var elapsed = TimeSpan.FromMilliseconds(Environment.TickCount64 - _start);
         var remaining = RemainingTime(n, _k, elapsed, _min, _max);
-        if (remaining > TimeSpan.Zero) _timer.Change(remaining, Timeout.InfiniteTimeSpan);
-        else ThreadPool.QueueUserWorkItem(_ => Fire());
+        long deadline = _start + (long)(elapsed + remaining).TotalMilliseconds;
+        if (deadline < _deadline) Reschedule(deadline);
         return true;
+    }
+
+    /// <summary>Makes the timer fire within <paramref name="within"/> from now, if it would fire later (evidence beyond confirmations).</summary>
+    public void EndWithin(TimeSpan within)
+    {
+        long deadline = Environment.TickCount64 + (long)within.TotalMilliseconds;
+        if (deadline < _deadline) Reschedule(deadline);
+    }
+
+    private void Reschedule(long deadline)
+    {
+        _deadline = deadline;
+        long remaining = deadline - Environment.TickCount64;
+        if (remaining > 0) _timer.Change(TimeSpan.FromMilliseconds(remaining), Timeout.InfiniteTimeSpan);
+        else ThreadPool.QueueUserWorkItem(_ => Fire());
     }
 
     private void Fire()

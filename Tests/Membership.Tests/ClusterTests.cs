@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using UserOverlay.Membership.Security;
 using UserOverlay.Membership.Testing;
@@ -270,9 +271,17 @@ public class ClusterTests
         var lan = MembershipOptions.DefaultLan();
         var wan = MembershipOptions.DefaultWan();
         var local = MembershipOptions.DefaultLocal();
-        Assert.Equal(TimeSpan.FromSeconds(1), lan.ProbeInterval);
+        Assert.Equal(TimeSpan.FromMilliseconds(500), lan.ProbeInterval);
+        Assert.Equal(TimeSpan.FromMilliseconds(250), lan.ProbeTimeout);
+        Assert.Equal(6, lan.SuspicionMult);
+        Assert.Equal(3, lan.SuspicionMaxTimeoutMult);
+        Assert.Equal(TimeSpan.FromMilliseconds(500), lan.RefusedProbeSuspicionTimeout);
+        // LAN's suspicion floor: 6 · max(1, log10 n) · 500 ms = 3 s up to 10 members.
+        Assert.Equal(TimeSpan.FromSeconds(3), Scaling.SuspicionTimeout(lan.SuspicionMult, 4, lan.ProbeInterval));
         Assert.Equal(TimeSpan.FromSeconds(5), wan.ProbeInterval);
         Assert.Equal(6, wan.SuspicionMult);
+        Assert.Equal(6, wan.SuspicionMaxTimeoutMult);   // memberlist's WAN and Local keep memberlist's 6
+        Assert.Equal(6, local.SuspicionMaxTimeoutMult);
         Assert.Equal(lan.RetransmitMult, wan.RetransmitMult);
         Assert.Equal(1, local.IndirectChecks);
         Assert.Equal(TimeSpan.FromMilliseconds(100), local.GossipInterval);
@@ -295,6 +304,18 @@ public class ClusterTests
         Assert.True(one < max && two < one);
         Assert.Equal(min, Suspicion.RemainingTime(3, 3, TimeSpan.Zero, min, max));
         Assert.Equal(min - TimeSpan.FromSeconds(1), Suspicion.RemainingTime(3, 3, TimeSpan.FromSeconds(1), min, max));
+    }
+
+    [Fact]
+    public async Task Suspicion_EndWithin_FiresEarlyButNeverLater()
+    {
+        var fired = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var sw = Stopwatch.StartNew();
+        using var s = new Suspicion("a", 2, TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(60), _ => fired.TrySetResult(sw.ElapsedMilliseconds));
+        s.EndWithin(TimeSpan.FromMilliseconds(200));
+        s.EndWithin(TimeSpan.FromSeconds(30)); // later than already set: ignored
+        long at = await fired.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.InRange(at, 150, 10_000);
     }
 
     [Fact]
