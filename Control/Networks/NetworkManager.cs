@@ -139,7 +139,7 @@ public sealed class NetworkManager
 
     /// <summary>
     /// Attaches a namespace to a network: checks the request, takes the address (the given one or the next free) and
-    /// the MAC (the given one or 02:42 + the address), has the data plane create the interface and stores the record.
+    /// the MAC (the given one or 02:00 + the address), has the data plane create the interface and stores the record.
     /// A namespace attaches once per network, and its interface name must be free in it.
     /// </summary>
     public EndpointRecord Attach(EndpointAttachRequest request)
