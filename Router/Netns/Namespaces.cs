@@ -102,7 +102,7 @@ public static partial class Namespaces
         }
         catch (IOException) when (File.Exists(path))
         {
-            throw new RouterException(RouterErrorCode.InterfaceExists, $"a network namespace named '{name}' already exists ({path})");
+            throw new RouterException(RouterErrorCode.Conflict, $"a network namespace named '{name}' already exists ({path})");
         }
         Exception? error = null;
         var thread = new Thread(() =>
