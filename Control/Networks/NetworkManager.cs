@@ -13,7 +13,9 @@ namespace UserOverlay.Control.Networks;
 /// <para>
 /// Thread-safety: every public member takes one lock, so operations run one at a time, data-plane calls included;
 /// queries return immutable records, safe to keep. Start-up: the constructor reads the store and rebuilds the address
-/// pools; it does not call the data plane — the daemon starts its router from <see cref="Snapshot"/>.
+/// pools without calling the data plane; then a daemon calls <see cref="Seed"/> with its configuration file's networks
+/// and endpoints (which its router was started from) and <see cref="Resume"/>, which brings what the API made back
+/// into the data plane. An embedder without a file may start a router from <see cref="Snapshot"/> instead.
 /// </para>
 /// </summary>
 public sealed class NetworkManager
