@@ -34,19 +34,25 @@ internal static class Program
         var invocation = new InvocationConfiguration { Output = output ?? Console.Out, Error = error ?? Console.Error };
         if (parsed.Action is ParseErrorAction)
         {
-            string command = string.Join(' ', Path(parsed.CommandResult.Command, parsed.RootCommandResult.Command));
-            string message = parsed.Errors[0].Message.TrimEnd('.');
-            invocation.Error.WriteLine($"useroverlay: {message} (see `{command} --help`)");
+            var command = parsed.CommandResult.Command;
+            var first = parsed.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal)) ?? parsed.Errors[0];
+            invocation.Error.WriteLine($"useroverlay: {first.Message.TrimEnd('.')} (usage: {Usage(command)}; see --help)");
             return ExitCodes.Usage;
         }
         return parsed.Invoke(invocation);
     }
 
-    private static IEnumerable<string> Path(Command leaf, Command root)
+    /// <summary>"useroverlay network create [OPTIONS] NAME", from the command's place in the tree and its arguments.</summary>
+    private static string Usage(Command command)
     {
-        var names = new List<string>();
-        for (Command? c = leaf; c is not null && c != root; c = c.Parents.OfType<Command>().FirstOrDefault()) names.Insert(0, c.Name);
-        return names.Prepend("useroverlay");
+        var words = new List<string>();
+        for (Command? c = command; c is not null and not RootCommand; c = c.Parents.OfType<Command>().FirstOrDefault()) words.Insert(0, c.Name);
+        words.Insert(0, "useroverlay");
+        if (command.Subcommands.Count > 0) words.Add("COMMAND");
+        else if (command.Options.Count > 0) words.Add("[OPTIONS]");
+        words.AddRange(command.Arguments.Where(a => !a.Hidden)
+            .Select(a => (a.HelpName ?? a.Name) + (a.Arity.MaximumNumberOfValues > 1 ? "..." : "")));
+        return string.Join(' ', words);
     }
 
     /// <summary>The command tree (every command and option).</summary>

@@ -19,8 +19,7 @@ internal static class RunCommand
     public static Command Create()
     {
         var name = new Option<string?>("--name") { Description = "The workload's name (its namespace is uo-NAME); default: one the router makes up.", HelpName = "NAME" };
-        var network = ClientOptions.Repeated("--network", "A network to attach to, in order (repeatable; at least one).", "NETWORK");
-        network.Required = true;
+        var network = new Option<string[]>("--network") { Description = "A network to attach to, in order (repeatable; at least one).", HelpName = "NETWORK", Required = true };
         var ip = new Option<string?>("--ip") { Description = "A fixed address on the first network.", HelpName = "IP" };
         var alias = ClientOptions.Repeated("--alias", "Another name on the first network (repeatable).", "NAME");
         var detach = new Option<bool>("--detach", "-d") { Description = "Leave the workload running and print its name (remove it with `useroverlay rm`)." };
