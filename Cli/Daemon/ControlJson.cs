@@ -13,6 +13,14 @@ namespace UserOverlay.Cli.Daemon;
 [JsonSerializable(typeof(ApiError))]
 [JsonSerializable(typeof(MembersResponse))]
 [JsonSerializable(typeof(SaResponse))]
+[JsonSerializable(typeof(UserOverlay.Control.Networks.NetworkCreateRequest))]
+[JsonSerializable(typeof(ConnectRequest))]
+[JsonSerializable(typeof(DisconnectRequest))]
+[JsonSerializable(typeof(EndpointView))]
+[JsonSerializable(typeof(WorkloadCreateRequest))]
+[JsonSerializable(typeof(WorkloadView))]
+[JsonSerializable(typeof(IReadOnlyList<WorkloadView>))]
+[JsonSerializable(typeof(WorkloadRecord))]
 public sealed partial class ControlJson : JsonSerializerContext
 {
     /// <summary>Deserialises or throws with a clear message.</summary>

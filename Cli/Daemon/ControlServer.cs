@@ -1,21 +1,25 @@
+using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using UserOverlay.Cli.Commands;
+using UserOverlay.Control.Networks;
 using UserOverlay.Router;
 
 namespace UserOverlay.Cli.Daemon;
 
 /// <summary>
 /// Serves the control API (<see cref="ControlApi"/>) on the router's Unix socket with Kestrel, as a
-/// hosted service that starts after the router (and gossip), so the socket answers only once there
-/// is a router to answer for. The socket's directory is created with mode 0700, so only root talks
-/// to the router. Kestrel runs in a web application of its own, fed the daemon's loggers.
+/// hosted service that starts after the router, gossip and the network service, so the socket answers only once
+/// there is a router to answer for. Access (<see cref="SocketAccess"/>): the directory is 0755 and the socket 0660
+/// root:GROUP; every POST and DELETE, and <c>GET /v1/sa</c>, needs the caller (SO_PEERCRED) to be uid 0.
+/// Kestrel runs in a web application of its own, fed the daemon's loggers.
 /// </summary>
-internal sealed class ControlServer(DaemonOptions options, RouterService router, ILoggerFactory loggers, GossipService? gossip = null)
+internal sealed class ControlServer(DaemonOptions options, RouterService router, NetworkService networks, ILoggerFactory loggers, GossipService? gossip = null)
     : IHostedService, IAsyncDisposable
 {
     private WebApplication? _app;
@@ -32,8 +36,11 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
         Func<SaResponse>? securityAssociations = options.Config.Router.Encryption is null ? null
             : () => new SaResponse(SaCommand.Warning, r.DescribeSecurityAssociations());
 
-        Directory.CreateDirectory(ControlApi.SocketDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        File.SetUnixFileMode(ControlApi.SocketDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        uint gid = SocketAccess.ResolveGroup(options.Group);
+        const UnixFileMode DirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+            | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+        Directory.CreateDirectory(ControlApi.SocketDirectory, DirectoryMode);
+        File.SetUnixFileMode(ControlApi.SocketDirectory, DirectoryMode);
         string path = ControlApi.SocketPath(name);
         if (File.Exists(path))
         {
@@ -59,6 +66,24 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
         });
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, ControlJson.Default));
         var app = builder.Build();
+        app.Use(async (ctx, next) =>
+        {
+            // Changes, and the SAs (they hold keys), are root's; reading is for whoever may connect (the socket's group).
+            bool privileged = !HttpMethods.IsGet(ctx.Request.Method) && !HttpMethods.IsHead(ctx.Request.Method)
+                || ctx.Request.Path.StartsWithSegments("/v1/sa", StringComparison.Ordinal);
+            var peer = PeerCredentials.Of(ctx.Features.Get<IConnectionSocketFeature>()?.Socket);
+            if (peer is { } p) ctx.Items[typeof(PeerCredentials)] = p;
+            if (privileged && peer is not { Uid: 0 })
+            {
+                string who = peer is { } q ? $"you are uid {q.Uid}" : "the caller's credentials cannot be read";
+                await Results.Json(new ApiError("permission_denied",
+                    $"this needs root: the router's control socket accepts changes only from uid 0 ({who})"),
+                    ControlJson.Default.ApiError, statusCode: StatusCodes.Status403Forbidden).ExecuteAsync(ctx).ConfigureAwait(false);
+                return;
+            }
+            await next(ctx).ConfigureAwait(false);
+        });
+        MapNetworkRoutes(app, networks);
         app.MapGet("/_ping", () => Results.Text("OK"));
         app.MapGet("/v1/version", () => Results.Json(version, ControlJson.Default.VersionInfo));
         app.MapGet("/v1/status", () => Results.Json(status(), ControlJson.Default.RouterStatus));
@@ -70,13 +95,114 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
             ? Results.Json(new ApiError("encryption_disabled", "this router has no encrypted networks, so it holds no SAs"), ControlJson.Default.ApiError, statusCode: 404)
             : Results.Json(securityAssociations(), ControlJson.Default.SaResponse));
         app.MapFallback((HttpContext ctx) => Results.Json(
-            new ApiError("not_found", $"no such endpoint: {ctx.Request.Method} {ctx.Request.Path} (this daemon serves /_ping, /v1/version, /v1/status, /v1/members, /v1/sa)"),
+            new ApiError("not_found", $"no such endpoint: {ctx.Request.Method} {ctx.Request.Path} (this daemon serves /_ping, /v1/version, /v1/status, /v1/members, /v1/sa, /v1/networks, /v1/workloads)"),
             ControlJson.Default.ApiError, statusCode: 404));
         _app = app;
         _path = path;
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
-        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        SocketAccess.Restrict(path, gid);
     }
+
+    /// <summary>The routes of networks, endpoints and workloads (the contract in <see cref="ControlApi"/>).</summary>
+    private static void MapNetworkRoutes(WebApplication app, NetworkService service)
+    {
+        var docker = DockerJson.Default;
+        app.MapGet("/v1/networks", Api(_ =>
+        {
+            var m = service.Manager;
+            IReadOnlyList<NetworkInspect> all = [.. m.ListNetworks().OrderBy(n => n.Name, StringComparer.Ordinal).Select(n => m.Inspect(n.Id))];
+            return Task.FromResult(Results.Json(all, docker.IReadOnlyListNetworkInspect));
+        }));
+        app.MapPost("/v1/networks", Api(async ctx =>
+        {
+            var request = await Body(ctx, ControlJson.Default.NetworkCreateRequest).ConfigureAwait(false);
+            var def = service.Manager.CreateNetwork(request);
+            return Results.Json(service.Manager.Inspect(def.Id), docker.NetworkInspect, statusCode: StatusCodes.Status201Created);
+        }));
+        app.MapGet("/v1/networks/{network}", Api(ctx =>
+            Task.FromResult(Results.Json(service.Manager.Inspect(Route(ctx, "network")), docker.NetworkInspect))));
+        app.MapDelete("/v1/networks/{network}", Api(ctx =>
+        {
+            service.Manager.RemoveNetwork(Route(ctx, "network"));
+            return Task.FromResult(Results.NoContent());
+        }));
+        app.MapPost("/v1/networks/{network}/connect", Api(async ctx =>
+        {
+            var body = await Body(ctx, ControlJson.Default.ConnectRequest).ConfigureAwait(false);
+            var m = service.Manager;
+            var ep = m.Attach(new EndpointAttachRequest
+            {
+                Network = Route(ctx, "network"),
+                Netns = body.Netns!,
+                Name = body.Name,
+                Interface = body.Interface,
+                Address = body.Address,
+                Mac = body.Mac,
+                Aliases = body.Aliases ?? [],
+            });
+            return Results.Json(EndpointView.From(m.GetNetwork(ep.NetworkId), ep), ControlJson.Default.EndpointView, statusCode: StatusCodes.Status201Created);
+        }));
+        app.MapPost("/v1/networks/{network}/disconnect", Api(async ctx =>
+        {
+            var body = await Body(ctx, ControlJson.Default.DisconnectRequest).ConfigureAwait(false);
+            var m = service.Manager;
+            var ep = m.Detach(Route(ctx, "network"), body.Netns ?? body.Name ?? "");
+            return Results.Json(EndpointView.From(m.GetNetwork(ep.NetworkId), ep), ControlJson.Default.EndpointView);
+        }));
+        app.MapGet("/v1/workloads", Api(_ => Task.FromResult(Results.Json(service.Workloads.List(), ControlJson.Default.IReadOnlyListWorkloadView))));
+        app.MapPost("/v1/workloads", Api(async ctx =>
+        {
+            var body = await Body(ctx, ControlJson.Default.WorkloadCreateRequest).ConfigureAwait(false);
+            int caller = ctx.Items.TryGetValue(typeof(PeerCredentials), out var p) && p is PeerCredentials peer ? peer.Pid : 0;
+            if (!body.Detached && body.ClientPid is null && caller <= 0)
+                throw new ControlException(ControlErrorCodes.InvalidArgument, "client_pid: is required (the caller's process id cannot be read)", "client_pid");
+            return Results.Json(service.Workloads.Create(body, caller), ControlJson.Default.WorkloadView, statusCode: StatusCodes.Status201Created);
+        }));
+        app.MapDelete("/v1/workloads/{name}", Api(ctx =>
+        {
+            service.Workloads.Delete(Route(ctx, "name"));
+            return Task.FromResult(Results.NoContent());
+        }));
+    }
+
+    /// <summary>A route handler whose <see cref="ControlException"/>s and unreadable bodies become the API's errors.</summary>
+    private static RequestDelegate Api(Func<HttpContext, Task<IResult>> handler) => async ctx =>
+    {
+        IResult result;
+        try
+        {
+            result = await handler(ctx).ConfigureAwait(false);
+        }
+        catch (ControlException e)
+        {
+            result = Results.Json(new ApiError(e.Code, e.Message), ControlJson.Default.ApiError, statusCode: StatusOf(e.Code));
+        }
+        catch (JsonException e)
+        {
+            result = Results.Json(new ApiError("bad_request", $"the request body is not the JSON this route takes: {e.Message}"), ControlJson.Default.ApiError, statusCode: 400);
+        }
+        catch (RouterException e)
+        {
+            result = Results.Json(new ApiError(ControlErrorCodes.Internal, e.Message), ControlJson.Default.ApiError, statusCode: 500);
+        }
+        await result.ExecuteAsync(ctx).ConfigureAwait(false);
+    };
+
+    /// <summary>The HTTP status of an error code (the contract's map).</summary>
+    public static int StatusOf(string code) => code switch
+    {
+        ControlErrorCodes.InvalidArgument or ControlErrorCodes.Ambiguous or "bad_request" => 400,
+        "permission_denied" => 403,
+        ControlErrorCodes.NotFound => 404,
+        ControlErrorCodes.Conflict or ControlErrorCodes.InUse or ControlErrorCodes.Exhausted => 409,
+        _ => 500,
+    };
+
+    private static string Route(HttpContext ctx, string key) => ctx.Request.RouteValues[key] as string ?? "";
+
+    private static async Task<T> Body<T>(HttpContext ctx, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) where T : class =>
+        await JsonSerializer.DeserializeAsync(ctx.Request.Body, type, ctx.RequestAborted).ConfigureAwait(false)
+        ?? throw new JsonException("the body is null");
 
     /// <summary>Stops serving (requests in flight get two seconds) and removes the socket.</summary>
     public async Task StopAsync(CancellationToken cancellationToken)

@@ -11,8 +11,9 @@ namespace UserOverlay.Cli.Daemon;
 /// The daemon's composition: <c>useroverlay up</c> on the generic host. Each part is a hosted
 /// service; the host starts them in the order they are added here and stops them in reverse:
 /// <code>
-///   start: router (forwards) → gossip (announces this host) → control API (answers) → metrics
-///   stop:  metrics → control API → gossip (leaves the cluster: others drop this host at once) → router (TAPs removed)
+///   start: router (forwards) → gossip (announces this host) → networks (seeds the file's, restores the stored
+///          ones and their endpoints) → control API (answers) → metrics
+///   stop:  metrics → control API → networks → gossip (leaves the cluster: others drop this host at once) → router (TAPs removed)
 /// </code>
 /// A new part of the daemon (cluster agent, Docker plugin, DNS) is one more hosted service added
 /// here, at the place in that order where what it needs has started.
@@ -46,6 +47,7 @@ internal static class DaemonHost
         // The order of start (and, reversed, of stop).
         AddHostedSingleton<RouterService>(builder.Services);
         if (options.Config.Gossip is not null) AddHostedSingleton<GossipService>(builder.Services);
+        AddHostedSingleton<NetworkService>(builder.Services);
         AddHostedSingleton<ControlServer>(builder.Services);
         if (options.Config.Metrics is not null) AddHostedSingleton<RouterMetrics>(builder.Services);
         return builder.Build();

@@ -10,4 +10,16 @@ internal static partial class DaemonLog
 
     [LoggerMessage(2, LogLevel.Information, "Stopping router '{Name}'")]
     public static partial void Stopping(ILogger logger, string name);
+
+    [LoggerMessage(3, LogLevel.Warning, "Released endpoint '{Endpoint}' of network '{Network}' ({Address}) instead of attaching it again: {Reason}")]
+    public static partial void EndpointReleased(ILogger logger, string endpoint, string network, string address, string reason);
+
+    [LoggerMessage(4, LogLevel.Warning, "Released workload '{Name}': {Reason}")]
+    public static partial void WorkloadReleased(ILogger logger, string name, string reason);
+
+    [LoggerMessage(5, LogLevel.Information, "Removed workload '{Name}': {Reason}")]
+    public static partial void WorkloadRemoved(ILogger logger, string name, string reason);
+
+    [LoggerMessage(6, LogLevel.Warning, "Checking workload clients failed: {Message}")]
+    public static partial void WorkloadSweepFailed(ILogger logger, string message);
 }

@@ -7,4 +7,14 @@ namespace UserOverlay.Cli.Daemon;
 /// <param name="Config">The host's configuration, loaded and validated.</param>
 /// <param name="Name">The router's name (its control socket is /run/useroverlay/NAME.sock).</param>
 /// <param name="LogLevel">The least severe level logged (<c>--log-level</c>).</param>
-internal sealed record DaemonOptions(HostConfig Config, string Name, LogLevel LogLevel);
+internal sealed record DaemonOptions(HostConfig Config, string Name, LogLevel LogLevel)
+{
+    /// <summary>Where networks, endpoints and workloads created at run time persist (<c>--state-dir</c>; default /var/lib/useroverlay/NAME).</summary>
+    public string StateDirectory { get; init; } = DefaultStateDirectory(Name);
+
+    /// <summary>The control socket's group (<c>--group</c>: a name or gid); null for <see cref="SocketAccess.DefaultGroup"/> if it exists, else root.</summary>
+    public string? Group { get; init; }
+
+    /// <summary>/var/lib/useroverlay/NAME.</summary>
+    public static string DefaultStateDirectory(string name) => Path.Combine("/var/lib/useroverlay", name);
+}

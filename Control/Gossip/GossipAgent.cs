@@ -21,6 +21,13 @@
 // WithdrawEndpoint announce later ones at once. Withdrawing a network's last local endpoint leaves
 // the network, so others stop flooding it here.
 //
+// Networks: the ones given at start, and more at run time with JoinNetwork (a network created while
+// the daemon runs) and LeaveNetwork (one removed). JoinNetwork makes the VNI one of the agent's, so
+// its records are relayed to the sink and endpoints on it can be published; the host takes part in
+// the table's network — others add it to the flood list and send it the network's records — from
+// the first local endpoint on, exactly as for a network given at start. LeaveNetwork withdraws the
+// network's local endpoints, leaves the table's network and forgets the VNI.
+//
 // Threads: table events arrive on the table's one event task, membership events on the member's
 // one event task; the sink is thread-safe (copy-on-write tables), so both call it directly. The
 // join loop is one background task. Publish and withdraw may be called from any thread.
@@ -103,7 +110,7 @@ public sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, IAs
     private readonly GossipAgentOptions _opt;
     private readonly IRemoteEndpointSink _sink;
     private readonly ILogger _log;
-    private readonly Dictionary<string, string> _nameById = new(StringComparer.Ordinal);   // "4097" → "blue"; fixed after construction
+    private readonly ConcurrentDictionary<string, string> _nameById = new(StringComparer.Ordinal);   // "4097" → "blue"; JoinNetwork/LeaveNetwork change it
     private readonly ConcurrentDictionary<(uint Vni, ulong Mac), LocalEndpointInfo> _local = new();
     private readonly Lock _localLock = new(); // publish and withdraw of one network do not interleave with its leave
     private readonly VtepEndpoint _self;
@@ -203,10 +210,10 @@ public sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, IAs
     {
         ArgumentNullException.ThrowIfNull(endpoint);
         string id = NetworkId(endpoint.Vni);
-        if (!_nameById.TryGetValue(id, out string? name) || name != endpoint.Network)
-            throw new ArgumentException($"network '{endpoint.Network}' (VNI {endpoint.Vni}) is not one of this agent's networks ({string.Join(", ", _nameById.Select(kv => $"{kv.Value} VNI {kv.Key}"))})", nameof(endpoint));
         lock (_localLock)
         {
+            if (!_nameById.TryGetValue(id, out string? name) || name != endpoint.Network)
+                throw new ArgumentException($"network '{endpoint.Network}' (VNI {endpoint.Vni}) is not one of this agent's networks ({string.Join(", ", _nameById.Select(kv => $"{kv.Value} VNI {kv.Key}"))})", nameof(endpoint));
             _local[(endpoint.Vni, endpoint.Mac.Value)] = endpoint;
             Table.PublishEndpoint(id, endpoint.Mac.Value, VtepEndpoint.ToIPAddress(endpoint.Address));
         }
@@ -229,6 +236,48 @@ public sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, IAs
             if (!_local.Keys.Any(k => k.Vni == vni)) Table.LeaveNetwork(id);
         }
         GossipLog.EndpointWithdrawn(_log, removed.Network, mac);
+        return true;
+    }
+
+    /// <summary>
+    /// Makes <paramref name="network"/> one of the agent's (a network created at run time): remote records of its VNI
+    /// reach the sink from now on, and its endpoints can be published — the first one joins the table's network, so
+    /// the network's members add this host to their flood lists and send it their records. Idempotent for the same
+    /// name and VNI; throws <see cref="ArgumentException"/> when the VNI is already the agent's under another name.
+    /// </summary>
+    public void JoinNetwork(GossipNetwork network)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        string id = NetworkId(network.Vni);
+        lock (_localLock)
+        {
+            string name = _nameById.GetOrAdd(id, network.Name);
+            if (name != network.Name)
+                throw new ArgumentException($"VNI {network.Vni} is already network '{name}' here, so it cannot also be '{network.Name}'", nameof(network));
+        }
+        GossipLog.NetworkJoined(_log, network.Name, network.Vni);
+    }
+
+    /// <summary>
+    /// Stops serving the network of <paramref name="vni"/> (a network removed at run time): its local endpoints are
+    /// withdrawn (tombstones gossiped), the table's network is left (others drop this host from its flood list), and
+    /// its records are ignored from now on. Returns false when the VNI was not one of the agent's.
+    /// </summary>
+    public bool LeaveNetwork(uint vni)
+    {
+        string id = NetworkId(vni);
+        string? name;
+        lock (_localLock)
+        {
+            if (!_nameById.TryRemove(id, out name)) return false;
+            foreach (var key in _local.Keys.Where(k => k.Vni == vni).ToList())
+            {
+                _local.TryRemove(key, out _);
+                Table.RemoveEndpoint(id, key.Mac);
+            }
+            Table.LeaveNetwork(id);
+        }
+        GossipLog.NetworkLeft(_log, name, vni);
         return true;
     }
 

@@ -65,4 +65,10 @@ internal static partial class GossipLog
 
     [LoggerMessage(116, LogLevel.Debug, "Withdrew local endpoint {Network}/{Mac}")]
     public static partial void EndpointWithdrawn(ILogger logger, string network, MacAddress mac);
+
+    [LoggerMessage(117, LogLevel.Information, "Serving network '{Network}' (VNI {Vni}) in gossip")]
+    public static partial void NetworkJoined(ILogger logger, string network, uint vni);
+
+    [LoggerMessage(118, LogLevel.Information, "No longer serving network '{Network}' (VNI {Vni}) in gossip; its local endpoints were withdrawn")]
+    public static partial void NetworkLeft(ILogger logger, string network, uint vni);
 }

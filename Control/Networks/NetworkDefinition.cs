@@ -61,6 +61,12 @@ public sealed record NetworkDefinition
     /// <summary>Driver options as Docker's inspect shows them (see <see cref="NetworkValidator.VxlanIdListOption"/> and the others).</summary>
     public IReadOnlyDictionary<string, string> Options { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>
+    /// True when the daemon's configuration file declares the network (<see cref="NetworkManager.Seed"/> made it, and
+    /// makes it again at every start); false when the API created it.
+    /// </summary>
+    public bool FromConfig { get; init; }
+
     /// <summary>The data path's description of this network.</summary>
     public NetworkOptions ToNetworkOptions() => new() { Name = Name, Vni = Vni, Subnet = Subnet, Mtu = Mtu, Encrypted = Encrypted };
 }
@@ -104,6 +110,9 @@ public sealed record EndpointRecord
 
     /// <summary>When the endpoint was attached (UTC); orders the endpoints when a pool is rebuilt.</summary>
     public required DateTimeOffset Created { get; init; }
+
+    /// <summary>True when the configuration file declares the endpoint (see <see cref="NetworkDefinition.FromConfig"/>); false when the API attached it.</summary>
+    public bool FromConfig { get; init; }
 
     /// <summary>The data path's description of this endpoint on <paramref name="network"/>.</summary>
     public EndpointOptions ToEndpointOptions(NetworkDefinition network) => new()

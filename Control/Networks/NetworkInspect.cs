@@ -103,4 +103,5 @@ public sealed record ConfigReference([property: JsonPropertyName("Network")] str
 /// </summary>
 [JsonSourceGenerationOptions(WriteIndented = true, IndentSize = 4)]
 [JsonSerializable(typeof(IReadOnlyList<NetworkInspect>))]
+[JsonSerializable(typeof(NetworkInspect))]
 public sealed partial class DockerJson : JsonSerializerContext;

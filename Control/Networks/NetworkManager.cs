@@ -62,6 +62,142 @@ public sealed class NetworkManager
     }
 
     /// <summary>
+    /// Makes the configuration file's networks and endpoints the manager's; the daemon calls it once at start, after
+    /// the constructor and before <see cref="Resume"/>. The file is authoritative for what it names:
+    /// <list type="bullet">
+    /// <item>a network of the file that is stored with the same definition (VNI, subnet, gateway, ip-range, aux
+    /// addresses, MTU, encryption, internal) keeps its id and its endpoints; one the API created becomes the file's;</item>
+    /// <item>a network stored under the name of one of the file's with another definition is replaced (a new id), and
+    /// a network an earlier file declared and this one does not is removed — but only when no endpoint attached at run
+    /// time is on it: otherwise seeding fails with <see cref="ControlErrorCodes.Conflict"/> naming those endpoints, and
+    /// nothing has changed;</item>
+    /// <item>the endpoints of the file are the file's: a stored one that matches one of the file's exactly (network,
+    /// namespace, interface, address, MAC) is kept, the others the file seeded before are deleted, and the file's
+    /// missing ones are attached. Endpoints attached at run time are left alone.</item>
+    /// </list>
+    /// The data plane is not called: the daemon starts its router from the same file, so it serves these already.
+    /// Errors are <see cref="ControlException"/>s whose message starts with the file's object
+    /// ("networks[1] 'green': subnet: …"). A failure after the checks (an address of the file taken by a run-time
+    /// endpoint) may leave the file's objects half seeded in the store; the next start seeds them again.
+    /// </summary>
+    public void Seed(IReadOnlyList<NetworkCreateRequest> networks, IReadOnlyList<EndpointAttachRequest> endpoints)
+    {
+        lock (_lock)
+        {
+            var named = networks.Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
+            // The target set of networks, decided before anything is written.
+            var target = _byId.Values.Select(n => n.Definition).Where(d => !d.FromConfig && !named.Contains(d.Name)).ToList();
+            var adopted = new List<(Network Stored, NetworkDefinition Definition)>();
+            var created = new List<NetworkDefinition>();
+            var dropped = new List<Network>();
+            for (int i = 0; i < networks.Count; i++)
+            {
+                var request = networks[i];
+                NetworkDefinition candidate;
+                try { candidate = NetworkValidator.Validate(request, target, _options) with { FromConfig = true }; }
+                catch (ControlException e) { throw SeedError($"networks[{i}] '{request.Name}'", e); }
+                _byName.TryGetValue(request.Name, out var stored);
+                if (stored is not null && SameNetwork(stored.Definition, candidate))
+                {
+                    var def = stored.Definition with { FromConfig = true };
+                    adopted.Add((stored, def));
+                    target.Add(def);
+                    continue;
+                }
+                if (stored is not null)
+                {
+                    RefuseIfRunTimeEndpoints(stored, $"networks[{i}] '{request.Name}' differs from the stored network of that name ({Difference(stored.Definition, candidate)})");
+                    dropped.Add(stored);
+                }
+                created.Add(candidate);
+                target.Add(candidate);
+            }
+            foreach (var gone in _byId.Values.Where(n => n.Definition.FromConfig && !named.Contains(n.Definition.Name)))
+            {
+                RefuseIfRunTimeEndpoints(gone, $"network '{gone.Definition.Name}' came from the configuration file, which no longer declares it");
+                dropped.Add(gone);
+            }
+
+            // Apply: drop what the file no longer declares, then make what it does.
+            foreach (var net in dropped)
+            {
+                foreach (var ep in net.Endpoints.Values.ToList()) Forget(net, ep);
+                _store.DeleteNetwork(net.Definition.Id);
+                _byId.Remove(net.Definition.Id);
+                _byName.Remove(net.Definition.Name);
+            }
+            foreach (var (stored, def) in adopted)
+            {
+                if (!stored.Definition.FromConfig) _store.PutNetwork(def);
+                stored.Definition = def;
+            }
+            foreach (var def in created)
+            {
+                _store.PutNetwork(def);
+                var network = new Network(def);
+                _byId.Add(def.Id, network);
+                _byName.Add(def.Name, network);
+            }
+            var wanted = endpoints.Select((e, i) => (Request: e, Index: i)).ToList();
+            foreach (var net in _byId.Values)
+            {
+                foreach (var ep in net.Endpoints.Values.Where(e => e.FromConfig).ToList())
+                {
+                    int match = wanted.FindIndex(w => SameEndpoint(net, ep, w.Request));
+                    if (match >= 0) wanted.RemoveAt(match);
+                    else Forget(net, ep);
+                }
+            }
+            foreach (var (request, i) in wanted)
+            {
+                try { AttachLocked(request, callDataPlane: false, fromConfig: true); }
+                catch (ControlException e) { throw SeedError($"endpoints[{i}] ('{request.Netns}' on '{request.Network}')", e); }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Brings the data plane up to the stored state when the daemon starts (after <see cref="Seed"/>): every network
+    /// the API created is added, and every endpoint the API attached is attached again with its MAC, address and
+    /// interface — unless <paramref name="whyNot"/> gives a reason not to (its namespace is gone), or the attach fails;
+    /// then the endpoint is released (record deleted, address freed) and listed in the result. The configuration's
+    /// networks and endpoints are skipped (the router was started from them). A network the data plane refuses fails
+    /// the start with <see cref="ControlErrorCodes.CorruptState"/>, naming it and what to do.
+    /// </summary>
+    public IReadOnlyList<ReleasedEndpoint> Resume(Func<EndpointRecord, string?> whyNot)
+    {
+        lock (_lock)
+        {
+            foreach (var net in _byId.Values.OrderBy(n => n.Definition.Created).Where(n => !n.Definition.FromConfig))
+            {
+                try { _dataPlane.AddNetwork(net.Definition); }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    throw new ControlException(ControlErrorCodes.CorruptState,
+                        $"cannot restore network '{net.Definition.Name}' (id {ObjectIds.Short(net.Definition.Id)}, stored in {_store.Location}): {e.Message}; fix that, or remove the network's state file to forget it", "network", e);
+                }
+            }
+            var released = new List<ReleasedEndpoint>();
+            foreach (var (net, ep) in _byId.Values.SelectMany(n => n.Endpoints.Values.Select(e => (n, e))).Where(x => !x.e.FromConfig).OrderBy(x => x.e.Created).ToList())
+            {
+                string? reason = whyNot(ep);
+                if (reason is null)
+                {
+                    try
+                    {
+                        _dataPlane.AttachEndpoint(net.Definition, ep);
+                        continue;
+                    }
+                    catch (Exception e) when (e is not OutOfMemoryException) { reason = e.Message; }
+                }
+                Forget(net, ep);
+                released.Add(new ReleasedEndpoint(net.Definition.Name, ep, reason));
+            }
+            return released;
+        }
+    }
+
+    /// <summary>
     /// Removes the network named by <paramref name="nameOrId"/> and returns it. Refused with
     /// <see cref="ControlErrorCodes.InUse"/>, naming them, while endpoints are attached.
     /// </summary>
@@ -139,71 +275,78 @@ public sealed class NetworkManager
 
     /// <summary>
     /// Attaches a namespace to a network: checks the request, takes the address (the given one or the next free) and
-    /// the MAC (the given one or 02:42 + the address), has the data plane create the interface and stores the record.
+    /// the MAC (the given one or 02:00 + the address), has the data plane create the interface and stores the record.
     /// A namespace attaches once per network, and its interface name must be free in it.
     /// </summary>
     public EndpointRecord Attach(EndpointAttachRequest request)
     {
-        lock (_lock)
+        lock (_lock) return AttachLocked(request, callDataPlane: true, fromConfig: false);
+    }
+
+    private EndpointRecord AttachLocked(EndpointAttachRequest request, bool callDataPlane, bool fromConfig)
+    {
+        var network = Find(request.Network);
+        var def = network.Definition;
+        string netns = RequireText("netns", request.Netns, "a namespace name or path");
+        string name = RequireText("name", request.Name ?? netns, "a name");
+        string iface = request.Interface ?? DefaultInterface;
+        if (iface.Length is 0 or > 15 || iface is "." or ".." || iface.Any(c => c is '/' or ':' || char.IsWhiteSpace(c) || char.IsControl(c)))
+            throw ControlException.Invalid("interface", $"'{iface}' is not a valid interface name (1 to 15 characters, no '/', ':' or spaces)");
+        var aliases = CheckAliases(request.Aliases ?? []);
+        if (network.ByNetns.TryGetValue(netns, out var there))
+            throw ControlException.Conflicting("netns", $"'{netns}' is already connected to network '{def.Name}' (endpoint '{there.Name}')");
+        if (network.ByName.ContainsKey(name))
+            throw ControlException.Conflicting("name", $"an endpoint named '{name}' is already connected to network '{def.Name}'");
+        if (_interfaces.TryGetValue((netns, iface), out var holder))
+            throw ControlException.Conflicting("interface", $"namespace '{netns}' already has an interface '{iface}' (network '{_byId[holder.NetworkId].Definition.Name}'); give another --interface");
+        MacAddress? mac = request.Mac is null ? null : EndpointMac.ParseUnicast(request.Mac);
+        if (mac is { } given && network.ByMac.TryGetValue(given, out var macHolder))
+            throw ControlException.Conflicting("mac", $"{given} is already used by endpoint '{macHolder.Name}' on network '{def.Name}'");
+
+        uint address;
+        if (request.Address is { } ip)
         {
-            var network = Find(request.Network);
-            var def = network.Definition;
-            string netns = RequireText("netns", request.Netns, "a namespace name or path");
-            string name = RequireText("name", request.Name ?? netns, "a name");
-            string iface = request.Interface ?? DefaultInterface;
-            if (iface.Length is 0 or > 15 || iface is "." or ".." || iface.Any(c => c is '/' or ':' || char.IsWhiteSpace(c) || char.IsControl(c)))
-                throw ControlException.Invalid("interface", $"'{iface}' is not a valid interface name (1 to 15 characters, no '/', ':' or spaces)");
-            var aliases = CheckAliases(request.Aliases ?? []);
-            if (network.ByNetns.TryGetValue(netns, out var there))
-                throw ControlException.Conflicting("netns", $"'{netns}' is already connected to network '{def.Name}' (endpoint '{there.Name}')");
-            if (network.ByName.ContainsKey(name))
-                throw ControlException.Conflicting("name", $"an endpoint named '{name}' is already connected to network '{def.Name}'");
-            if (_interfaces.TryGetValue((netns, iface), out var holder))
-                throw ControlException.Conflicting("interface", $"namespace '{netns}' already has an interface '{iface}' (network '{_byId[holder.NetworkId].Definition.Name}'); give another --interface");
-            MacAddress? mac = request.Mac is null ? null : EndpointMac.ParseUnicast(request.Mac);
-            if (mac is { } given && network.ByMac.TryGetValue(given, out var macHolder))
-                throw ControlException.Conflicting("mac", $"{given} is already used by endpoint '{macHolder.Name}' on network '{def.Name}'");
+            if (!Ipv4Prefix.TryParseAddress(ip, out address))
+                throw ControlException.Invalid("ip", $"'{ip}' is not an IPv4 address");
+            network.Pool.AllocateSpecific(address);
+        }
+        else address = network.Pool.AllocateNext();
 
-            uint address;
-            if (request.Address is { } ip)
+        EndpointRecord endpoint;
+        try
+        {
+            var effectiveMac = mac ?? EndpointMac.FromAddress(address);
+            if (mac is null && network.ByMac.TryGetValue(effectiveMac, out macHolder))
+                throw ControlException.Conflicting("mac", $"{effectiveMac}, derived from {VtepEndpoint.FormatAddress(address)}, is already used by endpoint '{macHolder.Name}'; give --mac");
+            endpoint = new EndpointRecord
             {
-                if (!Ipv4Prefix.TryParseAddress(ip, out address))
-                    throw ControlException.Invalid("ip", $"'{ip}' is not an IPv4 address");
-                network.Pool.AllocateSpecific(address);
-            }
-            else address = network.Pool.AllocateNext();
-
-            EndpointRecord endpoint;
-            try
+                Id = ObjectIds.New(),
+                NetworkId = def.Id,
+                Name = name,
+                Netns = netns,
+                Interface = iface,
+                Mac = effectiveMac,
+                Address = address,
+                PrefixLength = def.Subnet.Length,
+                Aliases = aliases,
+                Created = _options.Time.GetUtcNow(),
+                FromConfig = fromConfig,
+            };
+            if (callDataPlane)
             {
-                var effectiveMac = mac ?? EndpointMac.FromAddress(address);
-                if (mac is null && network.ByMac.TryGetValue(effectiveMac, out macHolder))
-                    throw ControlException.Conflicting("mac", $"{effectiveMac}, derived from {VtepEndpoint.FormatAddress(address)}, is already used by endpoint '{macHolder.Name}'; give --mac");
-                endpoint = new EndpointRecord
-                {
-                    Id = ObjectIds.New(),
-                    NetworkId = def.Id,
-                    Name = name,
-                    Netns = netns,
-                    Interface = iface,
-                    Mac = effectiveMac,
-                    Address = address,
-                    PrefixLength = def.Subnet.Length,
-                    Aliases = aliases,
-                    Created = _options.Time.GetUtcNow(),
-                };
                 _dataPlane.AttachEndpoint(def, endpoint);
                 WriteOrUndo(() => _store.PutEndpoint(endpoint), () => _dataPlane.DetachEndpoint(def, endpoint));
             }
-            catch
-            {
-                network.Pool.Release(address);
-                throw;
-            }
-            network.Add(endpoint);
-            _interfaces.Add((netns, iface), endpoint);
-            return endpoint;
+            else _store.PutEndpoint(endpoint);
         }
+        catch
+        {
+            network.Pool.Release(address);
+            throw;
+        }
+        network.Add(endpoint);
+        _interfaces.Add((netns, iface), endpoint);
+        return endpoint;
     }
 
     /// <summary>
@@ -227,6 +370,42 @@ public sealed class NetworkManager
             return ep;
         }
     }
+
+    // Deletes an endpoint's record and frees its address, without the data plane (seeding, releasing at start).
+    private void Forget(Network net, EndpointRecord ep)
+    {
+        _store.DeleteEndpoint(ep.Id);
+        net.Remove(ep);
+        _interfaces.Remove((ep.Netns, ep.Interface));
+        net.Pool.Release(ep.Address);
+    }
+
+    private static void RefuseIfRunTimeEndpoints(Network net, string what)
+    {
+        var runTime = net.Endpoints.Values.Where(e => !e.FromConfig).OrderBy(e => e.Created).Select(e => $"'{e.Name}'").ToList();
+        if (runTime.Count == 0) return;
+        throw new ControlException(ControlErrorCodes.Conflict,
+            $"{what}, but endpoints attached at run time are on it ({string.Join(", ", runTime)}): start with the file as it was and disconnect them, or keep the network as it is in the file", "network");
+    }
+
+    private static ControlException SeedError(string what, ControlException e) =>
+        new(e.Code, $"the configuration's {what}: {e.Message}", e.Field, e);
+
+    private static bool SameNetwork(NetworkDefinition a, NetworkDefinition b) =>
+        a.Vni == b.Vni && a.Subnet == b.Subnet && a.Gateway == b.Gateway && a.IpRange == b.IpRange && a.Mtu == b.Mtu
+        && a.Encrypted == b.Encrypted && a.Internal == b.Internal && a.AuxAddresses.SequenceEqual(b.AuxAddresses);
+
+    private static string Difference(NetworkDefinition stored, NetworkDefinition file) =>
+        stored.Vni != file.Vni ? $"VNI {stored.Vni} stored, {file.Vni} in the file"
+        : stored.Subnet != file.Subnet ? $"subnet {stored.Subnet} stored, {file.Subnet} in the file"
+        : stored.Gateway != file.Gateway ? $"gateway {VtepEndpoint.FormatAddress(stored.Gateway)} stored, {VtepEndpoint.FormatAddress(file.Gateway)} in the file"
+        : stored.Mtu != file.Mtu ? $"MTU {stored.Mtu?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default"} stored, {file.Mtu?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default"} in the file"
+        : "its ip-range, aux addresses, encryption or internal flag differ";
+
+    private static bool SameEndpoint(Network net, EndpointRecord ep, EndpointAttachRequest r) =>
+        r.Network == net.Definition.Name && r.Netns == ep.Netns && (r.Interface ?? DefaultInterface) == ep.Interface
+        && Ipv4Prefix.TryParseAddress(r.Address, out uint a) && a == ep.Address
+        && (r.Mac is null ? EndpointMac.FromAddress(a) : MacAddress.TryParse(r.Mac, out var m) ? m : default) == ep.Mac;
 
     // Full id, then name, then unique id prefix (Docker's order).
     private Network Find(string? nameOrId)
@@ -326,7 +505,7 @@ public sealed class NetworkManager
     // A network with its pool and the indexes of its endpoints (by id, namespace, name and MAC).
     private sealed class Network(NetworkDefinition definition)
     {
-        public NetworkDefinition Definition { get; } = definition;
+        public NetworkDefinition Definition { get; set; } = definition;
         public AddressPool Pool { get; } = new(definition.Subnet, definition.IpRange, NetworkValidator.ReservedAddresses(definition));
         public Dictionary<string, EndpointRecord> Endpoints { get; } = new(StringComparer.Ordinal);
         public Dictionary<string, EndpointRecord> ByNetns { get; } = new(StringComparer.Ordinal);
@@ -350,3 +529,9 @@ public sealed class NetworkManager
         }
     }
 }
+
+/// <summary>An endpoint <see cref="NetworkManager.Resume"/> released instead of attaching it again.</summary>
+/// <param name="Network">The name of its network.</param>
+/// <param name="Endpoint">The released record.</param>
+/// <param name="Reason">Why (its namespace is gone, or the data plane's refusal).</param>
+public sealed record ReleasedEndpoint(string Network, EndpointRecord Endpoint, string Reason);

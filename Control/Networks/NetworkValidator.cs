@@ -23,8 +23,8 @@ public static class NetworkValidator
     public const string VxlanIdListOption = "com.docker.network.driver.overlay.vxlanid_list";
     /// <summary>VNIs handed out automatically start here, as swarm's (lower ones stay free for pinned networks).</summary>
     public const uint FirstAutomaticVni = 4096;
-    /// <summary>The smallest MTU an IPv4 interface may have (RFC 791).</summary>
-    public const int MinMtu = 68;
+    /// <summary>The smallest inner MTU the data path accepts (the router's validation: 576, IPv4's minimum datagram every host must take, RFC 791).</summary>
+    public const int MinMtu = 576;
 
     // A request deserialised from JSON may hold null where the type says a collection.
     private static readonly Dictionary<string, string> Empty = [];

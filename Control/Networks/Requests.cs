@@ -64,7 +64,7 @@ public sealed record EndpointAttachRequest
     /// <summary>A specific IPv4 address (<c>--ip</c>) inside the subnet; null to allocate the next one.</summary>
     public string? Address { get; init; }
 
-    /// <summary>A specific MAC (<c>--mac</c>); null to derive 02:42 + the address.</summary>
+    /// <summary>A specific MAC (<c>--mac</c>); null to derive 02:00 + the address.</summary>
     public string? Mac { get; init; }
 
     /// <summary>Extra DNS names (<c>--alias</c>).</summary>

@@ -60,7 +60,7 @@ public sealed class Ipv4PrefixJsonConverter : JsonConverter<Ipv4Prefix>
         writer.WriteStringValue(value.ToString());
 }
 
-/// <summary>A <see cref="MacAddress"/> as "02:42:c6:12:00:05".</summary>
+/// <summary>A <see cref="MacAddress"/> as "02:00:c6:12:00:05".</summary>
 public sealed class MacAddressJsonConverter : JsonConverter<MacAddress>
 {
     /// <inheritdoc/>

@@ -1,9 +1,10 @@
+using System.Runtime.InteropServices;
 using UserOverlay.Router.Linux;
 
 namespace UserOverlay.Router.Netns;
 
 /// <summary>Network-namespace helpers: resolving names and running code inside a namespace.</summary>
-public static class Namespaces
+public static partial class Namespaces
 {
     /// <summary>Directory where <c>ip netns</c> keeps its named namespaces.</summary>
     public const string NetnsDirectory = "/run/netns";
@@ -80,6 +81,73 @@ public static class Namespaces
             Interop.Libc.close(self);
         }
     }
+
+    /// <summary>
+    /// Creates a named network namespace as <c>ip netns add NAME</c> does — a new namespace bind-mounted on
+    /// /run/netns/NAME, so <c>ip netns exec</c> and <see cref="RunIn{T}"/> find it — with its loopback up, and returns
+    /// its path. Throws <see cref="RouterException"/> when the name is taken or the system refuses; nothing is left
+    /// behind on failure. Simplification: /run/netns is not made a shared mount (as ip does on first use), so a
+    /// process in another mount namespace sees the new namespace only if /run/netns already propagates there.
+    /// </summary>
+    public static string Create(string name)
+    {
+        if (name.Length is 0 or > 200 || name.Contains('/') || name is "." or "..")
+            throw new RouterException(RouterErrorCode.InvalidOptions, $"'{name}' is not a usable namespace name");
+        Directory.CreateDirectory(NetnsDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+            | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        string path = ResolvePath(name);
+        try
+        {
+            using (new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.None })) { }
+        }
+        catch (IOException) when (File.Exists(path))
+        {
+            throw new RouterException(RouterErrorCode.InterfaceExists, $"a network namespace named '{name}' already exists ({path})");
+        }
+        Exception? error = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                if (unshare(Interop.CLONE_NEWNET) != 0) throw SystemError("unshare(CLONE_NEWNET)");
+                if (mount("/proc/thread-self/ns/net", path, "none", MsBind, 0) != 0) throw SystemError($"bind-mount the new namespace on {path}");
+                using var nl = new Rtnetlink();
+                nl.SetLinkUp(Rtnetlink.IndexOf("lo"), "lo");
+            }
+            catch (Exception e) { error = e; }
+        })
+        { Name = "useroverlay-netns-add", IsBackground = true };
+        thread.Start();
+        thread.Join();
+        if (error is not null)
+        {
+            Delete(name);
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        }
+        return path;
+    }
+
+    /// <summary>Deletes a namespace <see cref="Create"/> made (as <c>ip netns del</c>): lazily unmounts and removes /run/netns/NAME. False when it did not exist.</summary>
+    public static bool Delete(string name)
+    {
+        string path = ResolvePath(name);
+        if (!File.Exists(path)) return false;
+        umount2(path, MntDetach); // fails harmlessly when nothing is mounted there (a half-made namespace)
+        File.Delete(path);
+        return true;
+    }
+
+    private const ulong MsBind = 0x1000;
+    private const int MntDetach = 2;
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int unshare(int flags);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int mount(string source, string target, string fstype, ulong flags, nint data);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int umount2(string target, int flags);
 
     internal static RouterException SystemError(string what)
     {

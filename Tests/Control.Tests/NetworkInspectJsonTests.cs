@@ -67,7 +67,7 @@ public class NetworkInspectJsonTests
         var (m, ep) = BlueWithOneEndpoint(aux: false);
         var c = Inspect(m).GetProperty("Containers").GetProperty(ep.Id);
         Assert.Equal(["Name", "EndpointID", "MacAddress", "IPv4Address", "IPv6Address"], c.EnumerateObject().Select(p => p.Name));
-        Assert.Equal(("ns-a", ep.Id, "02:42:c6:12:00:02", "198.18.0.2/24", ""),
+        Assert.Equal(("ns-a", ep.Id, "02:00:c6:12:00:02", "198.18.0.2/24", ""),
             (c.GetProperty("Name").GetString(), c.GetProperty("EndpointID").GetString(), c.GetProperty("MacAddress").GetString(),
              c.GetProperty("IPv4Address").GetString(), c.GetProperty("IPv6Address").GetString()));
     }

@@ -85,7 +85,7 @@ public class NetworkManagerTests
         var a = Attach("blue", "ns-a");
         var b = Attach("blue", "ns-b");
         Assert.Equal(("198.18.0.2", "198.18.0.3"), (Ip(a), Ip(b)));
-        Assert.Equal("02:42:c6:12:00:02", a.Mac.ToString());
+        Assert.Equal("02:00:c6:12:00:02", a.Mac.ToString());
         Assert.Equal((24, "eth0", "ns-a"), (a.PrefixLength, a.Interface, a.Name));
         Assert.Equal(["add blue", "attach blue/ns-a", "attach blue/ns-b"], _dataPlane.Calls);
         Assert.Equal(2, _store.Endpoints.Count);
@@ -122,7 +122,7 @@ public class NetworkManagerTests
         Assert.Equal("eth1", Attach("red", "ns-a", iface: "eth1").Interface);
         Assert.Equal((InvalidArgument, "interface"), Code(() => Attach("red", "ns-z", iface: "a-name-of-16-chr")));
         // An explicit MAC equal to the one the next address (.4) derives: that attach is refused and keeps nothing.
-        Assert.Equal("198.18.0.3", Ip(Attach("blue", "ns-m", mac: "02:42:c6:12:00:04")));
+        Assert.Equal("198.18.0.3", Ip(Attach("blue", "ns-m", mac: "02:00:c6:12:00:04")));
         Assert.Equal((Conflict, "mac"), Code(() => Attach("blue", "ns-n")));
         Assert.Equal(2, _manager.AddressUsage("blue").Allocated);
     }

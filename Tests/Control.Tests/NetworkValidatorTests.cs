@@ -48,7 +48,7 @@ public class NetworkValidatorTests
         ["vni 2^24"] = (Blue with { Vni = 16_777_216 }, InvalidArgument, "vni"),
         ["vni taken"] = (Blue with { Vni = 4096 }, Conflict, "vni"),
         ["vni taken through the option"] = (Blue with { Options = Map("com.docker.network.driver.overlay.vxlanid_list=4096") }, Conflict, "vni"),
-        ["mtu 67"] = (Blue with { Mtu = 67 }, InvalidArgument, "mtu"),
+        ["mtu 575 (below the data path's 576)"] = (Blue with { Mtu = 575 }, InvalidArgument, "mtu"),
         ["mtu above the data path's"] = (Blue with { Mtu = 1451 }, InvalidArgument, "mtu"),
         ["mtu option above the data path's"] = (Blue with { Options = Map("com.docker.network.driver.mtu=9000") }, InvalidArgument, "mtu"),
         ["mtu option not a number"] = (Blue with { Options = Map("com.docker.network.driver.mtu=big") }, InvalidArgument, "opt"),
