@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 
 namespace UserOverlay.Cli.Client;
@@ -20,10 +19,9 @@ public static class TextTable
         return b.ToString();
     }
 
-    /// <summary>"5 seconds ago", "3 minutes ago", "2 hours ago", "4 days ago"; the text itself when it is not a time.</summary>
-    public static string Ago(string timestamp, DateTimeOffset now)
+    /// <summary>"5 seconds ago", "3 minutes ago", "2 hours ago", "4 days ago".</summary>
+    public static string Ago(DateTimeOffset t, DateTimeOffset now)
     {
-        if (!DateTimeOffset.TryParse(timestamp, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t)) return timestamp;
         var d = now - t;
         static string N(double v, string unit) => $"{(long)v} {unit}{((long)v == 1 ? "" : "s")} ago";
         return d.TotalSeconds < 1 ? "just now"

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text;
 using System.Text.Json;
 using UserOverlay.Cli.Client;
+using UserOverlay.Cli.Daemon;
 using UserOverlay.Control.Networks;
 
 namespace UserOverlay.Cli.Commands;
@@ -57,7 +58,7 @@ internal static class NetworkCommand
                 Labels = p.GetValue(label)!,
                 Options = p.GetValue(opt)!,
             };
-            s.Out.WriteLine(s.Post("v1/networks", request, ClientJson.Default.NetworkCreateRequest, ClientJson.Default.NetworkInspect).Id);
+            s.Out.WriteLine(s.Post("v1/networks", request, ControlJson.Default.NetworkCreateRequest, DockerJson.Default.NetworkInspect).Id);
             return ExitCodes.Ok;
         }));
         return cmd;
@@ -74,7 +75,7 @@ internal static class NetworkCommand
         {
             string body = s.Get("v1/networks");
             s.Out.Write(p.GetValue(json) ? body.TrimEnd() + "\n"
-                : FormatList(JsonSerializer.Deserialize(body, ClientJson.Default.ListNetworkInspect) ?? [], p.GetValue(quiet), p.GetValue(noTrunc)));
+                : FormatList(JsonSerializer.Deserialize(body, DockerJson.Default.IReadOnlyListNetworkInspect) ?? [], p.GetValue(quiet), p.GetValue(noTrunc)));
             return ExitCodes.Ok;
         }));
         return cmd;
@@ -149,15 +150,9 @@ internal static class NetworkCommand
         cmd.SetAction(p => ClientSession.Run(p, host, s =>
         {
             string[] aliases = p.GetValue(alias)!;
-            var request = new ConnectRequest
-            {
-                Netns = p.GetValue(netns)!,
-                Address = p.GetValue(ip),
-                Mac = p.GetValue(mac),
-                Interface = p.GetValue(iface),
-                Aliases = aliases.Length == 0 ? null : aliases,
-            };
-            var e = s.Post($"v1/networks/{ClientSession.Segment(p.GetValue(network)!)}/connect", request, ClientJson.Default.ConnectRequest, ClientJson.Default.EndpointView);
+            var request = new ConnectRequest(p.GetValue(netns)!, Interface: p.GetValue(iface), Address: p.GetValue(ip), Mac: p.GetValue(mac),
+                Aliases: aliases.Length == 0 ? null : aliases);
+            var e = s.Post($"v1/networks/{ClientSession.Segment(p.GetValue(network)!)}/connect", request, ControlJson.Default.ConnectRequest, ControlJson.Default.EndpointView);
             s.Out.WriteLine(Describe(e));
             return ExitCodes.Ok;
         }));
@@ -172,7 +167,7 @@ internal static class NetworkCommand
         cmd.SetAction(p => ClientSession.Run(p, host, s =>
         {
             var e = s.Post($"v1/networks/{ClientSession.Segment(p.GetValue(network)!)}/disconnect", new DisconnectRequest(p.GetValue(netns)!),
-                ClientJson.Default.DisconnectRequest, ClientJson.Default.EndpointView);
+                ControlJson.Default.DisconnectRequest, ControlJson.Default.EndpointView);
             s.Out.WriteLine(Describe(e));
             return ExitCodes.Ok;
         }));

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using UserOverlay.Cli.Client;
+using UserOverlay.Cli.Daemon;
 
 namespace UserOverlay.Cli.Commands;
 
@@ -17,7 +18,7 @@ internal static class PsCommand
         {
             string body = s.Get("v1/workloads");
             s.Out.Write(p.GetValue(json) ? body.TrimEnd() + "\n"
-                : Format(JsonSerializer.Deserialize(body, ClientJson.Default.ListWorkloadView) ?? [], DateTimeOffset.UtcNow, p.GetValue(quiet)));
+                : Format(JsonSerializer.Deserialize(body, ControlJson.Default.IReadOnlyListWorkloadView) ?? [], DateTimeOffset.UtcNow, p.GetValue(quiet)));
             return ExitCodes.Ok;
         }));
         return cmd;

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.ComponentModel;
 using UserOverlay.Cli.Client;
+using UserOverlay.Cli.Daemon;
 
 namespace UserOverlay.Cli.Commands;
 
@@ -34,8 +35,8 @@ internal static class RunCommand
             {
                 Name = p.GetValue(name),
                 Networks = [.. networks.Select((n, i) => i == 0
-                    ? new WorkloadNetwork { Network = n, Address = p.GetValue(ip), Aliases = aliases.Length == 0 ? null : aliases }
-                    : new WorkloadNetwork { Network = n })],
+                    ? new WorkloadNetworkRequest(n, p.GetValue(ip), aliases.Length == 0 ? null : aliases)
+                    : new WorkloadNetworkRequest(n))],
                 Detached = p.GetValue(detach),
                 ClientPid = p.GetValue(detach) ? null : Environment.ProcessId,
             };
@@ -59,7 +60,7 @@ internal static class RunCommand
         }
         // Registered before the workload exists: from then on a signal cannot kill the CLI between the two requests.
         using var signals = request.Detached ? null : new SignalForwarder();
-        var w = s.Post("v1/workloads", request, ClientJson.Default.WorkloadCreateRequest, ClientJson.Default.WorkloadView);
+        var w = s.Post("v1/workloads", request, ControlJson.Default.WorkloadCreateRequest, ControlJson.Default.WorkloadView);
         bool keep = false;
         try
         {
