@@ -63,6 +63,25 @@ public sealed class CliNetworkTests
 
     private static bool NetnsExists(string workload) => File.Exists($"/run/netns/uo-{workload}");
 
+    /// <summary>
+    /// The processes in a workload's namespace. Found through the router's view (/proc/PID/root): the router runs under
+    /// `ip netns exec`, in a mount namespace of its own, so its mount on /run/netns/uo-NAME does not show in the test's.
+    /// </summary>
+    private static int[] PidsIn(Host h, string workload)
+    {
+        var inode = Shell.Run("stat", ["-L", "-c", "%i", $"/proc/{h.Router.Pid}/root/run/netns/uo-{workload}"]);
+        if (inode.ExitCode != 0) return [];
+        string link = $"net:[{inode.StdOut.Trim()}]";
+        var pids = new List<int>();
+        foreach (string dir in Directory.GetDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), CultureInfo.InvariantCulture, out int pid)) continue;
+            try { if (new FileInfo($"{dir}/ns/net").LinkTarget == link) pids.Add(pid); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+        return [.. pids];
+    }
+
     [Fact]
     public async Task Networks_are_created_listed_inspected_connected_disconnected_and_removed_through_the_cli()
     {
@@ -162,8 +181,9 @@ public sealed class CliNetworkTests
 
         Assert.Equal(held + "\n", h.Cli("run", "-d", "--name", held, "--network", "blue", "--ip", "198.18.1.20").EnsureSuccess().StdOut);
         Assert.Equal(sleeper + "\n", h.Cli("run", "-d", "--name", sleeper, "--network", "blue", "--", "sleep", "300").EnsureSuccess().StdOut);
-        var pids = Shell.Run("ip", ["netns", "pids", $"uo-{sleeper}"]).EnsureSuccess().StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        foreach (string pid in pids) h.Owns(int.Parse(pid, CultureInfo.InvariantCulture));
+        int[] pids = [];
+        await Eventually.True(() => (pids = PidsIn(h, sleeper)).Length > 0, TimeSpan.FromSeconds(10), "the detached command runs in the workload");
+        foreach (int pid in pids) h.Owns(pid);
         Assert.Single(pids); // the detached command runs inside, and nothing else
         Assert.Contains("sleep", File.ReadAllText($"/proc/{pids[0]}/cmdline"));
 
@@ -195,13 +215,7 @@ public sealed class CliNetworkTests
             var client = net.Start(h.Router.HostNamespace, RouterProcess.Command[0],
                 [.. RouterProcess.Command[1..], "run", "-H", h.Router.Name, "--name", name, "--network", "blue", "--", "sleep", "300"]);
             int command = 0;
-            await Eventually.True(() =>
-            {
-                var pids = Shell.Run("ip", ["netns", "pids", $"uo-{name}"]);
-                if (pids.ExitCode != 0 || pids.StdOut.Trim().Length == 0) return false;
-                command = int.Parse(pids.StdOut.Split('\n')[0], CultureInfo.InvariantCulture);
-                return true;
-            }, TimeSpan.FromSeconds(20), $"run's command runs in uo-{name}");
+            await Eventually.True(() => PidsIn(h, name) is [int pid] && (command = pid) > 0, TimeSpan.FromSeconds(20), $"run's command runs in uo-{name}");
             h.Owns(command);
             return (client, command);
         }
