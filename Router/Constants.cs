@@ -79,4 +79,15 @@ public static class Constants
 
     /// <summary>Packet buffers one pool may hold; a bound, like wireguard-go's WaitPool cap.</summary>
     public const int MaxPooledBuffers = 8192;
+
+    /// <summary>
+    /// The gateway MAC of a network (<see cref="NetworkOptions.Gateway"/>) is this prefix, 02:75:6f ("uo", locally
+    /// administered and unicast), followed by the network's 24-bit VNI: the same on every host (each host answers for its
+    /// own gateway, so the MAC never crosses the underlay), distinct between the networks of a host, and never an
+    /// endpoint's MAC that UserOverlay or Docker derives from an address (02:00:… and 02:42:…).
+    /// </summary>
+    public const ulong GatewayMacPrefix = 0x0275_6F00_0000;
+
+    /// <summary>The gateway MAC of the network with VNI <paramref name="vni"/> (see <see cref="GatewayMacPrefix"/>).</summary>
+    public static MacAddress GatewayMac(uint vni) => new(GatewayMacPrefix | (vni & MaxVni));
 }

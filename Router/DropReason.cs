@@ -60,4 +60,8 @@ public enum DropReason
     EspWrongNetwork,
     /// <summary>A frame from an offload-capable TAP whose offload metadata does not fit it (bad checksum offsets, a super-frame that is not TCP).</summary>
     BadOffload,
+    /// <summary>A frame from the underlay addressed to this network's gateway MAC, or sent from it: each host answers for its own gateway, so none ever comes from a peer.</summary>
+    GatewayFromRemote,
+    /// <summary>A frame a local endpoint sent to the gateway that the router does not answer (not ARP or ICMP echo for the gateway address) and no <see cref="IGatewayHandler"/> took.</summary>
+    GatewayUnhandled,
 }

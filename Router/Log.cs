@@ -28,4 +28,13 @@ internal static partial class Log
 
     [LoggerMessage(7, LogLevel.Warning, "TAP reads and writes take one system call per frame: {Reason} (io_uring: false in the configuration silences this)")]
     public static partial void IoUringUnavailable(ILogger logger, string reason);
+
+    [LoggerMessage(8, LogLevel.Information, "Endpoint {Interface} in namespace '{Netns}' detached from network '{Network}'")]
+    public static partial void EndpointDetached(ILogger logger, string @interface, string netns, string network);
+
+    [LoggerMessage(9, LogLevel.Information, "Network '{Network}' (VNI {Vni}, {Subnet}) added")]
+    public static partial void NetworkAdded(ILogger logger, string network, uint vni, string subnet);
+
+    [LoggerMessage(10, LogLevel.Information, "Network '{Network}' (VNI {Vni}) removed")]
+    public static partial void NetworkRemoved(ILogger logger, string network, uint vni);
 }

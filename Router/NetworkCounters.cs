@@ -5,4 +5,5 @@ public sealed record NetworkCounters(
     long TxFrames, long TxBytes, long EncapsulatedDatagrams,
     long RxFrames, long RxBytes, long DeliveredFrames,
     long ProxyArpReplies, long FloodedFrames,
-    IReadOnlyDictionary<string, long> Drops);
+    IReadOnlyDictionary<string, long> Drops,
+    long GatewayReplies = 0);

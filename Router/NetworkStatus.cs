@@ -1,6 +1,6 @@
 namespace UserOverlay.Router;
 
-/// <summary>One network's configuration, endpoints, tables and counters.</summary>
+/// <summary>One network's configuration, endpoints, tables and counters; <see cref="Gateway"/> and its MAC are null without a gateway.</summary>
 public sealed record NetworkStatus(
     string Name,
     uint Vni,
@@ -10,4 +10,7 @@ public sealed record NetworkStatus(
     IReadOnlyList<FdbEntryStatus> Fdb,
     IReadOnlyList<NeighborStatus> Neighbors,
     IReadOnlyList<string> FloodList,
-    NetworkCounters Counters);
+    NetworkCounters Counters,
+    string? Gateway = null,
+    string? GatewayMac = null,
+    bool Internal = false);

@@ -21,4 +21,10 @@ public enum RouterErrorCode
     SystemError,
     /// <summary>The platform is not Linux.</summary>
     PlatformNotSupported,
+    /// <summary>Something of that identity is already there: a network's name or VNI, or an endpoint's MAC or address on its network.</summary>
+    Conflict,
+    /// <summary>No such thing: the network an operation names is not on this router.</summary>
+    NotFound,
+    /// <summary>The thing is still used: a network with endpoints attached cannot be removed.</summary>
+    InUse,
 }

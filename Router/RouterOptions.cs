@@ -110,40 +110,12 @@ public sealed record RouterOptions
         {
             var n = Networks[i];
             string at = $"Networks[{i}]";
-            if (string.IsNullOrWhiteSpace(n.Name)) errors.Add(new($"{at}.Name", "is required"));
-            else if (!names.TryAdd(n.Name, i)) errors.Add(new($"{at}.Name", $"'{n.Name}' is already the name of Networks[{names[n.Name]}]"));
-            if (n.Vni is 0 or > Constants.MaxVni) errors.Add(new($"{at}.Vni", $"{n.Vni} is out of range (a VNI is 1 to {Constants.MaxVni})"));
-            else if (!vnis.TryAdd(n.Vni, i)) errors.Add(new($"{at}.Vni", $"VNI {n.Vni} is already used by Networks[{vnis[n.Vni]}] ('{Networks[vnis[n.Vni]].Name}'); each network needs its own VNI"));
-            int mtu = MtuOf(n);
-            if (mtu is < 576 or > Constants.MaxMtu) errors.Add(new($"{at}.Mtu", $"{mtu} is out of range (576 to {Constants.MaxMtu})"));
-            else if (!n.Encrypted && mtu > UnderlayMtu - Constants.VxlanOverhead)
-                errors.Add(new($"{at}.Mtu", $"{mtu} does not fit the underlay: VXLAN adds {Constants.VxlanOverhead} bytes, so an underlay MTU of {UnderlayMtu} allows at most {UnderlayMtu - Constants.VxlanOverhead}"));
-            if (n.Encrypted)
-            {
-                if (Encryption is null)
-                    errors.Add(new($"{at}.Encrypted", "is true but Encryption is null: an encrypted network needs its key in Encryption.Keys"));
-                else
-                {
-                    if (!Encryption.Keys.TryGetKey(n.Name ?? "", out _))
-                        errors.Add(new($"{at}.Key", $"encrypted network '{n.Name}' has no key in Encryption.Keys (a key of 16 or 32 bytes whose id is the network's name)"));
-                    if (mtu is >= 576 and <= Constants.MaxMtu && !EspOverhead.TryValidateInnerMtu(mtu, UnderlayMtu, Encryption.Esp.Encapsulation, out string? why))
-                        errors.Add(new($"{at}.Mtu", why!));
-                }
-            }
-            if (n.Subnet.Length > 30) errors.Add(new($"{at}.Subnet", $"{n.Subnet} is too small for endpoints (use /30 or larger)"));
-        }
-
-        if (Encryption is not null)
-        {
-            var seen = new List<(NetworkKey Key, int Index)>();
-            for (int i = 0; i < Networks.Count; i++)
-            {
-                if (!Networks[i].Encrypted || !Encryption.Keys.TryGetKey(Networks[i].Name ?? "", out var key)) continue;
-                foreach (var (other, j) in seen)
-                    if (other.SecretEquals(key))
-                        errors.Add(new($"Networks[{i}].Key", $"is the same key as Networks[{j}] ('{Networks[j].Name}'): each encrypted network needs its own key, or one network's traffic could be injected into the other"));
-                seen.Add((key, i));
-            }
+            OptionRules.CheckNetwork(this, n, at, errors);
+            if (!string.IsNullOrWhiteSpace(n.Name) && !names.TryAdd(n.Name, i))
+                errors.Add(new($"{at}.Name", $"'{n.Name}' is already the name of Networks[{names[n.Name]}]"));
+            if (n.Vni is not (0 or > Constants.MaxVni) && !vnis.TryAdd(n.Vni, i))
+                errors.Add(new($"{at}.Vni", $"VNI {n.Vni} is already used by Networks[{vnis[n.Vni]}] ('{Networks[vnis[n.Vni]].Name}'); each network needs its own VNI"));
+            OptionRules.CheckKeyDistinct(this, n, at, Networks.Take(i).Select((o, j) => (o, $"Networks[{j}] ('{o.Name}')")), errors);
         }
 
         var netByName = new Dictionary<string, NetworkOptions>(StringComparer.Ordinal);
@@ -157,27 +129,17 @@ public sealed record RouterOptions
             string at = $"Endpoints[{i}]";
             if (!netByName.TryGetValue(e.Network ?? "", out var net))
                 errors.Add(new($"{at}.Network", string.IsNullOrEmpty(e.Network) ? "is required" : $"'{e.Network}' is not one of the networks ({string.Join(", ", netByName.Keys)})"));
-            if (string.IsNullOrWhiteSpace(e.Netns)) errors.Add(new($"{at}.Netns", "is required (an `ip netns` name or a /proc/PID/ns/net path)"));
-            if (string.IsNullOrEmpty(e.Interface) || e.Interface.Length > 15 || e.Interface.Contains('/') || e.Interface.Any(char.IsWhiteSpace))
-                errors.Add(new($"{at}.Interface", $"'{e.Interface}' is not a valid interface name (1 to 15 characters, no '/' or spaces)"));
-            else if (!string.IsNullOrWhiteSpace(e.Netns) && !ifaces.TryAdd((e.Netns, e.Interface), i))
+            int before = errors.Count;
+            OptionRules.CheckEndpoint(e, net, at, errors);
+            bool Fails(string field) => errors.Skip(before).Any(x => x.Path == $"{at}.{field}");
+            if (OptionRules.IsInterfaceName(e.Interface) && !string.IsNullOrWhiteSpace(e.Netns) && !ifaces.TryAdd((e.Netns, e.Interface), i))
                 errors.Add(new($"{at}.Interface", $"namespace '{e.Netns}' already gets an interface '{e.Interface}' from Endpoints[{ifaces[(e.Netns, e.Interface)]}]"));
-            if (net is not null)
-            {
-                if (!net.Subnet.Contains(e.Address))
-                    errors.Add(new($"{at}.Address", $"{VtepEndpoint.FormatAddress(e.Address)} is outside network '{net.Name}' subnet {net.Subnet}"));
-                else if (e.PrefixLength != net.Subnet.Length)
-                    errors.Add(new($"{at}.Address", $"prefix /{e.PrefixLength} differs from network '{net.Name}' subnet {net.Subnet}"));
-                else if ((e.Address & ~net.Subnet.Mask) == 0 || (e.Address | net.Subnet.Mask) == uint.MaxValue)
-                    errors.Add(new($"{at}.Address", $"{VtepEndpoint.FormatAddress(e.Address)} is the network or broadcast address of {net.Subnet}"));
-                else if (!addrs.TryAdd((net.Name, e.Address), i))
-                    errors.Add(new($"{at}.Address", $"{VtepEndpoint.FormatAddress(e.Address)} is already used by Endpoints[{addrs[(net.Name, e.Address)]}] on network '{net.Name}'"));
-                var mac = e.EffectiveMac;
-                if (mac.IsMulticast || mac.IsZero)
-                    errors.Add(new($"{at}.Mac", $"{mac} is not a unicast MAC"));
-                else if (!macs.TryAdd((net.Name, mac.Value), at))
-                    errors.Add(new($"{at}.Mac", $"{mac} is already used by {macs[(net.Name, mac.Value)]} on network '{net.Name}'"));
-            }
+            if (net is null) continue;
+            if (!Fails("Address") && !addrs.TryAdd((net.Name, e.Address), i))
+                errors.Add(new($"{at}.Address", $"{VtepEndpoint.FormatAddress(e.Address)} is already used by Endpoints[{addrs[(net.Name, e.Address)]}] on network '{net.Name}'"));
+            var mac = e.EffectiveMac;
+            if (!Fails("Mac") && !macs.TryAdd((net.Name, mac.Value), at))
+                errors.Add(new($"{at}.Mac", $"{mac} is already used by {macs[(net.Name, mac.Value)]} on network '{net.Name}'"));
         }
 
         for (int i = 0; i < StaticFdb.Count; i++)
@@ -195,78 +157,4 @@ public sealed record RouterOptions
         }
         return errors;
     }
-}
-
-/// <summary>
-/// A problem in <see cref="RouterOptions"/>: the field's property path and what is wrong with it. Paths
-/// name properties as C# does, with list indexes: <c>BatchSize</c>, <c>Underlay.Port</c>, <c>Networks[1].Vni</c>,
-/// <c>Endpoints[0].Mac</c>, <c>StaticFdb[2].Vtep</c>, <c>Encryption.Esp.RekeyInterval</c>; <c>Networks[i].Key</c>
-/// is network i's key in <see cref="EncryptionOptions.Keys"/> (the key whose id is the network's name).
-/// </summary>
-public sealed record OptionError(string Path, string Message)
-{
-    public override string ToString() => $"{Path}: {Message}";
-}
-
-/// <summary>One overlay network: a VXLAN VNI with its subnet and inner MTU.</summary>
-public sealed record NetworkOptions
-{
-    /// <summary>Name, unique on the host (e.g. "blue").</summary>
-    public required string Name { get; init; }
-    /// <summary>VXLAN network identifier, 1 to 16777215, unique on the host.</summary>
-    public required uint Vni { get; init; }
-    /// <summary>The overlay subnet; endpoint addresses must lie inside it.</summary>
-    public required Ipv4Prefix Subnet { get; init; }
-    /// <summary>Inner MTU of the endpoints' interfaces; null for the default (see <see cref="RouterOptions.MtuOf"/>: 1450, or 1416 encrypted).</summary>
-    public int? Mtu { get; init; }
-
-    /// <summary>
-    /// Carry this network only as ESP (AES-GCM) between hosts, never as plain VXLAN: frames without an SA are not
-    /// sent, and plain VXLAN arriving for its VNI is dropped. The key is <c>RouterOptions.Encryption.Keys</c>'s key
-    /// whose id is this network's <see cref="Name"/>.
-    /// </summary>
-    public bool Encrypted { get; init; }
-}
-
-/// <summary>Keys and ESP settings of a router's encrypted networks.</summary>
-public sealed record EncryptionOptions
-{
-    /// <summary>Key material; the key of a network has the network's name as its id. A cluster-fed source can replace a file-fed one.</summary>
-    public required INetworkKeySource Keys { get; init; }
-
-    /// <summary>
-    /// ESP settings shared by every encrypted network of the host: rekey interval, wire form (transport on IP protocol 50,
-    /// or ESP-in-UDP on <see cref="EspOptions.UdpPort"/>), and the durable sequence store (required).
-    /// </summary>
-    public EspOptions Esp { get; init; } = new();
-}
-
-/// <summary>A local endpoint: a TAP device in a network namespace, attached to one network.</summary>
-public sealed record EndpointOptions
-{
-    /// <summary>Name of the network the endpoint attaches to.</summary>
-    public required string Network { get; init; }
-    /// <summary>Network namespace: an <c>ip netns</c> name (resolved under /run/netns) or a path such as /proc/PID/ns/net.</summary>
-    public required string Netns { get; init; }
-    /// <summary>Name of the TAP device inside the namespace. Default eth0.</summary>
-    public string Interface { get; init; } = "eth0";
-    /// <summary>The endpoint's IPv4 address (host order).</summary>
-    public required uint Address { get; init; }
-    /// <summary>Prefix length of the address; must equal the network's.</summary>
-    public required int PrefixLength { get; init; }
-    /// <summary>MAC of the TAP device; when null it is derived from the address (02:00 + the four octets).</summary>
-    public MacAddress? Mac { get; init; }
-
-    /// <summary>The MAC the endpoint will have.</summary>
-    public MacAddress EffectiveMac => Mac ?? MacAddress.FromIPv4(VtepEndpoint.ToIPAddress(Address));
-}
-
-/// <summary>A static FDB entry: <see cref="Mac"/> on <see cref="Network"/> lives behind <see cref="Vtep"/>.</summary>
-public sealed record StaticFdbEntry
-{
-    public required string Network { get; init; }
-    public required MacAddress Mac { get; init; }
-    public required VtepEndpoint Vtep { get; init; }
-    /// <summary>Optional IPv4 address (host order) of that MAC, so ARP for it is answered locally.</summary>
-    public uint? Address { get; init; }
 }

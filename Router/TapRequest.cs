@@ -9,4 +9,6 @@ namespace UserOverlay.Router;
 /// <param name="PrefixLength">Its prefix length.</param>
 /// <param name="Offload">Enable IFF_VNET_HDR with checksum and TCP segmentation offload.</param>
 /// <param name="Queues">Queues to open (IFF_MULTI_QUEUE when more than one), one per pipeline worker.</param>
-public sealed record TapRequest(string Netns, string Name, MacAddress Mac, int Mtu, uint Address, int PrefixLength, bool Offload = true, int Queues = 1);
+/// <param name="DefaultGateway">When set (host order), a default route through it on the device, unless the namespace has a default route already.</param>
+public sealed record TapRequest(string Netns, string Name, MacAddress Mac, int Mtu, uint Address, int PrefixLength, bool Offload = true, int Queues = 1,
+    uint? DefaultGateway = null);

@@ -28,6 +28,8 @@ public sealed class TrafficCounters
     public long ProxyArpReplies;
     /// <summary>Frames flooded (broadcast, multicast or unknown unicast) to every peer or port.</summary>
     public long FloodedFrames;
+    /// <summary>ARP and ICMP echo requests for the network's gateway answered by the router, and replies of the <see cref="IGatewayHandler"/>.</summary>
+    public long GatewayReplies;
     /// <summary>Drops, indexed by <see cref="DropReason"/>.</summary>
     public readonly long[] Drops = new long[DropReasons.Count];
 
@@ -42,6 +44,7 @@ public sealed class TrafficCounters
         DeliveredFrames += Volatile.Read(ref o.DeliveredFrames);
         ProxyArpReplies += Volatile.Read(ref o.ProxyArpReplies);
         FloodedFrames += Volatile.Read(ref o.FloodedFrames);
+        GatewayReplies += Volatile.Read(ref o.GatewayReplies);
         for (int i = 0; i < Drops.Length; i++) Drops[i] += Volatile.Read(ref o.Drops[i]);
     }
 

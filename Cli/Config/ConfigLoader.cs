@@ -96,12 +96,20 @@ public static class ConfigLoader
             {
                 string at = $"networks[{i}]";
                 if (r.Mapping(items[i], at) is not { } nm) continue;
-                var f = r.Fields(nm, at, "name", "vni", "subnet", "mtu", "encrypted", "key", "key_file");
+                var f = r.Fields(nm, at, "name", "vni", "subnet", "gateway", "internal", "mtu", "encrypted", "key", "key_file");
                 string? name = r.String(f, "name", at, true);
                 long? vni = r.Integer(f, "vni", at, true, 1, Constants.MaxVni);
                 string? subnet = r.String(f, "subnet", at, true);
                 long? mtu = r.Integer(f, "mtu", at, false, 576, Constants.MaxMtu);
                 bool encrypted = EncryptionSection.ParseNetwork(r, f, at, name, encryption);
+                bool isInternal = r.Boolean(f, "internal", at) ?? false;
+                string? gatewayText = r.String(f, "gateway", at, false);
+                uint? gateway = null;
+                if (gatewayText is not null)
+                {
+                    if (Ipv4Prefix.TryParseAddress(gatewayText, out uint g)) gateway = g;
+                    else r.Error(f["gateway"], $"{at}.gateway", $"'{gatewayText}' is not an IPv4 address");
+                }
                 Ipv4Prefix prefix = default;
                 if (subnet is not null && !Ipv4Prefix.TryParse(subnet, out prefix, out string err))
                 {
@@ -109,7 +117,13 @@ public static class ConfigLoader
                     subnet = null;
                 }
                 if (name is null || vni is null || subnet is null) continue;
-                networks.Add(new NetworkOptions { Name = name, Vni = (uint)vni, Subnet = prefix, Mtu = (int?)mtu, Encrypted = encrypted });
+                // The gateway, as for a network created at run time: the first usable address unless given (the router
+                // answers ARP and ping for it; endpoints of a network that is not internal get a default route through it).
+                networks.Add(new NetworkOptions
+                {
+                    Name = name, Vni = (uint)vni, Subnet = prefix, Mtu = (int?)mtu, Encrypted = encrypted,
+                    Gateway = gateway ?? prefix.Network + 1, Internal = isInternal,
+                });
             }
         }
         else r.ErrorMissing("", "networks");

@@ -47,4 +47,7 @@ public sealed record WorkloadView(string Name, string Netns, string NetnsPath, D
 /// <param name="Detached">Whether it outlives its client.</param>
 /// <param name="ClientPid">The client's PID (non-detached).</param>
 /// <param name="ClientStartTime">The client's start time (/proc/PID/stat field 22), so a reused PID is not taken for it.</param>
-public sealed record WorkloadRecord(string Name, string Netns, DateTimeOffset Created, bool Detached, int? ClientPid, ulong? ClientStartTime);
+/// <param name="MountNamespace">The mount namespace ("mnt:[INODE]") the namespace's bind mount was made in, when not the daemon's.</param>
+/// <param name="CreatorPid">The process that asked for the workload (its mount namespace is that one).</param>
+public sealed record WorkloadRecord(string Name, string Netns, DateTimeOffset Created, bool Detached, int? ClientPid, ulong? ClientStartTime,
+    string? MountNamespace = null, int? CreatorPid = null);

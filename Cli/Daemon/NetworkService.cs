@@ -64,8 +64,10 @@ internal sealed class NetworkService(DaemonOptions options, RouterService router
             Name = n.Name,
             Vni = n.Vni,
             Subnet = n.Subnet.ToString(),
+            Gateway = n.Gateway is uint g ? VtepEndpoint.FormatAddress(g) : null,
             Mtu = n.Mtu,
             Encrypted = n.Encrypted,
+            Internal = n.Internal,
         })],
         [.. router.Endpoints.Select(e => new EndpointAttachRequest
         {

@@ -39,7 +39,8 @@ internal sealed class RouterDataPlane(OverlayRouter router, Func<GossipAgent?> g
     public void RemoveNetwork(NetworkDefinition network)
     {
         gossip()?.LeaveNetwork(network.Vni);
-        Map(() => router.RemoveNetwork(network.Name), "network");
+        try { Map(() => router.RemoveNetwork(network.Name), "network"); }
+        catch (ControlException e) when (e.Code == ControlErrorCodes.NotFound) { } // already gone: removing succeeds
     }
 
     /// <inheritdoc/>
@@ -61,7 +62,7 @@ internal sealed class RouterDataPlane(OverlayRouter router, Func<GossipAgent?> g
     public void DetachEndpoint(NetworkDefinition network, EndpointRecord endpoint)
     {
         gossip()?.WithdrawEndpoint(network.Vni, endpoint.Mac);
-        Map(() => router.DetachEndpoint(network.Name, endpoint.Netns, endpoint.Interface), "netns");
+        Map(() => router.DetachEndpoint(network.Name, endpoint.Netns, endpoint.Interface), "netns"); // false (already gone) is fine
     }
 
     /// <summary>The router's description of a network (its gateway and internal flag included).</summary>
@@ -81,27 +82,30 @@ internal sealed class RouterDataPlane(OverlayRouter router, Func<GossipAgent?> g
         }
         catch (RouterException e)
         {
+            // The router's messages start with the options path ("Endpoint.Address: …"): the API names its own field.
+            string message = e.Message;
+            string? pathField = null;
+            int colon = message.IndexOf(": ", StringComparison.Ordinal);
+            if (colon > 0 && message[..colon].StartsWith("Endpoint.", StringComparison.Ordinal) || colon > 0 && message[..colon].StartsWith("Network.", StringComparison.Ordinal))
+            {
+                pathField = FieldOf(message[..colon]);
+                message = message[(colon + 2)..];
+            }
             var (code, field) = e.Code switch
             {
                 RouterErrorCode.NamespaceNotFound => (ControlErrorCodes.NotFound, "netns"),
                 RouterErrorCode.InterfaceExists => (ControlErrorCodes.Conflict, "interface"),
-                RouterErrorCode.InvalidOptions => (ControlErrorCodes.InvalidArgument, defaultField),
-                _ => MapCode(e.Code.ToString(), defaultField),
+                RouterErrorCode.InvalidOptions => (ControlErrorCodes.InvalidArgument, pathField ?? defaultField),
+                RouterErrorCode.Conflict => (ControlErrorCodes.Conflict, pathField ?? defaultField),
+                RouterErrorCode.NotFound => (ControlErrorCodes.NotFound, pathField ?? defaultField),
+                RouterErrorCode.InUse => (ControlErrorCodes.InUse, pathField ?? defaultField),
+                _ => (ControlErrorCodes.Internal, pathField ?? defaultField),
             };
-            throw new ControlException(code, $"{field}: {e.Message}", field, e);
+            throw new ControlException(code, $"{field}: {message}", field, e);
         }
     }
 
     private static void Map(Action call, string defaultField) => Map(() => { call(); return 0; }, defaultField);
-
-    // Codes the router gains at run time (Conflict, NotFound, InUse) by name, so this builds before and after they exist.
-    private static (string Code, string Field) MapCode(string code, string field) => code switch
-    {
-        "Conflict" => (ControlErrorCodes.Conflict, field),
-        "NotFound" => (ControlErrorCodes.NotFound, field),
-        "InUse" => (ControlErrorCodes.InUse, field),
-        _ => (ControlErrorCodes.Internal, field),
-    };
 
     // "Networks[0].Mtu" → "mtu", "Endpoints[0].Interface" → "interface", "Endpoints[0].Address" → "ip".
     private static string? FieldOf(string path)

@@ -16,6 +16,15 @@ namespace UserOverlay.Cli.Daemon;
 /// client once a second (/proc/PID/stat, with the start time recorded at creation so a reused PID does not count) and
 /// removes the workload of one that has exited. Workloads persist as STATE/workloads/NAME.json (written atomically);
 /// at start a workload whose namespace is gone is released and one whose client has exited is removed.
+/// <para>
+/// Mount namespaces: a namespace's name is a bind mount on /run/netns/NAME, visible in the mount namespace it is made
+/// in and in those that receive its mounts. The daemon often runs in a mount namespace of its own (systemd's
+/// ProtectSystem, or <c>ip netns exec</c>), whose mounts its caller never sees; so when the caller's mount namespace
+/// (SO_PEERCRED's pid) is not the daemon's, the namespace is made in the caller's with
+/// <c>nsenter --mount=… ip netns add NAME</c> (util-linux and iproute2), from where it propagates to the daemon, and
+/// deleted there the same way (through a handle on that mount namespace kept while the daemon runs; after a restart,
+/// through the creator's or PID 1's if one of them is still in it).
+/// </para>
 /// Thread-safety: operations run one at a time (one lock), the watcher's removals included.
 /// </summary>
 internal sealed class Workloads : IDisposable
@@ -28,6 +37,7 @@ internal sealed class Workloads : IDisposable
     private readonly ILogger _log;
     private readonly Lock _lock = new();
     private readonly Dictionary<string, WorkloadRecord> _byName = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Microsoft.Win32.SafeHandles.SafeFileHandle> _mountRefs = new(StringComparer.Ordinal);
     private readonly Timer _watch;
 
     public Workloads(NetworkManager networks, string stateDirectory, ILogger log)
@@ -96,27 +106,25 @@ internal sealed class Workloads : IDisposable
                     ?? throw new ControlException(ControlErrorCodes.InvalidArgument, $"client_pid: there is no process {pid}", "client_pid");
             }
 
-            try { Namespaces.Create(netns); }
-            catch (RouterException e)
-            {
-                throw new ControlException(ControlErrorCodes.Internal, $"netns: cannot create the namespace {netns}: {e.Message}", "netns", e);
-            }
+            string? foreignMount = MakeNamespace(netns, callerPid);
             var attached = new List<string>();
             try
             {
-                foreach (var n in nets)
+                for (int i = 0; i < nets.Count; i++)
                 {
+                    var n = nets[i];
                     var ep = _networks.Attach(new EndpointAttachRequest
                     {
                         Network = n.Network!,
                         Netns = netns,
                         Name = name,
+                        Interface = $"eth{i.ToString(CultureInfo.InvariantCulture)}", // eth0 on the first network, eth1 on the second…
                         Address = n.Address,
                         Aliases = n.Aliases ?? [],
                     });
                     attached.Add(ep.NetworkId);
                 }
-                var record = new WorkloadRecord(name, netns, DateTimeOffset.UtcNow, request.Detached, pid, start);
+                var record = new WorkloadRecord(name, netns, DateTimeOffset.UtcNow, request.Detached, pid, start, foreignMount, callerPid > 0 ? callerPid : null);
                 Write(record);
                 _byName[name] = record;
                 return View(record);
@@ -124,7 +132,7 @@ internal sealed class Workloads : IDisposable
             catch
             {
                 foreach (string network in attached) TryDetach(network, netns);
-                Namespaces.Delete(netns);
+                DeleteNamespace(name, netns, foreignMount, callerPid);
                 throw;
             }
         }
@@ -145,11 +153,89 @@ internal sealed class Workloads : IDisposable
     {
         foreach (var def in _networks.ListNetworks())
             if (_networks.GetEndpoints(def.Id).Any(e => e.Netns == w.Netns)) TryDetach(def.Id, w.Netns);
-        Namespaces.Delete(w.Netns);
+        DeleteNamespace(w.Name, w.Netns, w.MountNamespace, w.CreatorPid);
         try { File.Delete(PathOf(w.Name)); }
         catch (IOException e) { throw new ControlException(ControlErrorCodes.StorageFailed, $"cannot delete state file {PathOf(w.Name)}: {e.Message}", inner: e); }
         _byName.Remove(w.Name);
         if (why is not null) DaemonLog.WorkloadRemoved(_log, w.Name, why);
+    }
+
+    // Makes the namespace where the caller sees it; returns the mount namespace used when it is not the daemon's.
+    private string? MakeNamespace(string netns, int callerPid)
+    {
+        string? mine = MountNamespaceOf("self");
+        string? theirs = callerPid > 0 ? MountNamespaceOf(callerPid.ToString(CultureInfo.InvariantCulture)) : null;
+        try
+        {
+            if (theirs is null || theirs == mine)
+            {
+                Namespaces.Create(netns);
+                return null;
+            }
+            var handle = File.OpenHandle($"/proc/{callerPid.ToString(CultureInfo.InvariantCulture)}/ns/mnt");
+            _mountRefs[netns] = handle;
+            RunTool("nsenter", [$"--mount={FdPath(handle)}", "--", "ip", "netns", "add", netns]);
+            try
+            {
+                Namespaces.SetLoopbackUp(netns); // through the propagated mount: the router will reach it the same way
+            }
+            catch (RouterException e)
+            {
+                DeleteNamespace(netns[NetnsPrefix.Length..], netns, theirs, callerPid);
+                throw new RouterException(e.Code, $"the namespace was made in the caller's mount namespace, but this daemon cannot reach it there ({e.Message}); its /run/netns must propagate to the daemon");
+            }
+            return theirs;
+        }
+        catch (Exception e) when (e is RouterException or IOException or UnauthorizedAccessException)
+        {
+            throw new ControlException(ControlErrorCodes.Internal, $"netns: cannot create the namespace {netns}: {e.Message}", "netns", e);
+        }
+    }
+
+    private void DeleteNamespace(string name, string netns, string? mountNamespace, int? creatorPid)
+    {
+        if (mountNamespace is not null)
+        {
+            string? target = _mountRefs.TryGetValue(netns, out var h) ? FdPath(h)
+                : new[] { creatorPid?.ToString(CultureInfo.InvariantCulture), "1" }.FirstOrDefault(p => p is not null && MountNamespaceOf(p) == mountNamespace) is { } pid
+                    ? $"/proc/{pid}/ns/mnt" : null;
+            if (target is null) DaemonLog.WorkloadSweepFailed(_log, $"cannot reach mount namespace {mountNamespace} to delete {netns} of workload '{name}'; delete it with `ip netns del {netns}` there");
+            else
+            {
+                try { RunTool("nsenter", [$"--mount={target}", "--", "ip", "netns", "del", netns]); }
+                catch (RouterException e) { DaemonLog.WorkloadSweepFailed(_log, e.Message); }
+            }
+            if (_mountRefs.Remove(netns, out var held)) held.Dispose();
+        }
+        Namespaces.Delete(netns); // this daemon's view (the whole namespace when it was made here)
+    }
+
+    private static string FdPath(Microsoft.Win32.SafeHandles.SafeFileHandle h) =>
+        $"/proc/{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}/fd/{h.DangerousGetHandle().ToInt64().ToString(CultureInfo.InvariantCulture)}";
+
+    private static string? MountNamespaceOf(string pid)
+    {
+        try { return new FileInfo($"/proc/{pid}/ns/mnt").LinkTarget; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+    }
+
+    private static void RunTool(string file, string[] args)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (string a in args) psi.ArgumentList.Add(a);
+        System.Diagnostics.Process p;
+        try { p = System.Diagnostics.Process.Start(psi) ?? throw new InvalidOperationException("no process"); }
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
+        {
+            throw new RouterException(RouterErrorCode.SystemError, $"cannot run {file} (util-linux) to reach the caller's mount namespace: {e.Message}");
+        }
+        using (p)
+        {
+            string err = p.StandardError.ReadToEnd();
+            p.StandardOutput.ReadToEnd();
+            if (!p.WaitForExit(10_000)) { p.Kill(); throw new RouterException(RouterErrorCode.SystemError, $"{file} {string.Join(' ', args)} did not finish in 10 s"); }
+            if (p.ExitCode != 0) throw new RouterException(RouterErrorCode.SystemError, $"{file} {string.Join(' ', args)} failed: {err.Trim()}");
+        }
     }
 
     private void TryDetach(string network, string netns)
@@ -219,7 +305,15 @@ internal sealed class Workloads : IDisposable
         }
     }
 
-    public void Dispose() => _watch.Dispose();
+    public void Dispose()
+    {
+        _watch.Dispose();
+        lock (_lock)
+        {
+            foreach (var h in _mountRefs.Values) h.Dispose();
+            _mountRefs.Clear();
+        }
+    }
 }
 
 /// <summary>Helpers for names in messages.</summary>

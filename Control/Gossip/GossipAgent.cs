@@ -275,7 +275,12 @@ public sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, IAs
                 _local.TryRemove(key, out _);
                 Table.RemoveEndpoint(id, key.Mac);
             }
+            // The table reports the network's remote records as removed, but on its event task, after the VNI is
+            // forgotten here; so the sink is told now.
+            foreach (var rec in Table.GetEndpoints(id).Where(r => r.OwnerNode != Table.NodeName))
+                _sink.RemoveRemoteEndpoint(name, new MacAddress(rec.Mac), ToIPv4(rec.Ip));
             Table.LeaveNetwork(id);
+            _sink.SetFloodList(name, _staticPeers);
         }
         GossipLog.NetworkLeft(_log, name, vni);
         return true;

@@ -68,7 +68,7 @@ public sealed record NetworkDefinition
     public bool FromConfig { get; init; }
 
     /// <summary>The data path's description of this network.</summary>
-    public NetworkOptions ToNetworkOptions() => new() { Name = Name, Vni = Vni, Subnet = Subnet, Mtu = Mtu, Encrypted = Encrypted };
+    public NetworkOptions ToNetworkOptions() => new() { Name = Name, Vni = Vni, Subnet = Subnet, Mtu = Mtu, Encrypted = Encrypted, Gateway = Gateway, Internal = Internal };
 }
 
 /// <summary>A named address reserved in a network's subnet.</summary>

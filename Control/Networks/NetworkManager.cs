@@ -65,6 +65,8 @@ public sealed class NetworkManager
     /// Makes the configuration file's networks and endpoints the manager's; the daemon calls it once at start, after
     /// the constructor and before <see cref="Resume"/>. The file is authoritative for what it names:
     /// <list type="bullet">
+    /// <item>the file's networks may overlap each other (VNIs keep them apart, as the router always allowed), but not a
+    /// network the API created — and <see cref="CreateNetwork"/> refuses a subnet overlapping any network;</item>
     /// <item>a network of the file that is stored with the same definition (VNI, subnet, gateway, ip-range, aux
     /// addresses, MTU, encryption, internal) keeps its id and its endpoints; one the API created becomes the file's;</item>
     /// <item>a network stored under the name of one of the file's with another definition is replaced (a new id), and
@@ -94,7 +96,7 @@ public sealed class NetworkManager
             {
                 var request = networks[i];
                 NetworkDefinition candidate;
-                try { candidate = NetworkValidator.Validate(request, target, _options) with { FromConfig = true }; }
+                try { candidate = NetworkValidator.Validate(request, target, _options, overlapWith: [.. target.Where(d => !d.FromConfig)]) with { FromConfig = true }; }
                 catch (ControlException e) { throw SeedError($"networks[{i}] '{request.Name}'", e); }
                 _byName.TryGetValue(request.Name, out var stored);
                 if (stored is not null && SameNetwork(stored.Definition, candidate))
@@ -470,7 +472,7 @@ public sealed class NetworkManager
             : _byId.ContainsKey(def.Id) ? "its id is stored twice"
             : _byName.ContainsKey(def.Name) ? $"its name '{def.Name}' is another network's too"
             : existing.FirstOrDefault(n => n.Vni == def.Vni) is { } v ? $"its VNI {def.Vni} is network '{v.Name}''s too"
-            : existing.FirstOrDefault(n => NetworkValidator.Overlaps(n.Subnet, def.Subnet)) is { } o ? $"its subnet {def.Subnet} overlaps network '{o.Name}''s"
+            : existing.FirstOrDefault(n => !(n.FromConfig && def.FromConfig) && NetworkValidator.Overlaps(n.Subnet, def.Subnet)) is { } o ? $"its subnet {def.Subnet} overlaps network '{o.Name}''s"
             : null;
         if (clash is not null) throw CorruptObject("network", def.Id, clash);
         Network network;

@@ -35,7 +35,14 @@ public static class NetworkValidator
     /// Validates <paramref name="request"/> against <paramref name="existing"/> and returns the new network with a new
     /// id and the creation time from <see cref="NetworkManagerOptions.Time"/>.
     /// </summary>
-    public static NetworkDefinition Validate(NetworkCreateRequest request, IReadOnlyCollection<NetworkDefinition> existing, NetworkManagerOptions options)
+    /// <param name="request">The request.</param>
+    /// <param name="existing">The networks the new one must not clash with (name, VNI, subnet).</param>
+    /// <param name="options">Defaults and limits.</param>
+    /// <param name="overlapWith">The networks whose subnets the new one must not overlap; null for all of
+    /// <paramref name="existing"/>. (The configuration file's networks may overlap each other, as the router allows:
+    /// VNIs isolate them; see <see cref="NetworkManager.Seed"/>.)</param>
+    public static NetworkDefinition Validate(NetworkCreateRequest request, IReadOnlyCollection<NetworkDefinition> existing, NetworkManagerOptions options,
+        IReadOnlyCollection<NetworkDefinition>? overlapWith = null)
     {
         string name = request.Name ?? "";
         if (!IsValidName(name))
@@ -68,7 +75,7 @@ public static class NetworkValidator
             if (value.Any(char.IsControl))
                 throw ControlException.Invalid("label", $"the value of '{key}' contains a control character");
         }
-        if (existing.FirstOrDefault(n => Overlaps(n.Subnet, subnet)) is { } overlapping)
+        if ((overlapWith ?? existing).FirstOrDefault(n => Overlaps(n.Subnet, subnet)) is { } overlapping)
             throw ControlException.Conflicting("subnet", $"{subnet} overlaps {overlapping.Subnet} of network '{overlapping.Name}'");
 
         uint chosenVni = vni ?? LowestFreeVni(existing);

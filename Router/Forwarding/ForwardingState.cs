@@ -35,34 +35,97 @@ internal sealed class ForwardingState
     public readonly CopyOnWriteTable<PeerState> Peers = new();
     /// <summary>Router-wide counters for traffic that has no network (unknown source or VNI…), per worker.</summary>
     public readonly TrafficCounters[] Global;
+    /// <summary>The handler of gateway frames the router does not answer itself (<see cref="OverlayRouter.GatewayHandler"/>), or null.</summary>
+    public volatile IGatewayHandler? GatewayHandler;
+
+    // Ports by id (the id is the port's epoll token). The array doubles when an id does not fit, so adding is amortized
+    // O(1); a slot is written in place with a release, and a reader (a worker resolving an epoll token) does one
+    // volatile read of the array. Ids of removed ports are reused, but only once the router's quiesce handshake has
+    // passed (see ReleaseId), so a token from an epoll round that began before the removal never finds another port.
     private volatile LocalPort?[] _ports = [];
+    private readonly Stack<int> _freeIds = new();
+    private int _nextId;
     private readonly Lock _portLock = new();
 
     /// <summary>Port by id, or null.</summary>
     public LocalPort? Port(int id)
     {
         var ports = _ports;
-        return (uint)id < (uint)ports.Length ? ports[id] : null;
+        return (uint)id < (uint)ports.Length ? Volatile.Read(ref ports[id]) : null;
     }
 
-    /// <summary>All ports.</summary>
-    public IEnumerable<LocalPort> AllPorts => _ports.Where(p => p is not null)!;
+    /// <summary>All ports (allocates; for status).</summary>
+    public List<LocalPort> AllPorts
+    {
+        get
+        {
+            var ports = _ports;
+            var list = new List<LocalPort>();
+            foreach (var p in ports) if (p is not null) list.Add(p);
+            return list;
+        }
+    }
 
-    /// <summary>Registers a port under its id and on its network, with its FDB and neighbour entries.</summary>
-    public void AddPort(LocalPort port, long now)
+    /// <summary>An unused port id: the lowest freed one first, else the next.</summary>
+    public int ReserveId()
+    {
+        lock (_portLock) return _freeIds.Count > 0 ? _freeIds.Pop() : _nextId++;
+    }
+
+    /// <summary>Gives an id back for reuse: only after no worker can still hold a token or port of it.</summary>
+    public void ReleaseId(int id)
+    {
+        lock (_portLock) _freeIds.Push(id);
+    }
+
+    /// <summary>Makes the port findable by its id (a worker resolves its epoll token with <see cref="Port"/>).</summary>
+    public void PublishPort(LocalPort port)
     {
         lock (_portLock)
         {
             var ports = _ports;
-            if (port.Id >= ports.Length) Array.Resize(ref ports, Math.Max(port.Id + 1, ports.Length * 2));
-            else ports = (LocalPort?[])ports.Clone();
-            ports[port.Id] = port;
-            _ports = ports;
-            var net = port.Network;
-            net.Ports = [.. net.Ports, port];
+            if (port.Id >= ports.Length)
+            {
+                var grown = new LocalPort?[Math.Max(Math.Max(port.Id + 1, 2 * ports.Length), 8)];
+                Array.Copy(ports, grown, ports.Length);
+                grown[port.Id] = port;
+                _ports = grown; // volatile: publishes the copy with the new slot
+                if (port.Id >= _nextId) _nextId = port.Id + 1;
+                return;
+            }
+            Volatile.Write(ref ports[port.Id], port);
+            if (port.Id >= _nextId) _nextId = port.Id + 1;
         }
-        port.Network.Fdb.Set(port.Mac, new FdbEntry(port.Mac, EntrySource.Local, port, default, now));
-        port.Network.Neighbors.Set(port.Address, new NeighborEntry(port.Address, port.Mac, EntrySource.Local, now));
+    }
+
+    /// <summary>Registers a port under its id and on its network, with its FDB and neighbour entries.</summary>
+    public void AddPort(LocalPort port, long now)
+    {
+        PublishPort(port);
+        var net = port.Network;
+        lock (_portLock) net.Ports.Add(port);
+        net.Fdb.Set(port.Mac, new FdbEntry(port.Mac, EntrySource.Local, port, default, now));
+        net.Neighbors.Set(port.Address, new NeighborEntry(port.Address, port.Mac, EntrySource.Local, now));
+    }
+
+    /// <summary>
+    /// Takes a port out of every table the data path reads: its id, its network's ports, its own FDB entry and its
+    /// neighbour entry. Entries learned behind it are the caller's to remove once no worker reads its TAP any more.
+    /// A worker may still hold the port until the quiesce handshake has passed.
+    /// </summary>
+    public void RemovePort(LocalPort port)
+    {
+        var net = port.Network;
+        lock (_portLock)
+        {
+            var ports = _ports;
+            if ((uint)port.Id < (uint)ports.Length && ports[port.Id] == port) Volatile.Write(ref ports[port.Id], null);
+            net.Ports.Remove(port);
+        }
+        // Look up, then remove by key: nothing else replaces a local entry (learning and gossip never override one, and
+        // attaching is serialised with this by the router's control lock), so the pair needs no lock of its own.
+        if (net.Fdb.TryGet(port.Mac, out var f) && f.Port == port) net.Fdb.Remove(port.Mac);
+        if (net.Neighbors.TryGet(port.Address, out var n) && n.Source == EntrySource.Local && n.Mac == port.Mac) net.Neighbors.Remove(port.Address);
     }
 
     /// <summary>

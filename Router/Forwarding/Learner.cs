@@ -10,15 +10,17 @@ internal static class Learner
             c.Drops[(int)DropReason.LearningTableFull]++;
             return;
         }
-        bool added = false;
+        bool added = false, set = false;
         net.Fdb.Update(b =>
         {
             bool existed = b.TryGet(entry.Mac, out var old);
             if (existed && old.Source is EntrySource.Static or EntrySource.Local or EntrySource.Gossip) return; // never override configuration or gossip
             b.Set(entry.Mac, entry);
+            set = true;
             added = !existed;
         });
         if (added) Interlocked.Increment(ref net.LearnedCount);
+        if (set && entry.Port is { } port) Interlocked.Increment(ref port.LearnedEntries); // so detaching it knows to look for them
     }
 
     public static void LearnNeighbor(NetworkState net, uint ip, ulong mac, long now, TrafficCounters c)

@@ -4,7 +4,7 @@ namespace UserOverlay.Router.Forwarding;
 
 /// <summary>
 /// A local endpoint's port on a network: its TAP device and identity. Created when the endpoint
-/// is attached; immutable afterwards.
+/// is attached; immutable afterwards but for the bookkeeping fields at the end, which only the router's control side touches.
 /// </summary>
 internal sealed class LocalPort(int id, NetworkState network, EndpointOptions options, ITapDevice tap)
 {
@@ -18,4 +18,13 @@ internal sealed class LocalPort(int id, NetworkState network, EndpointOptions op
     public readonly int RingFd = tap is IRingWritableTap ring ? ring.WriteFd : -1;
     /// <summary>Whether a write to the TAP's descriptor starts with a virtio-net header (the device has offload).</summary>
     public readonly bool TapHasVnetHeader = tap.SupportsOffload;
+
+    /// <summary>The port's slot in <see cref="NetworkState.Ports"/> (-1 when not in it); written under the network list's writers' lock.</summary>
+    public int ListSlot = -1;
+
+    /// <summary>
+    /// How many learned FDB entries have been set behind this port (MACs other than its own, e.g. a bridge in the
+    /// namespace), counted up and never down: when 0, detaching removes only the port's own entry instead of scanning the FDB.
+    /// </summary>
+    public int LearnedEntries;
 }

@@ -2,7 +2,7 @@ namespace UserOverlay.Router.Forwarding;
 
 /// <summary>
 /// One overlay network on this host: its FDB, neighbour table, local ports, flood list and
-/// counters. Tables are copy-on-write snapshots; port and flood arrays are replaced whole.
+/// counters. Tables are copy-on-write snapshots; the flood array is replaced whole, the ports are a <see cref="PortList"/>.
 /// </summary>
 internal sealed class NetworkState
 {
@@ -12,6 +12,12 @@ internal sealed class NetworkState
         Vni = options.Vni;
         Mtu = mtu;
         Encrypted = options.Encrypted;
+        if (options.Gateway is uint gw)
+        {
+            Gateway = gw;
+            GatewayMac = Constants.GatewayMac(options.Vni).Value;
+            GatewayInfo = new GatewayNetwork(options.Name, options.Vni, gw, new MacAddress(GatewayMac), mtu);
+        }
         MaxFrameLength = mtu + Constants.EthernetHeaderLength + Constants.VlanTagLength;
         Counters = new TrafficCounters[workers];
         for (int i = 0; i < workers; i++) Counters[i] = new TrafficCounters();
@@ -29,8 +35,14 @@ internal sealed class NetworkState
     public readonly int MaxFrameLength;
     public readonly CopyOnWriteTable<FdbEntry> Fdb = new();
     public readonly CopyOnWriteTable<NeighborEntry> Neighbors = new();
-    /// <summary>Local ports on this network (replaced whole when ports change).</summary>
-    public volatile LocalPort[] Ports = [];
+    /// <summary>Local ports on this network (amortized O(1) to change; see <see cref="PortList"/>).</summary>
+    public readonly PortList Ports = new();
+    /// <summary>The gateway address (host order) when <see cref="GatewayMac"/> is not 0.</summary>
+    public readonly uint Gateway;
+    /// <summary>The gateway's MAC (<see cref="Constants.GatewayMac"/>), or 0 when the network has no gateway.</summary>
+    public readonly ulong GatewayMac;
+    /// <summary>What an <see cref="IGatewayHandler"/> is told about this network (null without a gateway); made once, so the data path never allocates it.</summary>
+    public readonly GatewayNetwork? GatewayInfo;
     /// <summary>VTEPs that get this network's broadcast and unknown unicast (head-end replication).</summary>
     public volatile VtepEndpoint[] FloodList = [];
     /// <summary>Counters, one instance per pipeline worker (index = worker id).</summary>

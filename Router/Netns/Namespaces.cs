@@ -127,6 +127,14 @@ public static partial class Namespaces
         return path;
     }
 
+    /// <summary>Sets the loopback interface of <paramref name="netns"/> up (a namespace <c>ip netns add</c> made has it down).</summary>
+    public static void SetLoopbackUp(string netns) => RunIn(netns, () =>
+    {
+        using var nl = new Rtnetlink();
+        nl.SetLinkUp(Rtnetlink.IndexOf("lo"), "lo");
+        return 0;
+    });
+
     /// <summary>Deletes a namespace <see cref="Create"/> made (as <c>ip netns del</c>): lazily unmounts and removes /run/netns/NAME. False when it did not exist.</summary>
     public static bool Delete(string name)
     {

@@ -6,7 +6,7 @@ namespace UserOverlay.Router.Netns;
 
 /// <summary>
 /// A minimal rtnetlink client (RFC 3549, linux/rtnetlink.h) for configuring the endpoint's TAP:
-/// MAC, MTU, link up (RTM_NEWLINK) and its IPv4 address (RTM_NEWADDR). The socket belongs to the
+/// MAC, MTU, link up (RTM_NEWLINK), its IPv4 address (RTM_NEWADDR) and a default route (RTM_NEWROUTE). The socket belongs to the
 /// namespace of the thread that opened it, so open it inside the endpoint's namespace. Each
 /// request asks for an ACK and throws a <see cref="RouterException"/> with the kernel's error.
 /// Control-plane code: clarity over allocation.
@@ -14,7 +14,9 @@ namespace UserOverlay.Router.Netns;
 internal sealed unsafe class Rtnetlink : IDisposable
 {
     private const int NETLINK_ROUTE = 0;
-    private const ushort RTM_NEWLINK = 16, RTM_NEWADDR = 20, NLMSG_ERROR = 2;
+    private const ushort RTM_NEWLINK = 16, RTM_NEWADDR = 20, RTM_NEWROUTE = 24, NLMSG_ERROR = 2;
+    private const ushort RTA_OIF = 4, RTA_GATEWAY = 5;
+    private const byte RT_TABLE_MAIN = 254, RTPROT_BOOT = 3, RT_SCOPE_UNIVERSE = 0, RTN_UNICAST = 1;
     private const ushort NLM_F_REQUEST = 0x1, NLM_F_ACK = 0x4, NLM_F_EXCL = 0x200, NLM_F_CREATE = 0x400, NLM_F_REPLACE = 0x100;
     private const ushort IFLA_ADDRESS = 1, IFLA_MTU = 4;
     private const ushort IFA_ADDRESS = 1, IFA_LOCAL = 2, IFA_BROADCAST = 4;
@@ -83,7 +85,35 @@ internal sealed unsafe class Rtnetlink : IDisposable
         Transact(m, what);
     }
 
+    /// <summary>
+    /// Adds a default route through <paramref name="gateway"/> (host order) on link <paramref name="index"/>; false, and
+    /// nothing changed, when the namespace has a default route already (the first network with a gateway gives it).
+    /// </summary>
+    public bool AddDefaultRoute(int index, uint gateway, string what)
+    {
+        var m = new Message(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, ++_seq);
+        m.RtMsg(Interop.AF_INET, dstLength: 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST);
+        Span<byte> a = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(a, gateway);
+        m.Attribute(RTA_GATEWAY, a);
+        m.AttributeU32(RTA_OIF, (uint)index);
+        int errno = Exchange(m, what);
+        if (errno == Interop.EEXIST) return false;
+        if (errno != 0) throw Failed(errno, what);
+        return true;
+    }
+
     private void Transact(Message m, string what)
+    {
+        int errno = Exchange(m, what);
+        if (errno != 0) throw Failed(errno, what);
+    }
+
+    private static RouterException Failed(int errno, string what) =>
+        new(errno == Interop.EPERM ? RouterErrorCode.PermissionDenied : RouterErrorCode.SystemError, $"{what}: {Interop.ErrorText(errno)}");
+
+    /// <summary>Sends a request and returns the kernel's answer: 0, or the errno of its NLMSG_ERROR.</summary>
+    private int Exchange(Message m, string what)
     {
         byte[] req = m.ToArray();
         Span<byte> kernel = stackalloc byte[12]; // struct sockaddr_nl: family, pad, pid 0 (the kernel), groups 0
@@ -113,11 +143,7 @@ internal sealed unsafe class Rtnetlink : IDisposable
                 if (len < NlMsgHdrLength) throw new RouterException(RouterErrorCode.SystemError, $"{what}: malformed netlink reply");
                 if (type == NLMSG_ERROR && seq == m.Sequence)
                 {
-                    int error = MemoryMarshal.Read<int>(resp.AsSpan(off + NlMsgHdrLength));
-                    if (error == 0) return;
-                    int errno = -error;
-                    throw new RouterException(errno == Interop.EPERM ? RouterErrorCode.PermissionDenied : RouterErrorCode.SystemError,
-                        $"{what}: {Interop.ErrorText(errno)}");
+                    return -MemoryMarshal.Read<int>(resp.AsSpan(off + NlMsgHdrLength));
                 }
                 off += (int)((len + 3) & ~3u);
             }
@@ -158,6 +184,19 @@ internal sealed unsafe class Rtnetlink : IDisposable
             _b.Add(0); // flags
             _b.Add(0); // scope universe
             U32((uint)index);
+        }
+
+        public void RtMsg(byte family, byte dstLength, byte table, byte protocol, byte scope, byte type)
+        {
+            _b.Add(family);
+            _b.Add(dstLength);
+            _b.Add(0); // src_len
+            _b.Add(0); // tos
+            _b.Add(table);
+            _b.Add(protocol);
+            _b.Add(scope);
+            _b.Add(type);
+            U32(0);    // flags
         }
 
         public void Attribute(ushort type, ReadOnlySpan<byte> data)

@@ -114,6 +114,8 @@ internal sealed class Inbound(ForwardingState state, int worker, Coalescer? coal
         ulong src = EthernetFrame.Source(frame);
         ulong dst = EthernetFrame.Destination(frame);
         if (src == 0 || EthernetFrame.IsMulticast(src)) { c.Drops[(int)DropReason.BadSourceMac]++; return; }
+        // Each host answers for its own gateway: nothing from the underlay is for it or from it (and it is never learned).
+        if (net.GatewayMac != 0 && (dst == net.GatewayMac || src == net.GatewayMac)) { c.Drops[(int)DropReason.GatewayFromRemote]++; return; }
 
         if (net.Fdb.TryGet(src, out FdbEntry known))
         {
@@ -145,9 +147,16 @@ internal sealed class Inbound(ForwardingState state, int worker, Coalescer? coal
             return;
         }
 
-        LocalPort[] ports = net.Ports;
-        if (ports.Length == 0) { c.Drops[(int)DropReason.NoDestination]++; return; }
-        for (int i = 0; i < ports.Length; i++) _writes.Deliver(ports[i], frame, c);
-        c.FloodedFrames++;
+        PortList.View ports = net.Ports.Current;
+        LocalPort?[] items = ports.Items;
+        bool any = false;
+        for (int i = 0; i < ports.Count; i++)
+        {
+            if (items[i] is not { } p) continue; // a port being detached
+            _writes.Deliver(p, frame, c);
+            any = true;
+        }
+        if (any) c.FloodedFrames++;
+        else c.Drops[(int)DropReason.NoDestination]++;
     }
 }

@@ -66,6 +66,7 @@ internal sealed class Outbound
     private int _arenasUsed;
     private readonly byte[] _arpReply = new byte[64];
     private readonly TapWriteQueue _writes;
+    private readonly Gateway _gateway;
 
     /// <summary>
     /// The half of worker <paramref name="worker"/>: it sends on <paramref name="underlay"/> (and <paramref name="espUnderlay"/>
@@ -77,6 +78,7 @@ internal sealed class Outbound
     {
         _state = state;
         _writes = writes ?? new TapWriteQueue();
+        _gateway = new Gateway(state, worker, _writes);
         _underlay = underlay;
         _espUnderlay = espUnderlay;
         _worker = worker;
@@ -177,7 +179,11 @@ internal sealed class Outbound
         ulong src = EthernetFrame.Source(frame);
         ulong dst = EthernetFrame.Destination(frame);
         if (src == 0 || EthernetFrame.IsMulticast(src)) { c.Drops[(int)DropReason.BadSourceMac]++; return; }
-        if (src != port.Mac) LearnLocal(net, port, src, now, c);
+        if (src != port.Mac)
+        {
+            if (src == net.GatewayMac) { c.Drops[(int)DropReason.SpoofedSource]++; return; } // the gateway is the router's
+            LearnLocal(net, port, src, now, c);
+        }
 
         if (EthernetFrame.IsMulticast(dst))
         {
@@ -187,6 +193,7 @@ internal sealed class Outbound
             Flood(port, buf, offset, length, c);
             return;
         }
+        if (dst == net.GatewayMac && dst != 0) { _gateway.Handle(port, frame); return; } // never in the FDB, never flooded
 
         if (net.Fdb.TryGet(dst, out FdbEntry entry))
         {
@@ -348,13 +355,15 @@ internal sealed class Outbound
     {
         NetworkState net = from.Network;
         ReadOnlySpan<byte> frame = buf.Span.Slice(offset, length);
-        LocalPort[] ports = net.Ports;
+        PortList.View ports = net.Ports.Current;
+        LocalPort?[] items = ports.Items;
         VtepEndpoint[] flood = net.FloodList;
         bool any = false;
-        for (int i = 0; i < ports.Length; i++)
+        for (int i = 0; i < ports.Count; i++)
         {
-            if (ports[i] == from) continue;
-            _writes.Deliver(ports[i], frame, c);
+            LocalPort? p = items[i];
+            if (p is null || p == from) continue; // null: a port being detached
+            _writes.Deliver(p, frame, c);
             any = true;
         }
         // Sealing in place (an encrypted network's last copy) rewrites the frame: what was queued for the local ports

@@ -45,6 +45,7 @@ internal sealed class QueueWorker : IDisposable
     private readonly Thread _thread;
     private long _lastErrorLog;
     private volatile bool _stop;
+    private long _epoch; // rounds finished (see Epoch)
 
     private readonly int _cpu;
     private readonly bool _useIoUring;
@@ -94,6 +95,20 @@ internal sealed class QueueWorker : IDisposable
     public void RemovePort(LocalPort port) => _epoll.Remove(port.Tap.Queue(WorkerId).ReadinessHandle);
 
     public void Start() => _thread.Start();
+
+    /// <summary>
+    /// Rounds this worker has finished. A round runs from one epoll_wait to the end of the flush after it; at its end the
+    /// worker holds no port, frame or TAP of the round (the coalescer and the TAP write queue are flushed, the send batch
+    /// is sent), and it increments this with a full fence before it waits again. The quiesce handshake
+    /// (<see cref="OverlayRouter"/>, on detaching a port) reads it and waits for it to move: see there for the ordering.
+    /// </summary>
+    public long Epoch => Interlocked.Read(ref _epoch);
+
+    /// <summary>True while the thread runs its loop (started and not stopped).</summary>
+    public bool Running => _thread.IsAlive && !_stop;
+
+    /// <summary>Wakes the worker from epoll_wait, so that it finishes a round even when no traffic comes.</summary>
+    public void Wake() => _epoll.Wake();
 
     /// <summary>Whether this worker's TAP reads and writes go through an io_uring (known once its thread runs).</summary>
     public bool UsesIoUring => _ring is not null;
@@ -153,10 +168,13 @@ internal sealed class QueueWorker : IDisposable
                     _lastErrorLog = Environment.TickCount64;
                     Log.WorkerError(_log, Thread.CurrentThread.Name, e);
                 }
-                _tapWrites.Flush(); // what the round queued is still in place
+                _inbound.FlushCoalesced(); // what the round queued or coalesced is still in place: no port stays held
                 _outbound.Flush();
                 _used = 0;
             }
+            // The round is over and holds nothing: a full fence (Interlocked), so the next round's reads of the tables
+            // come after this store — the worker's half of the quiesce handshake.
+            Interlocked.Increment(ref _epoch);
         }
     }
 

@@ -89,6 +89,8 @@ internal sealed unsafe class LinuxTap : ITapDevice, IRingWritableTap
             nl.SetLinkAddressAndMtu(index, r.Mac, r.Mtu, $"set MAC {r.Mac} and MTU {r.Mtu} on {where}");
             nl.AddIPv4Address(index, r.Address, r.PrefixLength, $"add address {VtepEndpoint.FormatAddress(r.Address)}/{r.PrefixLength} to {where}");
             nl.SetLinkUp(index, $"set {where} up");
+            if (r.DefaultGateway is uint gw)
+                nl.AddDefaultRoute(index, gw, $"add a default route via {VtepEndpoint.FormatAddress(gw)} on {where}");
             var tap = new LinuxTap(handle, r.Name, r.Offload, uso);
             if (extra.Count > 0)
                 tap._queues = [tap, .. extra.Select(h => new LinuxTap(h, r.Name, r.Offload, uso))];

@@ -18,6 +18,9 @@ public sealed class ChannelTap : ITapDevice
     private readonly BlockingCollection<byte[]> _fromRouter = new();
     private readonly ConcurrentQueue<(byte[] Frame, OffloadInfo Info)> _offloadWrites = new();
     private readonly EventFd _event = new();
+    private readonly SafeHandle? _unpollable;
+    private Action<ChannelTap>? _disposed;
+    private int _disposedOnce;
 
     /// <summary>Creates a device named <paramref name="name"/>; with <paramref name="offload"/> it behaves like an offload-capable TAP.</summary>
     public ChannelTap(string name = "eth0", bool offload = false)
@@ -28,7 +31,24 @@ public sealed class ChannelTap : ITapDevice
 
     public string Name { get; }
 
-    public SafeHandle ReadinessHandle => _event.Handle;
+    public SafeHandle ReadinessHandle => _unpollable ?? _event.Handle;
+
+    /// <summary>
+    /// A device whose readiness handle epoll refuses (a regular file: EPERM), so registering it with a worker fails:
+    /// failure injection for the attach path. <paramref name="disposed"/> is called once when the device is disposed.
+    /// </summary>
+    internal ChannelTap(string name, bool unpollable, Action<ChannelTap>? disposed) : this(name)
+    {
+        _disposed = disposed;
+        if (unpollable)
+        {
+            string path = Path.Combine(Path.GetTempPath(), $"uo-unpollable-{Environment.ProcessId}-{Guid.NewGuid():N}");
+            _unpollable = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, FileOptions.DeleteOnClose);
+        }
+    }
+
+    /// <summary>True once disposed.</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposedOnce) != 0;
 
     /// <summary>When false, <see cref="Write"/> refuses frames (to test write-failure counting).</summary>
     public bool AcceptWrites { get; set; } = true;
@@ -96,7 +116,10 @@ public sealed class ChannelTap : ITapDevice
 
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposedOnce, 1) != 0) return;
         _event.Dispose();
+        _unpollable?.Dispose();
         _fromRouter.Dispose();
+        _disposed?.Invoke(this);
     }
 }

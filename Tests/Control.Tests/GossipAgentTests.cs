@@ -209,6 +209,54 @@ public sealed class GossipAgentTests : IAsyncDisposable
         Assert.Contains("'green' (VNI 9999)", e.Message);
     }
 
+    private async Task<(GossipAgent Agent, RecordingSink Sink)> SinkAgent(int i, string[] seeds)
+    {
+        var sink = new RecordingSink();
+        var agent = await GossipAgent.StartAsync(new GossipAgentOptions
+        {
+            Membership = Fast($"s{i}") with { Transport = _gossip.CreateTransport($"s{i}") },
+            Seeds = seeds,
+            Sink = sink,
+            Vtep = Vtep(i),
+        }, NullLoggerFactory.Instance, TestContext.Current.CancellationToken);
+        return (agent, sink);
+    }
+
+    [Fact]
+    public async Task A_network_joined_at_run_time_carries_endpoints_and_flood_lists_both_ways_and_leaving_it_withdraws_them()
+    {
+        // Two agents that started with no networks at all (a daemon before any `network create`).
+        var (a, sinkA) = await SinkAgent(1, []);
+        await using var _a = a;
+        var (b, sinkB) = await SinkAgent(2, [_gossip.AddressOf("s1").ToString()]);
+        await using var _b = b;
+        await Eventually.True(() => b.Joined && a.Table.Memberlist.NumMembers == 2, Wait, "s2 joined s1");
+        var green = new GossipNetwork("green", 5000);
+        var ea = new LocalEndpointInfo("green", 5000, Mac("198.18.4.11"), Ip("198.18.4.11"), 24);
+        var eb = new LocalEndpointInfo("green", 5000, Mac("198.18.4.12"), Ip("198.18.4.12"), 24);
+        Assert.Throws<ArgumentException>(() => a.PublishEndpoint(ea)); // not one of a's networks yet
+
+        a.JoinNetwork(green);
+        a.JoinNetwork(green); // idempotent
+        b.JoinNetwork(green);
+        Assert.Contains("already network 'green'", Assert.Throws<ArgumentException>(() => a.JoinNetwork(new GossipNetwork("other", 5000))).Message);
+        a.PublishEndpoint(ea);
+        b.PublishEndpoint(eb);
+        await Eventually.True(() => sinkB.Endpoints.TryGetValue(("green", ea.Mac), out var x) && x.Vtep.Equals(Vtep(1)) && x.Address == ea.Address
+            && sinkA.Endpoints.TryGetValue(("green", eb.Mac), out var y) && y.Vtep.Equals(Vtep(2))
+            && sinkA.FloodList("green").SequenceEqual([Vtep(2)]) && sinkB.FloodList("green").SequenceEqual([Vtep(1)]), Wait,
+            "each sink has the other's endpoint on the new network, and the other host on its flood list");
+
+        Assert.True(a.LeaveNetwork(5000));
+        Assert.False(a.LeaveNetwork(5000));
+        Assert.Empty(a.LocalEndpoints);
+        await Eventually.True(() => !sinkB.Endpoints.ContainsKey(("green", ea.Mac)) && sinkB.FloodList("green").Count == 0, Wait,
+            "b's sink drops a's withdrawn endpoint and a from the flood list");
+        await Eventually.True(() => !sinkA.Endpoints.ContainsKey(("green", eb.Mac)), Wait, "a, off the network, forgets b's endpoint");
+        Assert.Throws<ArgumentException>(() => a.PublishEndpoint(ea)); // the VNI is no longer a's
+        Assert.Contains(b.Table.GetEndpoints(GossipAgent.NetworkId(5000)), r => r.Mac == eb.Mac.Value);
+    }
+
     public async ValueTask DisposeAsync()
     {
         foreach (var h in _h.Values) await h.Agent.DisposeAsync();

@@ -35,6 +35,9 @@ public sealed class RouterProcess : IDisposable
     /// <summary>Environment variables set for the router only (e.g. NOTIFY_SOCKET), through env(1) so the PID stays the router's.</summary>
     public IReadOnlyDictionary<string, string> EnvironmentVariables { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>More arguments of `up` (e.g. --state-dir DIR).</summary>
+    public IReadOnlyList<string> ExtraArguments { get; init; } = [];
+
     /// <summary>Output of the process so far (for failure messages).</summary>
     public string Output { get { lock (_output) return _output.ToString(); } }
 
@@ -92,7 +95,7 @@ public sealed class RouterProcess : IDisposable
         lock (_output) _output.Clear();
         string[] env = [.. EnvironmentVariables.Select(kv => $"{kv.Key}={kv.Value}")];
         string[] command = env.Length == 0 ? Command : ["/usr/bin/env", .. env, .. Command];
-        _process = _net.Start(HostNamespace, command[0], [.. command[1..], "up", "--config", ConfigPath, "--name", Name, "--log-level", "Warning"],
+        _process = _net.Start(HostNamespace, command[0], [.. command[1..], "up", "--config", ConfigPath, "--name", Name, "--log-level", "Warning", .. ExtraArguments],
             line => { lock (_output) _output.AppendLine(line); }, WorkingDirectory);
         return _process;
     }

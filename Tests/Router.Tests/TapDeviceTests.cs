@@ -304,7 +304,7 @@ public class TapDeviceTests
         {
             using var h = new PipelineHarness(encrypted: true);
             var target = new LocalPort(5, h.Network, endpoint, tap);
-            h.Network.Ports = [.. h.Network.Ports, target]; // no FDB entry: its MAC is unknown unicast, so the frame is flooded
+            h.Network.Ports.Add(target); // no FDB entry: its MAC is unknown unicast, so the frame is flooded
             using var writes = new Pipeline.TapWriteQueue();
             writes.Attach(ring);
             var outbound = new Pipeline.Outbound(h.State, h.Underlay, 0, h.EspUnderlay, writes: writes);
