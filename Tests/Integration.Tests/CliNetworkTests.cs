@@ -18,7 +18,7 @@ public sealed class CliNetworkTests
     private sealed class Host(TestNetwork net, int index, string? peer = null) : IDisposable
     {
         private readonly List<string> _workloads = [];
-        private readonly List<int> _pids = [];
+        private readonly List<(int Pid, string? Start)> _pids = [];
 
         public RouterProcess Router { get; } = new(net, net.AddHost($"h{index}", $"192.0.2.{index}/24"), $"{net.Prefix}h{index}", $$"""
             underlay: { address: 192.0.2.{{index}} }
@@ -34,18 +34,33 @@ public sealed class CliNetworkTests
             return name;
         }
 
-        /// <summary>A process this test started inside a workload, killed by PID on Dispose.</summary>
-        public void Owns(int pid) => _pids.Add(pid);
+        /// <summary>A process this test started, killed by PID on Dispose if it still runs (the same process: its start time is checked, so a reused PID is left alone).</summary>
+        public void Owns(int pid) => _pids.Add((pid, StartTime(pid)));
 
-        /// <summary>The CLI against this router (-H NAME), run in the host namespace.</summary>
-        public CommandResult Cli(params string[] args) => Router.Cli([.. args[..Subcommand(args)], "-H", Router.Name, .. args[Subcommand(args)..]]);
+        private static string? StartTime(int pid)
+        {
+            try
+            {
+                string stat = File.ReadAllText($"/proc/{pid}/stat");
+                return stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[19];
+            }
+            catch (IOException) { return null; }
+        }
+
+        /// <summary>
+        /// The CLI against this router (-H NAME), run as a user would: from the test's own namespaces (the control socket
+        /// is a file, so no need to be in the host's), which also keeps the workloads' namespace mounts in a mount
+        /// namespace that outlives the call (`ip netns exec` would give each call a throwaway one).
+        /// </summary>
+        public CommandResult Cli(params string[] args) => Client([.. args[..Subcommand(args)], "-H", Router.Name, .. args[Subcommand(args)..]]);
 
         // -H goes after the command words (network create, run, ps …) and before any `--`.
         private static int Subcommand(string[] args) => args[0] == "network" ? 2 : 1;
 
         public void Dispose()
         {
-            foreach (int pid in _pids) Shell.Run("kill", ["-KILL", pid.ToString(CultureInfo.InvariantCulture)]);
+            foreach (var (pid, start) in _pids)
+                if (start is not null && StartTime(pid) == start) Shell.Run("kill", ["-KILL", pid.ToString(CultureInfo.InvariantCulture)]);
             Router.Dispose();
             foreach (string w in _workloads)
                 if (File.Exists($"/run/netns/uo-{w}")) Shell.Run("ip", ["netns", "del", $"uo-{w}"]);
@@ -61,16 +76,16 @@ public sealed class CliNetworkTests
         Assert.Contains(contains, line);
     }
 
+    /// <summary>The CLI, run from the test's namespaces.</summary>
+    private static CommandResult Client(params string[] args) => Shell.Run(RouterProcess.Command[0], [.. RouterProcess.Command[1..], .. args], TimeSpan.FromSeconds(60));
+
     private static bool NetnsExists(string workload) => File.Exists($"/run/netns/uo-{workload}");
 
-    /// <summary>
-    /// The processes in a workload's namespace. Found through the router's view (/proc/PID/root): the router runs under
-    /// `ip netns exec`, in a mount namespace of its own, so its mount on /run/netns/uo-NAME does not show in the test's.
-    /// </summary>
-    private static int[] PidsIn(Host h, string workload)
+    /// <summary>The processes in a workload's namespace (whose /proc/PID/ns/net is the namespace mounted on /run/netns/uo-NAME).</summary>
+    private static int[] PidsIn(string workload)
     {
-        var inode = Shell.Run("stat", ["-L", "-c", "%i", $"/proc/{h.Router.Pid}/root/run/netns/uo-{workload}"]);
-        if (inode.ExitCode != 0) return [];
+        var inode = Shell.Run("stat", ["-L", "-c", "%i", $"/run/netns/uo-{workload}"]);
+        if (inode.ExitCode != 0 || !Shell.Run("stat", ["-f", "-c", "%T", $"/run/netns/uo-{workload}"]).StdOut.Contains("nsfs")) return [];
         string link = $"net:[{inode.StdOut.Trim()}]";
         var pids = new List<int>();
         foreach (string dir in Directory.GetDirectories("/proc"))
@@ -182,7 +197,7 @@ public sealed class CliNetworkTests
         Assert.Equal(held + "\n", h.Cli("run", "-d", "--name", held, "--network", "blue", "--ip", "198.18.1.20").EnsureSuccess().StdOut);
         Assert.Equal(sleeper + "\n", h.Cli("run", "-d", "--name", sleeper, "--network", "blue", "--", "sleep", "300").EnsureSuccess().StdOut);
         int[] pids = [];
-        await Eventually.True(() => (pids = PidsIn(h, sleeper)).Length > 0, TimeSpan.FromSeconds(10), "the detached command runs in the workload");
+        await Eventually.True(() => (pids = PidsIn(sleeper)).Length > 0, TimeSpan.FromSeconds(10), "the detached command runs in the workload");
         foreach (int pid in pids) h.Owns(pid);
         Assert.Single(pids); // the detached command runs inside, and nothing else
         Assert.Contains("sleep", File.ReadAllText($"/proc/{pids[0]}/cmdline"));
@@ -212,10 +227,13 @@ public sealed class CliNetworkTests
 
         async Task<(Process Client, int Command)> StartRun(string name)
         {
-            var client = net.Start(h.Router.HostNamespace, RouterProcess.Command[0],
-                [.. RouterProcess.Command[1..], "run", "-H", h.Router.Name, "--name", name, "--network", "blue", "--", "sleep", "300"]);
+            var psi = new ProcessStartInfo(RouterProcess.Command[0]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (string a in (string[])[.. RouterProcess.Command[1..], "run", "-H", h.Router.Name, "--name", name, "--network", "blue", "--", "sleep", "300"])
+                psi.ArgumentList.Add(a);
+            var client = Process.Start(psi)!;
+            h.Owns(client.Id);
             int command = 0;
-            await Eventually.True(() => PidsIn(h, name) is [int pid] && (command = pid) > 0, TimeSpan.FromSeconds(20), $"run's command runs in uo-{name}");
+            await Eventually.True(() => PidsIn(name) is [int pid] && (command = pid) > 0, TimeSpan.FromSeconds(20), $"run's command runs in uo-{name}");
             h.Owns(command);
             return (client, command);
         }
@@ -285,10 +303,10 @@ public sealed class CliNetworkTests
             Assert.Empty(doc.RootElement[0].GetProperty("Containers").EnumerateObject()); // no endpoint left behind
 
         // the router is chosen by USEROVERLAY_HOST, and by a socket path; an unknown one is one sentence
-        var byEnv = Shell.Run("ip", ["netns", "exec", h.Router.HostNamespace, "env", $"USEROVERLAY_HOST={h.Router.Name}", .. RouterProcess.Command, "network", "ls", "-q"]);
+        var byEnv = Shell.Run("env", [$"USEROVERLAY_HOST={h.Router.Name}", .. RouterProcess.Command, "network", "ls", "-q"]);
         Assert.Equal(2, byEnv.EnsureSuccess().StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
-        Assert.Contains("blue", h.Router.Cli("network", "ls", "-H", ControlApi.SocketPath(h.Router.Name)).EnsureSuccess().StdOut);
-        OneSentence(h.Router.Cli("ps", "-H", $"{net.Prefix}none"), $"no router named '{net.Prefix}none' is running");
+        Assert.Contains("blue", Client("network", "ls", "-H", ControlApi.SocketPath(h.Router.Name)).EnsureSuccess().StdOut);
+        OneSentence(Client("ps", "-H", $"{net.Prefix}none"), $"no router named '{net.Prefix}none' is running");
     }
 
     [Fact]
@@ -300,7 +318,7 @@ public sealed class CliNetworkTests
         using var h = new Host(net, 1);
         await h.Router.StartAsync();
         // uid/gid 65534 (nobody): not root and not in the socket's group, so the socket itself refuses the connection
-        var r = Shell.Run("ip", ["netns", "exec", h.Router.HostNamespace, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+        var r = Shell.Run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups",
             "env", "HOME=/tmp", "DOTNET_CLI_HOME=/tmp", .. RouterProcess.Command, "network", "create", "-H", h.Router.Name, "blue"]);
         OneSentence(r, "run this as root");
         Assert.DoesNotContain("blue", h.Cli("network", "ls").EnsureSuccess().StdOut);
