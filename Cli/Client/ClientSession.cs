@@ -29,9 +29,6 @@ public sealed class ClientSession : IDisposable
     /// <summary>Where errors and warnings go.</summary>
     public TextWriter Error { get; }
 
-    /// <summary>The router's process id, once a request has been answered (see <see cref="ControlClient.ServerPid"/>).</summary>
-    public int RouterPid => _client.Value.ServerPid;
-
     /// <summary>The control socket in use (resolved on first use).</summary>
     public string SocketPath => _client.Value.SocketPath;
 

@@ -1,7 +1,6 @@
 using System.ComponentModel;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using UserOverlay.Router;
 using UserOverlay.Router.Netns;
 
 namespace UserOverlay.Cli.Client;
@@ -21,13 +20,11 @@ namespace UserOverlay.Cli.Client;
 public static partial class NamespaceProcess
 {
     /// <summary>
-    /// Starts <paramref name="command"/> (file and arguments) in the first namespace of <paramref name="netnsPaths"/>
-    /// that can be entered (the others are fallbacks: the same namespace seen through the router's
-    /// <c>/proc/PID/root</c>, for when the router runs in another mount namespace, where its mounts on /run/netns do not
-    /// show). Attached: stdin, stdout and stderr are this process's. <paramref name="detached"/>: they are /dev/null and
+    /// Starts <paramref name="command"/> (file and arguments) in the namespace at <paramref name="netnsPath"/>.
+    /// Attached: stdin, stdout and stderr are this process's. <paramref name="detached"/>: they are /dev/null and
     /// SIGHUP is ignored, so the command outlives this process and its terminal.
     /// </summary>
-    public static Process Start(IReadOnlyList<string> netnsPaths, IReadOnlyList<string> command, bool detached)
+    public static Process Start(string netnsPath, IReadOnlyList<string> command, bool detached)
     {
         var psi = new ProcessStartInfo { UseShellExecute = false };
         if (detached)
@@ -41,17 +38,7 @@ public static partial class NamespaceProcess
             psi.FileName = command[0];
             foreach (string a in command.Skip(1)) psi.ArgumentList.Add(a);
         }
-        for (int i = 0; ; i++)
-        {
-            try
-            {
-                return Namespaces.RunIn(netnsPaths[i], () => Process.Start(psi) ?? throw new Win32Exception(2));
-            }
-            catch (RouterException e) when (e.Code == RouterErrorCode.NamespaceNotFound && i + 1 < netnsPaths.Count)
-            {
-                // not mounted in this mount namespace (or not at all): try the next view of it
-            }
-        }
+        return Namespaces.RunIn(netnsPath, () => Process.Start(psi) ?? throw new Win32Exception(2));
     }
 
     /// <summary>

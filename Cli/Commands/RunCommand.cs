@@ -67,12 +67,12 @@ internal static class RunCommand
             if (signals?.Received is { } early) return 128 + early;
             if (request.Detached)
             {
-                if (argv.Length > 0) Start(s, w, argv, detached: true).Dispose();
+                if (argv.Length > 0) Start(w, argv, detached: true).Dispose();
                 s.Out.WriteLine(w.Name);
                 keep = true;
                 return ExitCodes.Ok;
             }
-            using var child = Start(s, w, argv, detached: false);
+            using var child = Start(w, argv, detached: false);
             signals!.Attach(child.Id);
             child.WaitForExit();
             return child.ExitCode; // .NET reports a signal-killed child as 128+N already
@@ -88,17 +88,11 @@ internal static class RunCommand
         }
     }
 
-    /// <summary>
-    /// Starts the command in the workload's namespace: at its path, else at the same path in the router's view
-    /// (/proc/ROUTERPID/root/run/netns/…), which is where it is when the router runs in a mount namespace of its own
-    /// (under `ip netns exec`, or a sandboxing service manager) whose mounts do not propagate to this one.
-    /// </summary>
-    private static System.Diagnostics.Process Start(ClientSession s, WorkloadView w, string[] argv, bool detached)
+    private static System.Diagnostics.Process Start(WorkloadView w, string[] argv, bool detached)
     {
-        string[] paths = s.RouterPid > 0 ? [w.NetnsPath, $"/proc/{s.RouterPid}/root{w.NetnsPath}"] : [w.NetnsPath];
         try
         {
-            return NamespaceProcess.Start(paths, argv, detached);
+            return NamespaceProcess.Start(w.NetnsPath, argv, detached);
         }
         catch (Win32Exception e)
         {

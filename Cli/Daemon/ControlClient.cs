@@ -24,7 +24,6 @@ public sealed class ControlClient : IDisposable
                 try
                 {
                     await s.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), ct);
-                    ServerPid = PeerPid(s);
                     return new NetworkStream(s, ownsSocket: true);
                 }
                 catch
@@ -35,27 +34,6 @@ public sealed class ControlClient : IDisposable
             },
         };
         _http = new HttpClient(handler) { BaseAddress = new Uri("http://useroverlay/"), Timeout = TimeSpan.FromSeconds(30) };
-    }
-
-    /// <summary>
-    /// The process id of the router (SO_PEERCRED of the last connection, in this process's PID namespace), or 0
-    /// before the first request. <c>/proc/PID/root</c> is the router's view of the file system, where the network
-    /// namespaces it makes are mounted even when its mount namespace is not this process's.
-    /// </summary>
-    public int ServerPid { get; private set; }
-
-    private static int PeerPid(Socket s)
-    {
-        const int SolSocket = 1, SoPeerCred = 17; // <asm-generic/socket.h>; struct ucred { pid_t pid; uid_t uid; gid_t gid; }
-        Span<byte> ucred = stackalloc byte[12];
-        try
-        {
-            return s.GetRawSocketOption(SolSocket, SoPeerCred, ucred) == ucred.Length ? System.Runtime.InteropServices.MemoryMarshal.Read<int>(ucred) : 0;
-        }
-        catch (SocketException)
-        {
-            return 0;
-        }
     }
 
     /// <summary>True when something accepts connections on the socket.</summary>
