@@ -23,11 +23,11 @@ internal static class ExitCodes
                 error.WriteLine($"useroverlay: the configuration has {ce.Errors.Count} error(s):");
                 foreach (var err in ce.Errors) error.WriteLine("  " + err);
                 return Usage;
-            case RouterOptionsException or UsageException or ControlException: // ControlException here: a flag the CLI itself parsed (KEY=VALUE lists)
+            case RouterOptionsException or UsageException:
                 error.WriteLine("useroverlay: " + e.Message);
                 return Usage;
-            case RouterException re: // the daemon's own sentences (DaemonErrorException) included
-                error.WriteLine("useroverlay: " + re.Message);
+            case RouterException or ControlException: // the daemon's own sentences (DaemonErrorException) included
+                error.WriteLine("useroverlay: " + e.Message);
                 return Failure;
             case JsonException or InvalidDataException:
                 error.WriteLine("useroverlay: the router's answer cannot be read by this client (" + e.Message + "); are the router and the CLI the same version?");
