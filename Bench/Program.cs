@@ -16,6 +16,7 @@ public static class Program
     public static int Main(string[] args)
     {
         if (args is ["e2e", ..]) return E2e.E2eHarness.Run(args[1..]);
+        if (args is ["attach-scale", ..]) return E2e.AttachScaleHarness.Run(args[1..]);
         // In-process: BenchmarkDotNet's out-of-process toolchain looks for a project named after the assembly
         // (UserOverlay.Bench), while the layout keeps Bench/Bench.csproj; in-process runs need no project.
         var config = DefaultConfig.Instance

@@ -59,19 +59,19 @@ public sealed record EspOptions
     /// daemon; <see cref="InMemorySequenceStore"/> only where keys do not outlive the process, or in tests.</summary>
     public ISequenceStore? SequenceStore { get; init; }
 
-    /// <summary>Throws if a value is out of range.</summary>
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the property (ParamName) if a value is out of range; the message says the range, not a file's key name.</summary>
     public void Validate()
     {
         if (RekeyInterval < TimeSpan.FromSeconds(1))
-            throw new ArgumentOutOfRangeException(nameof(RekeyInterval), RekeyInterval, "rekey_interval must be at least 1 s.");
+            throw new ArgumentOutOfRangeException(nameof(RekeyInterval), RekeyInterval, $"must be at least 1 s (it is {RekeyInterval.TotalSeconds:0.###} s)");
         if (EpochSpread is < 1 or > 16)
-            throw new ArgumentOutOfRangeException(nameof(EpochSpread), EpochSpread, "epoch spread must be 1..16.");
+            throw new ArgumentOutOfRangeException(nameof(EpochSpread), EpochSpread, $"must be from 1 to 16 (it is {EpochSpread})");
         if (CipherLanes is < 1 or > 256)
-            throw new ArgumentOutOfRangeException(nameof(CipherLanes), CipherLanes, "cipher lanes must be 1..256.");
+            throw new ArgumentOutOfRangeException(nameof(CipherLanes), CipherLanes, $"must be from 1 to 256 (it is {CipherLanes})");
         if (SequenceReservationBlock < 2)
-            throw new ArgumentOutOfRangeException(nameof(SequenceReservationBlock), SequenceReservationBlock, "reservation block must be ≥ 2.");
+            throw new ArgumentOutOfRangeException(nameof(SequenceReservationBlock), SequenceReservationBlock, $"must be at least 2 (it is {SequenceReservationBlock})");
         if (UdpPort is < 1 or > 65535)
-            throw new ArgumentOutOfRangeException(nameof(UdpPort), UdpPort, "port must be 1..65535.");
+            throw new ArgumentOutOfRangeException(nameof(UdpPort), UdpPort, $"must be from 1 to 65535 (it is {UdpPort})");
     }
 
     internal ulong EffectiveRekeyAfter => RekeyAfterPackets ?? (ExtendedSequenceNumbers ? Esp.DefaultRekeyAfterPackets64 : Esp.DefaultRekeyAfterPackets32);

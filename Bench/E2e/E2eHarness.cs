@@ -4,6 +4,8 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 
+using static UserOverlay.Bench.E2e.Shell;
+
 namespace UserOverlay.Bench.E2e;
 
 /// <summary>
@@ -38,11 +40,7 @@ internal static class E2eHarness
     private sealed record Pass(double TcpGbps, double UdpKpps, double RttMs, double CpuSecondsPerGB, double AllocBytesPerFrame,
         double RttMedianMs = double.NaN, double RttP90Ms = double.NaN);
 
-    private static readonly List<Process> Started = [];
-    private static readonly List<string> Namespaces = [];
-    private static string _prefix = "";
     private static int _queues = -1;
-    private static string? _binary;
 
     public static int Run(string[] args)
     {
@@ -59,12 +57,12 @@ internal static class E2eHarness
             if (Which(tool) is null) { Console.Error.WriteLine($"e2e: '{tool}' is missing (apt-get install iproute2 iperf3 iputils-ping)"); return 2; }
         string cli = Path.Combine(AppContext.BaseDirectory, "useroverlay.dll");
         int b = Array.IndexOf(args, "--binary");
-        _binary = b >= 0 && b + 1 < args.Length ? Path.GetFullPath(args[b + 1]) : null;
-        if (_binary is not null && !File.Exists(_binary)) { Console.Error.WriteLine($"e2e: --binary {_binary}: no such file"); return 2; }
-        if (_binary is null && !File.Exists(cli)) { Console.Error.WriteLine($"e2e: {cli} is missing (build the Bench project, which references Cli)"); return 2; }
-        Console.WriteLine($"e2e: routers run {(_binary ?? $"dotnet {cli}")}");
+        Binary = b >= 0 && b + 1 < args.Length ? Path.GetFullPath(args[b + 1]) : null;
+        if (Binary is not null && !File.Exists(Binary)) { Console.Error.WriteLine($"e2e: --binary {Binary}: no such file"); return 2; }
+        if (Binary is null && !File.Exists(cli)) { Console.Error.WriteLine($"e2e: {cli} is missing (build the Bench project, which references Cli)"); return 2; }
+        Console.WriteLine($"e2e: routers run {(Binary ?? $"dotnet {cli}")}");
 
-        _prefix = $"uobench-{Environment.ProcessId}-";
+        Prefix = $"uobench-{Environment.ProcessId}-";
         Console.CancelKeyPress += (_, _) => Cleanup();
         var kernel = new List<Pass>();
         var user = new List<Pass>();
@@ -179,7 +177,7 @@ internal static class E2eHarness
 
     private static string Conditions(RunResults r)
     {
-        string routers = _binary is null ? "`dotnet useroverlay.dll` (JIT)" : "the native binary";
+        string routers = Binary is null ? "`dotnet useroverlay.dll` (JIT)" : "the native binary";
         string queues = _queues >= 0 ? $"`queues: {_queues}`" : "`queues: 0` (the default)";
         return string.Create(CultureInfo.InvariantCulture,
             $"Medians of {r.Passes} pass(es) of {r.Seconds} s, min–max in brackets; routers: {routers}, {queues}; {Environment.ProcessorCount} CPUs.");
@@ -237,9 +235,8 @@ internal static class E2eHarness
 
     // ---- topology -------------------------------------------------------------------------
 
-    private static string Ns(string n) => _prefix + n;
-
-    private static void Underlay()
+    /// <summary>Host namespaces a and b joined by a veth underlay (192.0.2.1/24 — 192.0.2.2/24), and workload namespaces wa and wb.</summary>
+    internal static void Underlay()
     {
         foreach (var n in new[] { "a", "b", "wa", "wb" })
         {
@@ -271,8 +268,8 @@ internal static class E2eHarness
 
     private static void KernelDown()
     {
-        Run("ip", "-n", Ns("a"), "link", "del", "vx0");
-        Run("ip", "-n", Ns("b"), "link", "del", "vx0");
+        Exec("ip", "-n", Ns("a"), "link", "del", "vx0");
+        Exec("ip", "-n", Ns("b"), "link", "del", "vx0");
     }
 
     private static string _client = "", _server = "";
@@ -280,7 +277,7 @@ internal static class E2eHarness
 
     private static int[] UserOverlayUp(string cli, bool encrypted, bool espUdp = false)
     {
-        string state = Path.Combine(Path.GetTempPath(), _prefix + "state");
+        string state = Path.Combine(Path.GetTempPath(), Prefix + "state");
         const string key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="; // a fixed benchmark key: AES-256
         Routers.Clear();
         foreach (var (host, self, peer, work, ip) in new[] { ("a", "192.0.2.1", "192.0.2.2", "wa", "198.18.0.1"), ("b", "192.0.2.2", "192.0.2.1", "wb", "198.18.0.2") })
@@ -316,7 +313,7 @@ internal static class E2eHarness
     {
         foreach (var (p, _) in Routers)
         {
-            Run("kill", "-TERM", p.Id.ToString(CultureInfo.InvariantCulture));
+            Exec("kill", "-TERM", p.Id.ToString(CultureInfo.InvariantCulture));
             if (!p.WaitForExit(10_000)) p.Kill();
         }
         Routers.Clear();
@@ -330,7 +327,7 @@ internal static class E2eHarness
         try
         {
             // Warm-up: ARP/FDB learning, and the JIT of the router's paths.
-            Run("ip", "netns", "exec", _client, "ping", "-n", "-c", "5", "-i", "0.1", "-W", "2", "198.18.0.2");
+            Exec("ip", "netns", "exec", _client, "ping", "-n", "-c", "5", "-i", "0.1", "-W", "2", "198.18.0.2");
             Iperf(seconds: 1, udp: false);
 
             long cpuBefore = routerPids.Sum(CpuTicks);
@@ -345,7 +342,7 @@ internal static class E2eHarness
             var udp = Iperf(seconds, udp: true);
 
             Thread.Sleep(500); // let the UDP test's queues drain
-            var ping = Run("ip", "netns", "exec", _client, "ping", "-n", "-c", "100", "-i", "0.05", "-W", "2", "198.18.0.2");
+            var ping = Exec("ip", "netns", "exec", _client, "ping", "-n", "-c", "100", "-i", "0.05", "-W", "2", "198.18.0.2");
             var m = Regex.Match(ping.Out, @"= [\d.]+/([\d.]+)/");
             double rtt = m.Success ? double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : double.NaN;
             var times = Regex.Matches(ping.Out, @"time=([\d.]+) ms").Select(t => double.Parse(t.Groups[1].Value, CultureInfo.InvariantCulture)).Order().ToList();
@@ -368,7 +365,7 @@ internal static class E2eHarness
         {
             var args = new List<string> { "netns", "exec", _client, "iperf3", "-c", "198.18.0.2", "-t", seconds.ToString(CultureInfo.InvariantCulture), "-J" };
             if (udp) args.AddRange(["-u", "-l", "64", "-b", "0"]);
-            var r = Run("ip", [.. args]);
+            var r = Exec("ip", [.. args]);
             using var doc = JsonDocument.Parse(r.Out);
             var end = doc.RootElement.GetProperty("end");
             if (udp)
@@ -393,7 +390,7 @@ internal static class E2eHarness
         foreach (var (_, name) in Routers)
         {
             string[] command = CliCommand(cli);
-            var r = Run(command[0], [.. command[1..], "status", "--name", name, "--json"]);
+            var r = Exec(command[0], [.. command[1..], "status", "--name", name, "--json"]);
             using var doc = JsonDocument.Parse(r.Out);
             alloc += doc.RootElement.GetProperty("gc_allocated_bytes").GetInt64();
             foreach (var n in doc.RootElement.GetProperty("networks").EnumerateArray())
@@ -403,17 +400,6 @@ internal static class E2eHarness
             }
         }
         return (alloc, frames);
-    }
-
-    private static long CpuTicks(int pid)
-    {
-        try
-        {
-            string stat = File.ReadAllText($"/proc/{pid}/stat");
-            var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture); // utime, stime
-        }
-        catch (IOException) { return 0; }
     }
 
     private static double Busy()
@@ -430,69 +416,4 @@ internal static class E2eHarness
         return 100.0 * (b.Busy - a.Busy) / Math.Max(1, b.Total - a.Total);
     }
 
-    // ---- processes ------------------------------------------------------------------------
-
-    private sealed record Result(int Code, string Out, string Err);
-
-    private static string Dotnet() =>
-        Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } p && File.Exists(p) ? p : Which("dotnet") ?? "/usr/share/dotnet/dotnet";
-
-    private static string? Which(string name) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Concat(["/usr/sbin", "/sbin"])
-            .Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
-
-    /// <summary>How to run useroverlay: the --binary given, or `dotnet useroverlay.dll`.</summary>
-    private static string[] CliCommand(string cli) => _binary is not null ? [_binary] : [Dotnet(), cli];
-
-    private static Process Start(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, _) => { };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        lock (Started) Started.Add(p);
-        return p;
-    }
-
-    private static Result Run(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        string output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        return new Result(p.ExitCode, output, err.Result);
-    }
-
-    private static void Must(string file, params string[] args)
-    {
-        var r = Run(file, args);
-        if (r.Code != 0) throw new InvalidOperationException($"{file} {string.Join(' ', args)}: {r.Err}");
-    }
-
-    private static void Cleanup()
-    {
-        lock (Started)
-        {
-            foreach (var p in Started)
-            {
-                try { if (!p.HasExited) { p.Kill(); p.WaitForExit(5000); } } catch (InvalidOperationException) { }
-            }
-            Started.Clear();
-        }
-        foreach (var n in Namespaces) Run("ip", "netns", "del", n);
-        Namespaces.Clear();
-        foreach (var f in Directory.GetFiles(Path.GetTempPath(), _prefix + "*.yaml")) File.Delete(f);
-        if (Directory.Exists(Path.Combine(Path.GetTempPath(), _prefix + "state"))) Directory.Delete(Path.Combine(Path.GetTempPath(), _prefix + "state"), recursive: true);
-    }
-
-    private static int IntArg(string[] args, string name, int def)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out int v) ? v : def;
-    }
 }

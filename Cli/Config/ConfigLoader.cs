@@ -121,8 +121,13 @@ public static class ConfigLoader
                 // answers ARP and ping for it; endpoints of a network that is not internal get a default route through it).
                 networks.Add(new NetworkOptions
                 {
-                    Name = name, Vni = (uint)vni, Subnet = prefix, Mtu = (int?)mtu, Encrypted = encrypted,
-                    Gateway = gateway ?? prefix.Network + 1, Internal = isInternal,
+                    Name = name,
+                    Vni = (uint)vni,
+                    Subnet = prefix,
+                    Mtu = (int?)mtu,
+                    Encrypted = encrypted,
+                    Gateway = gateway ?? prefix.Network + 1,
+                    Internal = isInternal,
                 });
             }
         }

@@ -181,7 +181,7 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
         {
             result = Results.Json(new ApiError("bad_request", $"the request body is not the JSON this route takes: {e.Message}"), ControlJson.Default.ApiError, statusCode: 400);
         }
-        catch (RouterException e)
+        catch (Exception e) when (e is RouterException or IOException or UnauthorizedAccessException or InvalidOperationException)
         {
             result = Results.Json(new ApiError(ControlErrorCodes.Internal, e.Message), ControlJson.Default.ApiError, statusCode: 500);
         }

@@ -47,13 +47,21 @@ internal sealed class NetworkService(DaemonOptions options, RouterService router
             throw new RouterException(RouterErrorCode.SystemError, $"cannot use the state directory {options.StateDirectory} (--state-dir): {e.Message}");
         }
         var dataPlane = new RouterDataPlane(router.Router, () => gossip?.Agent);
-        var manager = new NetworkManager(store, dataPlane, new NetworkManagerOptions { MaxMtu = config.Router.UnderlayMtu - Constants.VxlanOverhead });
-        var (networks, endpoints) = SeedOf(config.Router);
-        manager.Seed(networks, endpoints);
-        foreach (var r in manager.Resume(e => Namespaces.Exists(e.Netns) ? null : $"its namespace {e.Netns} is gone"))
-            DaemonLog.EndpointReleased(_log, r.Endpoint.Name, r.Network, VtepEndpoint.FormatAddress(r.Endpoint.Address), r.Reason);
-        _manager = manager;
-        _workloads = new Workloads(manager, options.StateDirectory, _log);
+        try
+        {
+            var manager = new NetworkManager(store, dataPlane, new NetworkManagerOptions { MaxMtu = config.Router.UnderlayMtu - Constants.VxlanOverhead });
+            var (networks, endpoints) = SeedOf(config.Router);
+            manager.Seed(networks, endpoints);
+            foreach (var r in manager.Resume(e => Namespaces.Exists(e.Netns) ? null : $"its namespace {e.Netns} is gone"))
+                DaemonLog.EndpointReleased(_log, r.Endpoint.Name, r.Network, VtepEndpoint.FormatAddress(r.Endpoint.Address), r.Reason);
+            _manager = manager;
+            _workloads = new Workloads(manager, options.StateDirectory, _log);
+        }
+        catch (ControlException e)
+        {
+            // One sentence for `up` to print (the state directory named), not a stack trace.
+            throw new RouterException(RouterErrorCode.SystemError, $"cannot start from the state in {options.StateDirectory} and {config.File}: {e.Message}", e);
+        }
         return Task.CompletedTask;
     }
 

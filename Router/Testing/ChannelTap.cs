@@ -90,8 +90,12 @@ public sealed class ChannelTap : ITapDevice
         return n;
     }
 
+    /// <summary>When set, every write first waits for the gate to open (to hold a worker inside a round, in tests of the quiesce handshake).</summary>
+    public ManualResetEventSlim? WriteGate { get; set; }
+
     public bool Write(ReadOnlySpan<byte> frame)
     {
+        WriteGate?.Wait();
         if (!AcceptWrites) return false;
         _fromRouter.Add(frame.ToArray());
         return true;

@@ -27,14 +27,15 @@ internal sealed class PipelineHarness : IDisposable
     public readonly Inbound Inbound;
 
     /// <summary>With <paramref name="encrypted"/>, the network is encrypted and <see cref="Esp"/> holds this host's SAs;
-    /// <see cref="RemoteEsp"/> holds peer 0's, to make inbound ESP packets.</summary>
-    public PipelineHarness(int localPorts = 2, int peers = 3, bool encrypted = false)
+    /// <see cref="RemoteEsp"/> holds peer 0's, to make inbound ESP packets. With <paramref name="gateway"/> (host order) the
+    /// network has that gateway.</summary>
+    public PipelineHarness(int localPorts = 2, int peers = 3, bool encrypted = false, uint? gateway = null)
     {
         State = new ForwardingState(workers: 1, learning: true, Constants.DefaultFdbAging) { DataPort = Constants.VxlanPort };
         long now = Environment.TickCount64;
         Peers = new VtepEndpoint[peers];
         RemoteMacs = new ulong[peers];
-        var netOptions = new NetworkOptions { Name = "blue", Vni = Vni, Subnet = new Ipv4Prefix(0xC612_0000, 24), Encrypted = encrypted }; // 198.18.0.0/24
+        var netOptions = new NetworkOptions { Name = "blue", Vni = Vni, Subnet = new Ipv4Prefix(0xC612_0000, 24), Encrypted = encrypted, Gateway = gateway }; // 198.18.0.0/24
         Network = new NetworkState(netOptions, encrypted ? 1416 : Constants.DefaultMtu, 1);
         State.Networks.Set(Vni, Network);
         for (int i = 0; i < peers; i++)

@@ -152,6 +152,39 @@ public sealed class RuntimeNetworkApiTests
     }
 
     [Fact]
+    public async Task A_file_that_changes_a_network_with_run_time_endpoints_on_it_stops_the_start_with_one_sentence_and_the_old_file_starts_again()
+    {
+        Requires.Root();
+        Requires.Tool("ping", "iputils-ping");
+        using var net = new TestNetwork("rf");
+        string host = net.AddHost("h1", "192.0.2.1/24");
+        string a = net.AddNamespace("a");
+        string state = StateDir(net);
+        try
+        {
+            using var router = Router(net, host, Config(), state);
+            await router.StartAsync();
+            using (var api = new Api(ControlApi.SocketPath(router.Name)))
+                await api.Expect(201, HttpMethod.Post, "v1/networks/blue/connect", $$"""{"netns":"{{a}}","name":"web"}""");
+            Assert.Equal(0, await router.StopAsync());
+
+            string original = File.ReadAllText(router.ConfigPath);
+            File.WriteAllText(router.ConfigPath, original.Replace("vni: 4097", "vni: 4099"));
+            var r = router.Cli("up", "--config", router.ConfigPath, "--name", router.Name, "--state-dir", state);
+            Assert.Equal(1, r.ExitCode);
+            Assert.Contains("networks[0] 'blue' differs from the stored network of that name (VNI 4097 stored, 4099 in the file)", r.StdErr);
+            Assert.Contains("'web'", r.StdErr);
+            Assert.DoesNotContain("   at ", r.StdErr);
+            Assert.False(HasInterface(a));
+
+            File.WriteAllText(router.ConfigPath, original);
+            await router.StartAsync();
+            Assert.True(TestNetwork.Ping(a, "198.18.0.1"), "the run-time endpoint on the file's network is back");
+        }
+        finally { RemoveDir(state); }
+    }
+
+    [Fact]
     public async Task Each_bad_input_gets_its_status_code_and_field_and_leaves_no_TAP_and_no_address_behind()
     {
         Requires.Root();
