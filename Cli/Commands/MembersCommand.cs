@@ -1,41 +1,27 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
+using UserOverlay.Cli.Client;
 using UserOverlay.Cli.Daemon;
 using UserOverlay.Control.Gossip;
 
 namespace UserOverlay.Cli.Commands;
 
-/// <summary><c>useroverlay members [--name NAME] [--json]</c>: the gossip cluster as a running router sees it.</summary>
+/// <summary><c>useroverlay members [-H NAME|SOCKET] [--json]</c>: the gossip cluster as a running router sees it.</summary>
 internal static class MembersCommand
 {
     public static Command Create()
     {
-        var name = new Option<string?>("--name", "-n") { Description = "Which router (default: the only one running)." };
         var json = new Option<bool>("--json") { Description = "Print the raw JSON (for scripts)." };
-        var cmd = new Command("members", "Show the gossip cluster's members (name, address, state, incarnation, protocol versions, VTEP, networks).") { name, json };
-        cmd.SetAction(p => Run(p.GetValue(name), p.GetValue(json)));
-        return cmd;
-    }
-
-    private static int Run(string? name, bool json)
-    {
-        try
+        var cmd = new Command("members", "Show the gossip cluster's members (name, address, state, incarnation, protocol versions, VTEP, networks).") { json };
+        var host = HostOption.AddTo(cmd, legacyName: true);
+        cmd.SetAction(p => ClientSession.Run(p, host, s =>
         {
-            using var client = new ControlClient(ControlClient.Resolve(name));
-            string body = client.GetAsync("v1/members").GetAwaiter().GetResult();
-            if (json)
-            {
-                Console.WriteLine(body);
-                return ExitCodes.Ok;
-            }
-            Console.Write(Format(ControlJson.Read(body, ControlJson.Default.MembersResponse)));
+            string body = s.Get("v1/members");
+            s.Out.Write(p.GetValue(json) ? body + "\n" : Format(ControlJson.Read(body, ControlJson.Default.MembersResponse)));
             return ExitCodes.Ok;
-        }
-        catch (Exception e)
-        {
-            return ExitCodes.Report(e);
-        }
+        }));
+        return cmd;
     }
 
     /// <summary>Human-readable rendering: a header line and one row per member.</summary>
@@ -60,10 +46,7 @@ internal static class MembersCommand
             m.Vtep ?? "-",
             m.Networks.Count == 0 ? "-" : string.Join(",", m.Networks),
         }).ToList();
-        var width = head.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(x => x[i].Length))).ToArray();
-        void Row(string[] cells) => b.AppendLine(string.Join("  ", cells.Select((c, i) => i == cells.Length - 1 ? c : c.PadRight(width[i]))).TrimEnd());
-        Row(head);
-        foreach (var row in rows) Row(row);
+        b.Append(TextTable.Format(head, rows, "  "));
         b.AppendLine();
         b.AppendLine("(* this node; PROTOCOL and DELEGATE are memberlist versions: current [min,max])");
         return b.ToString();

@@ -1,41 +1,27 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
+using UserOverlay.Cli.Client;
 using UserOverlay.Cli.Daemon;
 using UserOverlay.Router;
 
 namespace UserOverlay.Cli.Commands;
 
-/// <summary><c>useroverlay status [--name NAME] [--json]</c>: what a running router is doing.</summary>
+/// <summary><c>useroverlay status [-H NAME|SOCKET] [--json]</c>: what a running router is doing.</summary>
 internal static class StatusCommand
 {
     public static Command Create()
     {
-        var name = new Option<string?>("--name", "-n") { Description = "Which router (default: the only one running)." };
         var json = new Option<bool>("--json") { Description = "Print the raw JSON (for scripts)." };
-        var cmd = new Command("status", "Show a running router's networks, endpoints, FDB, peers, counters and drops.") { name, json };
-        cmd.SetAction(p => Run(p.GetValue(name), p.GetValue(json)));
-        return cmd;
-    }
-
-    private static int Run(string? name, bool json)
-    {
-        try
+        var cmd = new Command("status", "Show a running router's networks, endpoints, FDB, peers, counters and drops.") { json };
+        var host = HostOption.AddTo(cmd, legacyName: true);
+        cmd.SetAction(p => ClientSession.Run(p, host, s =>
         {
-            using var client = new ControlClient(ControlClient.Resolve(name));
-            string body = client.GetAsync("v1/status").GetAwaiter().GetResult();
-            if (json)
-            {
-                Console.WriteLine(body);
-                return ExitCodes.Ok;
-            }
-            Console.Write(Format(ControlJson.Read(body, ControlJson.Default.RouterStatus)));
+            string body = s.Get("v1/status");
+            s.Out.Write(p.GetValue(json) ? body + "\n" : Format(ControlJson.Read(body, ControlJson.Default.RouterStatus)));
             return ExitCodes.Ok;
-        }
-        catch (Exception e)
-        {
-            return ExitCodes.Report(e);
-        }
+        }));
+        return cmd;
     }
 
     /// <summary>Human-readable rendering of a status.</summary>

@@ -1,5 +1,6 @@
 using System.Net.Http;
 using System.Net.Sockets;
+using UserOverlay.Cli.Client;
 using UserOverlay.Router;
 
 namespace UserOverlay.Cli.Daemon;
@@ -32,32 +33,7 @@ public sealed class ControlClient : IDisposable
                 }
             },
         };
-        _http = new HttpClient(handler) { BaseAddress = new Uri("http://useroverlay/"), Timeout = TimeSpan.FromSeconds(10) };
-    }
-
-    /// <summary>
-    /// Finds the socket of the router named <paramref name="name"/>; with no name, the only running
-    /// router. Throws <see cref="RouterException"/> with a sentence saying what to do otherwise.
-    /// </summary>
-    public static string Resolve(string? name)
-    {
-        if (name is not null)
-        {
-            string p = ControlApi.SocketPath(name);
-            if (!File.Exists(p))
-                throw new RouterException(RouterErrorCode.SystemError, $"no router named '{name}' is running (no control socket {p})");
-            return p;
-        }
-        string[] sockets = Directory.Exists(ControlApi.SocketDirectory)
-            ? Directory.GetFiles(ControlApi.SocketDirectory, "*.sock").Where(IsLive).ToArray() : []; // stale sockets of killed routers don't count
-        return sockets.Length switch
-        {
-            0 => throw new RouterException(RouterErrorCode.SystemError,
-                $"no router is running (no control socket in {ControlApi.SocketDirectory}; start one with `useroverlay up --config FILE`, and run this as root)"),
-            1 => sockets[0],
-            _ => throw new RouterException(RouterErrorCode.SystemError,
-                $"several routers are running ({string.Join(", ", sockets.Select(s => Path.GetFileNameWithoutExtension(s)).Order())}); choose one with --name"),
-        };
+        _http = new HttpClient(handler) { BaseAddress = new Uri("http://useroverlay/"), Timeout = TimeSpan.FromSeconds(30) };
     }
 
     /// <summary>True when something accepts connections on the socket.</summary>
@@ -75,29 +51,45 @@ public sealed class ControlClient : IDisposable
         }
     }
 
-    /// <summary>GETs a path and returns the body; non-success becomes a <see cref="RouterException"/> with the daemon's message.</summary>
-    public async Task<string> GetAsync(string path, CancellationToken ct = default)
+    /// <summary>GETs a path and returns the body; an error answer becomes a <see cref="DaemonErrorException"/> with the daemon's message.</summary>
+    public Task<string> GetAsync(string path, CancellationToken ct = default) => SendAsync(HttpMethod.Get, path, null, ct);
+
+    /// <summary>
+    /// Sends a request (with a JSON body when <paramref name="json"/> is not null) and returns the answer's body.
+    /// A socket that cannot be reached becomes a <see cref="RouterException"/> saying what to do; an error answer
+    /// becomes a <see cref="DaemonErrorException"/> carrying the daemon's code and sentence.
+    /// </summary>
+    public async Task<string> SendAsync(HttpMethod method, string path, string? json, CancellationToken ct = default)
     {
+        using var request = new HttpRequestMessage(method, path);
+        if (json is not null) request.Content = new StringContent(json, System.Text.Encoding.UTF8, "application/json");
         HttpResponseMessage resp;
         try
         {
-            resp = await _http.GetAsync(path, ct);
+            resp = await _http.SendAsync(request, ct);
         }
         catch (HttpRequestException e) when (e.InnerException is SocketException se)
         {
-            throw new RouterException(RouterErrorCode.SystemError,
+            throw new RouterException(se.SocketErrorCode == SocketError.AccessDenied ? RouterErrorCode.PermissionDenied : RouterErrorCode.SystemError,
                 se.SocketErrorCode == SocketError.AccessDenied
-                    ? $"permission denied on {SocketPath} (run as root)"
+                    ? $"permission denied on {SocketPath}: the control socket is for root and its group; run this as root (sudo)"
                     : $"cannot reach the router at {SocketPath}: {se.Message} (is it still running?)");
         }
-        string body = await resp.Content.ReadAsStringAsync(ct);
-        if (!resp.IsSuccessStatusCode)
+        catch (TaskCanceledException) when (!ct.IsCancellationRequested)
         {
-            string msg = body;
-            try { msg = ControlJson.Read(body, ControlJson.Default.ApiError).Message; } catch (System.Text.Json.JsonException) { }
-            throw new RouterException(RouterErrorCode.SystemError, $"the router answered {(int)resp.StatusCode}: {msg}");
+            throw new RouterException(RouterErrorCode.SystemError, $"the router at {SocketPath} did not answer {method} /{path} within {_http.Timeout.TotalSeconds:0} s");
         }
-        return body;
+        using (resp)
+        {
+            string body = await resp.Content.ReadAsStringAsync(ct);
+            if (resp.IsSuccessStatusCode) return body;
+            ApiError? error = null;
+            try { error = System.Text.Json.JsonSerializer.Deserialize(body, ControlJson.Default.ApiError); } catch (System.Text.Json.JsonException) { }
+            throw error is { Message.Length: > 0 }
+                ? new DaemonErrorException(resp.StatusCode, error.Code, error.Message)
+                : new DaemonErrorException(resp.StatusCode, $"http_{(int)resp.StatusCode}",
+                    $"the router answered {method} /{path} with {(int)resp.StatusCode} {resp.ReasonPhrase}{(body.Length == 0 ? "" : ": " + body.Trim())}");
+        }
     }
 
     public void Dispose() => _http.Dispose();
