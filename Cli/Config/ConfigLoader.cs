@@ -117,8 +117,8 @@ public static class ConfigLoader
                     subnet = null;
                 }
                 if (name is null || vni is null || subnet is null) continue;
-                // The gateway, as for a network created at run time: the first usable address unless given (the router
-                // answers ARP and ping for it; endpoints of a network that is not internal get a default route through it).
+                // A file's network has a gateway only when it names one: files written before gateways existed keep
+                // working, an endpoint at the first usable address included (`network create` defaults to that address).
                 networks.Add(new NetworkOptions
                 {
                     Name = name,
@@ -126,7 +126,7 @@ public static class ConfigLoader
                     Subnet = prefix,
                     Mtu = (int?)mtu,
                     Encrypted = encrypted,
-                    Gateway = gateway ?? prefix.Network + 1,
+                    Gateway = gateway,
                     Internal = isInternal,
                 });
             }

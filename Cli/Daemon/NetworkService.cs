@@ -73,6 +73,7 @@ internal sealed class NetworkService(DaemonOptions options, RouterService router
             Vni = n.Vni,
             Subnet = n.Subnet.ToString(),
             Gateway = n.Gateway is uint g ? VtepEndpoint.FormatAddress(g) : null,
+            NoGateway = n.Gateway is null,
             Mtu = n.Mtu,
             Encrypted = n.Encrypted,
             Internal = n.Internal,

@@ -30,9 +30,13 @@ public sealed record NetworkDefinition
     /// <summary>The network's IPv4 subnet.</summary>
     public required Ipv4Prefix Subnet { get; init; }
 
-    /// <summary>The gateway address, reserved (never given to an endpoint). Default: the subnet's first usable address.</summary>
+    /// <summary>
+    /// The gateway address, reserved (never given to an endpoint); the router answers ARP and ping for it. Default: the
+    /// subnet's first usable address. Null only for a network of the configuration file that names none (files written
+    /// before gateways existed keep working, an endpoint at .1 included).
+    /// </summary>
     [JsonConverter(typeof(Ipv4AddressJsonConverter))]
-    public required uint Gateway { get; init; }
+    public required uint? Gateway { get; init; }
 
     /// <summary>The part of the subnet addresses are allocated from; null for the whole subnet.</summary>
     public Ipv4Prefix? IpRange { get; init; }

@@ -44,7 +44,7 @@ public sealed record NetworkInspect
                 {
                     Subnet = network.Subnet.ToString(),
                     IPRange = network.IpRange?.ToString(),
-                    Gateway = VtepEndpoint.FormatAddress(network.Gateway),
+                    Gateway = network.Gateway is uint g ? VtepEndpoint.FormatAddress(g) : "",
                     AuxiliaryAddresses = network.AuxAddresses.Count == 0 ? null
                         : network.AuxAddresses.ToDictionary(a => a.Name, a => VtepEndpoint.FormatAddress(a.Address), StringComparer.Ordinal),
                 },

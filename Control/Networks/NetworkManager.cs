@@ -395,6 +395,8 @@ public sealed class NetworkManager
     private static ControlException SeedError(string what, ControlException e) =>
         new(e.Code, $"the configuration's {what}: {e.Message}", e.Field, e);
 
+    private static string GatewayText(NetworkDefinition n) => n.Gateway is uint g ? VtepEndpoint.FormatAddress(g) : "none";
+
     private static bool SameNetwork(NetworkDefinition a, NetworkDefinition b) =>
         a.Vni == b.Vni && a.Subnet == b.Subnet && a.Gateway == b.Gateway && a.IpRange == b.IpRange && a.Mtu == b.Mtu
         && a.Encrypted == b.Encrypted && a.Internal == b.Internal && a.AuxAddresses.SequenceEqual(b.AuxAddresses);
@@ -402,7 +404,7 @@ public sealed class NetworkManager
     private static string Difference(NetworkDefinition stored, NetworkDefinition file) =>
         stored.Vni != file.Vni ? $"VNI {stored.Vni} stored, {file.Vni} in the file"
         : stored.Subnet != file.Subnet ? $"subnet {stored.Subnet} stored, {file.Subnet} in the file"
-        : stored.Gateway != file.Gateway ? $"gateway {VtepEndpoint.FormatAddress(stored.Gateway)} stored, {VtepEndpoint.FormatAddress(file.Gateway)} in the file"
+        : stored.Gateway != file.Gateway ? $"gateway {GatewayText(stored)} stored, {GatewayText(file)} in the file"
         : stored.Mtu != file.Mtu ? $"MTU {stored.Mtu?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default"} stored, {file.Mtu?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default"} in the file"
         : "its ip-range, aux addresses, encryption or internal flag differ";
 

@@ -54,7 +54,9 @@ public static class NetworkValidator
 
         var (encrypted, mtu, vni) = ReadOptions(request);
         var subnet = request.Subnet is null ? DefaultSubnet(existing, options) : ParseSubnet(request.Subnet);
-        uint gateway = request.Gateway is null ? subnet.Network + 1 : ParseHost("gateway", request.Gateway, subnet);
+        if (request.NoGateway && request.Gateway is not null)
+            throw ControlException.Invalid("gateway", "is given while no gateway is asked for (no_gateway)");
+        uint? gateway = request.NoGateway ? null : request.Gateway is null ? subnet.Network + 1 : ParseHost("gateway", request.Gateway, subnet);
         Ipv4Prefix? ipRange = request.IpRange is null ? null : ParseRange(request.IpRange, subnet);
         var aux = ParseAuxAddresses(request.AuxAddresses ?? Empty, subnet, gateway);
 
@@ -115,7 +117,7 @@ public static class NetworkValidator
 
     /// <summary>The reserved addresses of <paramref name="network"/>'s pool: the gateway and the aux addresses.</summary>
     public static IEnumerable<uint> ReservedAddresses(NetworkDefinition network) =>
-        network.AuxAddresses.Select(a => a.Address).Append(network.Gateway);
+        network.Gateway is uint g ? network.AuxAddresses.Select(a => a.Address).Append(g) : network.AuxAddresses.Select(a => a.Address);
 
     // Merges the driver options into the typed fields: (encrypted, mtu, vni).
     private static (bool Encrypted, int? Mtu, uint? Vni) ReadOptions(NetworkCreateRequest request)
@@ -188,7 +190,7 @@ public static class NetworkValidator
         return a;
     }
 
-    private static List<AuxAddress> ParseAuxAddresses(IReadOnlyDictionary<string, string> given, Ipv4Prefix subnet, uint gateway)
+    private static List<AuxAddress> ParseAuxAddresses(IReadOnlyDictionary<string, string> given, Ipv4Prefix subnet, uint? gateway)
     {
         var result = new List<AuxAddress>();
         var byAddress = new Dictionary<uint, string>();

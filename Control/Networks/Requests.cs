@@ -15,8 +15,11 @@ public sealed record NetworkCreateRequest
     /// <summary>IPv4 CIDR; null to take one from <see cref="NetworkManagerOptions.DefaultAddressPools"/>.</summary>
     public string? Subnet { get; init; }
 
-    /// <summary>Gateway address inside the subnet; null for the subnet's first usable address.</summary>
+    /// <summary>Gateway address inside the subnet; null for the subnet's first usable address (unless <see cref="NoGateway"/>).</summary>
     public string? Gateway { get; init; }
+
+    /// <summary>No gateway at all (a configuration file's network that names none); excludes <see cref="Gateway"/>.</summary>
+    public bool NoGateway { get; init; }
 
     /// <summary>CIDR inside the subnet that sequential allocation draws from; null for the whole subnet.</summary>
     public string? IpRange { get; init; }

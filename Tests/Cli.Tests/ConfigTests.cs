@@ -64,6 +64,22 @@ public class ConfigTests
     }
 
     [Fact]
+    public void A_network_has_a_gateway_only_when_the_file_names_one()
+    {
+        var o = Parse("""
+            underlay: { address: 192.0.2.1 }
+            networks:
+              - { name: plain, vni: 1, subnet: 198.18.0.0/24 }
+              - { name: gw, vni: 2, subnet: 198.18.1.0/24, gateway: 198.18.1.254, internal: true }
+            endpoints: [ { network: plain, netns: c1, address: 198.18.0.1/24 } ]
+            """).Router;
+        Assert.Null(o.Networks[0].Gateway); // an endpoint at the first address stays valid, as before gateways existed
+        Assert.Equal((UserOverlay.Router.Ipv4Prefix.TryParseAddress("198.18.1.254", out uint g) ? g : 0, true), (o.Networks[1].Gateway, o.Networks[1].Internal));
+        var bad = Errors(Valid.Replace("subnet: 198.18.0.0/24, mtu: 1450", "subnet: 198.18.0.0/24, mtu: 1450, gateway: 198.18.9.1"));
+        Assert.Contains(bad, e => e.Path == "networks[0].gateway" && e.Line == 7);
+    }
+
+    [Fact]
     public void Defaults_apply_to_a_minimal_file()
     {
         var o = Parse("""

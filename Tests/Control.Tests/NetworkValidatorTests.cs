@@ -97,7 +97,7 @@ public class NetworkValidatorTests
     public void Fills_in_gateway_vni_id_scope_and_docker_options()
     {
         var def = NetworkValidator.Validate(Blue with { Encrypted = true, Mtu = 1400, Labels = new Dictionary<string, string> { ["team"] = "a" } }, [Red], Options);
-        Assert.Equal("198.18.0.1", VtepEndpoint.FormatAddress(def.Gateway));
+        Assert.Equal("198.18.0.1", VtepEndpoint.FormatAddress(def.Gateway!.Value));
         Assert.Equal(4097u, def.Vni);   // red has 4096
         Assert.True(ObjectIds.IsValid(def.Id));
         Assert.NotEqual(Red.Id, def.Id);
@@ -122,7 +122,7 @@ public class NetworkValidatorTests
             AuxAddresses = Map("router=198.18.0.2"),
         }, [Red], Options);
         Assert.Equal((true, 1300, 42u), (def.Encrypted, def.Mtu, def.Vni));
-        Assert.Equal("198.18.0.254", VtepEndpoint.FormatAddress(def.Gateway));
+        Assert.Equal("198.18.0.254", VtepEndpoint.FormatAddress(def.Gateway!.Value));
         Assert.Equal("198.18.0.128/25", def.IpRange.ToString());
         Assert.Equal(new AuxAddress("router", 0xC612_0002), Assert.Single(def.AuxAddresses));
     }

@@ -28,6 +28,21 @@ public sealed class SeedAndResumeTests : IDisposable
     }
 
     [Fact]
+    public void A_file_network_without_a_gateway_has_none_and_an_endpoint_may_sit_at_the_first_address()
+    {
+        var plain = Blue with { NoGateway = true };
+        var (m, _) = Start([plain], [Ep("blue", "c1", "198.18.0.1")]);
+        Assert.Null(m.GetNetwork("blue").Gateway);
+        Assert.Equal("198.18.0.1", VtepEndpoint.FormatAddress(Assert.Single(m.GetEndpoints("blue")).Address));
+        Assert.Equal("", Assert.Single(m.Inspect("blue").Ipam.Config).Gateway);
+        var (again, _) = Start([plain], [Ep("blue", "c1", "198.18.0.1")]); // stored as none, read back as none
+        Assert.Null(again.GetNetwork("blue").Gateway);
+        var e = Assert.Throws<ControlException>(() => new NetworkManager(new InMemoryNetworkStore(), _dataPlane)
+            .CreateNetwork(plain with { Name = "both", Gateway = "198.18.0.1" }));
+        Assert.Equal((InvalidArgument, "gateway"), (e.Code, e.Field));
+    }
+
+    [Fact]
     public void The_file_seeds_networks_and_endpoints_without_the_data_plane_and_a_restart_keeps_their_ids()
     {
         var (m, released) = Start([Blue, Red], [Ep("blue", "c1", "198.18.0.11"), Ep("red", "r1", "198.18.2.21")]);
@@ -35,7 +50,7 @@ public sealed class SeedAndResumeTests : IDisposable
         Assert.Empty(_dataPlane.Calls); // the router was started from the same file
         var blue = m.GetNetwork("blue");
         Assert.True(blue.FromConfig);
-        Assert.Equal((4097u, "198.18.0.0/24", "198.18.0.1"), (blue.Vni, blue.Subnet.ToString(), VtepEndpoint.FormatAddress(blue.Gateway)));
+        Assert.Equal((4097u, "198.18.0.0/24", "198.18.0.1"), (blue.Vni, blue.Subnet.ToString(), VtepEndpoint.FormatAddress(blue.Gateway!.Value)));
         var c1 = Assert.Single(m.GetEndpoints("blue"));
         Assert.True(c1.FromConfig);
         Assert.Equal(("c1", "02:00:c6:12:00:0b"), (c1.Name, c1.Mac.ToString())); // the router's MAC for the address

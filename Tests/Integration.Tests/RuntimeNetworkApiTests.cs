@@ -70,7 +70,7 @@ public sealed class RuntimeNetworkApiTests
     private static string Config(string? extra = null) => $$"""
         underlay: { address: 192.0.2.1 }
         peers: [192.0.2.2]
-        networks: [ { name: blue, vni: 4097, subnet: 198.18.0.0/24 } ]
+        networks: [ { name: blue, vni: 4097, subnet: 198.18.0.0/24, gateway: 198.18.0.1 } ]
         {{extra}}
         """;
 
@@ -146,7 +146,7 @@ public sealed class RuntimeNetworkApiTests
             await api.Expect(204, HttpMethod.Delete, "v1/networks/green");
             await ExpectError(api, 404, "not_found", "network:", HttpMethod.Get, "v1/networks/green");
             Assert.DoesNotContain((await router.StatusAsync()).Networks, n => n.Name == "green");
-            Assert.True(TestNetwork.Ping(c1, "198.18.0.1"), "the file's network has its gateway too");
+            Assert.True(TestNetwork.Ping(c1, "198.18.0.1"), "the file names a gateway for its network, and the router answers for it too");
         }
         finally { RemoveDir(state); }
     }
