@@ -16,11 +16,14 @@ public sealed class GossipOverlayTests(GossipFixture f, ITestOutputHelper output
 {
     /// <summary>Upper bound for convergence: gossip takes a second or two; a push/pull round (10 s here) repairs any hole.</summary>
     private static readonly TimeSpan Converge = TimeSpan.FromSeconds(30);
-    /// <summary>Upper bound for failure detection with the fixture's settings: 500 ms probes, suspicion 1.5 s once confirmed by another member.</summary>
+    /// <summary>
+    /// Upper bound for failure detection with the fixture's settings: 500 ms probes, suspicion 1.5 s once confirmed by
+    /// another member, or 500 ms after a TCP probe the host refuses (a killed router: nothing listens on its port).
+    /// </summary>
     private static readonly TimeSpan Detect = TimeSpan.FromSeconds(20);
     /// <summary>
     /// Upper bound on an isolated host: nobody confirms its suspicions, so each runs to Lifeguard's
-    /// maximum (SuspicionMaxTimeoutMult · 1.5 s = 9 s), and its failing probes slow its probing (Lifeguard's awareness).
+    /// maximum (SuspicionMaxTimeoutMult 3 · 1.5 s = 4.5 s), and its failing probes slow its probing (Lifeguard's awareness).
     /// </summary>
     private static readonly TimeSpan DetectAlone = TimeSpan.FromSeconds(45);
 
