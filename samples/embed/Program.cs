@@ -1,4 +1,5 @@
-// Embedding UserOverlay's router: the configuration is built in code, no YAML, no CLI.
+// Embedding UserOverlay's router: the configuration is built in code, no YAML, no CLI; networks and endpoints
+// can also be added and removed while the router runs (AddNetwork, AttachEndpoint, DetachEndpoint, RemoveNetwork).
 //
 //   dotnet run --project samples/embed                 two routers in this process, wired through the
 //                                                      library's in-memory doubles (no root needed)
@@ -43,19 +44,24 @@ if (args is ["real", var netns])
     }
 }
 
-// In-memory mode: two hosts, one endpoint each, connected by an in-memory underlay.
+// In-memory mode: two hosts connected by an in-memory underlay. Host 1 starts with network blue and endpoint c1;
+// host 2 starts with nothing and is given the network and endpoint c2 at run time.
 var underlay = new InMemoryUnderlayNetwork();
+EndpointOptions Endpoint(int i) => new() { Network = "blue", Netns = $"c{i}", Address = Address($"198.18.0.1{i}"), PrefixLength = 24 };
 RouterOptions Host(int i) => new()
 {
     Underlay = new VtepEndpoint(Address($"192.0.2.{i}"), 4789),
     Peers = [new VtepEndpoint(Address($"192.0.2.{3 - i}"), 4789)],
-    Networks = [blue],
-    Endpoints = [new EndpointOptions { Network = "blue", Netns = $"c{i}", Address = Address($"198.18.0.1{i}"), PrefixLength = 24 }],
+    Networks = i == 1 ? [blue] : [],
+    Endpoints = i == 1 ? [Endpoint(1)] : [],
 };
 var p1 = new InMemoryPlatform(underlay);
 var p2 = new InMemoryPlatform(underlay);
 using var r1 = OverlayRouter.Start(Host(1), p1);
 using var r2 = OverlayRouter.Start(Host(2), p2);
+r2.AddNetwork(blue with { Gateway = Address("198.18.0.1") }); // each host answers ARP and ping for its gateway itself
+var attached = r2.AttachEndpoint(Endpoint(2));               // a TAP (here: in memory) with its address and MAC
+Console.WriteLine($"host 2 attached c2 at run time: {attached.Mac} on {attached.Network} (VNI {attached.Vni})");
 
 // Endpoint c1 broadcasts a frame; the router floods it to host 2, whose endpoint c2 receives it.
 var c1 = MacAddress.FromIPv4(System.Net.IPAddress.Parse("198.18.0.11"));
@@ -70,7 +76,14 @@ var got = p2.Tap("c2").WaitTake(TimeSpan.FromSeconds(5));
 Console.WriteLine(got is null ? "c2 received nothing" : $"c2 received {got.Length} bytes: \"{System.Text.Encoding.ASCII.GetString(got, 14, 13)}\"");
 var fdb = r2.GetStatus().Networks[0].Fdb;
 Console.WriteLine("host 2 learned: " + string.Join(", ", fdb.Select(e => $"{e.Mac} → {e.Destination} ({e.Source})")));
-return got is null ? 1 : 0;
+
+// Detach and remove at run time: the TAP goes, its FDB entries with it; a network with endpoints is refused.
+try { r2.RemoveNetwork("blue"); }
+catch (RouterException e) { Console.WriteLine($"remove refused ({e.Code}): {e.Message}"); }
+bool detached = r2.DetachEndpoint("blue", "c2", "eth0");
+r2.RemoveNetwork("blue");
+Console.WriteLine($"host 2 detached c2 ({detached}) and removed blue: {r2.GetStatus().Networks.Count} networks left");
+return got is null || !detached ? 1 : 0;
 
 static uint Address(string s) => Ipv4Prefix.TryParseAddress(s, out uint a) ? a : throw new ArgumentException(s);
 static Ipv4Prefix Prefix(string s) => Ipv4Prefix.TryParse(s, out var p, out string e) ? p : throw new ArgumentException(e);
