@@ -29,13 +29,13 @@ internal static class NetworkCommand
     private static Command CreateCommand(HostOption host)
     {
         var driver = new Option<string?>("--driver", "-d") { Description = "The driver: overlay (the only one).", HelpName = "DRIVER" };
-        var subnet = new Option<string?>("--subnet") { Description = "IPv4 subnet (CIDR); default: a free /24 from the router's pools.", HelpName = "CIDR" };
+        var subnet = new Option<string?>("--subnet") { Description = "IPv4 subnet (CIDR); required (there is no default address pool).", HelpName = "CIDR" };
         var gateway = new Option<string?>("--gateway") { Description = "The router's own address on the network; default: the subnet's first usable one.", HelpName = "IP" };
         var ipRange = new Option<string?>("--ip-range") { Description = "Allocate endpoint addresses from this part of the subnet.", HelpName = "CIDR" };
         var aux = ClientOptions.KeyValues("--aux-address", "", "Reserve an address under a name (repeatable).");
         var vni = new Option<uint?>("--vni") { Description = "VXLAN id, 1 to 16777215; default: the lowest free from 4096. In static mode give the same on every host.", HelpName = "N" };
         var mtu = new Option<int?>("--mtu") { Description = "The endpoints' MTU; default: the underlay's minus the overhead.", HelpName = "N" };
-        var opt = ClientOptions.KeyValues("--opt", "-o", "Driver option (repeatable): encrypted, com.docker.network.driver.mtu=N, com.docker.network.driver.overlay.vxlanid_list=N.", valueOptional: true);
+        var opt = ClientOptions.KeyValues("--opt", "-o", "Driver option (repeatable): encrypted (needs the network's key in the configuration file), com.docker.network.driver.mtu=N, com.docker.network.driver.overlay.vxlanid_list=N.", valueOptional: true);
         var @internal = new Option<bool>("--internal") { Description = "No route beyond the network (recorded; there is no NAT either way)." };
         var attachable = new Option<bool>("--attachable") { Description = "Standalone workloads may attach (recorded, as Docker does outside swarm)." };
         var label = ClientOptions.KeyValues("--label", "", "Set a label (repeatable).");

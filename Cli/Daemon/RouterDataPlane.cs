@@ -23,6 +23,11 @@ internal sealed class RouterDataPlane(OverlayRouter router, Func<GossipAgent?> g
     /// <inheritdoc/>
     public void AddNetwork(NetworkDefinition network)
     {
+        // The router's own refusal names its options (Encryption.Keys); a user needs to know where a key comes from.
+        if (network.Encrypted && router.Options.Encryption?.Keys.TryGetKey(network.Name, out _) != true)
+            throw new ControlException(ControlErrorCodes.InvalidArgument,
+                $"opt: encrypted needs a key for '{network.Name}', and on a host outside a cluster only the configuration file gives keys: declare the network there with key: or key_file:",
+                "opt");
         Map(() => router.AddNetwork(ToOptions(network)), "network");
         try
         {

@@ -206,6 +206,8 @@ public sealed class RuntimeNetworkApiTests
             await ExpectError(api, 409, "conflict", "vni:", post, "v1/networks", """{"name":"y","subnet":"198.18.6.0/24","vni":5000}""");
             await ExpectError(api, 409, "conflict", "vni:", post, "v1/networks", """{"name":"y","subnet":"198.18.6.0/24","vni":4097}""");
             await ExpectError(api, 400, "invalid_argument", "gateway:", post, "v1/networks", """{"name":"z","subnet":"198.18.7.0/24","gateway":"198.18.8.1"}""");
+            // Encrypted at run time: no key can come with the request, and the file holds none for this name.
+            await ExpectError(api, 400, "invalid_argument", "opt: encrypted needs a key for 'z'", post, "v1/networks", """{"name":"z","subnet":"198.18.7.0/24","encrypted":true}""");
             await ExpectError(api, 400, "invalid_argument", "mtu:", post, "v1/networks", """{"name":"z","subnet":"198.18.7.0/24","mtu":100}""");
             await ExpectError(api, 400, "bad_request", "the request body", post, "v1/networks", """{"name":""");
             Assert.Equal(["blue", "green"], (await api.Expect(200, HttpMethod.Get, "v1/networks")).EnumerateArray().Select(n => n.GetProperty("Name").GetString()));
