@@ -21,6 +21,26 @@ namespace UserOverlay.Membership.Testing;
 /// </summary>
 public sealed class InMemoryNetwork
 {
+    /// <summary>
+    /// Fast Local timings for in-process clusters in tests (still memberlist's formulas, every period shortened), with a
+    /// transport left for the caller to set (<see cref="CreateTransport"/>).
+    /// </summary>
+    public static MembershipOptions FastOptions(string name) => MembershipOptions.DefaultLocal() with
+    {
+        Name = name,
+        ProbeInterval = TimeSpan.FromMilliseconds(200),
+        ProbeTimeout = TimeSpan.FromMilliseconds(80),
+        GossipInterval = TimeSpan.FromMilliseconds(50),
+        PushPullInterval = TimeSpan.FromSeconds(3),
+        TcpTimeout = TimeSpan.FromMilliseconds(500),
+        GossipToTheDeadTime = TimeSpan.FromSeconds(5),
+        ReconnectInterval = TimeSpan.FromSeconds(1),
+        // A join is one TCP push/pull; on a loaded 2-core machine 500 ms can pass before the seed's thread runs, so
+        // joins retry (as serf's `-retry-join` does) instead of failing.
+        JoinMaxAttempts = 5,
+        JoinRetryInterval = TimeSpan.FromMilliseconds(200),
+    };
+
     private readonly ConcurrentDictionary<IPEndPoint, InMemoryTransport> _byAddress = new();
     private readonly ConcurrentDictionary<string, InMemoryTransport> _byName = new();
     private readonly ConcurrentDictionary<IPEndPoint, bool> _frozen = new();

@@ -140,15 +140,7 @@ public class ConfigTests
     [Theory]
     [MemberData(nameof(BadFiles))]
     public void Errors_name_file_line_and_field(string what, string yaml, int line, string path)
-    {
-        var errors = Errors(yaml);
-        var e = errors.FirstOrDefault(x => x.Path == path);
-        Assert.True(e is not null, $"{what}: expected an error at {path}, got: {string.Join(" | ", errors)}");
-        Assert.Equal("host.yaml", e!.File);
-        Assert.Equal(line, e.Line);
-        Assert.False(string.IsNullOrWhiteSpace(e.Message));
-        Assert.StartsWith($"host.yaml:{line}:", e.ToString());
-    }
+        => ConfigAssert.ErrorAt(Errors(yaml), what, line, path);
 
     [Fact]
     public void Every_error_is_reported_at_once()
@@ -196,12 +188,7 @@ public class ConfigTests
     [Theory]
     [MemberData(nameof(BadEncryption))]
     public void Encryption_errors_name_the_field(string what, string yaml, int line, string path)
-    {
-        var errors = Errors(yaml);
-        var e = errors.FirstOrDefault(x => x.Path == path);
-        Assert.True(e is not null, $"{what}: expected an error at {path}, got: {string.Join(" | ", errors)}");
-        Assert.Equal(line, e!.Line);
-    }
+        => ConfigAssert.ErrorAt(Errors(yaml), what, line, path);
 
     [Fact]
     public void A_missing_namespace_is_a_config_error()

@@ -154,15 +154,7 @@ public class GossipConfigTests
     [Theory]
     [MemberData(nameof(BadFiles))]
     public void Errors_name_file_line_and_field(string what, string yaml, int line, string path)
-    {
-        var errors = Errors(yaml);
-        var e = errors.FirstOrDefault(x => x.Path == path);
-        Assert.True(e is not null, $"{what}: expected an error at {path}, got: {string.Join(" | ", errors)}");
-        Assert.Equal("host.yaml", e!.File);
-        Assert.True(line == e.Line, $"{what}: line {e.Line}, expected {line}: {e}");
-        Assert.False(string.IsNullOrWhiteSpace(e.Message));
-        Assert.StartsWith($"host.yaml:{line}:", e.ToString());
-    }
+        => ConfigAssert.ErrorAt(Errors(yaml), what, line, path);
 
     [Fact]
     public void Messages_say_what_to_do()

@@ -26,17 +26,7 @@ public sealed class GossipAgentTests : IAsyncDisposable
     private readonly InMemoryNetwork _gossip = new();
     private readonly Dictionary<string, (OverlayRouter Router, InMemoryPlatform Platform, GossipAgent Agent)> _h = [];
 
-    internal static MembershipOptions Fast(string name) => MembershipOptions.DefaultLocal() with
-    {
-        Name = name,
-        ProbeInterval = TimeSpan.FromMilliseconds(200),
-        ProbeTimeout = TimeSpan.FromMilliseconds(80),
-        GossipInterval = TimeSpan.FromMilliseconds(50),
-        PushPullInterval = TimeSpan.FromSeconds(3),
-        TcpTimeout = TimeSpan.FromMilliseconds(500),
-        GossipToTheDeadTime = TimeSpan.FromSeconds(5),
-        ReconnectInterval = TimeSpan.FromSeconds(1),
-    };
+    internal static MembershipOptions Fast(string name) => InMemoryNetwork.FastOptions(name);
 
     private async Task<GossipAgent> Add(int i, EndpointOptions[] endpoints, string[] seeds, int[]? staticPeers = null, Membership.Transport.IMembershipTransport? transport = null,
         Func<MembershipOptions, MembershipOptions>? tweak = null)

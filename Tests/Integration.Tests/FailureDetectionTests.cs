@@ -112,7 +112,7 @@ public sealed class DefaultGossipFixture : IAsyncLifetime
 /// </summary>
 public sealed class FailureDetectionTests(DefaultGossipFixture f, ITestOutputHelper output) : IClassFixture<DefaultGossipFixture>
 {
-    /// <summary>The bound: a dead host forgotten within 5 s with the defaults.</summary>
+    /// <summary>The promised bound: a dead host forgotten within 5 s with the defaults.</summary>
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(5);
 
     private void Figure(string line)

@@ -13,7 +13,7 @@ namespace UserOverlay.Membership.Tests;
 /// </summary>
 public class FailureDetectionTests(ITestOutputHelper output)
 {
-    /// <summary>The bound users are promised (issue 19): a dead host forgotten within 5 s with the defaults.</summary>
+    /// <summary>The bound users are promised (README, gossip mode): a dead host forgotten within 5 s with the defaults.</summary>
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(5);
 
     private void Report(string line)

@@ -17,22 +17,8 @@ public sealed class InMemoryCluster : IAsyncDisposable
         _configure = configure ?? ((_, o) => o);
     }
 
-    /// <summary>Fast Local settings for in-process clusters (still memberlist's formulas).</summary>
-    public static MembershipOptions Fast(string name) => MembershipOptions.DefaultLocal() with
-    {
-        Name = name,
-        ProbeInterval = TimeSpan.FromMilliseconds(200),
-        ProbeTimeout = TimeSpan.FromMilliseconds(80),
-        GossipInterval = TimeSpan.FromMilliseconds(50),
-        PushPullInterval = TimeSpan.FromSeconds(3),
-        TcpTimeout = TimeSpan.FromMilliseconds(500),
-        GossipToTheDeadTime = TimeSpan.FromSeconds(5),
-        ReconnectInterval = TimeSpan.FromSeconds(1),
-        // A join is one TCP push/pull; on a loaded 2-core CI machine 500 ms can pass before the seed's
-        // thread runs, so joins retry (as serf's `-retry-join` does) instead of failing the test.
-        JoinMaxAttempts = 5,
-        JoinRetryInterval = TimeSpan.FromMilliseconds(200),
-    };
+    /// <summary>Fast Local settings for in-process clusters (<see cref="InMemoryNetwork.FastOptions"/>).</summary>
+    public static MembershipOptions Fast(string name) => InMemoryNetwork.FastOptions(name);
 
     public async Task<Memberlist> AddAsync(string name)
     {

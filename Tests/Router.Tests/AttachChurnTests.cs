@@ -5,11 +5,8 @@ using static UserOverlay.Router.Tests.InMemoryHosts;
 namespace UserOverlay.Router.Tests;
 
 /// <summary>Attaching and detaching hundreds of endpoints while a flow runs on others: no frame of the flow is lost.</summary>
-public class AttachChurnTests : IDisposable
+public class AttachChurnTests : InMemoryHostsTest
 {
-    private readonly InMemoryHosts _hosts = new();
-    public void Dispose() => _hosts.Dispose();
-
     private static MacAddress MacOf(string ip) => MacAddress.FromIPv4(IPAddress.Parse(ip));
 
     [Fact]
@@ -19,8 +16,8 @@ public class AttachChurnTests : IDisposable
         const int Churn = 300;
         var big = Blue with { Subnet = new Ipv4Prefix(Ip("198.18.0.0"), 16) };
         EndpointOptions E(string ns, string ip) => new() { Network = "blue", Netns = ns, Address = Ip(ip), PrefixLength = 16 };
-        var (ra, a) = _hosts.Add(1, [2], [big], [E("c1", "198.18.0.11"), E("l1", "198.18.0.13")], o => o with { Learning = false });
-        var (rb, b) = _hosts.Add(2, [1], [big], [E("c2", "198.18.0.12")], o => o with { Learning = false });
+        var (ra, a) = Hosts.Add(1, [2], [big], [E("c1", "198.18.0.11"), E("l1", "198.18.0.13")], o => o with { Learning = false });
+        var (rb, b) = Hosts.Add(2, [1], [big], [E("c2", "198.18.0.12")], o => o with { Learning = false });
         ra.SetRemoteEndpoint("blue", MacOf("198.18.0.12"), Ip("198.18.0.12"), Vtep(2));
         rb.SetRemoteEndpoint("blue", MacOf("198.18.0.11"), Ip("198.18.0.11"), Vtep(1));
 
@@ -84,7 +81,7 @@ public class AttachChurnTests : IDisposable
     [Fact]
     public async Task Detaching_waits_for_a_worker_still_in_a_round_that_holds_the_port_before_closing_its_TAP()
     {
-        var (r, a) = _hosts.Add(1, [], [Blue], [Endpoint("blue", "c1", "198.18.0.11"), Endpoint("blue", "c3", "198.18.0.13")]);
+        var (r, a) = Hosts.Add(1, [], [Blue], [Endpoint("blue", "c1", "198.18.0.11"), Endpoint("blue", "c3", "198.18.0.13")]);
         r.AttachEndpoint(Endpoint("blue", "c2", "198.18.0.12"));
         var c2 = a.Tap("c2");
         using var gate = new ManualResetEventSlim(false);

@@ -5,14 +5,9 @@ using static UserOverlay.Router.Tests.InMemoryHosts;
 
 namespace UserOverlay.Router.Tests;
 
-/// <summary>Encrypted networks over in-memory doubles: only ESP on the wire, and every security invariant of issue 3.</summary>
-public class EncryptedSwitchingTests : IDisposable
+/// <summary>Encrypted networks over in-memory doubles: only ESP on the wire, and every security invariant of encrypted networks.</summary>
+public class EncryptedSwitchingTests : InMemoryHostsTest
 {
-    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(5);
-    private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(300);
-    private readonly InMemoryHosts _hosts = new();
-    public void Dispose() => _hosts.Dispose();
-
     private static readonly byte[] SecretKey = Enumerable.Range(0, 16).Select(i => (byte)i).ToArray();
     private static readonly byte[] OtherKey = Enumerable.Range(100, 32).Select(i => (byte)i).ToArray();
     public static readonly NetworkOptions Secret = new() { Name = "secret", Vni = 5000, Subnet = new Ipv4Prefix(Ip("198.18.2.0"), 24), Encrypted = true };
@@ -30,7 +25,7 @@ public class EncryptedSwitchingTests : IDisposable
     };
 
     private (OverlayRouter R, InMemoryPlatform P) Host(int i, int[] peers, byte[]? key = null, params EndpointOptions[] extra) =>
-        _hosts.Add(i, peers, [Blue, Secret], [Endpoint("secret", $"s{i}", $"198.18.2.1{i}"), .. extra], Keys(("secret", key ?? SecretKey)));
+        Hosts.Add(i, peers, [Blue, Secret], [Endpoint("secret", $"s{i}", $"198.18.2.1{i}"), .. extra], Keys(("secret", key ?? SecretKey)));
 
     private static List<(VtepEndpoint To, byte[] Payload)> Drain(InMemoryUnderlay u)
     {
@@ -77,7 +72,7 @@ public class EncryptedSwitchingTests : IDisposable
     {
         var (ra, a) = Host(1, [2]);
         var forged = Packets.Vxlan(5000, Packets.Udp4(S2, S1, "198.18.2.12", "198.18.2.11"));
-        _hosts.Underlay.Deliver(Vtep(2), Vtep(1), forged);
+        Hosts.Underlay.Deliver(Vtep(2), Vtep(1), forged);
         Assert.Null(a.Tap("s1").WaitTake(Quiet));
         Assert.Equal(1, ra.GetStatus().Drop("secret", "plaintext_on_encrypted"));
     }
@@ -91,14 +86,14 @@ public class EncryptedSwitchingTests : IDisposable
         Assert.NotNull(b.Tap("s2").WaitTake(Wait));
         var sent = Drain(a.EspUnderlay!);
         var captured = Assert.Single(sent).Payload;
-        for (int i = 0; i < 3; i++) _hosts.Underlay.Deliver(new VtepEndpoint(Ip("192.0.2.1"), 0), new VtepEndpoint(Ip("192.0.2.2"), 0), captured);
+        for (int i = 0; i < 3; i++) Hosts.Underlay.Deliver(new VtepEndpoint(Ip("192.0.2.1"), 0), new VtepEndpoint(Ip("192.0.2.2"), 0), captured);
         Assert.Null(b.Tap("s2").WaitTake(Quiet));
         Assert.Equal(3, rb.GetStatus().GlobalDrop("esp_replayed"));
 
         var tampered = (byte[])captured.Clone();
         tampered[^20] ^= 1;
         tampered[7] ^= 0x40; // a fresh sequence number, so the ICV is what fails
-        _hosts.Underlay.Deliver(new VtepEndpoint(Ip("192.0.2.1"), 0), new VtepEndpoint(Ip("192.0.2.2"), 0), tampered);
+        Hosts.Underlay.Deliver(new VtepEndpoint(Ip("192.0.2.1"), 0), new VtepEndpoint(Ip("192.0.2.2"), 0), tampered);
         Assert.Null(b.Tap("s2").WaitTake(Quiet));
         Assert.Equal(1, rb.GetStatus().GlobalDrop("esp_authentication_failed"));
     }
@@ -114,7 +109,7 @@ public class EncryptedSwitchingTests : IDisposable
         Assert.True(rb.GetStatus().GlobalDrop("esp_unknown_spi") >= 1);
 
         // A static FDB entry pointing at a VTEP that is not a peer: no SA, so nothing is sent, not even in plaintext.
-        var (rc, c) = _hosts.Add(4, [2], [Secret], [Endpoint("secret", "s4", "198.18.2.14")],
+        var (rc, c) = Hosts.Add(4, [2], [Secret], [Endpoint("secret", "s4", "198.18.2.14")],
             o => Keys(("secret", SecretKey))(o) with { StaticFdb = [new StaticFdbEntry { Network = "secret", Mac = S2, Vtep = Vtep(9) }] });
         c.Tap("s4").Inject(Packets.Udp4(MacAddress.FromIPv4(IPAddress.Parse("198.18.2.14")), S2, "198.18.2.14", "198.18.2.12"));
         SpinWait.SpinUntil(() => rc.GetStatus().Drop("secret", "esp_no_sa") == 1, Wait);
@@ -126,7 +121,7 @@ public class EncryptedSwitchingTests : IDisposable
     [Fact]
     public void One_networks_key_never_opens_another_networks_VNI()
     {
-        var (rb, b) = _hosts.Add(2, [1], [Secret, Secret2],
+        var (rb, b) = Hosts.Add(2, [1], [Secret, Secret2],
             [Endpoint("secret", "s2", "198.18.2.12"), new EndpointOptions { Network = "secret2", Netns = "t2", Address = Ip("198.18.3.12"), PrefixLength = 24 }],
             Keys(("secret", SecretKey), ("secret2", OtherKey)));
         // An insider holding only secret's key seals a VXLAN datagram for secret2's VNI.
@@ -141,7 +136,7 @@ public class EncryptedSwitchingTests : IDisposable
         System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(buf.AsSpan(20), (ushort)(8 + vxlan.Length));
         vxlan.CopyTo(buf, 24);
         Assert.Equal(EspSealStatus.Ok, peer.Seal(buf, 16, 8 + vxlan.Length, Esp.NextHeaderUdp, out int len));
-        _hosts.Underlay.Deliver(new VtepEndpoint(Ip("192.0.2.1"), 0), new VtepEndpoint(Ip("192.0.2.2"), 0), buf.AsSpan(0, len));
+        Hosts.Underlay.Deliver(new VtepEndpoint(Ip("192.0.2.1"), 0), new VtepEndpoint(Ip("192.0.2.2"), 0), buf.AsSpan(0, len));
         Assert.Null(b.Tap("t2").WaitTake(Quiet));
         Assert.Equal(1, rb.GetStatus().GlobalDrop("esp_wrong_network"));
     }

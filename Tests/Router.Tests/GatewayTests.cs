@@ -7,13 +7,8 @@ using static UserOverlay.Router.Tests.InMemoryHosts;
 namespace UserOverlay.Router.Tests;
 
 /// <summary>A network's gateway as each host's router plays it: ARP and ICMP echo answered locally, the seam for more, nothing across hosts.</summary>
-public class GatewayTests : IDisposable
+public class GatewayTests : InMemoryHostsTest
 {
-    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(5);
-    private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(300);
-    private readonly InMemoryHosts _hosts = new();
-    public void Dispose() => _hosts.Dispose();
-
     private static readonly NetworkOptions Gw = Blue with { Gateway = Ip("198.18.0.1") };
     private static readonly MacAddress C1 = MacAddress.FromIPv4(IPAddress.Parse("198.18.0.11"));
     private static readonly MacAddress GwMac = MacAddress.Parse("02:75:6f:00:10:01"); // the prefix, then VNI 4097 = 0x001001
@@ -54,7 +49,7 @@ public class GatewayTests : IDisposable
     [Fact]
     public void Arp_for_the_gateway_is_answered_broadcast_and_unicast_and_nothing_is_flooded()
     {
-        var (r, a) = _hosts.Add(1, [2], [Gw], [Endpoint("blue", "c1", "198.18.0.11"), Endpoint("blue", "c3", "198.18.0.13")]);
+        var (r, a) = Hosts.Add(1, [2], [Gw], [Endpoint("blue", "c1", "198.18.0.11"), Endpoint("blue", "c3", "198.18.0.13")]);
         var status = r.GetStatus().Net("blue");
         Assert.Equal("198.18.0.1", status.Gateway);
         Assert.Equal(GwMac.ToString(), status.GatewayMac);
@@ -96,7 +91,7 @@ public class GatewayTests : IDisposable
     [Fact]
     public void Echo_to_the_gateway_is_answered_with_the_request_mirrored_and_valid_checksums()
     {
-        var (r, a) = _hosts.Add(1, [2], [Gw], [Endpoint("blue", "c1", "198.18.0.11")]);
+        var (r, a) = Hosts.Add(1, [2], [Gw], [Endpoint("blue", "c1", "198.18.0.11")]);
         var request = EchoRequest(C1, GwMac, "198.18.0.11", "198.18.0.1", id: 0x1234, seq: 7, payload: 56);
         a.Tap("c1").Inject(request);
         var reply = a.Tap("c1").WaitTake(Wait);
@@ -160,7 +155,7 @@ public class GatewayTests : IDisposable
     [Fact]
     public void Other_frames_for_the_gateway_go_to_the_handler_seam_which_may_answer()
     {
-        var (r, a) = _hosts.Add(1, [2], [Gw], [Endpoint("blue", "c1", "198.18.0.11")]);
+        var (r, a) = Hosts.Add(1, [2], [Gw], [Endpoint("blue", "c1", "198.18.0.11")]);
         var dns = Packets.Udp4(C1, GwMac, "198.18.0.11", "198.18.0.1", 12, dstPort: 53);
 
         a.Tap("c1").Inject(dns); // no handler yet: dropped and counted
@@ -185,10 +180,10 @@ public class GatewayTests : IDisposable
     [Fact]
     public void Frames_from_other_hosts_to_or_from_the_gateway_MAC_are_dropped_and_it_is_never_learned_or_gossiped()
     {
-        var (r, a) = _hosts.Add(1, [2], [Gw], [Endpoint("blue", "c1", "198.18.0.11")]);
+        var (r, a) = Hosts.Add(1, [2], [Gw], [Endpoint("blue", "c1", "198.18.0.11")]);
         var remote = MacAddress.Parse("02:00:c6:12:00:0c");
-        _hosts.Underlay.Deliver(Vtep(2), Vtep(1), Packets.Vxlan(4097, EchoRequest(remote, GwMac, "198.18.0.12", "198.18.0.1", 1, 1, 8)));
-        _hosts.Underlay.Deliver(Vtep(2), Vtep(1), Packets.Vxlan(4097, Packets.Udp4(GwMac, MacAddress.Broadcast, "198.18.0.1", "198.18.0.255")));
+        Hosts.Underlay.Deliver(Vtep(2), Vtep(1), Packets.Vxlan(4097, EchoRequest(remote, GwMac, "198.18.0.12", "198.18.0.1", 1, 1, 8)));
+        Hosts.Underlay.Deliver(Vtep(2), Vtep(1), Packets.Vxlan(4097, Packets.Udp4(GwMac, MacAddress.Broadcast, "198.18.0.1", "198.18.0.255")));
         Assert.False(r.SetRemoteEndpoint("blue", GwMac, Ip("198.18.0.1"), Vtep(2)));
         SpinWait.SpinUntil(() => r.GetStatus().Drop("blue", "gateway_from_remote") == 2, Wait);
         var s = r.GetStatus().Net("blue");
@@ -208,7 +203,7 @@ public class GatewayTests : IDisposable
     [Fact]
     public void Internal_is_recorded_and_no_endpoint_gets_more_than_its_subnet()
     {
-        var (r, a) = _hosts.Add(1, [2], [Gw, Red with { Vni = 4098, Gateway = Ip("198.18.0.1"), Internal = true }, Blue with { Name = "plain", Vni = 4100 }],
+        var (r, a) = Hosts.Add(1, [2], [Gw, Red with { Vni = 4098, Gateway = Ip("198.18.0.1"), Internal = true }, Blue with { Name = "plain", Vni = 4100 }],
             [Endpoint("blue", "c1", "198.18.0.11"), Endpoint("red", "r1", "198.18.0.11"), Endpoint("plain", "p1", "198.18.0.11")]);
         Assert.False(r.GetStatus().Net("blue").Internal);
         Assert.True(r.GetStatus().Net("red").Internal);

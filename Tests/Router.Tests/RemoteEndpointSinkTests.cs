@@ -4,12 +4,8 @@ using static UserOverlay.Router.Tests.InMemoryHosts;
 namespace UserOverlay.Router.Tests;
 
 /// <summary>The interface a control plane (gossip) uses to feed the router.</summary>
-public class RemoteEndpointSinkTests : IDisposable
+public class RemoteEndpointSinkTests : InMemoryHostsTest
 {
-    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(5);
-    private readonly InMemoryHosts _hosts = new();
-    public void Dispose() => _hosts.Dispose();
-
     private static List<VtepEndpoint> SentTo(InMemoryPlatform p)
     {
         Thread.Sleep(100);
@@ -22,7 +18,7 @@ public class RemoteEndpointSinkTests : IDisposable
     public void Gossip_entries_drive_unicast_proxy_arp_flooding_and_acceptance()
     {
         // No static peers at all: everything comes from the sink.
-        var (r, a) = _hosts.Add(1, [], [Blue], [Endpoint("blue", "c1", "198.18.0.11")], o => o with { Learning = false });
+        var (r, a) = Hosts.Add(1, [], [Blue], [Endpoint("blue", "c1", "198.18.0.11")], o => o with { Learning = false });
         var c1 = MacAddress.FromIPv4(System.Net.IPAddress.Parse("198.18.0.11"));
         var remote = MacAddress.Parse("02:00:c6:12:00:0c");
         Assert.Single(r.LocalEndpoints);
@@ -49,14 +45,14 @@ public class RemoteEndpointSinkTests : IDisposable
 
         // VXLAN is accepted only from dynamic peers once set.
         var inbound = Packets.Vxlan(4097, Packets.Udp4(remote, c1, "198.18.0.12", "198.18.0.11"));
-        _hosts.Underlay.Deliver(Vtep(2), Vtep(1), inbound);
+        Hosts.Underlay.Deliver(Vtep(2), Vtep(1), inbound);
         Assert.Null(a.Tap("c1").WaitTake(TimeSpan.FromMilliseconds(300)));
         Assert.Equal(1, r.GetStatus().GlobalDrop("unknown_source"));
         r.SetDynamicPeers([Vtep(2)]);
-        _hosts.Underlay.Deliver(Vtep(2), Vtep(1), inbound);
+        Hosts.Underlay.Deliver(Vtep(2), Vtep(1), inbound);
         Assert.NotNull(a.Tap("c1").WaitTake(Wait));
         r.SetDynamicPeers([]);
-        _hosts.Underlay.Deliver(Vtep(2), Vtep(1), inbound);
+        Hosts.Underlay.Deliver(Vtep(2), Vtep(1), inbound);
         Assert.Null(a.Tap("c1").WaitTake(TimeSpan.FromMilliseconds(300)));
 
         // Removal: no more proxy answer, unicast floods (to the flood list) again.
@@ -70,7 +66,7 @@ public class RemoteEndpointSinkTests : IDisposable
     [Fact]
     public void A_gossip_entry_never_replaces_a_local_endpoint()
     {
-        var (r, _) = _hosts.Add(1, [2], [Blue], [Endpoint("blue", "c1", "198.18.0.11")]);
+        var (r, _) = Hosts.Add(1, [2], [Blue], [Endpoint("blue", "c1", "198.18.0.11")]);
         var c1 = MacAddress.FromIPv4(System.Net.IPAddress.Parse("198.18.0.11"));
         r.SetRemoteEndpoint("blue", c1, Ip("198.18.0.11"), Vtep(2));
         var s = r.GetStatus().Net("blue");

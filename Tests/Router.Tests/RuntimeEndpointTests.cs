@@ -6,13 +6,8 @@ using static UserOverlay.Router.Tests.InMemoryHosts;
 namespace UserOverlay.Router.Tests;
 
 /// <summary>Networks and endpoints added and removed while routers run, over the in-memory doubles (real pipeline threads).</summary>
-public class RuntimeEndpointTests : IDisposable
+public class RuntimeEndpointTests : InMemoryHostsTest
 {
-    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(5);
-    private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(300);
-    private readonly InMemoryHosts _hosts = new();
-    public void Dispose() => _hosts.Dispose();
-
     private static readonly NetworkOptions Green = new() { Name = "green", Vni = 4099, Subnet = new Ipv4Prefix(Ip("198.18.1.0"), 24) };
     private static MacAddress MacOf(string ip) => MacAddress.FromIPv4(IPAddress.Parse(ip));
 
@@ -27,8 +22,8 @@ public class RuntimeEndpointTests : IDisposable
     [Fact]
     public void A_network_and_endpoints_added_at_run_time_forward_on_the_host_and_across_hosts()
     {
-        var (ra, a) = _hosts.Add(1, [2], [], []);
-        var (rb, b) = _hosts.Add(2, [1], [Green], [Endpoint("green", "g2", "198.18.1.12")]);
+        var (ra, a) = Hosts.Add(1, [2], [], []);
+        var (rb, b) = Hosts.Add(2, [1], [Green], [Endpoint("green", "g2", "198.18.1.12")]);
         Assert.Empty(ra.Networks);
         Assert.Empty(ra.Endpoints);
 
@@ -71,7 +66,7 @@ public class RuntimeEndpointTests : IDisposable
     [Fact]
     public void Detaching_removes_the_endpoint_from_every_table_closes_its_TAP_and_reuses_its_id()
     {
-        var (r, a) = _hosts.Add(1, [2], [Blue], [Endpoint("blue", "c1", "198.18.0.11")]);
+        var (r, a) = Hosts.Add(1, [2], [Blue], [Endpoint("blue", "c1", "198.18.0.11")]);
         r.AttachEndpoint(Endpoint("blue", "c2", "198.18.0.12"));
         var c2Tap = a.Tap("c2");
         Assert.Equal(2, a.LiveTaps);
@@ -104,7 +99,7 @@ public class RuntimeEndpointTests : IDisposable
     [Fact]
     public void Entries_learned_behind_a_detached_port_go_with_it()
     {
-        var (r, a) = _hosts.Add(1, [2], [Blue], [Endpoint("blue", "c1", "198.18.0.11")]);
+        var (r, a) = Hosts.Add(1, [2], [Blue], [Endpoint("blue", "c1", "198.18.0.11")]);
         r.AttachEndpoint(Endpoint("blue", "c2", "198.18.0.12"));
         var behind = MacAddress.Parse("02:00:c6:12:00:77"); // a MAC behind c2 (a bridge in its namespace)
         a.Tap("c2").Inject(Packets.Udp4(behind, MacOf("198.18.0.11"), "198.18.0.119", "198.18.0.11"));
@@ -117,7 +112,7 @@ public class RuntimeEndpointTests : IDisposable
     [Fact]
     public void A_network_with_endpoints_is_in_use_one_without_is_removed_with_its_tables()
     {
-        var (r, a) = _hosts.Add(1, [2], [Blue], []);
+        var (r, a) = Hosts.Add(1, [2], [Blue], []);
         r.AddNetwork(Green);
         r.AttachEndpoint(Endpoint("green", "g1", "198.18.1.11"));
         r.AttachEndpoint(Endpoint("green", "g2", "198.18.1.12"));
@@ -134,7 +129,7 @@ public class RuntimeEndpointTests : IDisposable
         Assert.Equal(["blue"], r.GetStatus().Networks.Select(n => n.Name));
         Assert.Equal(0, a.LiveTaps);
         // Its VNI is unknown now, and the name and VNI may be used again.
-        _hosts.Underlay.Deliver(Vtep(2), Vtep(1), Packets.Vxlan(4099, Packets.Udp4(MacOf("198.18.1.12"), MacOf("198.18.1.11"), "198.18.1.12", "198.18.1.11")));
+        Hosts.Underlay.Deliver(Vtep(2), Vtep(1), Packets.Vxlan(4099, Packets.Udp4(MacOf("198.18.1.12"), MacOf("198.18.1.11"), "198.18.1.12", "198.18.1.11")));
         SpinWait.SpinUntil(() => r.GetStatus().GlobalDrop("unknown_vni") == 1, Wait);
         Assert.Equal(1, r.GetStatus().GlobalDrop("unknown_vni"));
         r.AddNetwork(Green with { Subnet = new Ipv4Prefix(Ip("198.18.4.0"), 24) });
@@ -156,7 +151,7 @@ public class RuntimeEndpointTests : IDisposable
     [MemberData(nameof(BadNetworks))]
     public void An_invalid_network_is_refused_with_the_field_path_and_leaves_nothing(string why, NetworkOptions bad, string path)
     {
-        var (r, _) = _hosts.Add(1, [2], [Blue], []);
+        var (r, _) = Hosts.Add(1, [2], [Blue], []);
         var e = Assert.Throws<RouterOptionsException>(() => r.AddNetwork(bad));
         Assert.True(e.Errors.Any(x => x.Path == path), $"{why}: {e.Message}");
         Assert.Equal(["blue"], r.GetStatus().Networks.Select(n => n.Name));
@@ -166,7 +161,7 @@ public class RuntimeEndpointTests : IDisposable
     [Fact]
     public void The_same_rules_as_the_start_time_options_give_the_same_messages()
     {
-        var (r, _) = _hosts.Add(1, [2], [Blue], []);
+        var (r, _) = Hosts.Add(1, [2], [Blue], []);
         var bad = Green with { Gateway = Ip("198.18.2.1") };
         var runtime = Assert.Throws<RouterOptionsException>(() => r.AddNetwork(bad)).Errors.Single();
         var start = new RouterOptions { Underlay = Vtep(1), Networks = [bad] }.Validate().Single();
@@ -177,7 +172,7 @@ public class RuntimeEndpointTests : IDisposable
     [Fact]
     public void A_duplicate_network_name_or_VNI_is_a_conflict()
     {
-        var (r, _) = _hosts.Add(1, [2], [Blue], []);
+        var (r, _) = Hosts.Add(1, [2], [Blue], []);
         var name = Assert.Throws<RouterException>(() => r.AddNetwork(Green with { Name = "blue" }));
         Assert.Equal(RouterErrorCode.Conflict, name.Code);
         Assert.Contains("'blue'", name.Message);
@@ -190,7 +185,7 @@ public class RuntimeEndpointTests : IDisposable
     [Fact]
     public void Bad_attaches_fail_with_their_codes_and_leave_nothing_behind()
     {
-        var (r, a) = _hosts.Add(1, [2], [Blue with { Gateway = Ip("198.18.0.1") }], [Endpoint("blue", "c1", "198.18.0.11")],
+        var (r, a) = Hosts.Add(1, [2], [Blue with { Gateway = Ip("198.18.0.1") }], [Endpoint("blue", "c1", "198.18.0.11")],
             o => o with { StaticFdb = [new StaticFdbEntry { Network = "blue", Mac = MacAddress.Parse("02:00:00:00:99:01"), Vtep = Vtep(2) }] });
         var before = r.GetStatus().Net("blue");
 
@@ -249,8 +244,8 @@ public class RuntimeEndpointTests : IDisposable
             },
         };
         // Started without any encrypted network: ESP is ready all the same.
-        var (ra, a) = _hosts.Add(1, [2], [Blue], [], keys);
-        var (rb, b) = _hosts.Add(2, [1], [Blue], [], keys);
+        var (ra, a) = Hosts.Add(1, [2], [Blue], [], keys);
+        var (rb, b) = Hosts.Add(2, [1], [Blue], [], keys);
         Assert.NotNull(a.EspUnderlay);
         var secret = new NetworkOptions { Name = "secret", Vni = 5000, Subnet = new Ipv4Prefix(Ip("198.18.2.0"), 24), Encrypted = true };
         ra.AddNetwork(secret);
@@ -268,7 +263,7 @@ public class RuntimeEndpointTests : IDisposable
         // A network without a key, and an encrypted one on a router without Encryption, are refused.
         var noKey = Assert.Throws<RouterOptionsException>(() => ra.AddNetwork(secret with { Name = "other", Vni = 5001 }));
         Assert.Contains(noKey.Errors, e => e.Path == "Network.Key");
-        var (rc, _) = _hosts.Add(3, [1], [Blue], []);
+        var (rc, _) = Hosts.Add(3, [1], [Blue], []);
         var noEnc = Assert.Throws<RouterOptionsException>(() => rc.AddNetwork(secret));
         Assert.Contains(noEnc.Errors, e => e.Path == "Network.Encrypted");
 

@@ -5,17 +5,11 @@ using static UserOverlay.Router.Tests.InMemoryHosts;
 namespace UserOverlay.Router.Tests;
 
 /// <summary>Switching decisions of whole routers over in-memory TAP and underlay doubles.</summary>
-public class SwitchingTests : IDisposable
+public class SwitchingTests : InMemoryHostsTest
 {
-    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(5);
-    private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(300);
-    private readonly InMemoryHosts _hosts = new();
-
     private static readonly MacAddress C1 = MacAddress.FromIPv4(System.Net.IPAddress.Parse("198.18.0.11"));
     private static readonly MacAddress C2 = MacAddress.FromIPv4(System.Net.IPAddress.Parse("198.18.0.12"));
     private static readonly MacAddress C3 = MacAddress.FromIPv4(System.Net.IPAddress.Parse("198.18.0.13"));
-
-    public void Dispose() => _hosts.Dispose();
 
     private static List<(VtepEndpoint To, byte[] Payload)> Drain(InMemoryPlatform p)
     {
@@ -27,8 +21,8 @@ public class SwitchingTests : IDisposable
     [Fact]
     public async Task Arp_then_unicast_across_two_hosts_uses_the_learned_VTEP()
     {
-        var (ra, a) = _hosts.Add(1, [2, 3], [Blue], [Endpoint("blue", "c1", "198.18.0.11")]);
-        var (rb, b) = _hosts.Add(2, [1, 3], [Blue], [Endpoint("blue", "c2", "198.18.0.12")]);
+        var (ra, a) = Hosts.Add(1, [2, 3], [Blue], [Endpoint("blue", "c1", "198.18.0.11")]);
+        var (rb, b) = Hosts.Add(2, [1, 3], [Blue], [Endpoint("blue", "c2", "198.18.0.12")]);
 
         // c1 asks for c2: unknown to A, so the request is flooded to both peers (host 3 is absent).
         a.Tap("c1").Inject(Packets.ArpRequest(C1, "198.18.0.11", "198.18.0.12"));
@@ -63,7 +57,7 @@ public class SwitchingTests : IDisposable
     [Fact]
     public void Broadcast_goes_to_every_peer_and_every_other_local_port_never_back_to_its_source()
     {
-        var (ra, a) = _hosts.Add(1, [2, 3], [Blue], [Endpoint("blue", "c1", "198.18.0.11"), Endpoint("blue", "c3", "198.18.0.13")]);
+        var (ra, a) = Hosts.Add(1, [2, 3], [Blue], [Endpoint("blue", "c1", "198.18.0.11"), Endpoint("blue", "c3", "198.18.0.13")]);
         var frame = Packets.Udp4(C1, MacAddress.Broadcast, "198.18.0.11", "198.18.0.255");
         a.Tap("c1").Inject(frame);
         Assert.Equal(frame, a.Tap("c3").WaitTake(Wait));
@@ -80,7 +74,7 @@ public class SwitchingTests : IDisposable
     [Fact]
     public void Unknown_unicast_is_flooded_known_remote_unicast_is_not()
     {
-        var (_, a) = _hosts.Add(1, [2, 3], [Blue], [Endpoint("blue", "c1", "198.18.0.11")],
+        var (_, a) = Hosts.Add(1, [2, 3], [Blue], [Endpoint("blue", "c1", "198.18.0.11")],
             o => o with { StaticFdb = [new StaticFdbEntry { Network = "blue", Mac = C3, Vtep = Vtep(3) }] });
         a.Tap("c1").Inject(Packets.Udp4(C1, C2, "198.18.0.11", "198.18.0.12"));
         SpinWait.SpinUntil(() => a.Underlay!.Sent.Count >= 2, Wait);
@@ -95,7 +89,7 @@ public class SwitchingTests : IDisposable
     public void Proxy_arp_answers_local_static_and_learned_addresses_without_a_flood()
     {
         var c9 = MacAddress.Parse("02:42:c6:12:00:63");
-        var (ra, a) = _hosts.Add(1, [2], [Blue], [Endpoint("blue", "c1", "198.18.0.11"), Endpoint("blue", "c3", "198.18.0.13")],
+        var (ra, a) = Hosts.Add(1, [2], [Blue], [Endpoint("blue", "c1", "198.18.0.11"), Endpoint("blue", "c3", "198.18.0.13")],
             o => o with { StaticFdb = [new StaticFdbEntry { Network = "blue", Mac = c9, Vtep = Vtep(2), Address = Ip("198.18.0.99") }] });
 
         foreach (var (ip, mac) in new[] { ("198.18.0.13", C3), ("198.18.0.99", c9) })
@@ -123,7 +117,7 @@ public class SwitchingTests : IDisposable
     [Fact]
     public void Frames_between_local_endpoints_stay_on_the_host()
     {
-        var (_, a) = _hosts.Add(1, [2], [Blue], [Endpoint("blue", "c1", "198.18.0.11"), Endpoint("blue", "c3", "198.18.0.13")]);
+        var (_, a) = Hosts.Add(1, [2], [Blue], [Endpoint("blue", "c1", "198.18.0.11"), Endpoint("blue", "c3", "198.18.0.13")]);
         var f = Packets.Udp4(C1, C3, "198.18.0.11", "198.18.0.13", 1000);
         a.Tap("c1").Inject(f);
         Assert.Equal(f, a.Tap("c3").WaitTake(Wait));
@@ -134,10 +128,10 @@ public class SwitchingTests : IDisposable
     [Fact]
     public async Task Learned_entries_age_out_and_unicast_floods_again()
     {
-        var (ra, a) = _hosts.Add(1, [2, 3], [Blue], [Endpoint("blue", "c1", "198.18.0.11")],
+        var (ra, a) = Hosts.Add(1, [2, 3], [Blue], [Endpoint("blue", "c1", "198.18.0.11")],
             o => o with { FdbAging = TimeSpan.FromMilliseconds(400) });
         var remote = MacAddress.Parse("02:00:00:00:99:01");
-        _hosts.Underlay.Deliver(Vtep(2), Vtep(1), Packets.Vxlan(4097, Packets.Udp4(remote, C1, "198.18.0.50", "198.18.0.11")));
+        Hosts.Underlay.Deliver(Vtep(2), Vtep(1), Packets.Vxlan(4097, Packets.Udp4(remote, C1, "198.18.0.50", "198.18.0.11")));
         Assert.NotNull(a.Tap("c1").WaitTake(Wait));
         Assert.Contains(ra.GetStatus().Net("blue").Fdb, e => e.Mac == remote.ToString() && e.Source == "learned" && e.Destination == Vtep(2).ToString());
         a.Tap("c1").Inject(Packets.Udp4(C1, remote, "198.18.0.11", "198.18.0.50"));
@@ -154,10 +148,10 @@ public class SwitchingTests : IDisposable
     [Fact]
     public void Hostile_datagrams_are_dropped_counted_and_forwarding_continues()
     {
-        var (ra, a) = _hosts.Add(1, [2], [Blue], [Endpoint("blue", "c1", "198.18.0.11")]);
+        var (ra, a) = Hosts.Add(1, [2], [Blue], [Endpoint("blue", "c1", "198.18.0.11")]);
         var stranger = new VtepEndpoint(Ip("192.0.2.66"), 4789);
         var good = Packets.Udp4(MacAddress.Parse("02:00:00:00:00:02"), C1, "198.18.0.12", "198.18.0.11");
-        var net = _hosts.Underlay;
+        var net = Hosts.Underlay;
 
         net.Deliver(stranger, Vtep(1), Packets.Vxlan(4097, good));                          // unknown source
         net.Deliver(Vtep(2), Vtep(1), Packets.Vxlan(4097, good, flags: 0));                 // no I flag
@@ -188,8 +182,8 @@ public class SwitchingTests : IDisposable
     [Fact]
     public void Networks_with_the_same_subnet_never_exchange_frames()
     {
-        var (ra, a) = _hosts.Add(1, [2], [Blue, Red], [Endpoint("blue", "c1", "198.18.0.11"), Endpoint("red", "r1", "198.18.0.12")]);
-        var (rb, b) = _hosts.Add(2, [1], [Blue, Red], [Endpoint("blue", "c2", "198.18.0.12"), Endpoint("red", "r2", "198.18.0.11")]);
+        var (ra, a) = Hosts.Add(1, [2], [Blue, Red], [Endpoint("blue", "c1", "198.18.0.11"), Endpoint("red", "r1", "198.18.0.12")]);
+        var (rb, b) = Hosts.Add(2, [1], [Blue, Red], [Endpoint("blue", "c2", "198.18.0.12"), Endpoint("red", "r2", "198.18.0.11")]);
 
         var bcast = Packets.ArpRequest(C1, "198.18.0.11", "198.18.0.12");
         a.Tap("c1").Inject(bcast);
@@ -211,9 +205,9 @@ public class SwitchingTests : IDisposable
     [Fact]
     public void A_failing_endpoint_write_is_counted()
     {
-        var (ra, a) = _hosts.Add(1, [2], [Blue], [Endpoint("blue", "c1", "198.18.0.11")]);
+        var (ra, a) = Hosts.Add(1, [2], [Blue], [Endpoint("blue", "c1", "198.18.0.11")]);
         a.Tap("c1").AcceptWrites = false;
-        _hosts.Underlay.Deliver(Vtep(2), Vtep(1), Packets.Vxlan(4097, Packets.Udp4(C2, C1, "198.18.0.12", "198.18.0.11")));
+        Hosts.Underlay.Deliver(Vtep(2), Vtep(1), Packets.Vxlan(4097, Packets.Udp4(C2, C1, "198.18.0.12", "198.18.0.11")));
         SpinWait.SpinUntil(() => ra.GetStatus().Drop("blue", "endpoint_write_failed") == 1, Wait);
         Assert.Equal(1, ra.GetStatus().Drop("blue", "endpoint_write_failed"));
     }
