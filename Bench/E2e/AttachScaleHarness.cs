@@ -18,7 +18,7 @@ namespace UserOverlay.Bench.E2e;
 /// descriptors and threads, a ping sample from host b's workload to endpoints spread over the range, and the
 /// bytes the router allocates per frame of a ping flood. Then it detaches 100 endpoints and reports that time.
 ///
-///   sudo dotnet run -c Release --project Bench -- attach-scale [--endpoints 1000,4096] [--binary PATH] [--markdown]
+///   sudo dotnet run -c Release --project Bench -- attach-scale [--endpoints 1000,4096] [--queues N] [--binary PATH] [--markdown]
 ///
 /// Uses only namespaces named uobench-PID-*, addresses 192.0.2.0/24 and 198.18.0.0/15, and stops only the
 /// processes it started.
@@ -45,11 +45,17 @@ internal static class AttachScaleHarness
             Console.Error.WriteLine("attach-scale: --endpoints: give counts from 1 to 65000, comma-separated");
             return 2;
         }
+        Queues = ArgValue(args, "--queues") is { } q ? int.Parse(q, CultureInfo.InvariantCulture) : null;
         Binary = ArgValue(args, "--binary") is { } path ? Path.GetFullPath(path) : null;
         string cli = Path.Combine(AppContext.BaseDirectory, "useroverlay.dll");
         if (Binary is not null && !File.Exists(Binary)) { Console.Error.WriteLine($"attach-scale: --binary {Binary}: no such file"); return 2; }
         Prefix = $"uobench-{Environment.ProcessId}-";
-        Console.CancelKeyPress += (_, _) => Cleanup();
+        Console.CancelKeyPress += (_, _) =>
+        {
+            StopRouters();
+            DeleteNamespaces();
+            Cleanup();
+        };
         var results = new List<Checkpoint>();
         double detachMs = double.NaN;
         try
@@ -64,13 +70,12 @@ internal static class AttachScaleHarness
             int attached = 0;
             foreach (int target in checkpoints)
             {
+                // The namespaces first, in one `ip -batch` (not timed): the figure is the attach alone.
+                CreateNamespaces(Enumerable.Range(attached, target - attached).Select(i => Ns($"e{i}")));
                 for (; attached < target; attached++)
                 {
-                    string ns = Ns($"e{attached}");
-                    Must("ip", "netns", "add", ns);
-                    Namespaces.Add(ns);
                     var sw = Stopwatch.StartNew();
-                    a.Connect(ns, AddressOf(attached));
+                    a.Connect(Ns($"e{attached}"), AddressOf(attached));
                     latencies.Add(sw.Elapsed.TotalMilliseconds);
                     if ((attached + 1) % 500 == 0) Console.WriteLine($"   {attached + 1} attached, last {latencies[^1]:0.0} ms");
                 }
@@ -93,6 +98,8 @@ internal static class AttachScaleHarness
         }
         finally
         {
+            StopRouters();
+            DeleteNamespaces();
             Cleanup();
         }
         if (markdown) Console.WriteLine(Table(results, detachMs));
@@ -104,6 +111,27 @@ internal static class AttachScaleHarness
 
     private static string SocketOf(string host) => $"/run/useroverlay/{Ns(host)}.sock";
 
+    private static readonly List<Process> Routers = [];
+
+    // --queues N: the routers' `queues:` (default: theirs, one per CPU). Each queue beyond one makes every TAP multi-queue,
+    // and the kernel gives a multi-queue TAP 256 transmit queues and the mq qdisc a pfifo_fast child on each: about
+    // 6.6 MB of unreclaimable kernel memory per endpoint (252 kB with qdisc noqueue), so 4,096 endpoints on two queues
+    // need some 27 GB of kernel memory.
+    private static int? Queues;
+
+    // A router's output (it logs warnings and errors only) goes to this harness's stderr, each line marked with its host.
+    private static Process StartRouter(string host, string[] args)
+    {
+        var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        var p = Process.Start(psi)!;
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine($"[router {host}] {e.Data}"); };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine($"[router {host}] {e.Data}"); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
     private static int[] RoutersUp(string cli)
     {
         var pids = new List<int>();
@@ -113,12 +141,13 @@ internal static class AttachScaleHarness
             string cfg = Path.Combine(Path.GetTempPath(), name + ".yaml");
             File.WriteAllText(cfg, $$"""
                 underlay: { address: {{self}} }
-                peers: [{{peer}}]
+                peers: [{{peer}}]{{(Queues is { } q ? $"\nqueues: {q}" : "")}}
                 networks: [ { name: {{Network}}, vni: 4096, subnet: 198.18.0.0/16 } ]
                 """);
-            var p = Start("ip", ["netns", "exec", name, .. CliCommand(cli), "up", "--config", cfg, "--name", name,
+            var p = StartRouter(host, ["netns", "exec", name, .. CliCommand(cli), "up", "--config", cfg, "--name", name,
                 "--state-dir", Path.Combine(Path.GetTempPath(), name + "-state"), "--log-level", "Warning"]);
             pids.Add(p.Id);
+            Routers.Add(p);
             var sw = Stopwatch.StartNew();
             while (!File.Exists(SocketOf(host)))
             {
@@ -144,12 +173,63 @@ internal static class AttachScaleHarness
     }
 
     /// <summary>Bytes the router of host a allocates per frame while a ping flood crosses it (from its status).</summary>
+    /// <remarks>
+    /// A status reading allocates itself (its JSON lists every endpoint: megabytes at thousands of endpoints), and the
+    /// counter of the next reading includes that. So two readings without traffic measure what one costs, and that is
+    /// taken off the reading after the flood.
+    /// </remarks>
     private static double AllocationPerFrame(Api a, int attached)
     {
-        var (alloc0, frames0) = a.Allocation();
-        Exec("ip", "netns", "exec", Ns("wb"), "ping", "-n", "-q", "-f", "-c", "5000", "-W", "1", AddressOf(attached / 2));
+        var (alloc0, _) = a.Allocation();
         var (alloc1, frames1) = a.Allocation();
-        return frames1 > frames0 ? (double)(alloc1 - alloc0) / (frames1 - frames0) : double.NaN;
+        long statusCost = alloc1 - alloc0;
+        Exec("ip", "netns", "exec", Ns("wb"), "ping", "-n", "-q", "-f", "-c", "5000", "-W", "1", AddressOf(attached / 2));
+        var (alloc2, frames2) = a.Allocation();
+        return frames2 > frames1 ? Math.Max(0, (double)(alloc2 - alloc1 - statusCost) / (frames2 - frames1)) : double.NaN;
+    }
+
+    /// <summary>Creates plain namespaces in one `ip -batch` run, IPv6 off in each (as Docker does for a container on IPv4-only networks).</summary>
+    private static void CreateNamespaces(IEnumerable<string> names)
+    {
+        var list = names.ToList();
+        Namespaces.AddRange(list);
+        Batch(list.SelectMany(n => new[]
+        {
+            $"netns add {n}",
+            $"netns exec {n} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1",
+        }), force: false);
+    }
+
+    /// <summary>Deletes this run's namespaces in one `ip -batch` run (Cleanup would run one `ip` per namespace).</summary>
+    private static void DeleteNamespaces()
+    {
+        var mine = Namespaces.Where(n => File.Exists("/run/netns/" + n)).ToList();
+        if (mine.Count > 0) Batch(mine.Select(n => $"netns del {n}"), force: true);
+        Namespaces.Clear();
+    }
+
+    private static void Batch(IEnumerable<string> lines, bool force)
+    {
+        string file = Path.Combine(Path.GetTempPath(), Prefix + "batch");
+        File.WriteAllLines(file, lines);
+        try
+        {
+            if (force) Exec("ip", "-force", "-batch", file);
+            else Must("ip", "-batch", file);
+        }
+        finally { File.Delete(file); }
+    }
+
+    /// <summary>A clean stop of each router (SIGTERM: it removes its TAPs and its control socket); SIGKILL only if it hangs.</summary>
+    private static void StopRouters()
+    {
+        foreach (var p in Routers)
+        {
+            if (p.HasExited) continue;
+            Exec("kill", "-TERM", p.Id.ToString(CultureInfo.InvariantCulture));
+            if (!p.WaitForExit(30_000)) p.Kill();
+        }
+        Routers.Clear();
     }
 
     private static long Status(int pid, string field) =>

@@ -59,6 +59,7 @@ internal static class DaemonHost
     /// </summary>
     public static async Task<int> RunAsync(DaemonOptions options)
     {
+        DescriptorLimit.RaiseToHard(); // one descriptor per endpoint and queue: the soft limit of a service (1,024) is too few
         using var host = Build(options);
         var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
         var log = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("useroverlay");

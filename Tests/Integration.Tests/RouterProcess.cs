@@ -35,6 +35,9 @@ public sealed class RouterProcess : IDisposable
     /// <summary>Environment variables set for the router only (e.g. NOTIFY_SOCKET), through env(1) so the PID stays the router's.</summary>
     public IReadOnlyDictionary<string, string> EnvironmentVariables { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>A program that runs the router and execs it (so the PID stays the router's), e.g. ["prlimit", "--nofile=1024:4096"].</summary>
+    public IReadOnlyList<string> Wrapper { get; init; } = [];
+
     /// <summary>More arguments of `up` (e.g. --state-dir DIR).</summary>
     public IReadOnlyList<string> ExtraArguments { get; init; } = [];
 
@@ -94,7 +97,7 @@ public sealed class RouterProcess : IDisposable
     {
         lock (_output) _output.Clear();
         string[] env = [.. EnvironmentVariables.Select(kv => $"{kv.Key}={kv.Value}")];
-        string[] command = env.Length == 0 ? Command : ["/usr/bin/env", .. env, .. Command];
+        string[] command = env.Length == 0 ? [.. Wrapper, .. Command] : [.. Wrapper, "/usr/bin/env", .. env, .. Command];
         _process = _net.Start(HostNamespace, command[0], [.. command[1..], "up", "--config", ConfigPath, "--name", Name, "--log-level", "Warning", .. ExtraArguments],
             line => { lock (_output) _output.AppendLine(line); }, WorkingDirectory);
         return _process;
