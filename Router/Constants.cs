@@ -74,6 +74,19 @@ public static class Constants
     /// <summary>Age after which a learned FDB entry is removed when no frame refreshed it (the kernel vxlan default).</summary>
     public static readonly TimeSpan DefaultFdbAging = TimeSpan.FromSeconds(300);
 
+    /// <summary>
+    /// Default <see cref="RouterOptions.UnansweredAging"/>: a learned remote entry that has been sent to for this long
+    /// with nothing heard from its MAC or its VTEP is removed (a silent VTEP is forgotten in 5–6 s, not 300).
+    /// </summary>
+    public static readonly TimeSpan DefaultUnansweredAging = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Granularity of the freshness stamps the data path writes (an FDB entry's last seen and last sent, a peer's last
+    /// heard): a stamp is rewritten only when it is at least this old, so a busy flow writes each shared stamp about ten
+    /// times a second, not once per frame, and the workers do not pull the cache line back and forth.
+    /// </summary>
+    public const long StampGranularityMilliseconds = 100;
+
     /// <summary>Most learned entries one network's FDB (and its neighbour table) holds; beyond it new MACs are not learned (counted).</summary>
     public const int MaxLearnedEntriesPerNetwork = 16384;
 

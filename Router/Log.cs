@@ -37,4 +37,7 @@ internal static partial class Log
 
     [LoggerMessage(10, LogLevel.Information, "Network '{Network}' (VNI {Vni}) removed")]
     public static partial void NetworkRemoved(ILogger logger, string network, uint vni);
+
+    [LoggerMessage(11, LogLevel.Debug, "Removed learned FDB entry {Mac} on network '{Network}' → VTEP {Vtep}: sent to for {Seconds} s with no answer from the MAC and nothing from the VTEP; its frames flood until it is learned again")]
+    public static partial void UnansweredRemoved(ILogger logger, MacAddress mac, string network, VtepEndpoint vtep, double seconds);
 }

@@ -6,4 +6,7 @@ public sealed record NetworkCounters(
     long RxFrames, long RxBytes, long DeliveredFrames,
     long ProxyArpReplies, long FloodedFrames,
     IReadOnlyDictionary<string, long> Drops,
-    long GatewayReplies = 0);
+    long GatewayReplies = 0,
+    // Learned FDB entries removed because their VTEP went silent while frames were sent to them
+    // (RouterOptions.UnansweredAging); each such MAC's frames then flood until it is learned again.
+    long FdbUnansweredRemoved = 0);

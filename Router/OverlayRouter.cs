@@ -61,7 +61,7 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
         int workers = platform.QueueCount(options.Queues);
         // Each worker holds a batch of TAP buffers, a batch of receive buffers (large with UDP GRO) and the coalescer's.
         _largePool = new(Constants.GsoBufferSize, maxBuffers: workers * (2 * options.BatchSize + Offload.Coalescer.MaxPending) + 64);
-        _state = new ForwardingState(workers, options.Learning, options.FdbAging) { DataPort = options.Underlay.Port };
+        _state = new ForwardingState(workers, options.Learning, options.FdbAging, options.UnansweredAging) { DataPort = options.Underlay.Port };
         long now = Environment.TickCount64;
 
         foreach (var p in options.Peers)
@@ -108,7 +108,7 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
         _running = true;
         if (_workers.FirstOrDefault(w => w.IoUringRefusal is not null) is { } refused)
             Log.IoUringUnavailable(log, refused.IoUringRefusal!);
-        var period = TimeSpan.FromMilliseconds(Math.Clamp(options.FdbAging.TotalMilliseconds / 10, 100, 10_000));
+        var period = HousekeepingPeriod(options);
         _housekeeping = new Timer(_ => Housekeeping(), null, period, period);
         // ESP rotation: the database moves SAs at epoch boundaries and reserves sequence numbers (it may fsync),
         // so it ticks on a timer thread, never on a pipeline thread.
@@ -368,15 +368,29 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
     private static LocalEndpointInfo InfoOf(LocalPort p) =>
         new(p.Network.Options.Name, p.Network.Vni, new MacAddress(p.Mac), p.Address, p.Options.PrefixLength);
 
+    /// <summary>
+    /// How often the housekeeping sweep runs: a tenth of the aging time, and a fifth of the unanswered window (so a silent
+    /// VTEP's entries go at most a fifth late), within 100 ms to 10 s. With the defaults (300 s, 5 s): every second.
+    /// </summary>
+    internal static TimeSpan HousekeepingPeriod(RouterOptions options)
+    {
+        double ms = options.FdbAging.TotalMilliseconds / 10;
+        if (options.UnansweredAging > TimeSpan.Zero) ms = Math.Min(ms, options.UnansweredAging.TotalMilliseconds / 5);
+        return TimeSpan.FromMilliseconds(Math.Clamp(ms, 100, 10_000));
+    }
+
     private void Housekeeping()
     {
         try
         {
-            int removed = _state.Sweep(Environment.TickCount64);
-            if (removed > 0) Log.AgedOut(_log, removed);
+            var (aged, _) = _state.Sweep(Environment.TickCount64, _log.IsEnabled(LogLevel.Debug) ? LogUnanswered : null);
+            if (aged > 0) Log.AgedOut(_log, aged);
         }
         catch (ObjectDisposedException) { }
     }
+
+    private void LogUnanswered(NetworkState net, ulong mac, VtepEndpoint vtep) =>
+        Log.UnansweredRemoved(_log, new MacAddress(mac), net.Options.Name, vtep, _state.UnansweredMilliseconds / 1000.0);
 
     private void EspTick()
     {
@@ -465,7 +479,11 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
             foreach (uint gone in _dynamicPeers.Where(a => !next.ContainsKey(a)))
                 if (!Options.Peers.Any(p => p.Address == gone)) _state.Peers.Remove(gone);
             foreach (var p in next.Values)
-                if (!Options.Peers.Any(c => c.Address == p.Address)) _state.Peers.Set(p.Address, new PeerState(p));
+            {
+                if (Options.Peers.Any(c => c.Address == p.Address)) continue;
+                if (_state.Peers.TryGet(p.Address, out var known) && known.Endpoint == p) continue; // keeps its last-heard stamp
+                _state.Peers.Set(p.Address, new PeerState(p, known is null ? 0 : Volatile.Read(ref known.LastHeard)));
+            }
             _dynamicPeers = [.. next.Keys];
         }
     }
@@ -492,16 +510,17 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
                     VtepEndpoint.FormatAddress(n.Ip), new MacAddress(n.Mac).ToString(), n.Source.ToString().ToLowerInvariant(),
                     Math.Round((now - Volatile.Read(ref n.LastSeen)) / 1000.0, 1))).ToList(),
                 net.FloodList.Select(v => v.ToString()).ToList(),
-                ToStatus(sum),
+                ToStatus(sum, Interlocked.Read(ref net.UnansweredRemoved)),
                 net.GatewayMac != 0 ? VtepEndpoint.FormatAddress(net.Gateway) : null,
                 net.GatewayMac != 0 ? new MacAddress(net.GatewayMac).ToString() : null,
                 net.Options.Internal));
         }
         var global = new TrafficCounters();
         foreach (var c in _state.Global) global.Add(c);
+        var peers = _state.Peers.ToList().Select(kv => kv.Value).OrderBy(p => p.Endpoint.Address).ToList();
         return new RouterStatus(
             Options.Underlay.ToString(),
-            _state.Peers.ToList().Select(kv => kv.Value.Endpoint).OrderBy(p => p.Address).Select(p => p.ToString()).ToList(),
+            peers.Select(p => p.Endpoint.ToString()).ToList(),
             Options.Learning,
             Options.FdbAging.TotalSeconds,
             Math.Round((now - _started) / 1000.0, 1),
@@ -510,7 +529,10 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
             GC.GetTotalAllocatedBytes(precise: true),
             EspStatusOf(_esp),
             _workers.Count,
-            _workers.Count > 0 && _workers.All(w => w.UsesIoUring) ? "io_uring" : "syscalls");
+            _workers.Count > 0 && _workers.All(w => w.UsesIoUring) ? "io_uring" : "syscalls",
+            peers.Select(p => new PeerStatus(p.Endpoint.ToString(), Volatile.Read(ref p.LastHeard) is long heard and > 0
+                ? Math.Round((now - heard) / 1000.0, 1) : null)).ToList(),
+            Options.UnansweredAging.TotalSeconds);
     }
 
     private static EspStatusInfo? EspStatusOf(EspSecurityDatabase? esp)
@@ -525,9 +547,9 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
             Enum.GetValues<EspSealStatus>().Where(v => v != EspSealStatus.Ok).ToDictionary(v => v.ToString(), v => esp.Counters.NotSent(v)));
     }
 
-    private static NetworkCounters ToStatus(TrafficCounters c) => new(
+    private static NetworkCounters ToStatus(TrafficCounters c, long unansweredRemoved) => new(
         c.TxFrames, c.TxBytes, c.EncapsulatedDatagrams, c.RxFrames, c.RxBytes, c.DeliveredFrames,
-        c.ProxyArpReplies, c.FloodedFrames, DropsOf(c), c.GatewayReplies);
+        c.ProxyArpReplies, c.FloodedFrames, DropsOf(c), c.GatewayReplies, unansweredRemoved);
 
     private static Dictionary<string, long> DropsOf(TrafficCounters c)
     {

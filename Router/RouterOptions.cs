@@ -30,6 +30,21 @@ public sealed record RouterOptions
     /// <summary>Learned FDB and neighbour entries not refreshed for this long are removed (kernel vxlan default 300 s).</summary>
     public TimeSpan FdbAging { get; init; } = Constants.DefaultFdbAging;
 
+    /// <summary>
+    /// A learned remote FDB entry that has been sent to for this long with no frame back from its MAC, and nothing at all
+    /// from its VTEP for as long, is removed: the VTEP has gone silent (its host stopped, or the endpoint moved), and the
+    /// next frame floods to the peers so that the answer learns where the MAC lives now. A VTEP that sends anything
+    /// keeps its entries; an entry nobody sends to just ages (<see cref="FdbAging"/>). Static, local and gossip entries
+    /// never go this way. Default 5 s (removed 5–6 s after the first unanswered frame: the housekeeping runs every
+    /// min(<see cref="FdbAging"/>/10, this/5)); <see cref="TimeSpan.Zero"/> turns it off. The cost: a one-way flow to a
+    /// MAC that never answers (and whose VTEP sends nothing back) is flooded to every peer once the window passes,
+    /// until the MAC next sends something (an ARP reply, at the latest when the sender's neighbour entry is re-probed).
+    /// </summary>
+    public TimeSpan UnansweredAging { get; init; } = Constants.DefaultUnansweredAging;
+
+    /// <summary>The shortest <see cref="UnansweredAging"/> other than 0: shorter would remove entries whose answer is merely slow.</summary>
+    public static readonly TimeSpan MinUnansweredAging = TimeSpan.FromMilliseconds(500);
+
     /// <summary>Frames per pipeline batch (recvmmsg/sendmmsg size, TAP drain size). Default <see cref="Constants.IdealBatchSize"/>.</summary>
     public int BatchSize { get; init; } = Constants.IdealBatchSize;
 
@@ -94,6 +109,8 @@ public sealed record RouterOptions
         if (BatchSize is < 1 or > 1024) errors.Add(new(nameof(BatchSize), "must be from 1 to 1024"));
         if (Queues is < 0 or > 64) errors.Add(new(nameof(Queues), "must be from 0 (one per CPU) to 64"));
         if (FdbAging <= TimeSpan.Zero) errors.Add(new(nameof(FdbAging), "must be positive"));
+        if (UnansweredAging < TimeSpan.Zero || (UnansweredAging > TimeSpan.Zero && UnansweredAging < MinUnansweredAging))
+            errors.Add(new(nameof(UnansweredAging), $"must be 0 (off) or at least {MinUnansweredAging.TotalMilliseconds:0} ms (got {UnansweredAging.TotalMilliseconds:0.###} ms)"));
         if (UnderlayMtu is < 576 or > 65535) errors.Add(new(nameof(UnderlayMtu), $"{UnderlayMtu} is out of range (576 to 65535)"));
         if (Encryption is { } enc)
         {

@@ -35,7 +35,7 @@ public static class ConfigLoader
         var root = r.Parse(text);
         if (root is null) throw new ConfigException(r.Errors);
 
-        var top = r.Fields(root, "", "underlay", "peers", "gossip", "encryption", "metrics", "learning", "fdb_aging", "batch_size", "queues", "offload", "io_uring", "networks", "endpoints", "fdb");
+        var top = r.Fields(root, "", "underlay", "peers", "gossip", "encryption", "metrics", "learning", "fdb_aging", "fdb_unanswered", "batch_size", "queues", "offload", "io_uring", "networks", "endpoints", "fdb");
 
         // underlay
         uint underlayAddress = 0;
@@ -79,6 +79,7 @@ public static class ConfigLoader
 
         bool learning = r.Boolean(top, "learning", "") ?? !top.ContainsKey("gossip");
         TimeSpan aging = r.Duration(top, "fdb_aging", "") ?? Constants.DefaultFdbAging;
+        TimeSpan unanswered = r.Duration(top, "fdb_unanswered", "", allowOff: true) ?? Constants.DefaultUnansweredAging;
         int batch = (int)(r.Integer(top, "batch_size", "", false, 1, 1024) ?? Constants.IdealBatchSize);
         int queues = (int)(r.Integer(top, "queues", "", false, 0, 64) ?? 0);
         bool offload = r.Boolean(top, "offload", "") ?? true;
@@ -218,6 +219,7 @@ public static class ConfigLoader
             StaticFdb = fdb,
             Learning = learning,
             FdbAging = aging,
+            UnansweredAging = unanswered,
             BatchSize = batch,
             Queues = queues,
             UnderlayMtu = underlayMtu,

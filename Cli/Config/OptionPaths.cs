@@ -19,6 +19,7 @@ internal sealed partial class OptionPaths(IReadOnlyList<int> endpointIndex, IRea
         ["StaticFdb"] = "fdb",
         ["TapOffload"] = "offload",
         ["UnderlayMtu"] = "underlay.mtu",
+        ["UnansweredAging"] = "fdb_unanswered",
         ["Encapsulation"] = "esp",
     };
 

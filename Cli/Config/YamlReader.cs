@@ -170,12 +170,16 @@ internal sealed class YamlReader
         }
     }
 
-    /// <summary>A duration: a number of seconds, or a number with a unit (ms, s, m, h), e.g. 300, 300s, 5m.</summary>
-    public TimeSpan? Duration(Dictionary<string, YamlNode> f, string key, string path)
+    /// <summary>
+    /// A duration: a number of seconds, or a number with a unit (ms, s, m, h), e.g. 300, 300s, 5m. Positive, or with
+    /// <paramref name="allowOff"/> also 0 or off (→ <see cref="TimeSpan.Zero"/>).
+    /// </summary>
+    public TimeSpan? Duration(Dictionary<string, YamlNode> f, string key, string path, bool allowOff = false)
     {
         string? s = String(f, key, path, false);
         if (s is null) return null;
         s = s.Trim();
+        if (allowOff && s is "off" or "false") return TimeSpan.Zero;
         (string num, double scale) = s switch
         {
             _ when s.EndsWith("ms", StringComparison.Ordinal) => (s[..^2], 0.001),
@@ -184,9 +188,11 @@ internal sealed class YamlReader
             _ when s.EndsWith('h') => (s[..^1], 3600.0),
             _ => (s, 1.0),
         };
-        if (!double.TryParse(num, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double v) || v <= 0)
+        if (!double.TryParse(num, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double v) || v < 0 || (v == 0 && !allowOff))
         {
-            Error(f[key], Join(path, key), $"'{s}' is not a positive duration (seconds, or with a unit: 500ms, 30s, 5m, 1h)");
+            Error(f[key], Join(path, key), allowOff
+                ? $"'{s}' is not a duration (seconds, or with a unit: 500ms, 30s, 5m, 1h; 0 or off turns it off)"
+                : $"'{s}' is not a positive duration (seconds, or with a unit: 500ms, 30s, 5m, 1h)");
             return null;
         }
         return TimeSpan.FromSeconds(v * scale);

@@ -8,11 +8,12 @@ namespace UserOverlay.Router.Forwarding;
 /// </summary>
 internal sealed class ForwardingState
 {
-    public ForwardingState(int workers, bool learning, TimeSpan aging)
+    public ForwardingState(int workers, bool learning, TimeSpan aging, TimeSpan unanswered = default)
     {
         Workers = workers;
         Learning = learning;
         AgingMilliseconds = (long)aging.TotalMilliseconds;
+        UnansweredMilliseconds = (long)unanswered.TotalMilliseconds;
         Global = new TrafficCounters[workers];
         for (int i = 0; i < workers; i++) Global[i] = new TrafficCounters();
     }
@@ -30,6 +31,8 @@ internal sealed class ForwardingState
     public readonly int Workers;
     public readonly bool Learning;
     public readonly long AgingMilliseconds;
+    /// <summary><see cref="RouterOptions.UnansweredAging"/> in milliseconds; 0: off.</summary>
+    public readonly long UnansweredMilliseconds;
     /// <summary>Networks keyed by VNI.</summary>
     public readonly ForwardingTable<NetworkState> Networks = new();
     /// <summary>Peers keyed by IPv4 address (host order).</summary>
@@ -130,19 +133,55 @@ internal sealed class ForwardingState
     }
 
     /// <summary>
-    /// Removes learned FDB and neighbour entries older than the aging time. Called periodically
-    /// by the router's housekeeping timer, never by the data path.
+    /// Removes learned FDB and neighbour entries older than the aging time, and learned remote FDB entries whose VTEP
+    /// went silent: sent to for <see cref="UnansweredMilliseconds"/> without a frame from the MAC, and with nothing heard
+    /// from its VTEP for as long (<see cref="PeerState.LastHeard"/>; a peer no longer in the table counts as silent). The
+    /// next frame for such a MAC floods to the network's peers, and the answer learns where the MAC lives now. Static,
+    /// local and gossip entries never go this way. Called periodically by the router's housekeeping timer, never by the
+    /// data path; one pass over each table, allocating nothing per entry (a list only when an unanswered entry goes, for
+    /// <paramref name="removedUnanswered"/>).
     /// </summary>
-    public int Sweep(long now)
+    /// <param name="now">Environment.TickCount64.</param>
+    /// <param name="removedUnanswered">Called for each entry removed as unanswered (network, MAC, VTEP), after the pass.</param>
+    /// <returns>Entries aged out, and entries removed as unanswered.</returns>
+    public (int Aged, int Unanswered) Sweep(long now, Action<NetworkState, ulong, VtepEndpoint>? removedUnanswered = null)
     {
-        int removed = 0;
+        int aged = 0, unanswered = 0;
         foreach (var kv in Networks.ToList())
         {
             var net = kv.Value;
-            removed += net.Fdb.RemoveWhere((_, e) => e.Ages && now - Volatile.Read(ref e.LastSeen) > AgingMilliseconds);
+            var pass = new SweepPass(this, now);
+            net.Fdb.RemoveWhere(pass.Removes);
             net.Neighbors.RemoveWhere((_, n) => n.Source == EntrySource.Learned && now - Volatile.Read(ref n.LastSeen) > AgingMilliseconds);
-            Volatile.Write(ref net.LearnedCount, net.Fdb.ToList().Count(e => e.Value.Ages));
+            Volatile.Write(ref net.LearnedCount, pass.Learned);
+            aged += pass.Aged;
+            if (pass.Silent is null) continue;
+            unanswered += pass.Silent.Count;
+            Interlocked.Add(ref net.UnansweredRemoved, pass.Silent.Count);
+            if (removedUnanswered is not null)
+                foreach (var (mac, vtep) in pass.Silent) removedUnanswered(net, mac, vtep);
         }
-        return removed;
+        return (aged, unanswered);
+    }
+
+    /// <summary>One network's FDB pass of <see cref="Sweep"/>: the predicate and what it counted.</summary>
+    private sealed class SweepPass(ForwardingState state, long now)
+    {
+        public int Aged, Learned;
+        public List<(ulong Mac, VtepEndpoint Vtep)>? Silent;
+
+        public bool Removes(ulong mac, FdbEntry e)
+        {
+            if (!e.Ages) return false;
+            if (now - Volatile.Read(ref e.LastSeen) > state.AgingMilliseconds) { Aged++; return true; }
+            if (state.UnansweredMilliseconds > 0 && e.Port is null && e.UnansweredBefore(now - state.UnansweredMilliseconds)
+                && (!state.Peers.TryGet(e.Remote.Address, out var peer) || now - Volatile.Read(ref peer.LastHeard) >= state.UnansweredMilliseconds))
+            {
+                (Silent ??= []).Add((mac, e.Remote));
+                return true;
+            }
+            Learned++;
+            return false;
+        }
     }
 }

@@ -49,4 +49,6 @@ internal sealed class NetworkState
     public readonly TrafficCounters[] Counters;
     /// <summary>Learned entries currently in the FDB (bounded by <see cref="Constants.MaxLearnedEntriesPerNetwork"/>).</summary>
     public int LearnedCount;
+    /// <summary>Learned entries the housekeeping sweep removed because their VTEP went silent while they were sent to (<see cref="ForwardingState.Sweep"/>).</summary>
+    public long UnansweredRemoved;
 }

@@ -20,7 +20,9 @@ namespace UserOverlay.Router.Pipeline;
 //     anti-replay window checked before anything is decrypted in place; the VXLAN datagram inside
 //     must carry a VNI of the network whose key opened it.
 //     Anything else is dropped and counted by reason; the worker carries on.
-//  3. Learn inner source MAC → the peer's VTEP, and ARP sender IP → MAC (for proxy ARP).
+//     A datagram that passes (a/c/e, or ESP that opens) stamps the peer as heard (PeerState.Heard).
+//  3. Learn inner source MAC → the peer's VTEP, and ARP sender IP → MAC (for proxy ARP); a frame from a
+//     MAC already learned behind that VTEP refreshes its entry (FdbEntry.Seen). Nothing else does.
 //  4. Deliver: to the port that owns the destination MAC, or to every port of the network for
 //     broadcast, multicast and unknown unicast. Never back to the underlay. Consecutive TCP
 //     segments of one flow for an offload-capable port are coalesced (Coalescer) and written
@@ -60,6 +62,7 @@ internal sealed class Inbound(ForwardingState state, int worker, Coalescer? coal
         }
         if (!state.Networks.TryGet(vni, out NetworkState net)) { g.Drops[(int)DropReason.UnknownVni]++; return; }
         if (net.Encrypted) { net.Counters[worker].Drops[(int)DropReason.PlaintextOnEncrypted]++; return; }
+        peer.Heard(now); // the peer is alive: its learned entries stay (see ForwardingState.Sweep)
 
         ReadOnlySpan<byte> frame = datagram[VxlanHeader.Length..];
         DeliverFrame(net, frame, peer.Endpoint, now);
@@ -77,6 +80,7 @@ internal sealed class Inbound(ForwardingState state, int worker, Coalescer? coal
         Span<byte> packet = d.Buffer.Span.Slice(d.Offset, d.Length);
         EspOpenStatus status = esp.Open(packet, out int offset, out int length, out byte next, out InboundSa? sa);
         if (status != EspOpenStatus.Ok) { g.Drops[(int)EspDrop(status)]++; return; }
+        peer.Heard(now); // authentic: the peer is alive, even when it sent only a dummy packet
         if (next == Esp.NextHeaderNone) return; // a dummy packet (RFC 4303 §2.6): authentic, carries nothing
         if (next != Esp.NextHeaderUdp || length < Constants.UdpHeaderLength + VxlanHeader.Length + Constants.EthernetHeaderLength)
         { g.Drops[(int)DropReason.EspNotVxlan]++; return; }
@@ -122,7 +126,7 @@ internal sealed class Inbound(ForwardingState state, int worker, Coalescer? coal
             if (known.Port is not null) { c.Drops[(int)DropReason.SpoofedSource]++; return; }
             if (known.Source == EntrySource.Learned)
             {
-                if (known.Remote == from) Volatile.Write(ref known.LastSeen, now);
+                if (known.Remote == from) known.Seen(now); // only what is received from the MAC refreshes its entry
                 else if (state.Learning) Learner.Learn(net, new FdbEntry(src, EntrySource.Learned, null, from, now), c); // the MAC moved
             }
         }

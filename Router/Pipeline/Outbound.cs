@@ -23,7 +23,8 @@ namespace UserOverlay.Router.Pipeline;
 //     c. unicast to a known local MAC goes to that port's TAP (same-host delivery) through the worker's
 //        TapWriteQueue, the one route to a TAP (with io_uring, written with the round's other frames);
 //     d. unicast to a known remote MAC gets a VXLAN header written into its headroom, in place,
-//        and is queued for that VTEP;
+//        and is queued for that VTEP; a learned entry notes that it awaits an answer (FdbEntry.Sent:
+//        a throttled stamp; only a frame received from the MAC refreshes the entry);
 //     e. broadcast, multicast and unknown unicast go to every other local port and are queued
 //        once per VTEP of the network's flood list — all copies share the one buffer.
 //  3. On an encrypted network, step d/e instead writes UDP + VXLAN headers into the headroom and
@@ -125,6 +126,7 @@ internal sealed class Outbound
         {
             // Encrypted unicast over ESP-in-UDP: the sealed segments are all the same size but the last, so they
             // too leave as one UDP GSO send (transport mode's raw socket has no GSO: its segments go one by one).
+            espRemote.Sent(now);
             SendSegmentedEsp(net, frame, layout, info.GsoSize, segments, espRemote.Remote, c);
             c.TxFrames += segments;
             c.TxBytes += length;
@@ -134,6 +136,7 @@ internal sealed class Outbound
             && net.Fdb.TryGet(dst, out FdbEntry remote) && remote.Port is null)
         {
             // Plain unicast to one VTEP: the segments leave as one UDP GSO send (the kernel cuts it, or hands it whole to a local peer).
+            remote.Sent(now);
             SendSegmented(net, frame, layout, info.GsoSize, segments, remote.Remote, c);
             c.TxFrames += segments;
             c.TxBytes += length;
@@ -204,6 +207,7 @@ internal sealed class Outbound
             }
             else
             {
+                entry.Sent(now); // a learned entry now waits for an answer; sending never refreshes LastSeen
                 SendRemote(net, buf, offset, length, entry.Remote, inPlace: true, c);
             }
             return;

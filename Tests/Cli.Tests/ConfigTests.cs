@@ -142,6 +142,35 @@ public class ConfigTests
     public void Errors_name_file_line_and_field(string what, string yaml, int line, string path)
         => ConfigAssert.ErrorAt(Errors(yaml), what, line, path);
 
+    private const string Minimal = """
+        underlay: { address: 192.0.2.1 }
+        networks: [ { name: n, vni: 1, subnet: 198.18.0.0/16 } ]
+        """;
+
+    [Theory]
+    [InlineData(null, 5000)]          // the default
+    [InlineData("2s", 2000)]
+    [InlineData("750ms", 750)]
+    [InlineData("0", 0)]               // off
+    [InlineData("off", 0)]
+    public void Fdb_unanswered_sets_the_silent_VTEP_window(string? value, int ms)
+    {
+        var o = Parse(value is null ? Minimal : Minimal + $"\nfdb_unanswered: {value}").Router;
+        Assert.Equal(TimeSpan.FromMilliseconds(ms), o.UnansweredAging);
+    }
+
+    [Theory]
+    [InlineData("-1s", "is not a duration")]
+    [InlineData("soon", "is not a duration")]
+    [InlineData("100ms", "must be 0 (off) or at least 500 ms")] // the library's rule, mapped back to the field
+    public void A_bad_fdb_unanswered_names_the_field_and_its_line(string value, string message)
+    {
+        var e = Assert.Single(Errors(Minimal + $"\nfdb_unanswered: {value}"));
+        Assert.Equal("fdb_unanswered", e.Path);
+        Assert.Equal(3, e.Line);
+        Assert.Contains(message, e.Message);
+    }
+
     [Fact]
     public void Every_error_is_reported_at_once()
     {

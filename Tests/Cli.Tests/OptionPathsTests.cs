@@ -36,6 +36,7 @@ public class OptionPathsTests
         { "BatchSize", "batch_size" },
         { "Queues", "queues" },
         { "FdbAging", "fdb_aging" },
+        { "UnansweredAging", "fdb_unanswered" },
         { "IoUring", "io_uring" },
         { "TapOffload", "offload" },
         { "UnderlayMtu", "underlay.mtu" },

@@ -114,6 +114,33 @@ public class ZeroAllocationTests
     }
 
     [Fact]
+    public void Sending_to_and_hearing_from_a_learned_MAC_writes_its_stamps_without_allocating()
+    {
+        using var h = new PipelineHarness();
+        var tx = new PacketBuffer();
+        var rx = new PacketBuffer();
+        ulong mac = h.RemoteMacs[0] + 2000;
+        long now = Environment.TickCount64;
+        var entry = new FdbEntry(mac, EntrySource.Learned, null, h.Peers[0], now);
+        h.Network.Fdb.Set(mac, entry);
+        h.State.Peers.TryGet(h.Peers[0].Address, out var peer);
+        var toMac = PipelineHarness.Frame(h.Ports[0].Mac, mac, 1000);
+        var fromMac = PipelineHarness.Frame(mac, h.Ports[0].Mac, 1000);
+        long alloc = Measure(() =>
+        {
+            now += Constants.StampGranularityMilliseconds; // every call moves the clock on, so every stamp is written
+            PipelineHarness.Load(tx, toMac);
+            h.Outbound.ProcessFrame(h.Ports[0], tx, Constants.Headroom, toMac.Length, now);
+            h.Outbound.Flush();
+            var d = PipelineHarness.Received(rx, h.Peers[0], PipelineHarness.Vni, fromMac);
+            h.Inbound.ProcessDatagram(ref d, now);
+        });
+        Assert.Equal(0, alloc);
+        Assert.Equal(Calls, h.Underlay.Datagrams);
+        Assert.Equal((now, now, now), (entry.UnansweredSince, entry.LastSeen, peer.LastHeard)); // the work happened
+    }
+
+    [Fact]
     public void Inbound_drops_allocate_nothing()
     {
         using var h = new PipelineHarness();
