@@ -31,6 +31,8 @@ internal static class StatusCommand
         var ci = CultureInfo.InvariantCulture;
         b.AppendLine(ci, $"VTEP {s.Underlay}   up {s.UptimeSeconds:0.#} s   learning {(s.Learning ? "on" : "off")} (aging {s.FdbAgingSeconds:0} s)   queues {s.Queues}   TAP I/O {s.TapIo}");
         b.AppendLine(ci, $"Peers: {(s.Peers.Count == 0 ? "(none)" : string.Join(", ", s.Peers))}");
+        if (s.PeerDetails is { Count: > 0 } heard)
+            b.AppendLine(ci, $"Last heard: {string.Join(", ", heard.Select(p => p.LastHeardSeconds is double age ? string.Create(ci, $"{p.Vtep} {age:0.0} s ago") : $"{p.Vtep} never"))}");
         foreach (var n in s.Networks)
         {
             b.AppendLine();

@@ -10,7 +10,7 @@ namespace UserOverlay.Cli.Daemon;
 /// per-worker counters; they are copied into the Prometheus collectors only when scraped.
 /// <list type="bullet">
 /// <item><c>useroverlay_network_frames_total{network,vni,direction}</c> and <c>useroverlay_network_bytes_total</c>: direction tx = read from local endpoints, rx = accepted from the underlay</item>
-/// <item><c>useroverlay_network_vxlan_datagrams_sent_total</c>, <c>useroverlay_network_delivered_frames_total</c>, <c>useroverlay_network_flooded_frames_total</c>, <c>useroverlay_network_proxy_arp_replies_total</c></item>
+/// <item><c>useroverlay_network_vxlan_datagrams_sent_total</c>, <c>useroverlay_network_delivered_frames_total</c>, <c>useroverlay_network_flooded_frames_total</c>, <c>useroverlay_network_proxy_arp_replies_total</c>, <c>useroverlay_network_fdb_unanswered_removed_total</c></item>
 /// <item><c>useroverlay_drops_total{network,reason}</c> (network="" for drops that belong to no network)</item>
 /// <item><c>useroverlay_fdb_entries{network,source}</c></item>
 /// <item><c>useroverlay_gossip_members{state}</c> (gossip mode): members by state as this node sees them — alive, suspect, dead, left</item>
@@ -37,6 +37,7 @@ internal sealed class RouterMetrics(DaemonOptions options, RouterService router,
         var delivered = f.CreateCounter("useroverlay_network_delivered_frames_total", "Frames written to local endpoints.", netLabels);
         var flooded = f.CreateCounter("useroverlay_network_flooded_frames_total", "Broadcast, multicast and unknown-unicast frames flooded.", netLabels);
         var proxied = f.CreateCounter("useroverlay_network_proxy_arp_replies_total", "ARP requests answered locally.", netLabels);
+        var unanswered = f.CreateCounter("useroverlay_network_fdb_unanswered_removed_total", "Learned entries forgotten because their MAC and VTEP stopped answering (fdb_unanswered).", netLabels);
         var drops = f.CreateCounter("useroverlay_drops_total", "Dropped frames and datagrams by reason (network is empty for drops that belong to no network).", "network", "reason");
         var fdb = f.CreateGauge("useroverlay_fdb_entries", "FDB entries per network and source.", "network", "source");
         var alloc = f.CreateCounter("useroverlay_gc_allocated_bytes_total", "Bytes allocated by the process since start (GC.GetTotalAllocatedBytes).");
@@ -57,6 +58,7 @@ internal sealed class RouterMetrics(DaemonOptions options, RouterService router,
                 delivered.WithLabels(n.Name, vni).IncTo(n.Counters.DeliveredFrames);
                 flooded.WithLabels(n.Name, vni).IncTo(n.Counters.FloodedFrames);
                 proxied.WithLabels(n.Name, vni).IncTo(n.Counters.ProxyArpReplies);
+                unanswered.WithLabels(n.Name, vni).IncTo(n.Counters.FdbUnansweredRemoved);
                 foreach (var (reason, v) in n.Counters.Drops) drops.WithLabels(n.Name, reason).IncTo(v);
                 foreach (var src in new[] { "local", "static", "learned", "gossip" })
                     fdb.WithLabels(n.Name, src).Set(n.Fdb.Count(e => e.Source == src));
