@@ -317,10 +317,27 @@ public sealed class CliNetworkTests
         using var net = new TestNetwork("cp");
         using var h = new Host(net, 1);
         await h.Router.StartAsync();
-        // uid/gid 65534 (nobody): not root and not in the socket's group, so the socket itself refuses the connection
-        var r = Shell.Run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups",
-            "env", "HOME=/tmp", "DOTNET_CLI_HOME=/tmp", .. RouterProcess.Command, "network", "create", "-H", h.Router.Name, "blue"]);
-        OneSentence(r, "run this as root");
+        // uid/gid 65534 (nobody): not root and not in the socket's group, so the socket itself refuses the connection.
+        // The binary under test may sit in a directory only root may enter (CI's mktemp -d): nobody runs a copy.
+        string[] command = RouterProcess.Command;
+        DirectoryInfo? copy = null;
+        if (command is [var binary] && (File.GetUnixFileMode(Path.GetDirectoryName(binary)!) & UnixFileMode.OtherExecute) == 0)
+        {
+            copy = Directory.CreateTempSubdirectory("uo-nobody-");
+            File.SetUnixFileMode(copy.FullName, (UnixFileMode)0b111_101_101);
+            command = [Path.Combine(copy.FullName, Path.GetFileName(binary))];
+            File.Copy(binary, command[0]);
+        }
+        try
+        {
+            var r = Shell.Run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups",
+                "env", "HOME=/tmp", "DOTNET_CLI_HOME=/tmp", .. command, "network", "create", "-H", h.Router.Name, "blue"]);
+            OneSentence(r, "run this as root");
+        }
+        finally
+        {
+            copy?.Delete(recursive: true);
+        }
         Assert.DoesNotContain("blue", h.Cli("network", "ls").EnsureSuccess().StdOut);
     }
 }
