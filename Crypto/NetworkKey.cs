@@ -69,12 +69,23 @@ public sealed class NetworkKey
     /// ignored) or exactly 16 or 32 raw bytes; base64 is tried first (a raw 16/32-byte file that happens to be
     /// valid base64 would decode to 12 or 24 bytes, which is rejected and falls through to raw).
     /// </summary>
-    /// <exception cref="FormatException">neither form yields 16 or 32 bytes.</exception>
+    /// <exception cref="FormatException">neither form yields 16 or 32 bytes (or the file is larger than any key file, which also
+    /// stops a device such as /dev/zero from being read forever).</exception>
     public static NetworkKey FromFile(string id, string path)
     {
-        byte[] raw = File.ReadAllBytes(path);
+        const int MaxKeyFile = 1024;
+        byte[] raw = new byte[MaxKeyFile + 1];
+        int length = 0;
+        using (var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0))
+        {
+            int n;
+            while (length < raw.Length && (n = file.Read(raw, length, raw.Length - length)) > 0) length += n;
+        }
         try
         {
+            if (length > MaxKeyFile)
+                throw new FormatException($"key_file '{path}' of network '{id}' is larger than {MaxKeyFile} bytes; it must hold one key (base64 of 16/32 bytes, or 16/32 raw bytes).");
+            raw = TrimTo(raw, length);
             string text = Encoding.ASCII.GetString(raw).Trim();
             Span<byte> decoded = stackalloc byte[64];
             if (text.Length <= 88 && Convert.TryFromBase64String(text, decoded, out int n) && n is 16 or 32)
@@ -91,6 +102,14 @@ public sealed class NetworkKey
         {
             CryptographicOperations.ZeroMemory(raw);
         }
+    }
+
+    // The first length bytes (the rest of the buffer is zeroed).
+    private static byte[] TrimTo(byte[] buffer, int length)
+    {
+        byte[] exact = buffer[..length];
+        CryptographicOperations.ZeroMemory(buffer);
+        return exact;
     }
 
     /// <inheritdoc/>

@@ -3,7 +3,12 @@ using System.Diagnostics.CodeAnalysis;
 
 namespace UserOverlay.Crypto;
 
-/// <summary>Keys held in memory (parsed from the configuration). Thread-safe; <see cref="Set"/> and <see cref="Remove"/> take effect at the next Tick.</summary>
+/// <summary>
+/// Keys held in memory: parsed from the configuration, and added and removed at run time (the daemon reads a
+/// network's <c>key_file</c> when the API creates it). Thread-safe: <see cref="TryGetKey"/> takes no lock (it is called
+/// by <see cref="EspSecurityDatabase.Tick"/> on the ESP timer while the control plane may <see cref="Set"/> or
+/// <see cref="Remove"/>); changes take effect at the next Tick.
+/// </summary>
 public sealed class StaticNetworkKeySource : INetworkKeySource
 {
     private readonly ConcurrentDictionary<string, NetworkKey> _keys = new(StringComparer.Ordinal);

@@ -35,7 +35,7 @@ internal static class NetworkCommand
         var aux = ClientOptions.KeyValues("--aux-address", "", "Reserve an address under a name (repeatable).");
         var vni = new Option<uint?>("--vni") { Description = "VXLAN id, 1 to 16777215; default: the lowest free from 4096. In static mode give the same on every host.", HelpName = "N" };
         var mtu = new Option<int?>("--mtu") { Description = "The endpoints' MTU; default: the underlay's minus the overhead.", HelpName = "N" };
-        var opt = ClientOptions.KeyValues("--opt", "-o", "Driver option (repeatable): encrypted (needs the network's key in the configuration file), com.docker.network.driver.mtu=N, com.docker.network.driver.overlay.vxlanid_list=N.", valueOptional: true);
+        var opt = ClientOptions.KeyValues("--opt", "-o", "Driver option (repeatable): encrypted (with key_file=PATH: an absolute path to the key, base64 of 16/32 bytes or 16/32 raw bytes, the same file on every host, read by the daemon; the configuration file's `encryption:` section is needed), com.docker.network.driver.mtu=N, com.docker.network.driver.overlay.vxlanid_list=N.", valueOptional: true);
         var @internal = new Option<bool>("--internal") { Description = "No route beyond the network (recorded; there is no NAT either way)." };
         var attachable = new Option<bool>("--attachable") { Description = "Standalone workloads may attach (recorded, as Docker does outside swarm)." };
         var label = ClientOptions.KeyValues("--label", "", "Set a label (repeatable).");

@@ -23,6 +23,7 @@ internal sealed class EncryptionSection
     private readonly StaticNetworkKeySource _keys = new();
     private EspOptions _esp = new();
     private bool _anyEncrypted;
+    private bool _present;
 
     public string StateDirectory { get; private set; } = DefaultStateDirectory;
 
@@ -30,7 +31,9 @@ internal sealed class EncryptionSection
     public static EncryptionSection Parse(YamlReader r, Dictionary<string, YamlNode> top)
     {
         var section = new EncryptionSection();
-        if (!top.TryGetValue("encryption", out var node) || r.Mapping(node, "encryption") is not { } m) return section;
+        if (!top.TryGetValue("encryption", out var node)) return section;
+        section._present = true;
+        if (r.Mapping(node, "encryption") is not { } m) return section;
         var f = r.Fields(m, "encryption", "esp", "udp_port", "rekey_interval", "extended_sequence_numbers", "state_dir");
         var esp = new EspOptions();
         if (r.String(f, "esp", "encryption", false) is { } mode)
@@ -95,6 +98,10 @@ internal sealed class EncryptionSection
         return true;
     }
 
-    /// <summary>The router's encryption options, or null when no network is encrypted. The sequence store is added at start-up.</summary>
-    public EncryptionOptions? ToOptions() => _anyEncrypted ? new EncryptionOptions { Keys = _keys, Esp = _esp } : null;
+    /// <summary>
+    /// The router's encryption options, or null when no network is encrypted and there is no <c>encryption:</c>
+    /// section (then no ESP socket is opened). With the section, ESP is ready for networks the API creates encrypted
+    /// at run time (their keys are added to the same <see cref="StaticNetworkKeySource"/>). The sequence store is added at start-up.
+    /// </summary>
+    public EncryptionOptions? ToOptions() => _anyEncrypted || _present ? new EncryptionOptions { Keys = _keys, Esp = _esp } : null;
 }

@@ -1,5 +1,6 @@
 using UserOverlay.Control.Gossip;
 using UserOverlay.Control.Networks;
+using UserOverlay.Crypto;
 using UserOverlay.Router;
 
 namespace UserOverlay.Cli.Daemon;
@@ -9,7 +10,9 @@ namespace UserOverlay.Cli.Daemon;
 /// the <see cref="GossipAgent"/> too, so that a network created at run time is served in gossip and an endpoint
 /// attached at run time is announced at once (and withdrawn at once on detach).
 /// <list type="bullet">
-/// <item>AddNetwork: router, then gossip (<see cref="GossipAgent.JoinNetwork"/>); RemoveNetwork: gossip, then router.</item>
+/// <item>AddNetwork: the key of an encrypted network created with <c>key_file</c> (read here, by the daemon, into the
+/// router's key source under the network's name), router, then gossip (<see cref="GossipAgent.JoinNetwork"/>);
+/// RemoveNetwork: gossip, router, then that key. Only the file's path is stored; the key never leaves this process.</item>
 /// <item>AttachEndpoint: router (the TAP appears with its address, MTU and routes), then
 /// <see cref="GossipAgent.PublishEndpoint"/>; DetachEndpoint: <see cref="GossipAgent.WithdrawEndpoint"/>, then router.</item>
 /// </list>
@@ -23,20 +26,43 @@ internal sealed class RouterDataPlane(OverlayRouter router, Func<GossipAgent?> g
     /// <inheritdoc/>
     public void AddNetwork(NetworkDefinition network)
     {
+        NetworkKey? replaced = null;
+        bool keyAdded = false;
+        if (network.Options.TryGetValue(NetworkValidator.KeyFileOption, out string? keyFile))
+        {
+            if (router.Options.Encryption?.Keys is not StaticNetworkKeySource keys)
+                throw new ControlException(ControlErrorCodes.InvalidArgument,
+                    $"opt: {NetworkValidator.KeyFileOption} needs ESP on this host, and its configuration file has no `encryption:` section: add one (e.g. `encryption: {{ state_dir: {Config.EncryptionSection.DefaultStateDirectory} }}`) and restart the daemon",
+                    "opt");
+            var key = ReadKey(network.Name, keyFile);
+            keys.TryGetKey(network.Name, out replaced);
+            keys.Set(key);
+            keyAdded = true;
+        }
         // The router's own refusal names its options (Encryption.Keys); a user needs to know where a key comes from.
-        if (network.Encrypted && router.Options.Encryption?.Keys.TryGetKey(network.Name, out _) != true)
+        else if (network.Encrypted && router.Options.Encryption?.Keys.TryGetKey(network.Name, out _) != true)
             throw new ControlException(ControlErrorCodes.InvalidArgument,
-                $"opt: encrypted needs a key for '{network.Name}', and on a host outside a cluster only the configuration file gives keys: declare the network there with key: or key_file:",
+                $"opt: encrypted needs a key for '{network.Name}': give -o {NetworkValidator.KeyFileOption}=PATH (the same key file on every host), or declare the network in the configuration file with key: or key_file:",
                 "opt");
-        Map(() => router.AddNetwork(ToOptions(network)), "network");
         try
         {
-            gossip()?.JoinNetwork(new GossipNetwork(network.Name, network.Vni));
+            Map(() => router.AddNetwork(ToOptions(network)), "network");
+            try
+            {
+                gossip()?.JoinNetwork(new GossipNetwork(network.Name, network.Vni));
+            }
+            catch (ArgumentException e)
+            {
+                router.RemoveNetwork(network.Name);
+                throw new ControlException(ControlErrorCodes.Conflict, $"vni: {e.Message}", "vni", e);
+            }
         }
-        catch (ArgumentException e)
+        catch when (keyAdded)
         {
-            router.RemoveNetwork(network.Name);
-            throw new ControlException(ControlErrorCodes.Conflict, $"vni: {e.Message}", "vni", e);
+            var keys = (StaticNetworkKeySource)router.Options.Encryption!.Keys;
+            if (replaced is not null) keys.Set(replaced);
+            else keys.Remove(network.Name);
+            throw;
         }
     }
 
@@ -46,6 +72,28 @@ internal sealed class RouterDataPlane(OverlayRouter router, Func<GossipAgent?> g
         gossip()?.LeaveNetwork(network.Vni);
         try { Map(() => router.RemoveNetwork(network.Name), "network"); }
         catch (ControlException e) when (e.Code == ControlErrorCodes.NotFound) { } // already gone: removing succeeds
+        // The key this plane read from key_file goes with the network (a configuration file's key stays with the file).
+        if (!network.FromConfig && network.Options.ContainsKey(NetworkValidator.KeyFileOption) && router.Options.Encryption?.Keys is StaticNetworkKeySource keys)
+            keys.Remove(network.Name);
+    }
+
+    // The network's key from its key_file, by the configuration's rules (base64 of 16/32 bytes, or 16/32 raw bytes).
+    // The messages name the path and sizes, never the key.
+    private static NetworkKey ReadKey(string network, string path)
+    {
+        try
+        {
+            return NetworkKey.FromFile(network, path);
+        }
+        catch (FormatException e)
+        {
+            throw new ControlException(ControlErrorCodes.InvalidArgument, $"opt: {e.Message}", "opt", e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            string why = e is FileNotFoundException or DirectoryNotFoundException ? "no such file" : e.Message;
+            throw new ControlException(ControlErrorCodes.InvalidArgument, $"opt: cannot read {NetworkValidator.KeyFileOption} '{path}' of network '{network}': {why}", "opt", e);
+        }
     }
 
     /// <inheritdoc/>

@@ -17,6 +17,11 @@ public static class NetworkValidator
     public const string OverlayDriver = "overlay";
     /// <summary>Docker's option that encrypts an overlay network (a flag: no value).</summary>
     public const string EncryptedOption = "encrypted";
+    /// <summary>
+    /// The file holding an encrypted network's key (an absolute path; the file as the configuration's <c>key_file:</c>:
+    /// base64 of 16 or 32 bytes, or 16 or 32 raw bytes). Only the path is stored; the daemon reads the file.
+    /// </summary>
+    public const string KeyFileOption = "key_file";
     /// <summary>Docker's option for the inner MTU.</summary>
     public const string MtuOption = "com.docker.network.driver.mtu";
     /// <summary>Docker's option for the VNI (a comma list, one per subnet; here exactly one).</summary>
@@ -29,7 +34,7 @@ public static class NetworkValidator
     // A request deserialised from JSON may hold null where the type says a collection.
     private static readonly Dictionary<string, string> Empty = [];
 
-    private static readonly string[] KnownOptions = [EncryptedOption, MtuOption, VxlanIdListOption];
+    private static readonly string[] KnownOptions = [EncryptedOption, KeyFileOption, MtuOption, VxlanIdListOption];
 
     /// <summary>
     /// Validates <paramref name="request"/> against <paramref name="existing"/> and returns the new network with a new
@@ -52,7 +57,7 @@ public static class NetworkValidator
         if (request.Driver is { } driver && driver != OverlayDriver)
             throw ControlException.Invalid("driver", $"'{driver}' is not supported (the only driver is {OverlayDriver})");
 
-        var (encrypted, mtu, vni) = ReadOptions(request);
+        var (encrypted, keyFile, mtu, vni) = ReadOptions(request);
         var subnet = request.Subnet is null ? DefaultSubnet(existing, options) : ParseSubnet(request.Subnet);
         if (request.NoGateway && request.Gateway is not null)
             throw ControlException.Invalid("gateway", "is given while no gateway is asked for (no_gateway)");
@@ -86,6 +91,7 @@ public static class NetworkValidator
             [VxlanIdListOption] = chosenVni.ToString(CultureInfo.InvariantCulture),
         };
         if (encrypted) driverOptions[EncryptedOption] = "";
+        if (keyFile is not null) driverOptions[KeyFileOption] = keyFile;
         if (mtu is { } mm) driverOptions[MtuOption] = mm.ToString(CultureInfo.InvariantCulture);
 
         return new NetworkDefinition
@@ -119,10 +125,11 @@ public static class NetworkValidator
     public static IEnumerable<uint> ReservedAddresses(NetworkDefinition network) =>
         network.Gateway is uint g ? network.AuxAddresses.Select(a => a.Address).Append(g) : network.AuxAddresses.Select(a => a.Address);
 
-    // Merges the driver options into the typed fields: (encrypted, mtu, vni).
-    private static (bool Encrypted, int? Mtu, uint? Vni) ReadOptions(NetworkCreateRequest request)
+    // Merges the driver options into the typed fields: (encrypted, key file, mtu, vni).
+    private static (bool Encrypted, string? KeyFile, int? Mtu, uint? Vni) ReadOptions(NetworkCreateRequest request)
     {
         bool encrypted = request.Encrypted;
+        string? keyFile = null;
         int? mtu = request.Mtu;
         uint? vni = request.Vni;
         foreach (var (key, value) in request.Options ?? Empty)
@@ -133,6 +140,11 @@ public static class NetworkValidator
                     if (value is not ("" or "true"))
                         throw ControlException.Invalid("opt", $"'{EncryptedOption}' is a flag and takes no value (got '{value}')");
                     encrypted = true;
+                    break;
+                case KeyFileOption:
+                    if (value.Length == 0 || value[0] != '/' || value.Any(char.IsControl))
+                        throw ControlException.Invalid("opt", $"{KeyFileOption} '{ControlException.Printable(value)}' must be an absolute path (the file holding the network's key, read by the daemon)");
+                    keyFile = value;
                     break;
                 case MtuOption:
                     mtu = (int)Math.Min(NumberOption(MtuOption, value, mtu, "mtu"), int.MaxValue);
@@ -146,7 +158,9 @@ public static class NetworkValidator
                     throw ControlException.Invalid("opt", $"'{key}' is not an option of the overlay driver (known: {string.Join(", ", KnownOptions)})");
             }
         }
-        return (encrypted, mtu, vni);
+        if (keyFile is not null && !encrypted)
+            throw ControlException.Invalid("opt", $"{KeyFileOption} is given but the network is not encrypted (add -o {EncryptedOption}, or remove {KeyFileOption})");
+        return (encrypted, keyFile, mtu, vni);
     }
 
     // A numeric option; it must agree with the flag given for the same setting, if any. Huge values are clamped

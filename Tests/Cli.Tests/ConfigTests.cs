@@ -188,6 +188,24 @@ public class ConfigTests
         """;
 
     [Fact]
+    public void An_encryption_section_gives_esp_without_an_encrypted_network_and_its_absence_gives_none()
+    {
+        // With the section, ESP is ready for encrypted networks created at run time (their keys join this source).
+        var withSection = Parse("""
+            underlay: { address: 192.0.2.1 }
+            encryption: { state_dir: /tmp/uo-state }
+            networks: [ { name: blue, vni: 4097, subnet: 198.18.0.0/24 } ]
+            """).Router;
+        Assert.IsType<UserOverlay.Crypto.StaticNetworkKeySource>(withSection.Encryption!.Keys);
+        Assert.False(withSection.Encryption.Keys.TryGetKey("blue", out _));
+        // Without it (and no encrypted network), a plain host opens no ESP socket.
+        Assert.Null(Parse("""
+            underlay: { address: 192.0.2.1 }
+            networks: [ { name: blue, vni: 4097, subnet: 198.18.0.0/24 } ]
+            """).Router.Encryption);
+    }
+
+    [Fact]
     public void Encrypted_networks_load_with_their_keys_and_esp_settings()
     {
         var c = Parse(Encrypted);

@@ -58,6 +58,10 @@ public class NetworkValidatorTests
         ["vxlanid_list of two"] = (Blue with { Options = Map("com.docker.network.driver.overlay.vxlanid_list=4097,4098") }, InvalidArgument, "opt"),
         ["encrypted with a value"] = (Blue with { Options = Map("encrypted=false") }, InvalidArgument, "opt"),
         ["unknown option"] = (Blue with { Options = Map("encrypt") }, InvalidArgument, "opt"),
+        ["key_file without encrypted"] = (Blue with { Options = Map("key_file=/etc/useroverlay/secret.key") }, InvalidArgument, "opt"),
+        ["key_file a relative path"] = (Blue with { Options = Map("encrypted", "key_file=secret.key") }, InvalidArgument, "opt"),
+        ["key_file empty"] = (Blue with { Options = Map("encrypted", "key_file=") }, InvalidArgument, "opt"),
+        ["key_file with a control character"] = (Blue with { Options = Map("encrypted", "key_file=/etc/a\nb") }, InvalidArgument, "opt"),
         ["label with an empty key"] = (Blue with { Labels = new Dictionary<string, string> { [""] = "x" } }, InvalidArgument, "label"),
         ["label key with a space"] = (Blue with { Labels = new Dictionary<string, string> { ["a b"] = "x" } }, InvalidArgument, "label"),
         ["label key with a newline"] = (Blue with { Labels = new Dictionary<string, string> { ["a\nb"] = "x" } }, InvalidArgument, "label"),
@@ -109,6 +113,16 @@ public class NetworkValidatorTests
             ["com.docker.network.driver.mtu"] = "1400",
         }, def.Options);
         Assert.Equal("a", def.Labels["team"]);
+    }
+
+    [Fact]
+    public void Keeps_key_file_as_an_option_of_an_encrypted_network_so_only_its_path_is_stored()
+    {
+        var def = NetworkValidator.Validate(Blue with { Options = Map("encrypted", "key_file=/etc/useroverlay/secret.key") }, [Red], Options);
+        Assert.True(def.Encrypted);
+        Assert.Equal("/etc/useroverlay/secret.key", def.Options["key_file"]);
+        var flag = NetworkValidator.Validate(Blue with { Encrypted = true, Options = Map("key_file=/k") }, [Red], Options);
+        Assert.Equal("/k", flag.Options["key_file"]);
     }
 
     [Fact]

@@ -386,4 +386,111 @@ public sealed class RuntimeNetworkApiTests
             RemoveDir(state + "2");
         }
     }
+
+    [Fact]
+    public async Task An_encrypted_network_created_at_run_time_with_a_key_file_carries_only_ESP_across_hosts_and_comes_back_after_a_restart()
+    {
+        Requires.Root();
+        Requires.Tool("ping", "iputils-ping");
+        string tcpdump = Requires.Tool("tcpdump", "tcpdump");
+        using var net = new TestNetwork("re");
+        var hosts = new[] { net.AddHost("h1", "192.0.2.1/24"), net.AddHost("h2", "192.0.2.2/24") };
+        string a = net.AddNamespace("a"), b = net.AddNamespace("b");
+        string state = StateDir(net);
+        string keys = Path.Combine(Path.GetTempPath(), $"{net.Prefix}keys");
+        Directory.CreateDirectory(keys);
+        string keyFile = Path.Combine(keys, "secret.key"), shortKey = Path.Combine(keys, "short.key"), rawKey = Path.Combine(keys, "raw.key");
+        File.WriteAllText(keyFile, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)) + "\n");
+        File.WriteAllText(shortKey, Convert.ToBase64String(new byte[20]));
+        File.WriteAllBytes(rawKey, new byte[7]);
+        // No network of the file is encrypted: its encryption: section is what gives the router ESP.
+        string Config(int i) => $$"""
+            underlay: { address: 192.0.2.{{i}} }
+            peers: [192.0.2.{{3 - i}}]
+            encryption: { state_dir: {{state}}esp }
+            networks: [ { name: blue, vni: 4097, subnet: 198.18.0.0/24 } ]
+            """;
+        static string Create(string options) => """{"name":"secret","subnet":"198.18.5.0/24","vni":4200,"options":""" + options + "}";
+        try
+        {
+            using var r1 = Router(net, hosts[0], Config(1), state + "1", "h1");
+            using var r2 = Router(net, hosts[1], Config(2), state + "2", "h2");
+            await r1.StartAsync();
+            await r2.StartAsync();
+            using var api1 = new Api(ControlApi.SocketPath(r1.Name));
+            using var api2 = new Api(ControlApi.SocketPath(r2.Name));
+
+            // Bad inputs: each refused with the field, nothing made.
+            await ExpectError(api1, 400, "invalid_argument", "opt: key_file is given but the network is not encrypted", HttpMethod.Post, "v1/networks", Create($$"""{"key_file":"{{keyFile}}"}"""));
+            await ExpectError(api1, 400, "invalid_argument", "opt: key_file 'secret.key' must be an absolute path", HttpMethod.Post, "v1/networks", Create("""{"encrypted":"","key_file":"secret.key"}"""));
+            await ExpectError(api1, 400, "invalid_argument", "opt: cannot read key_file", HttpMethod.Post, "v1/networks", Create($$"""{"encrypted":"","key_file":"{{keys}}/missing.key"}"""));
+            await ExpectError(api1, 400, "invalid_argument", "opt: key_file", HttpMethod.Post, "v1/networks", Create($$"""{"encrypted":"","key_file":"{{shortKey}}"}"""));
+            await ExpectError(api1, 400, "invalid_argument", "opt: key_file", HttpMethod.Post, "v1/networks", Create($$"""{"encrypted":"","key_file":"{{rawKey}}"}"""));
+            await ExpectError(api1, 400, "invalid_argument", "opt: encrypted needs a key for 'secret'", HttpMethod.Post, "v1/networks", Create("""{"encrypted":""}"""));
+            await ExpectError(api1, 404, "not_found", "network:", HttpMethod.Get, "v1/networks/secret");
+
+            foreach (var api in new[] { api1, api2 })
+            {
+                var made = await api.Expect(201, HttpMethod.Post, "v1/networks", Create($$"""{"encrypted":"","key_file":"{{keyFile}}"}"""));
+                Assert.Equal(keyFile, made.GetProperty("Options").GetProperty("key_file").GetString()); // the path, never the key
+            }
+            await api1.Expect(201, HttpMethod.Post, "v1/networks/secret/connect", $$"""{"netns":"{{a}}","address":"198.18.5.11"}""");
+            await api2.Expect(201, HttpMethod.Post, "v1/networks/secret/connect", $$"""{"netns":"{{b}}","address":"198.18.5.12"}""");
+            Assert.DoesNotContain(File.ReadAllText(keyFile).Trim(), string.Join("", Directory.GetFiles(state + "1", "*", SearchOption.AllDirectories).Select(File.ReadAllText)));
+
+            // The underlay of h1 while a pings b: ESP (IP protocol 50), and no VXLAN in clear for VNI 4200
+            // (two captures, one line per packet: "-l" to stdout, which is what this machine's tcpdump reports reliably).
+            var esp = new List<string>();
+            var plain = new List<string>();
+            var listening = new[] { new TaskCompletionSource(), new TaskCompletionSource() };
+            Process Capture(string filter, List<string> lines, TaskCompletionSource ready) => net.Start(hosts[0], tcpdump, ["-i", "eth0", "-l", "-n", filter], line =>
+            {
+                if (line.Contains("listening on", StringComparison.Ordinal)) ready.TrySetResult();
+                else if (line.Contains(" IP ", StringComparison.Ordinal)) lock (lines) lines.Add(line);
+            });
+            var caps = new[] { Capture("ip proto 50", esp, listening[0]), Capture("udp port 4789 and (udp[12:4] >> 8) = 4200", plain, listening[1]) };
+            await Task.WhenAll(listening.Select(l => l.Task)).WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+            Assert.True(TestNetwork.Ping(a, "198.18.5.12", count: 5, interval: 0.1, minReplies: 5), "a on h1 → b on h2 over the encrypted run-time network");
+            await Task.Delay(500, TestContext.Current.CancellationToken);
+            foreach (var cap in caps)
+            {
+                Shell.Run("kill", ["-INT", cap.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+                await cap.WaitForExitAsync(TestContext.Current.CancellationToken);
+            }
+            lock (esp) Assert.True(esp.Count >= 10, $"expected ≥ 10 ESP packets (5 echo requests, 5 replies), saw {esp.Count}");
+            lock (plain) Assert.Empty(plain);
+            Assert.Equal(0, (await r1.StatusAsync()).Esp!.Dropped.Values.Sum());
+
+            // Restart: the key is read again from the stored path, and the network works as before.
+            Assert.Equal(0, await r1.StopAsync());
+            await r1.StartAsync();
+            Assert.True(TestNetwork.Ping(a, "198.18.5.12", count: 3, interval: 0.2, minReplies: 3), "a → b after h1 restarts");
+
+            // Removed: the key goes with the network, so the same name without key_file is refused again.
+            await api1.Expect(200, HttpMethod.Post, "v1/networks/secret/disconnect", $$"""{"netns":"{{a}}"}""");
+            await api1.Expect(204, HttpMethod.Delete, "v1/networks/secret");
+            await ExpectError(api1, 400, "invalid_argument", "opt: encrypted needs a key for 'secret'", HttpMethod.Post, "v1/networks", Create("""{"encrypted":""}"""));
+
+            // A key file gone while the daemon is down: the restore stops the start, naming the network and the file.
+            string moved = Path.Combine(keys, "moved.key");
+            File.Copy(keyFile, moved);
+            await api1.Expect(201, HttpMethod.Post, "v1/networks", Create($$"""{"encrypted":"","key_file":"{{moved}}"}"""));
+            Assert.Equal(0, await r1.StopAsync());
+            File.Delete(moved);
+            r1.Launch();
+            Assert.NotEqual(0, await r1.WaitForExitAsync());
+            Assert.Contains($"cannot restore network 'secret'", r1.Output);
+            Assert.Contains($"cannot read key_file '{moved}' of network 'secret': no such file", r1.Output);
+            File.Copy(keyFile, moved);
+            await r1.StartAsync(); // the file back: the network is back
+            Assert.Contains((await r1.StatusAsync()).Networks, n => n.Name == "secret");
+        }
+        finally
+        {
+            RemoveDir(state + "1");
+            RemoveDir(state + "2");
+            RemoveDir(state + "esp");
+            RemoveDir(keys);
+        }
+    }
 }
