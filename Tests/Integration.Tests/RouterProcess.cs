@@ -151,5 +151,9 @@ public sealed class RouterProcess : IDisposable
             }
         }
         try { File.Delete(ConfigPath); } catch (IOException) { }
+        // A router that was killed (KillAsync, or the SIGKILL above) leaves its socket: remove it unless someone listens.
+        string socket = ControlApi.SocketPath(Name);
+        if (_process is not null && File.Exists(socket) && !ControlClient.IsLive(socket))
+            try { File.Delete(socket); } catch (IOException) { }
     }
 }
