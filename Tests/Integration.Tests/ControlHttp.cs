@@ -39,6 +39,10 @@ internal sealed class ControlHttp(string socketPath) : IDisposable
         return ((int)resp.StatusCode, parsed, body);
     }
 
+    public Task<(int Status, JsonElement Json, string Body)> Get(string path) => Send(HttpMethod.Get, path);
+    public Task<(int Status, JsonElement Json, string Body)> Post(string path, string json) => Send(HttpMethod.Post, path, json);
+    public Task<(int Status, JsonElement Json, string Body)> Delete(string path) => Send(HttpMethod.Delete, path);
+
     /// <summary>Sends and asserts the status; returns the JSON.</summary>
     public async Task<JsonElement> Expect(int status, HttpMethod method, string path, string? json = null)
     {

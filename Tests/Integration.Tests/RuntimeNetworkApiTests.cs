@@ -15,47 +15,8 @@ namespace UserOverlay.Integration.Tests;
 /// </summary>
 public sealed class RuntimeNetworkApiTests
 {
-    /// <summary>HTTP over a router's Unix socket; answers are (status, parsed JSON or null, raw body).</summary>
-    private sealed class Api(string socketPath) : IDisposable
-    {
-        private readonly HttpClient _http = new(new SocketsHttpHandler
-        {
-            ConnectCallback = async (_, ct) =>
-            {
-                var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                await s.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), ct);
-                return new NetworkStream(s, ownsSocket: true);
-            },
-        })
-        { BaseAddress = new Uri("http://useroverlay/"), Timeout = TimeSpan.FromSeconds(30) };
-
-        public async Task<(int Status, JsonElement Json, string Body)> Send(HttpMethod method, string path, string? json = null)
-        {
-            using var req = new HttpRequestMessage(method, path);
-            if (json is not null) req.Content = new StringContent(json, Encoding.UTF8, "application/json");
-            using var resp = await _http.SendAsync(req);
-            string body = await resp.Content.ReadAsStringAsync();
-            var parsed = body.Length == 0 ? default : JsonDocument.Parse(body).RootElement.Clone();
-            return ((int)resp.StatusCode, parsed, body);
-        }
-
-        public Task<(int Status, JsonElement Json, string Body)> Get(string path) => Send(HttpMethod.Get, path);
-        public Task<(int Status, JsonElement Json, string Body)> Post(string path, string json) => Send(HttpMethod.Post, path, json);
-        public Task<(int Status, JsonElement Json, string Body)> Delete(string path) => Send(HttpMethod.Delete, path);
-
-        /// <summary>Sends and asserts the status; returns the JSON.</summary>
-        public async Task<JsonElement> Expect(int status, HttpMethod method, string path, string? json = null)
-        {
-            var (s, j, body) = await Send(method, path, json);
-            Assert.True(s == status, $"{method} {path} {json}: expected {status}, got {s}: {body}");
-            return j;
-        }
-
-        public void Dispose() => _http.Dispose();
-    }
-
     /// <summary>An error answer: the status, the code, and a message that is one sentence starting with the field.</summary>
-    private static async Task ExpectError(Api api, int status, string code, string fieldPrefix, HttpMethod method, string path, string? json = null)
+    private static async Task ExpectError(ControlHttp api, int status, string code, string fieldPrefix, HttpMethod method, string path, string? json = null)
     {
         var (s, j, body) = await api.Send(method, path, json);
         Assert.True(s == status, $"{method} {path} {json}: expected {status} {code}, got {s}: {body}");
@@ -97,7 +58,7 @@ public sealed class RuntimeNetworkApiTests
         {
             using var router = Router(net, host, Config($"endpoints: [ {{ network: blue, netns: {c1}, address: 198.18.0.11/24 }} ]"), state);
             await router.StartAsync();
-            using var api = new Api(ControlApi.SocketPath(router.Name));
+            using var api = new ControlHttp(ControlApi.SocketPath(router.Name));
 
             var green = await api.Expect(201, HttpMethod.Post, "v1/networks", """{"name":"green","subnet":"198.18.4.0/24","vni":5000}""");
             Assert.Equal("green", green.GetProperty("Name").GetString());
@@ -164,7 +125,7 @@ public sealed class RuntimeNetworkApiTests
         {
             using var router = Router(net, host, Config(), state);
             await router.StartAsync();
-            using (var api = new Api(ControlApi.SocketPath(router.Name)))
+            using (var api = new ControlHttp(ControlApi.SocketPath(router.Name)))
                 await api.Expect(201, HttpMethod.Post, "v1/networks/blue/connect", $$"""{"netns":"{{a}}","name":"web"}""");
             Assert.Equal(0, await router.StopAsync());
 
@@ -196,7 +157,7 @@ public sealed class RuntimeNetworkApiTests
         {
             using var router = Router(net, host, Config(), state);
             await router.StartAsync();
-            using var api = new Api(ControlApi.SocketPath(router.Name));
+            using var api = new ControlHttp(ControlApi.SocketPath(router.Name));
             var post = HttpMethod.Post;
             await api.Expect(201, post, "v1/networks", """{"name":"green","subnet":"198.18.4.0/24","vni":5000}""");
 
@@ -270,7 +231,7 @@ public sealed class RuntimeNetworkApiTests
             Assert.Equal("403", AsNobody("http://useroverlay/v1/sa").Status);
             Assert.Equal("200", AsNobody("http://useroverlay/v1/status").Status);
             Assert.Equal("200", AsNobody("http://useroverlay/v1/networks").Status);
-            using var api = new Api(socket);
+            using var api = new ControlHttp(socket);
             Assert.Equal(["blue"], (await api.Expect(200, HttpMethod.Get, "v1/networks")).EnumerateArray().Select(n => n.GetProperty("Name").GetString()));
         }
         finally { RemoveDir(state); }
@@ -291,7 +252,7 @@ public sealed class RuntimeNetworkApiTests
         {
             using var router = Router(net, host, Config($"endpoints: [ {{ network: blue, netns: {a}, address: 198.18.0.11/24 }} ]"), state);
             await router.StartAsync();
-            using var api = new Api(ControlApi.SocketPath(router.Name));
+            using var api = new ControlHttp(ControlApi.SocketPath(router.Name));
             await api.Expect(201, HttpMethod.Post, "v1/networks", """{"name":"green","subnet":"198.18.4.0/24"}""");
 
             var w = await api.Expect(201, HttpMethod.Post, "v1/workloads",
@@ -360,8 +321,8 @@ public sealed class RuntimeNetworkApiTests
             using var r2 = Router(net, hosts[1], Config(2), state + "2", "h2");
             await r1.StartAsync();
             await r2.StartAsync();
-            using var api1 = new Api(ControlApi.SocketPath(r1.Name));
-            using var api2 = new Api(ControlApi.SocketPath(r2.Name));
+            using var api1 = new ControlHttp(ControlApi.SocketPath(r1.Name));
+            using var api2 = new ControlHttp(ControlApi.SocketPath(r2.Name));
             foreach (var api in new[] { api1, api2 })
                 await api.Expect(201, HttpMethod.Post, "v1/networks", """{"name":"green","subnet":"198.18.4.0/24","vni":5000}""");
             await api1.Expect(201, HttpMethod.Post, "v1/networks/green/connect", $$"""{"netns":"{{a}}","address":"198.18.4.11"}""");
@@ -417,8 +378,8 @@ public sealed class RuntimeNetworkApiTests
             using var r2 = Router(net, hosts[1], Config(2), state + "2", "h2");
             await r1.StartAsync();
             await r2.StartAsync();
-            using var api1 = new Api(ControlApi.SocketPath(r1.Name));
-            using var api2 = new Api(ControlApi.SocketPath(r2.Name));
+            using var api1 = new ControlHttp(ControlApi.SocketPath(r1.Name));
+            using var api2 = new ControlHttp(ControlApi.SocketPath(r2.Name));
 
             // Bad inputs: each refused with the field, nothing made.
             await ExpectError(api1, 400, "invalid_argument", "opt: key_file is given but the network is not encrypted", HttpMethod.Post, "v1/networks", Create($$"""{"key_file":"{{keyFile}}"}"""));

@@ -27,14 +27,6 @@ public class EncryptedSwitchingTests : InMemoryHostsTest
     private (OverlayRouter R, InMemoryPlatform P) Host(int i, int[] peers, byte[]? key = null, params EndpointOptions[] extra) =>
         Hosts.Add(i, peers, [Blue, Secret], [Endpoint("secret", $"s{i}", $"198.18.2.1{i}"), .. extra], Keys(("secret", key ?? SecretKey)));
 
-    private static List<(VtepEndpoint To, byte[] Payload)> Drain(InMemoryUnderlay u)
-    {
-        Thread.Sleep(100);
-        var l = new List<(VtepEndpoint, byte[])>();
-        while (u.Sent.TryDequeue(out var x)) l.Add(x);
-        return l;
-    }
-
     [Fact]
     public void Encrypted_traffic_crosses_as_ESP_only_and_the_default_MTU_accounts_for_it()
     {

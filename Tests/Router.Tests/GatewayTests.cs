@@ -30,14 +30,6 @@ public class GatewayTests : InMemoryHostsTest
         return eth.Bytes;
     }
 
-    private static List<(VtepEndpoint To, byte[] Payload)> Drain(InMemoryUnderlay u)
-    {
-        Thread.Sleep(100);
-        var l = new List<(VtepEndpoint, byte[])>();
-        while (u.Sent.TryDequeue(out var x)) l.Add(x);
-        return l;
-    }
-
     [Fact]
     public void The_gateway_MAC_is_the_documented_prefix_and_the_VNI()
     {

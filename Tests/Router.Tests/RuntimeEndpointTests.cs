@@ -11,14 +11,6 @@ public class RuntimeEndpointTests : InMemoryHostsTest
     private static readonly NetworkOptions Green = new() { Name = "green", Vni = 4099, Subnet = new Ipv4Prefix(Ip("198.18.1.0"), 24) };
     private static MacAddress MacOf(string ip) => MacAddress.FromIPv4(IPAddress.Parse(ip));
 
-    private static List<(VtepEndpoint To, byte[] Payload)> Drain(InMemoryUnderlay u)
-    {
-        Thread.Sleep(100);
-        var l = new List<(VtepEndpoint, byte[])>();
-        while (u.Sent.TryDequeue(out var x)) l.Add(x);
-        return l;
-    }
-
     [Fact]
     public void A_network_and_endpoints_added_at_run_time_forward_on_the_host_and_across_hosts()
     {
