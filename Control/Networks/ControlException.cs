@@ -16,6 +16,9 @@ public static class ControlErrorCodes
     public const string Ambiguous = "ambiguous";
     /// <summary>The object is still used (a network with attached endpoints).</summary>
     public const string InUse = "in_use";
+
+    /// <summary>The caller may not do this (a wrong join token, a worker asking what only managers do, a network that is not attachable).</summary>
+    public const string PermissionDenied = "permission_denied";
     /// <summary>A pool has nothing left to hand out (addresses, VNIs, default subnets).</summary>
     public const string Exhausted = "exhausted";
     /// <summary>The stored state cannot be read or is inconsistent; the message names the file or object.</summary>
@@ -41,14 +44,14 @@ public sealed class ControlException(string code, string message, string? field 
     public string? Field { get; } = field;
 
     /// <summary>An <see cref="ControlErrorCodes.InvalidArgument"/> error about <paramref name="field"/>.</summary>
-    internal static ControlException Invalid(string field, string sentence) =>
+    public static ControlException Invalid(string field, string sentence) =>
         new(ControlErrorCodes.InvalidArgument, $"{field}: {sentence}", field);
 
     /// <summary>User text with control characters escaped (\u000a), so that a message stays one line.</summary>
-    internal static string Printable(string? s) =>
+    public static string Printable(string? s) =>
         string.Concat((s ?? "").Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()));
 
     /// <summary>A <see cref="ControlErrorCodes.Conflict"/> error about <paramref name="field"/>.</summary>
-    internal static ControlException Conflicting(string field, string sentence) =>
+    public static ControlException Conflicting(string field, string sentence) =>
         new(ControlErrorCodes.Conflict, $"{field}: {sentence}", field);
 }
