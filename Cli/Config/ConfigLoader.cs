@@ -132,7 +132,7 @@ public static class ConfigLoader
                 });
             }
         }
-        else r.ErrorMissing("", "networks");
+        // No networks: a router waiting to be told (network create, or a cluster's managers).
 
         // endpoints
         var endpoints = new List<EndpointOptions>();

@@ -147,6 +147,16 @@ public class ConfigTests
         networks: [ { name: n, vni: 1, subnet: 198.18.0.0/16 } ]
         """;
 
+    [Fact]
+    public void A_file_without_networks_runs_a_router_waiting_to_be_told()
+    {
+        var config = Parse("underlay: { address: 192.0.2.1 }");
+        Assert.Empty(config.Router.Networks);
+        Assert.Empty(config.Router.Endpoints);
+        var bad = Errors("underlay: { address: 192.0.2.1 }\nendpoints: [ { network: blue, netns: c1, address: 198.18.0.5/24 } ]");
+        Assert.Contains(bad, e => e.Path.StartsWith("endpoints[0]", StringComparison.Ordinal) && e.Message.Contains("blue", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData(null, 5000)]          // the default
     [InlineData("2s", 2000)]
