@@ -30,6 +30,9 @@ internal static class DaemonHost
     /// <summary>How long the stop may take in all (leaving the cluster takes at most 3 s of it).</summary>
     public static readonly TimeSpan ShutdownTimeout = TimeSpan.FromSeconds(15);
 
+    /// <summary>Threads the pool keeps ready (see <see cref="RunAsync"/>).</summary>
+    public const int MinPoolThreads = 128;
+
     /// <summary>Builds the host (nothing runs yet).</summary>
     public static IHost Build(DaemonOptions options)
     {
@@ -60,6 +63,11 @@ internal static class DaemonHost
     public static async Task<int> RunAsync(DaemonOptions options)
     {
         DescriptorLimit.RaiseToHard(); // one descriptor per endpoint and queue: the soft limit of a service (1,024) is too few
+        // Attaches run one at a time under the network manager's lock, and one to a cluster network waits there for the
+        // managers' answer (whose completion needs a pool thread): enough threads that a burst of concurrent attach
+        // requests, each holding one while it waits for the lock, does not starve that answer.
+        ThreadPool.GetMinThreads(out int workers, out int io);
+        ThreadPool.SetMinThreads(Math.Max(workers, MinPoolThreads), io);
         using var host = Build(options);
         var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
         var log = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("useroverlay");

@@ -467,8 +467,8 @@ public sealed class ClusterManager(IClusterStore store, ClusterManagerOptions? o
             if (r.Kvs.Count == 0) throw new ControlException(ControlErrorCodes.NotFound, $"the cluster has no {subsystem} keys", "keys");
             var ring = Decode(r.Kvs[0], ClusterJson.Default.KeyRing);
             var now = _options.Time.GetUtcNow();
-            if (now - ring.Primary.Created < ifOlderThan) return ring;
-            var keys = ring.Keys.Append(new ClusterKey(ring.Primary.Generation + 1, RandomNumberGenerator.GetBytes(32), now))
+            if (now - ring.Newest.Created < ifOlderThan) return ring;
+            var keys = ring.Keys.Append(new ClusterKey(ring.Newest.Generation + 1, RandomNumberGenerator.GetBytes(32), now))
                 .TakeLast(_options.KeyRingSize).ToList();
             var next = ring with { Keys = keys };
             var t = await store.TxnAsync(new TxnRequest([Compare.ModifiedAt(r.Kvs[0].Key, r.Kvs[0].ModRevision)],

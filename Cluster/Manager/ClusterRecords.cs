@@ -111,7 +111,7 @@ public sealed record ClusterKey(long Generation, byte[] Material, DateTimeOffset
 
 /// <summary>
 /// The keys of one subsystem (<see cref="KeyRing.Gossip"/> or <see cref="KeyRing.Ipsec"/>), as swarm keeps them: the
-/// newest few, oldest first; nodes encrypt with <see cref="Primary"/> and accept all of them, so a rotation that
+/// newest few, oldest first; nodes send with <see cref="SendKey"/> and accept all of them, so a rotation that
 /// reaches nodes at different moments loses nothing.
 /// </summary>
 public sealed record KeyRing
@@ -128,9 +128,17 @@ public sealed record KeyRing
     /// <summary>The keys, oldest first (at most <see cref="ClusterManagerOptions.KeyRingSize"/>).</summary>
     public required IReadOnlyList<ClusterKey> Keys { get; init; }
 
-    /// <summary>The key to encrypt with: the newest.</summary>
+    /// <summary>
+    /// The key to send with: the second newest once the ring holds two or more, else the only one. The newest key is
+    /// for receiving only during its first rotation period, so every node has it before any node sends with it, and
+    /// a rotation loses nothing although nodes learn the new ring at different moments (swarm's rule).
+    /// </summary>
     [JsonIgnore]
-    public ClusterKey Primary => Keys[^1];
+    public ClusterKey SendKey => Keys.Count >= 2 ? Keys[^2] : Keys[0];
+
+    /// <summary>The newest key (the one a rotation added last).</summary>
+    [JsonIgnore]
+    public ClusterKey Newest => Keys[^1];
 }
 
 /// <summary>

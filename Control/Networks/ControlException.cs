@@ -27,6 +27,8 @@ public static class ControlErrorCodes
     public const string StorageFailed = "storage_failed";
     /// <summary>An operation failed and undoing its first half failed too; the message says what was left behind.</summary>
     public const string Internal = "internal";
+    /// <summary>What the operation needs is not reachable now (no cluster manager answers); retrying later may succeed.</summary>
+    public const string Unavailable = "unavailable";
 }
 
 /// <summary>

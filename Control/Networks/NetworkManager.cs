@@ -31,6 +31,7 @@ public sealed class NetworkManager
     private readonly Dictionary<string, Network> _byName = new(StringComparer.Ordinal);
     // Across networks: a namespace cannot hold two interfaces of one name.
     private readonly Dictionary<(string Netns, string Interface), EndpointRecord> _interfaces = [];
+    private IAddressAuthority? _authority;
 
     /// <summary>
     /// A manager over <paramref name="store"/>'s state. Throws <see cref="ControlException"/> with
@@ -46,6 +47,81 @@ public sealed class NetworkManager
         var state = store.Load();
         foreach (var def in state.Networks) Restore(def);
         foreach (var ep in state.Endpoints) Restore(ep);
+    }
+
+    /// <summary>The scope of a network that is a cluster's (<see cref="AdoptNetwork"/>), as Docker's inspect shows it.</summary>
+    public const string SwarmScope = "swarm";
+
+    /// <summary>
+    /// Who hands out addresses on the cluster's networks (<see cref="NetworkDefinition.Scope"/> "swarm"): set by the cluster
+    /// agent once the host is in a cluster, null otherwise — attaching to a cluster network is then refused with
+    /// <see cref="ControlErrorCodes.Unavailable"/>.
+    /// </summary>
+    public IAddressAuthority? AddressAuthority
+    {
+        get { lock (_lock) return _authority; }
+        set { lock (_lock) _authority = value; }
+    }
+
+    /// <summary>
+    /// Makes a network of the cluster this host's too (the cluster agent calls it when the managers' state lists a network
+    /// this host does not serve yet): the data plane serves it and the store keeps it, with the cluster's id, name, VNI
+    /// and subnet, scope "swarm", so that the host keeps forwarding on it while no manager answers and across restarts.
+    /// Idempotent for the same definition. Refused with <see cref="ControlErrorCodes.Conflict"/> when one of this host's
+    /// own networks has its name or VNI, or a subnet overlapping it (the message names it: remove or rename that one).
+    /// </summary>
+    public NetworkDefinition AdoptNetwork(NetworkDefinition definition)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        var def = definition with { Scope = SwarmScope, FromConfig = false };
+        lock (_lock)
+        {
+            if (_byId.TryGetValue(def.Id, out var known))
+            {
+                if (SameNetwork(known.Definition, def) && known.Definition.Name == def.Name) return known.Definition;
+                throw ControlException.Conflicting("network", $"the cluster's network '{def.Name}' (id {ObjectIds.Short(def.Id)}) differs from the one of that id this host serves ({Difference(known.Definition, def)})");
+            }
+            if (_byName.TryGetValue(def.Name, out var named))
+                throw ControlException.Conflicting("name", $"the cluster's network '{def.Name}' has the name of this host's network {ObjectIds.Short(named.Definition.Id)} ({named.Definition.Scope}); remove or rename that one");
+            if (_byId.Values.FirstOrDefault(n => n.Definition.Vni == def.Vni) is { } sameVni)
+                throw ControlException.Conflicting("vni", $"the cluster's network '{def.Name}' has VNI {def.Vni}, which this host's network '{sameVni.Definition.Name}' uses; remove that one");
+            if (_byId.Values.FirstOrDefault(n => NetworkValidator.Overlaps(n.Definition.Subnet, def.Subnet)) is { } overlap)
+                throw ControlException.Conflicting("subnet", $"the cluster's network '{def.Name}' has subnet {def.Subnet}, which overlaps {overlap.Definition.Subnet} of this host's network '{overlap.Definition.Name}'; remove that one");
+            var network = new Network(def);
+            _dataPlane.AddNetwork(def);
+            WriteOrUndo(() => _store.PutNetwork(def), () => _dataPlane.RemoveNetwork(def));
+            _byId.Add(def.Id, network);
+            _byName.Add(def.Name, network);
+            return def;
+        }
+    }
+
+    /// <summary>
+    /// Stops serving a network of the cluster the managers no longer list (the cluster agent calls it): this host's
+    /// endpoints on it are detached first (TAPs removed) and returned; their addresses are not given back to the
+    /// authority, whose owner removed the network and its allocations with it. Unknown ids return nothing; a network of
+    /// scope "local" is refused with <see cref="ControlErrorCodes.InvalidArgument"/>.
+    /// </summary>
+    public IReadOnlyList<EndpointRecord> ForgetNetwork(string networkId)
+    {
+        lock (_lock)
+        {
+            if (!_byId.TryGetValue(networkId, out var network)) return [];
+            var def = network.Definition;
+            if (def.Scope != SwarmScope) throw ControlException.Invalid("network", $"'{def.Name}' is this host's own network, not the cluster's");
+            var detached = new List<EndpointRecord>();
+            foreach (var ep in network.Endpoints.Values.OrderBy(e => e.Created).ToList())
+            {
+                _dataPlane.DetachEndpoint(def, ep);
+                Forget(network, ep);
+                detached.Add(ep);
+            }
+            _dataPlane.RemoveNetwork(def);
+            _store.DeleteNetwork(def.Id);
+            _byId.Remove(def.Id);
+            _byName.Remove(def.Name);
+            return detached;
+        }
     }
 
     /// <summary>Creates a network (validated by <see cref="NetworkValidator"/>) and returns it; its id is what <c>network create</c> prints.</summary>
@@ -307,14 +383,41 @@ public sealed class NetworkManager
         if (mac is { } given && network.ByMac.TryGetValue(given, out var macHolder))
             throw ControlException.Conflicting("mac", $"{given} is already used by endpoint '{macHolder.Name}' on network '{def.Name}'");
 
-        uint address;
+        string id = request.Id ?? ObjectIds.New();
+        if (!ObjectIds.IsValid(id)) throw ControlException.Invalid("id", $"'{ControlException.Printable(id)}' is not an endpoint id (64 lowercase hex characters)");
+        uint? requested = null;
         if (request.Address is { } ip)
         {
-            if (!Ipv4Prefix.TryParseAddress(ip, out address))
+            if (!Ipv4Prefix.TryParseAddress(ip, out uint parsed))
                 throw ControlException.Invalid("ip", $"'{ip}' is not an IPv4 address");
-            network.Pool.AllocateSpecific(address);
+            requested = parsed;
         }
-        else address = network.Pool.AllocateNext();
+        // A cluster network's address comes from the cluster (so no two hosts take one), then is taken here too.
+        IAddressAuthority? authority = null;
+        if (def.Scope == SwarmScope && !fromConfig)
+        {
+            authority = _authority ?? throw new ControlException(ControlErrorCodes.Unavailable,
+                $"network: '{def.Name}' is the cluster's, and this host is not connected to the cluster now; retry once it is (useroverlay swarm status)", "network");
+            var reservation = authority.Reserve(def, id, name, requested, mac);
+            requested = reservation.Address;
+            mac = reservation.Mac;
+        }
+
+        uint address;
+        try
+        {
+            if (requested is uint fixedAddress)
+            {
+                network.Pool.AllocateSpecific(fixedAddress);
+                address = fixedAddress;
+            }
+            else address = network.Pool.AllocateNext();
+        }
+        catch
+        {
+            authority?.Release(def, id);
+            throw;
+        }
 
         EndpointRecord endpoint;
         try
@@ -322,9 +425,11 @@ public sealed class NetworkManager
             var effectiveMac = mac ?? EndpointMac.FromAddress(address);
             if (mac is null && network.ByMac.TryGetValue(effectiveMac, out macHolder))
                 throw ControlException.Conflicting("mac", $"{effectiveMac}, derived from {VtepEndpoint.FormatAddress(address)}, is already used by endpoint '{macHolder.Name}'; give --mac");
+            if (network.Endpoints.ContainsKey(id))
+                throw ControlException.Conflicting("id", $"an endpoint with id {ObjectIds.Short(id)} is already connected to network '{def.Name}'");
             endpoint = new EndpointRecord
             {
-                Id = ObjectIds.New(),
+                Id = id,
                 NetworkId = def.Id,
                 Name = name,
                 Netns = netns,
@@ -346,6 +451,7 @@ public sealed class NetworkManager
         catch
         {
             network.Pool.Release(address);
+            authority?.Release(def, id);
             throw;
         }
         network.Add(endpoint);
@@ -371,6 +477,7 @@ public sealed class NetworkManager
             net.Remove(ep);
             _interfaces.Remove((ep.Netns, ep.Interface));
             net.Pool.Release(ep.Address);
+            if (def.Scope == SwarmScope) _authority?.Release(def, ep.Id);
             return ep;
         }
     }

@@ -72,6 +72,9 @@ public sealed record EndpointAttachRequest
 
     /// <summary>Extra DNS names (<c>--alias</c>).</summary>
     public IReadOnlyList<string> Aliases { get; init; } = [];
+
+    /// <summary>The endpoint's id (64 lowercase hex characters); null for a new random one.</summary>
+    public string? Id { get; init; }
 }
 
 /// <summary>Parses repeated <c>KEY=VALUE</c> flags (<c>--label</c>, <c>--aux-address</c>, <c>--opt</c>) for a CLI.</summary>

@@ -65,7 +65,7 @@ public sealed class ClusterManagerTests : IAsyncLifetime
         Assert.Equal("cluster1", (await _managers[2].GetInfoAsync())!.Id);
         var rings = await Task.WhenAll(M.GetKeyRingAsync(KeyRing.Gossip), M.GetKeyRingAsync(KeyRing.Ipsec));
         Assert.All(rings, r => Assert.Equal(32, Assert.Single(r.Keys).Material.Length));
-        Assert.NotEqual(rings[0].Primary.Material, rings[1].Primary.Material);
+        Assert.NotEqual(rings[0].Newest.Material, rings[1].Newest.Material);
     }
 
     [Fact]
@@ -313,7 +313,7 @@ public sealed class ClusterManagerTests : IAsyncLifetime
         for (int i = 0; i < 4; i++) await _managers[i % 3].RotateKeysAsync(KeyRing.Ipsec);
         var ring = await _managers[2].GetKeyRingAsync(KeyRing.Ipsec);
         Assert.Equal([3L, 4L, 5L], ring.Keys.Select(k => k.Generation));
-        Assert.Equal(5, ring.Primary.Generation);
+        Assert.Equal(5, ring.Newest.Generation);
         Assert.Equal(3, ring.Keys.Select(k => Convert.ToHexString(k.Material)).Distinct().Count());
         Assert.Single((await M.GetKeyRingAsync(KeyRing.Gossip)).Keys); // the other subsystem is unchanged
     }

@@ -5,7 +5,7 @@ namespace UserOverlay.Cluster.Tests.Manager;
 
 /// <summary>
 /// The store contract's transactions and reads, the plainest way: one lock, one dictionary, one revision counter —
-/// a model to test the managers' compare-and-swap logic against (watches and leases are not modelled). Several
+/// a model to test the managers' compare-and-swap logic against (watches kept as a full history; leases are not modelled). Several
 /// managers sharing one instance race exactly as managers sharing a replicated store do, since a transaction is
 /// atomic either way. Each call yields first, so concurrent callers interleave between their reads and writes.
 /// </summary>
@@ -13,6 +13,8 @@ internal sealed class NaiveStore : IClusterStore
 {
     private readonly Lock _lock = new();
     private readonly SortedDictionary<string, KeyValue> _kvs = new(StringComparer.Ordinal);
+    private readonly List<WatchEvent> _history = [];
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _revision = 1;
 
     public string Location => "naive";
@@ -59,25 +61,51 @@ internal sealed class NaiveStore : IClusterStore
                         break;
                     case OpKind.Put:
                         _kvs.TryGetValue(op.Key, out var prev);
-                        _kvs[op.Key] = new KeyValue(op.Key, op.Value!, prev?.CreateRevision ?? next, next, (prev?.Version ?? 0) + 1, op.Lease);
+                        var put = _kvs[op.Key] = new KeyValue(op.Key, op.Value!, prev?.CreateRevision ?? next, next, (prev?.Version ?? 0) + 1, op.Lease);
+                        _history.Add(new WatchEvent(WatchEventType.Put, put, prev));
                         wrote = true;
                         responses.Add(new OpResponse([], Previous: prev));
                         break;
                     case OpKind.Delete:
                         var gone = op.Prefix ? Under(op.Key) : _kvs.TryGetValue(op.Key, out var d) ? [d] : [];
-                        foreach (var g in gone) _kvs.Remove(g.Key);
+                        foreach (var g in gone)
+                        {
+                            _kvs.Remove(g.Key);
+                            _history.Add(new WatchEvent(WatchEventType.Delete, g with { ModRevision = next }, g));
+                        }
                         wrote |= gone.Count > 0;
                         responses.Add(new OpResponse([], Deleted: gone.Count));
                         break;
                 }
             }
-            if (wrote) _revision = next;
+            if (wrote)
+            {
+                _revision = next;
+                _changed.TrySetResult();
+                _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
             return new TxnResult(ok, _revision, responses);
         }
     }
 
-    public IAsyncEnumerable<WatchEvent> WatchAsync(string prefix, long fromRevision, CancellationToken cancellationToken = default) =>
-        throw new NotSupportedException("the naive store models transactions only");
+    public async IAsyncEnumerable<WatchEvent> WatchAsync(string prefix, long fromRevision, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        long next = fromRevision;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            List<WatchEvent> batch;
+            Task changed;
+            lock (_lock)
+            {
+                batch = [.. _history.Where(e => e.Revision >= next && e.Kv.Key.StartsWith(prefix, StringComparison.Ordinal))];
+                next = _revision + 1;
+                changed = _changed.Task;
+            }
+            foreach (var e in batch) yield return e;
+            try { await changed.WaitAsync(cancellationToken); }
+            catch (OperationCanceledException) { yield break; }
+        }
+    }
 
     public ValueTask<Lease> GrantLeaseAsync(TimeSpan ttl, CancellationToken cancellationToken = default) => throw new NotSupportedException();
 
