@@ -7,9 +7,11 @@ using System.Security.Cryptography;
 namespace UserOverlay.Crypto;
 
 /// <summary>
-/// The ESP security association database of one host: per (network key, peer VTEP) an outbound SA for the current
-/// epoch and inbound SAs for the neighbouring epochs, all derived from the network keys
-/// (<see cref="EspKeyDerivation"/>), rotated by <see cref="Tick"/>, and looked up by SPI on receive.
+/// The ESP security association database of one host: per (network key id, peer VTEP) an outbound SA for the current
+/// epoch, derived from the primary of the id's <see cref="NetworkKeyRing"/>, and inbound SAs for the neighbouring
+/// epochs of every key of the ring, all derived with <see cref="EspKeyDerivation"/>, rotated by <see cref="Tick"/>,
+/// and looked up by SPI on receive. When a ring changes, the SAs of the keys it keeps stay as they are (sequence
+/// numbers, replay windows), those of added keys are built and those of removed keys retired.
 /// </summary>
 /// <remarks>
 /// <para><b>Data path</b> (any thread, allocation-free, lock-free lookups): <see cref="EspPeer.Seal"/> on a handle from
@@ -19,8 +21,8 @@ namespace UserOverlay.Crypto;
 /// <para><b>Control path</b> (serialised by an internal lock; any thread): <see cref="AddPeer"/>,
 /// <see cref="RemovePeer"/>, <see cref="SetPeers"/>, <see cref="Tick"/>, <see cref="Describe"/>. The router calls
 /// <see cref="Tick"/> from a timer about once a second: it moves SAs to new epochs at boundaries, rotates early when
-/// an SA has used <see cref="EspOptions.RekeyAfterPackets"/> numbers, re-reads keys from the
-/// <see cref="INetworkKeySource"/>, retries failed reservations and frees retired SAs. It may block on the
+/// an SA has used <see cref="EspOptions.RekeyAfterPackets"/> numbers, re-reads the key rings from the
+/// <see cref="INetworkKeySource"/> (and follows their changes), retries failed reservations and frees retired SAs. It may block on the
 /// <see cref="ISequenceStore"/> (an fsync), so do not call it from a pipeline thread.</para>
 /// </remarks>
 public sealed class EspSecurityDatabase : IDisposable
