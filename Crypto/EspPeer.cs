@@ -33,9 +33,28 @@ public sealed class EspPeer
     /// <summary>True after <see cref="EspSecurityDatabase.RemovePeer"/>; the handle then never seals again.</summary>
     public bool IsRemoved { get; internal set; }
 
-    internal NetworkKey? Key { get; set; }
+    /// <summary>The key ring the SAs were last built from (null: none yet, or the key went away).</summary>
+    internal NetworkKeyRing? Ring { get; set; }
 
-    internal Dictionary<long, InboundSa> Inbound { get; } = [];
+    /// <summary>The key <see cref="CurrentOutbound"/> was derived from (the ring's primary once the switch is committed).</summary>
+    internal NetworkKey? OutboundKey { get; set; }
+
+    /// <summary>Inbound SAs by key of the ring (in ring order) and epoch.</summary>
+    internal List<KeySlot> Slots { get; } = [];
+
+    /// <summary>Every inbound SA of every key.</summary>
+    internal IEnumerable<InboundSa> AllInbound => Slots.SelectMany(s => s.Inbound.Values);
+
+    /// <summary>Number of inbound SAs.</summary>
+    internal int InboundCount => Slots.Sum(s => s.Inbound.Count);
+
+    /// <summary>The inbound SAs derived from one key of the ring, by epoch.</summary>
+    internal sealed class KeySlot(NetworkKey key)
+    {
+        public NetworkKey Key { get; } = key;
+
+        public Dictionary<long, InboundSa> Inbound { get; } = [];
+    }
 
     internal void SetCurrent(OutboundSa? sa) => _current = sa;
 

@@ -7,9 +7,11 @@ using System.Security.Cryptography;
 namespace UserOverlay.Crypto;
 
 /// <summary>
-/// The ESP security association database of one host: per (network key, peer VTEP) an outbound SA for the current
-/// epoch and inbound SAs for the neighbouring epochs, all derived from the network keys
-/// (<see cref="EspKeyDerivation"/>), rotated by <see cref="Tick"/>, and looked up by SPI on receive.
+/// The ESP security association database of one host: per (network key id, peer VTEP) an outbound SA for the current
+/// epoch, derived from the primary of the id's <see cref="NetworkKeyRing"/>, and inbound SAs for the neighbouring
+/// epochs of every key of the ring, all derived with <see cref="EspKeyDerivation"/>, rotated by <see cref="Tick"/>,
+/// and looked up by SPI on receive. When a ring changes, the SAs of the keys it keeps stay as they are (sequence
+/// numbers, replay windows), those of added keys are built and those of removed keys retired.
 /// </summary>
 /// <remarks>
 /// <para><b>Data path</b> (any thread, allocation-free, lock-free lookups): <see cref="EspPeer.Seal"/> on a handle from
@@ -19,8 +21,8 @@ namespace UserOverlay.Crypto;
 /// <para><b>Control path</b> (serialised by an internal lock; any thread): <see cref="AddPeer"/>,
 /// <see cref="RemovePeer"/>, <see cref="SetPeers"/>, <see cref="Tick"/>, <see cref="Describe"/>. The router calls
 /// <see cref="Tick"/> from a timer about once a second: it moves SAs to new epochs at boundaries, rotates early when
-/// an SA has used <see cref="EspOptions.RekeyAfterPackets"/> numbers, re-reads keys from the
-/// <see cref="INetworkKeySource"/>, retries failed reservations and frees retired SAs. It may block on the
+/// an SA has used <see cref="EspOptions.RekeyAfterPackets"/> numbers, re-reads the key rings from the
+/// <see cref="INetworkKeySource"/> (and follows their changes), retries failed reservations and frees retired SAs. It may block on the
 /// <see cref="ISequenceStore"/> (an fsync), so do not call it from a pipeline thread.</para>
 /// </remarks>
 public sealed class EspSecurityDatabase : IDisposable
@@ -28,7 +30,7 @@ public sealed class EspSecurityDatabase : IDisposable
     private readonly Lock _control = new();
     private readonly Dictionary<(string KeyId, IPAddress Peer), EspPeer> _peers = [];
     private readonly List<(SecurityAssociation Sa, long Tick)> _retired = [];
-    private readonly List<(EspPeer Peer, OutboundSa Next, OutboundSa? Old)> _pending = [];
+    private readonly List<(EspPeer Peer, OutboundSa Next, OutboundSa? Old, NetworkKey Key)> _pending = [];
     private readonly INetworkKeySource _keys;
     private readonly ISequenceStore _store;
     private FrozenDictionary<uint, InboundSa[]> _inbound = FrozenDictionary<uint, InboundSa[]>.Empty;
@@ -276,8 +278,9 @@ public sealed class EspSecurityDatabase : IDisposable
             {
                 if (p.CurrentOutbound is { } o)
                     list.Add(EspSaDescription.From(o, Options, current: true));
-                foreach (var kv in p.Inbound.OrderBy(kv => kv.Key))
-                    list.Add(EspSaDescription.From(kv.Value, Options, current: kv.Key == CurrentEpoch));
+                foreach (EspPeer.KeySlot slot in p.Slots)
+                    foreach (var kv in slot.Inbound.OrderBy(kv => kv.Key))
+                        list.Add(EspSaDescription.From(kv.Value, Options, current: kv.Key == CurrentEpoch));
             }
             return list;
         }
@@ -310,78 +313,126 @@ public sealed class EspSecurityDatabase : IDisposable
     private bool Refresh(EspPeer p, long epoch)
     {
         bool changed = false;
-        if (!_keys.TryGetKey(p.KeyId, out NetworkKey? key))
+        if (!_keys.TryGetRing(p.KeyId, out NetworkKeyRing? ring) || ring.Count == 0)
         {
             // No key, no SA, no send.
-            changed = p.CurrentOutbound is not null || p.Inbound.Count > 0;
+            changed = p.CurrentOutbound is not null || p.InboundCount > 0;
             RetireAll(p);
-            p.Key = null;
             return changed;
         }
-        if (p.Key is null || !p.Key.SecretEquals(key) || p.Key.Id != key.Id)
-        {
-            changed = p.CurrentOutbound is not null || p.Inbound.Count > 0;
-            RetireAll(p);
-            p.Key = key;
-        }
+        if (p.Ring is null || !p.Ring.SameAs(ring))
+            changed |= ApplyRing(p, ring);
 
         int spread = Options.EpochSpread;
+        NetworkKey primary = ring.Primary;
 
-        // Outbound: the clock's epoch, never going back, moving ahead early when the sequence space calls for it,
-        // never below the store's floor and never further ahead than receivers accept.
+        // Outbound: from the primary; the clock's epoch, never going back, moving ahead early when the sequence space
+        // calls for it, never below the store's floor and never further ahead than receivers accept. A new primary
+        // replaces the current SA at its epoch (peers already hold the key: it joined their rings a rotation earlier).
         OutboundSa? current = p.CurrentOutbound;
+        bool newPrimary = current is not null && (p.OutboundKey is null || !p.OutboundKey.SecretEquals(primary));
         long target = Math.Max(epoch, _store.Floor);
         if (current is not null)
         {
             target = Math.Max(target, current.Epoch);
-            if (current.NeedsRekey && current.Epoch + 1 <= epoch + spread)
+            if (!newPrimary && current.NeedsRekey && current.Epoch + 1 <= epoch + spread)
                 target = Math.Max(target, current.Epoch + 1);
         }
-        if (current is null || current.Epoch != target)
+        if (current is null || current.Epoch != target || newPrimary)
         {
             OutboundSa? next = null;
             for (long e = target; next is null && e <= Math.Max(target, epoch + spread); e++)
-                next = CreateOutbound(key, p.Peer, e);
+                next = CreateOutbound(primary, p.Peer, e);
             if (next is not null)
-                _pending.Add((p, next, current)); // published by CommitPending once its first block is durable
+                _pending.Add((p, next, current, primary)); // published by CommitPending once its first block is durable
         }
         else if (current.ReservedThrough <= current.LastSequence && current.ReservedThrough < current.HardLimit)
         {
             current.ReserveNow(); // retry a failed reservation
         }
 
-        // Inbound: epochs e − spread .. e + spread.
-        for (long e = epoch - spread; e <= epoch + spread; e++)
+        // Inbound: for every key of the ring, epochs e − spread .. e + spread.
+        foreach (EspPeer.KeySlot slot in p.Slots)
         {
-            if (!p.Inbound.ContainsKey(e))
+            for (long e = epoch - spread; e <= epoch + spread; e++)
             {
-                EspSaParameters sp = EspKeyDerivation.Derive(key, p.Peer, LocalVtep, e, Options.ExtendedSequenceNumbers) with
+                if (!slot.Inbound.ContainsKey(e))
                 {
-                    Backend = Options.Backend,
-                    CipherLanes = Options.CipherLanes,
-                };
-                var inbound = new InboundSa(sp);
-                ulong saved = _store.GetReserved(SecurityAssociation.ComputeRecordId(sp.Key, sp.Salt, sp.Spi, sp.ExtendedSequenceNumbers));
-                if (saved > 0)
-                {
-                    inbound.RaiseFloor(saved);
-                    inbound.PersistedTop = saved;
+                    slot.Inbound.Add(e, CreateInbound(slot.Key, p.Peer, e));
+                    changed = true;
                 }
-                p.Inbound.Add(e, inbound);
-                CryptographicOperations.ZeroMemory(sp.Key);
-                changed = true;
             }
-        }
-        foreach (long e in p.Inbound.Keys.ToArray())
-        {
-            if (e < epoch - spread || e > epoch + spread)
+            foreach (long e in slot.Inbound.Keys.ToArray())
             {
-                Retire(p.Inbound[e]);
-                p.Inbound.Remove(e);
-                changed = true;
+                if (e < epoch - spread || e > epoch + spread)
+                {
+                    Retire(slot.Inbound[e]);
+                    slot.Inbound.Remove(e);
+                    changed = true;
+                }
             }
         }
         return changed;
+    }
+
+    /// <summary>
+    /// Follows a new ring: the inbound SAs of keys it still holds stay exactly as they are (sequence numbers, replay
+    /// windows), keys it adds get slots (filled by <see cref="Refresh"/>), and the SAs of keys it dropped are retired.
+    /// The outbound SA is retired at once only if its key left the ring; otherwise it seals until the new primary's SA
+    /// is committed.
+    /// </summary>
+    private bool ApplyRing(EspPeer p, NetworkKeyRing ring)
+    {
+        bool changed = false;
+        var slots = new List<EspPeer.KeySlot>(ring.Count);
+        foreach (NetworkKey key in ring.All)
+        {
+            EspPeer.KeySlot? slot = p.Slots.Find(s => s.Key.SecretEquals(key));
+            slots.Add(slot ?? new EspPeer.KeySlot(key));
+        }
+        foreach (EspPeer.KeySlot old in p.Slots)
+        {
+            if (slots.Contains(old))
+                continue;
+            foreach (InboundSa sa in old.Inbound.Values)
+                Retire(sa);
+            changed |= old.Inbound.Count > 0;
+        }
+        p.Slots.Clear();
+        p.Slots.AddRange(slots);
+        if (p.CurrentOutbound is { } o && (p.OutboundKey is null || !ring.Contains(p.OutboundKey)))
+        {
+            p.SetCurrent(null);
+            p.OutboundKey = null;
+            Retire(o);
+            changed = true;
+        }
+        p.Ring = ring;
+        return changed;
+    }
+
+    private InboundSa CreateInbound(NetworkKey key, IPAddress peer, long epoch)
+    {
+        EspSaParameters sp = EspKeyDerivation.Derive(key, peer, LocalVtep, epoch, Options.ExtendedSequenceNumbers) with
+        {
+            Backend = Options.Backend,
+            CipherLanes = Options.CipherLanes,
+        };
+        try
+        {
+            var inbound = new InboundSa(sp);
+            ulong saved = _store.GetReserved(SecurityAssociation.ComputeRecordId(sp.Key, sp.Salt, sp.Spi, sp.ExtendedSequenceNumbers));
+            if (saved > 0)
+            {
+                inbound.RaiseFloor(saved);
+                inbound.PersistedTop = saved;
+            }
+            return inbound;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(sp.Key);
+        }
     }
 
     private OutboundSa? CreateOutbound(NetworkKey key, IPAddress peer, long epoch)
@@ -417,7 +468,7 @@ public sealed class EspSecurityDatabase : IDisposable
         if (_pending.Count == 0)
             return;
         var blocks = new List<SequenceReservation>(_pending.Count);
-        foreach (var (_, next, _) in _pending)
+        foreach (var (_, next, _, _) in _pending)
             blocks.Add(next.Reserver!.FirstBlock());
         bool durable = true;
         try
@@ -431,7 +482,7 @@ public sealed class EspSecurityDatabase : IDisposable
         }
         for (int i = 0; i < _pending.Count; i++)
         {
-            var (p, next, old) = _pending[i];
+            var (p, next, old, key) = _pending[i];
             if (durable)
                 next.Reserver!.Completed(blocks[i].Through);
             else if (old is not null)
@@ -445,6 +496,7 @@ public sealed class EspSecurityDatabase : IDisposable
                 continue;
             }
             p.SetCurrent(next);
+            p.OutboundKey = key;
             if (old is not null)
             {
                 Retire(old);
@@ -464,7 +516,7 @@ public sealed class EspSecurityDatabase : IDisposable
         var moved = new List<(InboundSa Sa, SequenceReservation Record)>();
         foreach (EspPeer p in _peers.Values)
         {
-            foreach (InboundSa sa in p.Inbound.Values)
+            foreach (InboundSa sa in p.AllInbound)
             {
                 ulong top = sa.HighestSequence;
                 if (top > sa.PersistedTop)
@@ -492,9 +544,11 @@ public sealed class EspSecurityDatabase : IDisposable
             p.SetCurrent(null);
             Retire(o);
         }
-        foreach (InboundSa i in p.Inbound.Values)
+        foreach (InboundSa i in p.AllInbound)
             Retire(i);
-        p.Inbound.Clear();
+        p.Slots.Clear();
+        p.Ring = null;
+        p.OutboundKey = null;
     }
 
     private void Retire(SecurityAssociation sa) => _retired.Add((sa, _ticks));
@@ -505,7 +559,7 @@ public sealed class EspSecurityDatabase : IDisposable
         var map = new Dictionary<uint, List<InboundSa>>();
         foreach (EspPeer p in _peers.Values)
         {
-            foreach (InboundSa sa in p.Inbound.Values)
+            foreach (InboundSa sa in p.AllInbound)
             {
                 if (!map.TryGetValue(sa.Spi, out List<InboundSa>? list))
                     map[sa.Spi] = list = new List<InboundSa>(1);
@@ -535,7 +589,7 @@ public sealed class EspSecurityDatabase : IDisposable
         lock (_control)
         {
             EspPeer p = _peers[(keyId, EspKeyDerivation.Normalize(peer))];
-            p.Inbound[epochSlot] = sa;
+            p.Slots[0].Inbound[epochSlot] = sa;
             PublishInbound();
         }
     }

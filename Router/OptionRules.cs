@@ -49,9 +49,10 @@ internal static class OptionRules
     public static void CheckKeyDistinct(RouterOptions router, NetworkOptions n, string at, IEnumerable<(NetworkOptions Network, string Named)> others,
         List<OptionError> errors)
     {
-        if (!n.Encrypted || router.Encryption is not { } enc || !enc.Keys.TryGetKey(n.Name ?? "", out var key)) return;
+        // With key rings (a cluster's rotated keys), no key of one network's ring may be in another's.
+        if (!n.Encrypted || router.Encryption is not { } enc || !enc.Keys.TryGetRing(n.Name ?? "", out var ring)) return;
         foreach (var (other, named) in others)
-            if (other.Encrypted && enc.Keys.TryGetKey(other.Name ?? "", out var otherKey) && otherKey.SecretEquals(key))
+            if (other.Encrypted && enc.Keys.TryGetRing(other.Name ?? "", out var otherRing) && ring.All.Any(otherRing.Contains))
                 errors.Add(new($"{at}.Key", $"is the same key as {named}: each encrypted network needs its own key, or one network's traffic could be injected into the other"));
     }
 

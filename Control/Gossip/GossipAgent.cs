@@ -431,6 +431,35 @@ public sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, IAs
     private static uint? ToIPv4(IPAddress? ip) =>
         ip is { AddressFamily: AddressFamily.InterNetwork } ? VtepEndpoint.From(ip, 0).Address : null; // IPv6: no proxy ND yet
 
+    // ---- gossip keys -------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Replaces the running member's gossip keys at once (a cluster's control plane hands out and rotates the gossip key
+    /// ring): <paramref name="primary"/> encrypts from the next message on, it and <paramref name="others"/> decrypt.
+    /// Messages being sent or received finish with the keys they started with. To lose nothing, follow memberlist's
+    /// order across the cluster: give every member the new key among <paramref name="others"/> first, then make it
+    /// primary everywhere, and drop the old key only after every member switched. Thread-safe.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">the agent was started without a keyring (gossip in plain text cannot
+    /// become encrypted while it runs: its peers would drop it), or it is not started.</exception>
+    /// <exception cref="ArgumentException">a key is not 16, 24 or 32 bytes; the keys are left as they were.</exception>
+    public void SetKeys(ReadOnlySpan<byte> primary, IEnumerable<byte[]>? others = null)
+    {
+        var ring = Table.Memberlist.Options.Keyring ?? throw new InvalidOperationException(
+            "gossip was started without encryption keys: start the agent with MembershipOptions.Keyring to rotate keys at run time");
+        byte[][] rest = [.. others ?? []];
+        ring.SetKeys(primary, rest);
+        GossipLog.KeysSet(_log, Fingerprint(primary), ring.Count, string.Join(", ", rest.Select(k => Fingerprint(k))));
+    }
+
+    // 16 hex digits of SHA-256("UserOverlay gossip key fingerprint\0" ‖ key): tells keys apart in logs without revealing them.
+    private static string Fingerprint(ReadOnlySpan<byte> key)
+    {
+        Span<byte> h = stackalloc byte[32];
+        System.Security.Cryptography.SHA256.HashData([.. "UserOverlay gossip key fingerprint\0"u8, .. key], h);
+        return Convert.ToHexStringLower(h[..8]);
+    }
+
     // ---- status ------------------------------------------------------------------------------------
 
     /// <summary>The member list for <c>GET /v1/members</c> and <c>useroverlay members</c>.</summary>

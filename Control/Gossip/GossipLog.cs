@@ -71,4 +71,7 @@ internal static partial class GossipLog
 
     [LoggerMessage(118, LogLevel.Information, "No longer serving network '{Network}' (VNI {Vni}) in gossip; its local endpoints were withdrawn")]
     public static partial void NetworkLeft(ILogger logger, string network, uint vni);
+
+    [LoggerMessage(119, LogLevel.Information, "Gossip keys set: primary {Primary}, {Count} key(s) accepted (others: {Others})")]
+    public static partial void KeysSet(ILogger logger, string primary, int count, string others);
 }
