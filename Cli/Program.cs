@@ -14,7 +14,8 @@ namespace UserOverlay.Cli;
 /// <c>-H/--host NAME|SOCKET</c>, else $USEROVERLAY_HOST, else the only one running (Client/RouterHost):
 /// <c>status [--json]</c>; <c>members [--json]</c> (gossip mode); <c>sa (--config FILE | -H NAME) [--json]</c> (ESP
 /// SAs with keys, for decrypting captures); <c>network create|ls|inspect|rm|connect|disconnect</c>;
-/// <c>run --network NET... -- CMD</c>, <c>ps</c>, <c>rm</c> (workloads);
+/// <c>run --network NET... -- CMD</c>, <c>ps</c>, <c>rm</c> (workloads); <c>swarm init|join|leave|join-token|status</c>
+/// and <c>node ls|rm|promote|demote</c> (the cluster);
 /// and <c>version</c>.
 /// Exit codes: 0 success, 1 runtime failure (the daemon's sentence on stderr), 2 invalid configuration or usage;
 /// <c>run</c> returns its command's.
@@ -64,6 +65,8 @@ internal static class Program
             MembersCommand.Create(),
             SaCommand.Create(),
             NetworkCommand.Create(),
+            SwarmCommand.Create(),
+            NodeCommand.Create(),
             RunCommand.Create(),
             PsCommand.Create(),
             RmCommand.Create(),

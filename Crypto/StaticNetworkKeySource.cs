@@ -8,7 +8,7 @@ namespace UserOverlay.Crypto;
 /// network's <c>key_file</c> when the API creates it). One secret per id: its ring is a ring of one
 /// (<see cref="TryGetRing"/>), so replacing a key replaces every SA derived from it. Thread-safe: <see cref="TryGetKey"/>
 /// takes no lock (it is called by <see cref="EspSecurityDatabase.Tick"/> on the ESP timer while the control plane may
-/// <see cref="Set"/> or <see cref="Remove"/>); changes take effect at the next Tick. For rings of several keys rotated
+/// <see cref="Set(NetworkKey)"/> or <see cref="Remove"/>); changes take effect at the next Tick. For rings of several keys rotated
 /// at run time use <see cref="MutableNetworkKeySource"/>.
 /// </summary>
 public sealed class StaticNetworkKeySource : INetworkKeySource
@@ -25,6 +25,9 @@ public sealed class StaticNetworkKeySource : INetworkKeySource
 
     /// <summary>Adds or replaces a key.</summary>
     public void Set(NetworkKey key) => _keys[key.Id] = new NetworkKeyRing(key);
+
+    /// <summary>Adds or replaces the ring of <paramref name="ring"/>'s id (a cluster's keys for one network).</summary>
+    public void Set(NetworkKeyRing ring) => _keys[ring.Id] = ring;
 
     /// <summary>Removes a key; its SAs are torn down at the next Tick.</summary>
     public bool Remove(string keyId) => _keys.TryRemove(keyId, out _);

@@ -180,6 +180,20 @@ internal sealed class YamlReader
         if (s is null) return null;
         s = s.Trim();
         if (allowOff && s is "off" or "false") return TimeSpan.Zero;
+        if (!TryParseDuration(s, out var d) || (d == TimeSpan.Zero && !allowOff))
+        {
+            Error(f[key], Join(path, key), allowOff
+                ? $"'{s}' is not a duration (seconds, or with a unit: 500ms, 30s, 5m, 1h; 0 or off turns it off)"
+                : $"'{s}' is not a positive duration (seconds, or with a unit: 500ms, 30s, 5m, 1h)");
+            return null;
+        }
+        return d;
+    }
+
+    /// <summary>Parses a number of seconds, or a number with a unit (ms, s, m, h): 300, 300s, 5m, 1.5h; zero or more.</summary>
+    public static bool TryParseDuration(string text, out TimeSpan duration)
+    {
+        string s = text.Trim();
         (string num, double scale) = s switch
         {
             _ when s.EndsWith("ms", StringComparison.Ordinal) => (s[..^2], 0.001),
@@ -188,14 +202,10 @@ internal sealed class YamlReader
             _ when s.EndsWith('h') => (s[..^1], 3600.0),
             _ => (s, 1.0),
         };
-        if (!double.TryParse(num, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double v) || v < 0 || (v == 0 && !allowOff))
-        {
-            Error(f[key], Join(path, key), allowOff
-                ? $"'{s}' is not a duration (seconds, or with a unit: 500ms, 30s, 5m, 1h; 0 or off turns it off)"
-                : $"'{s}' is not a positive duration (seconds, or with a unit: 500ms, 30s, 5m, 1h)");
-            return null;
-        }
-        return TimeSpan.FromSeconds(v * scale);
+        duration = default;
+        if (!double.TryParse(num, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double v) || v < 0 || v * scale > TimeSpan.MaxValue.TotalSeconds / 2) return false;
+        duration = TimeSpan.FromSeconds(v * scale);
+        return true;
     }
 
     public void ErrorMissing(string path, string key)

@@ -21,6 +21,14 @@ namespace UserOverlay.Cli.Daemon;
 [JsonSerializable(typeof(WorkloadView))]
 [JsonSerializable(typeof(IReadOnlyList<WorkloadView>))]
 [JsonSerializable(typeof(WorkloadRecord))]
+[JsonSerializable(typeof(SwarmInitRequest))]
+[JsonSerializable(typeof(SwarmJoinRequest))]
+[JsonSerializable(typeof(SwarmLeaveRequest))]
+[JsonSerializable(typeof(SwarmStatus))]
+[JsonSerializable(typeof(JoinTokenResult))]
+[JsonSerializable(typeof(NodeView))]
+[JsonSerializable(typeof(IReadOnlyList<NodeView>))]
+[JsonSerializable(typeof(NodeRoleRequest))]
 public sealed partial class ControlJson : JsonSerializerContext
 {
     /// <summary>Deserialises or throws with a clear message.</summary>

@@ -19,7 +19,7 @@ namespace UserOverlay.Cli.Daemon;
 /// root:GROUP; every POST and DELETE, and <c>GET /v1/sa</c>, needs the caller (SO_PEERCRED) to be uid 0.
 /// Kestrel runs in a web application of its own, fed the daemon's loggers.
 /// </summary>
-internal sealed class ControlServer(DaemonOptions options, RouterService router, NetworkService networks, ILoggerFactory loggers, GossipService? gossip = null)
+internal sealed class ControlServer(DaemonOptions options, RouterService router, NetworkService networks, ClusterService cluster, ILoggerFactory loggers, GossipService gossip)
     : IHostedService, IAsyncDisposable
 {
     private WebApplication? _app;
@@ -32,7 +32,6 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
         var r = router.Router;
         Func<RouterStatus> status = r.GetStatus;
         var version = new VersionInfo(VersionCommand.Current, name, Environment.ProcessId, options.Config.File);
-        Func<UserOverlay.Control.Gossip.MembersResponse>? members = gossip is null ? null : () => gossip.Agent.GetMembers();
         Func<SaResponse>? securityAssociations = options.Config.Router.Encryption is null ? null
             : () => new SaResponse(SaCommand.Warning, r.DescribeSecurityAssociations());
 
@@ -83,19 +82,20 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
             }
             await next(ctx).ConfigureAwait(false);
         });
-        MapNetworkRoutes(app, networks);
+        MapNetworkRoutes(app, networks, cluster);
+        MapClusterRoutes(app, cluster);
         app.MapGet("/_ping", () => Results.Text("OK"));
         app.MapGet("/v1/version", () => Results.Json(version, ControlJson.Default.VersionInfo));
         app.MapGet("/v1/status", () => Results.Json(status(), ControlJson.Default.RouterStatus));
-        app.MapGet("/v1/members", () => members is null
-            ? Results.Json(new ApiError("gossip_disabled", "this router runs in static mode (its configuration has no `gossip:` section), so it has no cluster members; see README, \"Gossip mode\""),
+        app.MapGet("/v1/members", () => gossip.Current is not { } agent
+            ? Results.Json(new ApiError("gossip_disabled", "this router runs in static mode (its configuration has no `gossip:` section, and it is not in a cluster), so it has no gossip members; see README, \"Gossip mode\""),
                 ControlJson.Default.ApiError, statusCode: 503)
-            : Results.Json(members(), ControlJson.Default.MembersResponse));
+            : Results.Json(agent.GetMembers(), ControlJson.Default.MembersResponse));
         app.MapGet("/v1/sa", () => securityAssociations is null
             ? Results.Json(new ApiError("encryption_disabled", "this router has no encrypted networks, so it holds no SAs"), ControlJson.Default.ApiError, statusCode: 404)
             : Results.Json(securityAssociations(), ControlJson.Default.SaResponse));
         app.MapFallback((HttpContext ctx) => Results.Json(
-            new ApiError("not_found", $"no such endpoint: {ctx.Request.Method} {ctx.Request.Path} (this daemon serves /_ping, /v1/version, /v1/status, /v1/members, /v1/sa, /v1/networks, /v1/workloads)"),
+            new ApiError("not_found", $"no such endpoint: {ctx.Request.Method} {ctx.Request.Path} (this daemon serves /_ping, /v1/version, /v1/status, /v1/members, /v1/sa, /v1/networks, /v1/workloads, /v1/swarm, /v1/nodes)"),
             ControlJson.Default.ApiError, statusCode: 404));
         _app = app;
         _path = path;
@@ -104,27 +104,38 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
     }
 
     /// <summary>The routes of networks, endpoints and workloads (the contract in <see cref="ControlApi"/>).</summary>
-    private static void MapNetworkRoutes(WebApplication app, NetworkService service)
+    private static void MapNetworkRoutes(WebApplication app, NetworkService service, ClusterService cluster)
     {
         var docker = DockerJson.Default;
-        app.MapGet("/v1/networks", Api(_ =>
+        // A cluster network's inspect names its hosts (Peers), from the managers' state this node holds.
+        NetworkInspect Inspect(string nameOrId)
         {
             var m = service.Manager;
-            IReadOnlyList<NetworkInspect> all = [.. m.ListNetworks().OrderBy(n => n.Name, StringComparer.Ordinal).Select(n => m.Inspect(n.Id))];
+            var view = m.Inspect(nameOrId);
+            return cluster.PeersOf(m.GetNetwork(view.Id)) is { } peers ? view with { Peers = peers } : view;
+        }
+        app.MapGet("/v1/networks", Api(_ =>
+        {
+            IReadOnlyList<NetworkInspect> all = [.. service.Manager.ListNetworks().OrderBy(n => n.Name, StringComparer.Ordinal).Select(n => Inspect(n.Id))];
             return Task.FromResult(Results.Json(all, docker.IReadOnlyListNetworkInspect));
         }));
         app.MapPost("/v1/networks", Api(async ctx =>
         {
             var request = await Body(ctx, ControlJson.Default.NetworkCreateRequest).ConfigureAwait(false);
-            var def = service.Manager.CreateNetwork(request);
-            return Results.Json(service.Manager.Inspect(def.Id), docker.NetworkInspect, statusCode: StatusCodes.Status201Created);
+            // In a cluster, a network is the cluster's (created by the managers, served by every node).
+            var def = cluster.Active
+                ? await cluster.CreateNetworkAsync(request, ctx.RequestAborted).ConfigureAwait(false)
+                : service.Manager.CreateNetwork(request);
+            return Results.Json(Inspect(def.Id), docker.NetworkInspect, statusCode: StatusCodes.Status201Created);
         }));
         app.MapGet("/v1/networks/{network}", Api(ctx =>
-            Task.FromResult(Results.Json(service.Manager.Inspect(Route(ctx, "network")), docker.NetworkInspect))));
-        app.MapDelete("/v1/networks/{network}", Api(ctx =>
+            Task.FromResult(Results.Json(Inspect(Route(ctx, "network")), docker.NetworkInspect))));
+        app.MapDelete("/v1/networks/{network}", Api(async ctx =>
         {
-            service.Manager.RemoveNetwork(Route(ctx, "network"));
-            return Task.FromResult(Results.NoContent());
+            var def = service.Manager.GetNetwork(Route(ctx, "network"));
+            if (def.Scope == NetworkManager.SwarmScope) await cluster.RemoveNetworkAsync(def.Id, ctx.RequestAborted).ConfigureAwait(false);
+            else service.Manager.RemoveNetwork(def.Id);
+            return Results.NoContent();
         }));
         app.MapPost("/v1/networks/{network}/connect", Api(async ctx =>
         {
@@ -165,6 +176,51 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
         }));
     }
 
+    /// <summary>The cluster's routes: swarm init/join/leave/status/join-token and node ls/rm/role (<see cref="ClusterService"/>).</summary>
+    private static void MapClusterRoutes(WebApplication app, ClusterService cluster)
+    {
+        var json = ControlJson.Default;
+        app.MapGet("/v1/swarm", Api(_ => Task.FromResult(Results.Json(cluster.Status(), json.SwarmStatus))));
+        app.MapPost("/v1/swarm/init", Api(async ctx =>
+        {
+            var body = await Body(ctx, json.SwarmInitRequest).ConfigureAwait(false);
+            return Results.Json(await cluster.InitAsync(body, ctx.RequestAborted).ConfigureAwait(false), json.SwarmStatus, statusCode: StatusCodes.Status201Created);
+        }));
+        app.MapPost("/v1/swarm/join", Api(async ctx =>
+        {
+            var body = await Body(ctx, json.SwarmJoinRequest).ConfigureAwait(false);
+            return Results.Json(await cluster.JoinAsync(body, ctx.RequestAborted).ConfigureAwait(false), json.SwarmStatus);
+        }));
+        app.MapPost("/v1/swarm/leave", Api(async ctx =>
+        {
+            var body = await Body(ctx, json.SwarmLeaveRequest).ConfigureAwait(false);
+            return Results.Json(await cluster.LeaveAsync(body.Force, ctx.RequestAborted).ConfigureAwait(false), json.SwarmStatus);
+        }));
+        RequestDelegate token = Api(async ctx => Results.Json(
+            await cluster.JoinTokenAsync(ParseRole(Route(ctx, "role"), "role"), HttpMethods.IsPost(ctx.Request.Method), ctx.RequestAborted).ConfigureAwait(false),
+            json.JoinTokenResult));
+        app.MapGet("/v1/swarm/join-token/{role}", token);
+        app.MapPost("/v1/swarm/join-token/{role}", token);
+        app.MapGet("/v1/nodes", Api(_ => Task.FromResult(Results.Json(cluster.ListNodes(), json.IReadOnlyListNodeView))));
+        app.MapDelete("/v1/nodes/{node}", Api(async ctx =>
+        {
+            bool force = string.Equals(ctx.Request.Query["force"], "true", StringComparison.OrdinalIgnoreCase);
+            return Results.Json(await cluster.RemoveNodeAsync(Route(ctx, "node"), force, ctx.RequestAborted).ConfigureAwait(false), json.NodeView);
+        }));
+        app.MapPost("/v1/nodes/{node}/role", Api(async ctx =>
+        {
+            var body = await Body(ctx, json.NodeRoleRequest).ConfigureAwait(false);
+            return Results.Json(await cluster.SetRoleAsync(Route(ctx, "node"), ParseRole(body.Role, "role"), ctx.RequestAborted).ConfigureAwait(false), json.NodeView);
+        }));
+    }
+
+    private static UserOverlay.Cluster.Manager.NodeRole ParseRole(string? text, string field) => text switch
+    {
+        "worker" => UserOverlay.Cluster.Manager.NodeRole.Worker,
+        "manager" => UserOverlay.Cluster.Manager.NodeRole.Manager,
+        _ => throw ControlException.Invalid(field, $"'{ControlException.Printable(text)}' is not worker or manager"),
+    };
+
     /// <summary>A route handler whose <see cref="ControlException"/>s and unreadable bodies become the API's errors.</summary>
     private static RequestDelegate Api(Func<HttpContext, Task<IResult>> handler) => async ctx =>
     {
@@ -181,6 +237,10 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
         {
             result = Results.Json(new ApiError("bad_request", $"the request body is not the JSON this route takes: {e.Message}"), ControlJson.Default.ApiError, statusCode: 400);
         }
+        catch (UserOverlay.Cluster.Store.StoreException e)
+        {
+            result = Results.Json(new ApiError(ControlErrorCodes.Unavailable, $"the cluster's store cannot answer now: {e.Message}"), ControlJson.Default.ApiError, statusCode: 503);
+        }
         catch (Exception e) when (e is RouterException or IOException or UnauthorizedAccessException or InvalidOperationException)
         {
             result = Results.Json(new ApiError(ControlErrorCodes.Internal, e.Message), ControlJson.Default.ApiError, statusCode: 500);
@@ -195,6 +255,7 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
         "permission_denied" => 403,
         ControlErrorCodes.NotFound => 404,
         ControlErrorCodes.Conflict or ControlErrorCodes.InUse or ControlErrorCodes.Exhausted => 409,
+        ControlErrorCodes.Unavailable => 503,
         _ => 500,
     };
 

@@ -12,8 +12,9 @@ namespace UserOverlay.Cli.Daemon;
 /// service; the host starts them in the order they are added here and stops them in reverse:
 /// <code>
 ///   start: router (forwards) → gossip (announces this host) → networks (seeds the file's, restores the stored
-///          ones and their endpoints) → control API (answers) → metrics
-///   stop:  metrics → control API → networks → gossip (leaves the cluster: others drop this host at once) → router (TAPs removed)
+///          ones and their endpoints) → cluster (resumes a membership: store, control port, agent) → control API
+///          (answers) → metrics
+///   stop:  metrics → control API → cluster → networks → gossip (leaves the cluster: others drop this host at once) → router (TAPs removed)
 /// </code>
 /// A new part of the daemon (cluster agent, Docker plugin, DNS) is one more hosted service added
 /// here, at the place in that order where what it needs has started.
@@ -49,8 +50,9 @@ internal static class DaemonHost
 
         // The order of start (and, reversed, of stop).
         AddHostedSingleton<RouterService>(builder.Services);
-        if (options.Config.Gossip is not null) AddHostedSingleton<GossipService>(builder.Services);
+        AddHostedSingleton<GossipService>(builder.Services); // runs with a gossip: section, or once the host is in a cluster
         AddHostedSingleton<NetworkService>(builder.Services);
+        AddHostedSingleton<ClusterService>(builder.Services);
         AddHostedSingleton<ControlServer>(builder.Services);
         if (options.Config.Metrics is not null) AddHostedSingleton<RouterMetrics>(builder.Services);
         return builder.Build();

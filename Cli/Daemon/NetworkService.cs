@@ -23,7 +23,7 @@ namespace UserOverlay.Cli.Daemon;
 /// </list>
 /// On stop nothing is undone: the state stays for the next start, and the router removes the TAPs when it stops.
 /// </summary>
-internal sealed class NetworkService(DaemonOptions options, RouterService router, ILoggerFactory loggers, GossipService? gossip = null)
+internal sealed class NetworkService(DaemonOptions options, RouterService router, ILoggerFactory loggers, GossipService gossip)
     : IHostedService, IDisposable
 {
     private readonly ILogger _log = loggers.CreateLogger("useroverlay");
@@ -46,7 +46,7 @@ internal sealed class NetworkService(DaemonOptions options, RouterService router
         {
             throw new RouterException(RouterErrorCode.SystemError, $"cannot use the state directory {options.StateDirectory} (--state-dir): {e.Message}");
         }
-        var dataPlane = new RouterDataPlane(router.Router, () => gossip?.Agent);
+        var dataPlane = new RouterDataPlane(router.Router, () => gossip.Current);
         try
         {
             var manager = new NetworkManager(store, dataPlane, new NetworkManagerOptions { MaxMtu = config.Router.UnderlayMtu - Constants.VxlanOverhead });

@@ -40,6 +40,10 @@ internal sealed class RouterDataPlane(OverlayRouter router, Func<GossipAgent?> g
             keyAdded = true;
         }
         // The router's own refusal names its options (Encryption.Keys); a user needs to know where a key comes from.
+        else if (network.Encrypted && network.Scope == NetworkManager.SwarmScope && router.Options.Encryption is null)
+            throw new ControlException(ControlErrorCodes.InvalidArgument,
+                $"opt: the cluster's network '{network.Name}' is encrypted, and this host's configuration file has no `encryption:` section, so its router has no ESP: add one (e.g. `encryption: {{ esp: udp }}`; the cluster hands out the keys) and restart the daemon",
+                "opt");
         else if (network.Encrypted && router.Options.Encryption?.Keys.TryGetKey(network.Name, out _) != true)
             throw new ControlException(ControlErrorCodes.InvalidArgument,
                 $"opt: encrypted needs a key for '{network.Name}': give -o {NetworkValidator.KeyFileOption}=PATH (the same key file on every host), or declare the network in the configuration file with key: or key_file:",

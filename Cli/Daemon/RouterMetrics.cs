@@ -18,7 +18,7 @@ namespace UserOverlay.Cli.Daemon;
 /// </list>
 /// A hosted service: the last to start (it reads the router's status and gossip's members), the first to stop.
 /// </summary>
-internal sealed class RouterMetrics(DaemonOptions options, RouterService router, GossipService? gossip = null) : IHostedService, IDisposable
+internal sealed class RouterMetrics(DaemonOptions options, RouterService router, GossipService gossip) : IHostedService, IDisposable
 {
     private KestrelMetricServer? _server;
 
@@ -27,7 +27,7 @@ internal sealed class RouterMetrics(DaemonOptions options, RouterService router,
     {
         var listen = options.Config.Metrics ?? throw new InvalidOperationException("the configuration has no metrics: address");
         Func<RouterStatus> status = router.Router.GetStatus;
-        Func<UserOverlay.Control.Gossip.MembersResponse>? members = gossip is null ? null : () => gossip.Agent.GetMembers();
+        Func<UserOverlay.Control.Gossip.MembersResponse?> members = () => gossip.Current?.GetMembers();
         var registry = Metrics.NewCustomRegistry();
         var f = Metrics.WithCustomRegistry(registry);
         string[] netLabels = ["network", "vni"];
@@ -42,7 +42,7 @@ internal sealed class RouterMetrics(DaemonOptions options, RouterService router,
         var fdb = f.CreateGauge("useroverlay_fdb_entries", "FDB entries per network and source.", "network", "source");
         var alloc = f.CreateCounter("useroverlay_gc_allocated_bytes_total", "Bytes allocated by the process since start (GC.GetTotalAllocatedBytes).");
         var uptime = f.CreateGauge("useroverlay_uptime_seconds", "Seconds since the router started.");
-        var memberStates = members is null ? null : f.CreateGauge("useroverlay_gossip_members", "Gossip members by state, as this node sees them (itself included).", "state");
+        var memberStates = f.CreateGauge("useroverlay_gossip_members", "Gossip members by state, as this node sees them (itself included).", "state");
 
         registry.AddBeforeCollectCallback(() =>
         {
@@ -66,8 +66,8 @@ internal sealed class RouterMetrics(DaemonOptions options, RouterService router,
             foreach (var (reason, v) in s.Drops) drops.WithLabels("", reason).IncTo(v);
             alloc.IncTo(GC.GetTotalAllocatedBytes(precise: false));
             uptime.Set(s.UptimeSeconds);
-            if (members is not null)
-                foreach (var (state, count) in members().CountByState()) memberStates!.WithLabels(state).Set(count);
+            if (members() is { } m)
+                foreach (var (state, count) in m.CountByState()) memberStates.WithLabels(state).Set(count);
         });
 
         var server = new KestrelMetricServer(new KestrelMetricServerOptions

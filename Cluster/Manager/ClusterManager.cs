@@ -552,7 +552,8 @@ public sealed class ClusterManager(IClusterStore store, ClusterManagerOptions? o
     private static KeyRing NewRing(string subsystem, DateTimeOffset now) =>
         new() { Subsystem = subsystem, Keys = [new ClusterKey(1, RandomNumberGenerator.GetBytes(32), now)] };
 
-    private static string NewNodeId()
+    /// <summary>A new id for a node or a cluster: 25 base-36 characters from a CSPRNG, as swarm's.</summary>
+    public static string NewNodeId()
     {
         // 25 base-36 characters, as swarm's node ids.
         Span<byte> b = stackalloc byte[16];

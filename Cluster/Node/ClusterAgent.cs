@@ -103,7 +103,13 @@ public sealed partial class ClusterAgent : IAddressAuthority, IAsyncDisposable
         _log = logger;
     }
 
-    /// <summary>Raised after a state was applied (on the agent's thread): keys, nodes and peers for the daemon.</summary>
+    /// <summary>
+    /// Raised when a state arrives, before its networks are applied (on the agent's thread): the daemon sets the keys
+    /// here, so an encrypted network has its key when it is adopted. An exception is logged and the state applied anyway.
+    /// </summary>
+    public event Action<ClusterState>? StateReceived;
+
+    /// <summary>Raised after a state was applied (on the agent's thread): nodes and peers for the daemon.</summary>
     public event Action<ClusterState>? StateApplied;
 
     /// <summary>The last state received (null before the first).</summary>
@@ -186,6 +192,8 @@ public sealed partial class ClusterAgent : IAddressAuthority, IAsyncDisposable
     {
         lock (_applyLock)
         {
+            try { StateReceived?.Invoke(state); }
+            catch (Exception e) when (e is not OutOfMemoryException) { LogAdoptFailed("(keys)", e.Message); }
             var wanted = state.Networks.ToDictionary(n => n.Id, StringComparer.Ordinal);
             var local = _networks.ListNetworks().Where(n => n.Scope == NetworkManager.SwarmScope).ToDictionary(n => n.Id, StringComparer.Ordinal);
             foreach (var (id, def) in local)

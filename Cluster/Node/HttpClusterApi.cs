@@ -137,7 +137,6 @@ public sealed class HttpClusterApi : IClusterApi, IDisposable
         ClusterError? error = null;
         try { error = await response.Content.ReadFromJsonAsync(ClusterProtocolJson.Default.ClusterError, cancellationToken).ConfigureAwait(false); }
         catch (Exception e) when (e is System.Text.Json.JsonException or NotSupportedException or InvalidOperationException) { }
-        if (error is { Code.Length: > 0, Message.Length: > 0 }) return new ControlException(error.Code, error.Message, error.Field);
         string code = response.StatusCode switch
         {
             HttpStatusCode.Forbidden or HttpStatusCode.Unauthorized => ControlErrorCodes.PermissionDenied,
@@ -145,8 +144,18 @@ public sealed class HttpClusterApi : IClusterApi, IDisposable
             HttpStatusCode.ServiceUnavailable => ControlErrorCodes.Unavailable,
             _ => ControlErrorCodes.Internal,
         };
+        // The manager's own codes pass as they are; the channel's refusals (no_certificate, not_manager, …) by their status.
+        if (error is { Code.Length: > 0, Message.Length: > 0 })
+            return new ControlException(KnownCodes.Contains(error.Code) ? error.Code : code, error.Message, error.Field);
         return new ControlException(code, $"the manager at {manager} answered {(int)response.StatusCode} {response.ReasonPhrase}");
     }
+
+    private static readonly HashSet<string> KnownCodes =
+    [
+        ControlErrorCodes.InvalidArgument, ControlErrorCodes.Conflict, ControlErrorCodes.NotFound, ControlErrorCodes.Ambiguous, ControlErrorCodes.InUse,
+        ControlErrorCodes.PermissionDenied, ControlErrorCodes.Exhausted, ControlErrorCodes.CorruptState, ControlErrorCodes.StorageFailed,
+        ControlErrorCodes.Internal, ControlErrorCodes.Unavailable,
+    ];
 
     private HttpClient Client(string manager)
     {

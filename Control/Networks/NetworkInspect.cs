@@ -27,6 +27,8 @@ public sealed record NetworkInspect
     [JsonPropertyName("Containers")] public required IReadOnlyDictionary<string, EndpointInspect> Containers { get; init; }
     [JsonPropertyName("Options")] public required IReadOnlyDictionary<string, string> Options { get; init; }
     [JsonPropertyName("Labels")] public required IReadOnlyDictionary<string, string> Labels { get; init; }
+    /// <summary>A cluster network's hosts that have endpoints on it (Docker's swarm-scope <c>Peers</c>); null on a host's own network.</summary>
+    [JsonPropertyName("Peers"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public IReadOnlyList<PeerInspect>? Peers { get; init; }
 
     /// <summary>The inspect view of <paramref name="network"/> with its <paramref name="endpoints"/>.</summary>
     public static NetworkInspect From(NetworkDefinition network, IEnumerable<EndpointRecord> endpoints) => new()
@@ -93,6 +95,11 @@ public sealed record EndpointInspect
     [JsonPropertyName("IPv4Address")] public required string IPv4Address { get; init; }
     [JsonPropertyName("IPv6Address")] public string IPv6Address { get; init; } = "";
 }
+
+/// <summary>A host of a cluster network, in Docker's <c>Peers</c> list.</summary>
+/// <param name="Name">The node's name.</param>
+/// <param name="IP">Its data path (underlay) address.</param>
+public sealed record PeerInspect([property: JsonPropertyName("Name")] string Name, [property: JsonPropertyName("IP")] string IP);
 
 /// <summary>Docker's <c>ConfigFrom</c>: the config-only network this one was made from (none here).</summary>
 public sealed record ConfigReference([property: JsonPropertyName("Network")] string Network);
