@@ -588,7 +588,14 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
         }
         await parts.Agent.DisposeAsync().ConfigureAwait(false);
         if (parts.StartedGossip) await gossip.StopForClusterAsync().ConfigureAwait(false);
-        if (parts.Server is { } server) await server.DisposeAsync().ConfigureAwait(false);
+        if (parts.Server is { } server)
+        {
+            // Workers' state requests wait up to ~25 s for a change: give requests in flight a moment, then cut them.
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            try { await server.StopAsync(grace.Token).ConfigureAwait(false); }
+            catch (OperationCanceledException) { }
+            await server.DisposeAsync().ConfigureAwait(false);
+        }
         if (parts.Store is { } store) await store.DisposeAsync().ConfigureAwait(false);
         else if (parts.Log is { } log) await log.DisposeAsync().ConfigureAwait(false);
         (parts.Api as IDisposable)?.Dispose();

@@ -1,0 +1,209 @@
+using System.Globalization;
+using System.Text.Json;
+using UserOverlay.Cli.Daemon;
+using UserOverlay.Testing.Common;
+
+namespace UserOverlay.Integration.Tests;
+
+/// <summary>
+/// A cluster of real daemons in namespaces (underlay 192.0.2.0/24, address pools in 198.18.0.0/15): swarm init on one
+/// host, join with tokens on 2377, a network created once on the manager and served by every host, workloads on every
+/// host pinging each other with addresses from the cluster's IPAM, refusals of what a worker or a wrong token may not
+/// do, and leaving.
+/// </summary>
+public sealed class ClusterTests
+{
+    /// <summary>One host's daemon (its state directory, cluster part included, removed on Dispose).</summary>
+    private sealed class Node(TestNetwork net, int index, string extraConfig = "encryption: { esp: udp }") : IDisposable
+    {
+        public string Address { get; } = $"192.0.2.{index}";
+
+        public RouterProcess Router { get; } = new(net, net.AddHost($"n{index}", $"192.0.2.{index}/24"), $"{net.Prefix}n{index}", $$"""
+            underlay: { address: 192.0.2.{{index}} }
+            {{extraConfig}}
+            """);
+
+        /// <summary>The CLI against this node's router; <paramref name="words"/> command words, then -H, then the rest.</summary>
+        public CommandResult Cli(int words, params string[] args) =>
+            Shell.Run(RouterProcess.Command[0], [.. RouterProcess.Command[1..], .. args[..words], "-H", Router.Name, .. args[words..]], TimeSpan.FromSeconds(60));
+
+        public void Dispose()
+        {
+            Router.Dispose();
+            try { Directory.Delete(DaemonOptions.DefaultStateDirectory(Router.Name), recursive: true); } catch (DirectoryNotFoundException) { }
+        }
+    }
+
+    private static void Refused(CommandResult r, string contains)
+    {
+        Assert.True(r.ExitCode == 1, $"{r.Command}: exit {r.ExitCode}, expected 1\nstdout: {r.StdOut}\nstderr: {r.StdErr}");
+        string line = Assert.Single(r.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("useroverlay: ", line);
+        Assert.Contains(contains, line);
+    }
+
+    private static string Init(Node manager) =>
+        manager.Cli(2, "swarm", "init", "--advertise-addr", manager.Address, "--default-addr-pool", "198.18.0.0/16", "--default-addr-pool-mask-length", "24")
+            .EnsureSuccess().StdOut;
+
+    private static string Token(Node manager, string role) => manager.Cli(2, "swarm", "join-token", "-q", role).EnsureSuccess().StdOut.Trim();
+
+    private static string AddressOf(string ns) =>
+        TestNetwork.Exec(ns, "ip -4 -o addr show eth0").EnsureSuccess().StdOut.Split(' ', StringSplitOptions.RemoveEmptyEntries)[3].Split('/')[0];
+
+    [Fact]
+    public async Task A_network_created_once_on_the_manager_carries_workloads_of_every_host_with_cluster_addresses()
+    {
+        Requires.Root();
+        Requires.Tool("ping", "iputils-ping");
+        using var net = new TestNetwork("cl");
+        using var m1 = new Node(net, 1);
+        using var w1 = new Node(net, 2);
+        using var w2 = new Node(net, 3);
+        await Task.WhenAll(m1.Router.StartAsync(), w1.Router.StartAsync(), w2.Router.StartAsync());
+
+        string init = Init(m1);
+        Assert.Contains("is now a manager", init);
+        Assert.Matches(@"useroverlay swarm join --token SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25} 192\.0\.2\.1:2377", init);
+        string token = Token(m1, "worker");
+        foreach (var w in new[] { w1, w2 })
+            Assert.Contains("joined a swarm as a worker", w.Cli(2, "swarm", "join", "--token", token, m1.Address).EnsureSuccess().StdOut);
+
+        string nodes = m1.Cli(2, "node", "ls").EnsureSuccess().StdOut;
+        foreach (var n in new[] { m1, w1, w2 }) Assert.Contains(n.Router.Name, nodes);
+        using (var json = JsonDocument.Parse(m1.Cli(2, "node", "ls", "--json").EnsureSuccess().StdOut))
+            Assert.Equal(["manager", "worker", "worker"], json.RootElement.EnumerateArray().Select(n => n.GetProperty("role").GetString()).Order());
+
+        string id = m1.Cli(2, "network", "create", "--attachable", "--opt", "encrypted", "blue").EnsureSuccess().StdOut.Trim();
+        Assert.Matches("^[0-9a-f]{64}$", id);
+        foreach (var n in new[] { m1, w1, w2 })
+        {
+            await Eventually.True(() => n.Cli(2, "network", "ls", "-q", "--no-trunc").StdOut.Contains(id), TimeSpan.FromSeconds(40), $"{n.Router.Name} serves 'blue'");
+            using var doc = JsonDocument.Parse(n.Cli(2, "network", "inspect", "blue").EnsureSuccess().StdOut);
+            var blue = doc.RootElement[0];
+            Assert.Equal("swarm", blue.GetProperty("Scope").GetString());
+            Assert.True(blue.GetProperty("Attachable").GetBoolean());
+            Assert.StartsWith("198.18.", blue.GetProperty("IPAM").GetProperty("Config")[0].GetProperty("Subnet").GetString());
+        }
+
+        // A worker may not create or remove the cluster's networks: one sentence naming a manager.
+        Refused(w1.Cli(2, "network", "create", "--attachable", "red"), "network create is for managers");
+        Refused(w1.Cli(2, "network", "rm", "blue"), "network rm is for managers");
+        Refused(w1.Cli(2, "node", "ls"), "node ls is for managers");
+
+        // Workloads on every host, attached at once from all three: distinct addresses from the cluster's IPAM.
+        var hosts = new[] { m1, w1, w2 };
+        var workloads = new List<string>();
+        var attaches = new List<Task<CommandResult>>();
+        for (int i = 0; i < hosts.Length; i++)
+            for (int j = 0; j < 2; j++)
+            {
+                string ns = net.AddNamespace($"c{i}{j}");
+                workloads.Add(ns);
+                var host = hosts[i];
+                attaches.Add(Task.Run(() => host.Cli(2, "network", "connect", "blue", ns)));
+            }
+        foreach (var r in await Task.WhenAll(attaches)) r.EnsureSuccess();
+        var addresses = workloads.Select(AddressOf).ToList();
+        Assert.Equal(addresses.Count, addresses.Distinct().Count());
+        Assert.All(addresses, a => Assert.StartsWith("198.18.", a));
+
+        // Every workload reaches every other one (across the encrypted overlay).
+        foreach (string from in workloads)
+            foreach (string to in addresses.Where(a => a != AddressOf(from)))
+                await Eventually.True(() => TestNetwork.Ping(from, to, count: 1), TimeSpan.FromSeconds(20), $"{from} pings {to}");
+
+        // Inspect on the manager names the hosts with endpoints on the network.
+        using (var doc = JsonDocument.Parse(m1.Cli(2, "network", "inspect", "blue").EnsureSuccess().StdOut))
+        {
+            var peers = doc.RootElement[0].GetProperty("Peers").EnumerateArray().Select(p => p.GetProperty("Name").GetString()!).Order().ToList();
+            Assert.Equal(hosts.Select(h => h.Router.Name).Order().ToList(), peers);
+        }
+
+        // The network cannot be removed while endpoints hold addresses; after disconnecting, it can, and goes everywhere.
+        Refused(m1.Cli(2, "network", "rm", "blue"), "has endpoints attached");
+        for (int i = 0; i < workloads.Count; i++) hosts[i / 2].Cli(2, "network", "disconnect", "blue", workloads[i]).EnsureSuccess();
+        m1.Cli(2, "network", "rm", "blue").EnsureSuccess();
+        foreach (var n in hosts)
+            await Eventually.True(() => !n.Cli(2, "network", "ls", "-q", "--no-trunc").StdOut.Contains(id), TimeSpan.FromSeconds(40), $"{n.Router.Name} no longer serves 'blue'");
+    }
+
+    [Fact]
+    public async Task Wrong_rotated_or_malformed_tokens_are_refused_and_leave_nothing_behind()
+    {
+        Requires.Root();
+        using var net = new TestNetwork("ct");
+        using var m1 = new Node(net, 1);
+        using var w1 = new Node(net, 2);
+        await Task.WhenAll(m1.Router.StartAsync(), w1.Router.StartAsync());
+        Init(m1);
+        string token = Token(m1, "worker");
+        string stateDir = Path.Combine(DaemonOptions.DefaultStateDirectory(w1.Router.Name), "cluster");
+
+        Refused(w1.Cli(2, "swarm", "join", "--token", "SWMTKN-1-nonsense", m1.Address), "token");
+        Assert.False(Directory.Exists(stateDir));
+        // The right digest, a wrong secret.
+        string wrongSecret = token[..^25] + new string('0', 25);
+        Refused(w1.Cli(2, "swarm", "join", "--token", wrongSecret, m1.Address), "token");
+        Assert.False(Directory.Exists(stateDir));
+        // Another cluster's digest: refused before the token is sent.
+        string otherCa = "SWMTKN-1-" + new string('1', 50) + token[^26..];
+        Refused(w1.Cli(2, "swarm", "join", "--token", otherCa, m1.Address), "does not match the token");
+        Assert.False(Directory.Exists(stateDir));
+
+        // Rotated: the old token no longer admits; the new one does.
+        string rotated = m1.Cli(2, "swarm", "join-token", "--rotate", "-q", "worker").EnsureSuccess().StdOut.Trim();
+        Assert.NotEqual(token, rotated);
+        Refused(w1.Cli(2, "swarm", "join", "--token", token, m1.Address), "token");
+        Assert.Equal("inactive", JsonDocument.Parse(w1.Cli(2, "swarm", "status", "--json").EnsureSuccess().StdOut).RootElement.GetProperty("state").GetString());
+        w1.Cli(2, "swarm", "join", "--token", rotated, m1.Address).EnsureSuccess();
+        Assert.True(Directory.Exists(stateDir));
+        Refused(w1.Cli(2, "swarm", "join", "--token", rotated, m1.Address), "already part of a swarm");
+
+        // Leaving deletes the node's cluster state; the manager still lists it until `node rm`.
+        w1.Cli(2, "swarm", "leave").EnsureSuccess();
+        Assert.False(Directory.Exists(stateDir));
+        Assert.Contains(w1.Router.Name, m1.Cli(2, "node", "ls").EnsureSuccess().StdOut);
+        m1.Cli(2, "node", "rm", w1.Router.Name).EnsureSuccess();
+        Assert.DoesNotContain(w1.Router.Name, m1.Cli(2, "node", "ls").EnsureSuccess().StdOut);
+    }
+
+    [Fact]
+    public async Task A_node_that_restarts_resumes_its_membership_and_a_manager_outage_keeps_forwarding()
+    {
+        Requires.Root();
+        Requires.Tool("ping", "iputils-ping");
+        using var net = new TestNetwork("cr");
+        using var m1 = new Node(net, 1);
+        using var w1 = new Node(net, 2);
+        await Task.WhenAll(m1.Router.StartAsync(), w1.Router.StartAsync());
+        Init(m1);
+        w1.Cli(2, "swarm", "join", "--token", Token(m1, "worker"), m1.Address).EnsureSuccess();
+        m1.Cli(2, "network", "create", "--attachable", "--subnet", "198.19.7.0/24", "green").EnsureSuccess();
+        await Eventually.True(() => w1.Cli(2, "network", "ls").StdOut.Contains("green"), TimeSpan.FromSeconds(40), "the worker serves 'green'");
+        string a = net.AddNamespace("a"), b = net.AddNamespace("b");
+        m1.Cli(2, "network", "connect", "green", a).EnsureSuccess();
+        w1.Cli(2, "network", "connect", "green", b).EnsureSuccess();
+        string bAddress = AddressOf(b);
+        await Eventually.True(() => TestNetwork.Ping(a, bAddress, count: 1), TimeSpan.FromSeconds(20), "a pings b");
+
+        // The worker restarts: its membership, networks and endpoint come back.
+        await w1.Router.StopAsync();
+        await w1.Router.StartAsync();
+        using (var st = JsonDocument.Parse(w1.Cli(2, "swarm", "status", "--json").EnsureSuccess().StdOut))
+            Assert.Equal("worker", st.RootElement.GetProperty("role").GetString());
+        Assert.Contains("green", w1.Cli(2, "network", "ls").EnsureSuccess().StdOut);
+
+        // The manager stops: the worker keeps what it serves; a new attach fails clearly; the manager comes back with its state.
+        await m1.Router.StopAsync();
+        string c = net.AddNamespace("c");
+        var refused = w1.Cli(2, "network", "connect", "green", c);
+        Refused(refused, "manager");
+        Assert.Contains("green", w1.Cli(2, "network", "ls").EnsureSuccess().StdOut);
+        await m1.Router.StartAsync();
+        await Eventually.True(() => TestNetwork.Ping(a, bAddress, count: 1), TimeSpan.FromSeconds(30), "a pings b after both restarts");
+        await Eventually.True(() => w1.Cli(2, "network", "connect", "green", c).ExitCode == 0, TimeSpan.FromSeconds(40), "the worker attaches again once the manager answers");
+        Assert.NotEqual(bAddress, AddressOf(c));
+        Assert.Contains(string.Format(CultureInfo.InvariantCulture, "{0}", w1.Router.Name), m1.Cli(2, "node", "ls").EnsureSuccess().StdOut);
+    }
+}
