@@ -297,8 +297,9 @@ public sealed class RaftLog : IReplicatedLog
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.Token);
         deadline.CancelAfter(options.ProposeTimeout);
         CancellationToken token = deadline.Token;
-        Task<long> applied = type == ForwardRequest.Propose ? machine.Expect(proposalId) : Task.FromResult(0L);
+        Task<long>? applied = type == ForwardRequest.Propose ? machine.Expect(proposalId, out _) : null;
         string lastError = "no leader";
+        bool refresh = false;
         try
         {
             while (true)
@@ -313,15 +314,20 @@ public sealed class RaftLog : IReplicatedLog
                         ThrowIfRejected(reply);
                         lastError = reply.Message;
                     }
-                    else if (cluster.Leader is { } current && await ForwardAddressAsync(current, token).ConfigureAwait(false) is { } target)
+                    else if (cluster.Leader is { } current && await ForwardAddressAsync(current, refresh, token).ConfigureAwait(false) is { } target)
                     {
+                        refresh = true; // until it worked: the leader may have restarted with another forwarding address
                         ForwardReply reply = await client.SendAsync(target, type, body, token).ConfigureAwait(false);
+                        refresh = false;
                         if (reply.Status == ForwardStatus.Ok)
                         {
-                            // Applied on the leader; wait until it is applied here too.
-                            await Task.WhenAny(applied, wal.WaitForApplyAsync(reply.Index, token).AsTask()).ConfigureAwait(false);
-                            if (!applied.IsCompleted)
-                                await wal.WaitForApplyAsync(reply.Index, token).ConfigureAwait(false);
+                            // Applied on the leader; wait until it is applied here too: our entry applied, or (when a
+                            // snapshot from the leader covered it) the log applied past its index.
+                            Task reached = wal.WaitForApplyAsync(reply.Index, token).AsTask();
+                            if (applied is not null && await Task.WhenAny(applied, reached).ConfigureAwait(false) == applied)
+                                await applied.ConfigureAwait(false);
+                            else
+                                await reached.ConfigureAwait(false);
                             return;
                         }
                         ThrowIfRejected(reply);
@@ -339,6 +345,10 @@ public sealed class RaftLog : IReplicatedLog
                 await Task.Delay(RetryDelay, token).ConfigureAwait(false);
             }
         }
+        catch (RefusedException e)
+        {
+            throw new InvalidOperationException($"raft: {what}: {e.Message}");
+        }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             if (lifetime.IsCancellationRequested)
@@ -353,19 +363,20 @@ public sealed class RaftLog : IReplicatedLog
         }
     }
 
+    // NotLeaderException and QuorumUnreachableException are LeaderOperationExceptions; a membership change under way
+    // elsewhere is a RaftProtocolException.
     private static bool IsTransient(Exception e) => e is LeaderOperationException or IOException or SocketException
-        or AuthenticationException or RaftProtocolException or TimeoutException or KeyNotFoundException or FormatException
-        or InvalidOperationException { Source: "DotNext.Net.Cluster" };
+        or AuthenticationException or RaftProtocolException or TimeoutException or KeyNotFoundException or FormatException;
 
     private static void ThrowIfRejected(ForwardReply reply)
     {
         if (reply.Status == ForwardStatus.Rejected)
-            throw new InvalidOperationException(reply.Message);
+            throw new RefusedException(reply.Message);
     }
 
-    private static async Task<IPEndPoint?> ForwardAddressAsync(RaftClusterMember member, CancellationToken cancellationToken)
+    private static async Task<IPEndPoint?> ForwardAddressAsync(RaftClusterMember member, bool refresh, CancellationToken cancellationToken)
     {
-        IReadOnlyDictionary<string, string> metadata = await member.GetMetadataAsync(false, cancellationToken).ConfigureAwait(false);
+        IReadOnlyDictionary<string, string> metadata = await member.GetMetadataAsync(refresh, cancellationToken).ConfigureAwait(false);
         return metadata.TryGetValue(MetadataForward, out string? text) && IPEndPoint.TryParse(text, out IPEndPoint? target) ? target : null;
     }
 
@@ -388,7 +399,7 @@ public sealed class RaftLog : IReplicatedLog
         {
             return new ForwardReply(ForwardStatus.Failed, 0, "not applied in time on the leader");
         }
-        catch (InvalidOperationException e) when (e.Source != "DotNext.Net.Cluster")
+        catch (RefusedException e)
         {
             return new ForwardReply(ForwardStatus.Rejected, 0, e.Message);
         }
@@ -428,7 +439,7 @@ public sealed class RaftLog : IReplicatedLog
     private async Task<long> AppendAsLeaderAsync(byte[] entry, ulong proposalId, CancellationToken cancellationToken)
     {
         RaftCluster raft = cluster!;
-        Task<long> applied = machine!.Expect(proposalId);
+        Task<long> applied = machine!.Expect(proposalId, out bool created);
         try
         {
             // DotNext appends, replicates, and returns once the entry at that index is applied here.
@@ -438,7 +449,8 @@ public sealed class RaftLog : IReplicatedLog
         }
         finally
         {
-            machine.Forget(proposalId);
+            if (created)
+                machine.Forget(proposalId);
         }
     }
 
@@ -447,10 +459,10 @@ public sealed class RaftLog : IReplicatedLog
         RaftCluster raft = cluster!;
         var records = machine!.Members;
         if (records.TryGetValue(id, out string? recorded) && recorded != address)
-            throw new InvalidOperationException($"member {id} is already in the cluster at {recorded}: remove it first");
+            throw new RefusedException($"member {id} is already in the cluster at {recorded}: remove it first");
         foreach ((string other, string otherAddress) in records)
             if (otherAddress == address && other != id)
-                throw new InvalidOperationException($"address {address} already belongs to member {other}");
+                throw new RefusedException($"address {address} already belongs to member {other}");
         bool voter = FindMember(raft, address) is not null;
         if (!voter)
         {
@@ -466,7 +478,7 @@ public sealed class RaftLog : IReplicatedLog
             {
                 if (!voter)
                     await raft.RemoveMemberAsync(endPoint, cancellationToken).ConfigureAwait(false);
-                throw new InvalidOperationException($"the member at {address} is {told}, not {id}");
+                throw new RefusedException($"the member at {address} is {told}, not {id}");
             }
         }
         if (recorded == address)
@@ -482,7 +494,7 @@ public sealed class RaftLog : IReplicatedLog
         string? address = records.TryGetValue(id, out string? recorded) ? recorded
             : FindMember(raft, id) is not null ? id : null;
         if (address is null)
-            throw new InvalidOperationException($"no member {id} in the cluster");
+            throw new RefusedException($"no member {id} in the cluster");
         if (FindMember(raft, address) is { } member)
         {
             if (!await raft.RemoveMemberAsync(member.EndPoint, cancellationToken).ConfigureAwait(false))
@@ -494,6 +506,9 @@ public sealed class RaftLog : IReplicatedLog
         ulong proposalId = NewProposalId();
         return await AppendAsLeaderAsync(RaftEntry.MemberRemove(proposalId, id), proposalId, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>A request the leader refuses (retrying does not help); callers see an <see cref="InvalidOperationException"/>.</summary>
+    private sealed class RefusedException(string message) : InvalidOperationException(message);
 
     private static RaftClusterMember? FindMember(RaftCluster raft, string address)
     {

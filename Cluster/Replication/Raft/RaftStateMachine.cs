@@ -50,12 +50,16 @@ internal sealed class RaftStateMachine : SimpleStateMachine
     /// <summary>Snapshots loaded (at start and when the leader sent one).</summary>
     public long SnapshotsRestored => Interlocked.Read(ref snapshotsRestored);
 
-    /// <summary>Starts waiting for the entry with <paramref name="proposalId"/>; the task yields its index once applied.</summary>
-    public Task<long> Expect(ulong proposalId)
+    /// <summary>
+    /// Starts waiting for the entry with <paramref name="proposalId"/> (or joins the wait already started for it:
+    /// <paramref name="created"/> false); the task yields the entry's index once applied.
+    /// </summary>
+    public Task<long> Expect(ulong proposalId, out bool created)
     {
         var waiter = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
-        waiters[proposalId] = waiter;
-        return waiter.Task;
+        TaskCompletionSource<long> current = waiters.GetOrAdd(proposalId, waiter);
+        created = ReferenceEquals(current, waiter);
+        return current.Task;
     }
 
     /// <summary>Stops waiting for <paramref name="proposalId"/>.</summary>

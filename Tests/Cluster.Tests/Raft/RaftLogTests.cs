@@ -113,7 +113,7 @@ public sealed class RaftLogTests
         await second.Log.ProposeAsync(Cmd("after-leader"));
         await follower.Log.ProposeAsync(Cmd("after-follower"));
         await WaitSameAsync(rest, 7);
-        Assert.Contains(second.Log.Members, m => m.Id == first.Id && m.Reachable == false);
+        await WaitUntilAsync(() => second.Log.Members.Any(m => m.Id == first.Id && m.Reachable == false), Settle, "the new leader seeing the old one unreachable");
 
         // The old leader comes back with its directory: its machine is rebuilt from the log, then it catches up.
         await first.RestartAsync();
@@ -121,7 +121,7 @@ public sealed class RaftLogTests
         Assert.False(first.Log.IsLeader);
         await first.Log.ProposeAsync(Cmd("from-the-restarted"));
         await WaitSameAsync(members, 8);
-        Assert.Equal(second.Id, first.Log.LeaderId);
+        await WaitUntilAsync(() => first.Log.LeaderId is { } id && rest.Any(m => m.Id == id && m.Log.IsLeader), Settle, "the restarted member following the new leader");
     }
 
     [Fact]
@@ -227,6 +227,72 @@ public sealed class RaftLogTests
         catch (Exception e) when (e is System.Security.Authentication.AuthenticationException or IOException or SocketException or OperationCanceledException)
         {
             return false;
+        }
+    }
+
+    [Fact]
+    public async Task TheForwardingChannel_DropsHostileFrames_AndCountsThem()
+    {
+        await using var cluster = new TestRaftCluster();
+        TestMember m1 = await cluster.BootstrapAsync("m1");
+        using var certificate = cluster.Ca.Issue("peer");
+        IPEndPoint port = m1.Options.ForwardListenEndPoint!;
+
+        // A length over the limit, and a frame of an unknown type: each connection is dropped.
+        foreach (byte[] hostile in new[] { new byte[] { 0x7f, 0xff, 0xff, 0xff }, [0, 0, 0, 1, 99] })
+        {
+            (TcpClient tcp, SslStream ssl) = await OpenAsync(port, cluster.Ca.ClientOptions(certificate));
+            using (tcp)
+            await using (ssl)
+            {
+                await ssl.WriteAsync(hostile);
+                await ssl.FlushAsync();
+                Assert.Equal(0, await ReadOrZeroAsync(ssl));
+            }
+        }
+        Assert.Equal(2, m1.Log.ForwardMalformedFrames);
+
+        // A well-formed request carrying a command too short to hold one is refused with an answer; nothing applied.
+        (TcpClient tcp2, SslStream ssl2) = await OpenAsync(port, cluster.Ca.ClientOptions(certificate));
+        using (tcp2)
+        await using (ssl2)
+        {
+            await ssl2.WriteAsync(new byte[] { 0, 0, 0, 3, 1, 1, 0 });
+            await ssl2.FlushAsync();
+            var reply = new byte[5];
+            await ssl2.ReadExactlyAsync(reply);
+            Assert.Equal(3, reply[4]); // Rejected
+        }
+        // A client that connects and goes away mid-frame harms nothing either.
+        (TcpClient tcp3, SslStream ssl3) = await OpenAsync(port, cluster.Ca.ClientOptions(certificate));
+        await ssl3.WriteAsync(new byte[] { 0, 0, 1, 0, 1, 2, 3 });
+        await ssl3.DisposeAsync();
+        tcp3.Dispose();
+
+        Assert.Equal(0, m1.Machine.Count);
+        await m1.Log.ProposeAsync(Cmd("fine"));
+        Assert.Equal(["fine"], m1.Machine.Read().Items);
+    }
+
+    private static async Task<(TcpClient, SslStream)> OpenAsync(IPEndPoint target, SslClientAuthenticationOptions options)
+    {
+        var tcp = new TcpClient();
+        await tcp.ConnectAsync(target);
+        var ssl = new SslStream(tcp.GetStream());
+        await ssl.AuthenticateAsClientAsync(options);
+        return (tcp, ssl);
+    }
+
+    private static async Task<int> ReadOrZeroAsync(SslStream ssl)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            return await ssl.ReadAsync(new byte[16], timeout.Token);
+        }
+        catch (IOException)
+        {
+            return 0; // reset by the server
         }
     }
 
