@@ -59,10 +59,12 @@ public sealed record RaftLogOptions
     public TimeSpan UpperElectionTimeout { get; init; } = TimeSpan.FromMilliseconds(300);
 
     /// <summary>
-    /// Timeout of one Raft request to a member. Null: DotNext's default, the lower election timeout. A member that needs
-    /// longer (a large snapshot over a slow link) wants a longer one.
+    /// Timeout of one Raft request to a member, connecting and the TLS handshake included (DotNext bounds the whole
+    /// exchange by it, and a leader that misses a majority's answers in one round steps down). DotNext's default, the
+    /// lower election timeout, is too tight for a TLS handshake on a busy host — the leader then steps down and the
+    /// elections that follow keep timing out — so the default here is 1 s; a large snapshot over a slow link wants more.
     /// </summary>
-    public TimeSpan? RequestTimeout { get; init; }
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>How long <see cref="RaftLog.ProposeAsync"/> and the membership changes wait for a leader to accept and apply.</summary>
     public TimeSpan ProposeTimeout { get; init; } = TimeSpan.FromSeconds(5);
@@ -102,7 +104,7 @@ public sealed record RaftLogOptions
             throw new ArgumentException("LowerElectionTimeout: must be positive", nameof(LowerElectionTimeout));
         if (UpperElectionTimeout <= LowerElectionTimeout || UpperElectionTimeout.TotalMilliseconds > int.MaxValue)
             throw new ArgumentException("UpperElectionTimeout: must be greater than LowerElectionTimeout", nameof(UpperElectionTimeout));
-        if (RequestTimeout is { } request && request <= TimeSpan.Zero)
+        if (RequestTimeout <= TimeSpan.Zero)
             throw new ArgumentException("RequestTimeout: must be positive", nameof(RequestTimeout));
         if (ProposeTimeout <= TimeSpan.Zero)
             throw new ArgumentException("ProposeTimeout: must be positive", nameof(ProposeTimeout));

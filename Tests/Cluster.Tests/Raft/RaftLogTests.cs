@@ -161,6 +161,25 @@ public sealed class RaftLogTests
     }
 
     [Fact]
+    public async Task TheLeaderRemovedFromTheCluster_TheOthersElectANewOne()
+    {
+        await using var cluster = new TestRaftCluster();
+        List<TestMember> members = await cluster.StartThreeAsync();
+        TestMember m1 = await WaitForLeaderAsync(members, Settle);
+        await members[1].Log.ProposeAsync(Cmd("before"));
+
+        await members[1].Log.RemoveMemberAsync(m1.Id); // forwarded to m1, the leader, which removes itself
+        List<TestMember> rest = [.. members.Where(m => m != m1)];
+        TestMember next = await WaitForLeaderAsync(rest, Settle);
+        await WaitUntilAsync(() => rest.All(m => m.Log.Members.Count == 2 && m.Log.Members.All(i => i.Id != m1.Id)), Settle, "two members left everywhere");
+        await next.Log.ProposeAsync(Cmd("after"));
+        await WaitSameAsync(rest, 2);
+        await m1.StopAsync();
+        await rest.Single(m => m != next).Log.ProposeAsync(Cmd("after-stop"));
+        await WaitSameAsync(rest, 3);
+    }
+
+    [Fact]
     public async Task AMemberWithACertificateOfAnotherCa_CannotJoinOrTalk()
     {
         await using var cluster = new TestRaftCluster();

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Security;
@@ -196,7 +197,7 @@ public sealed class TestMember : IAsyncDisposable
     public async Task RestartAsync()
     {
         await StopAsync();
-        Log = new RaftLog(Options);
+        Log = new RaftLog(Options, TestRaftCluster.Logging);
         Machine = new ListMachine();
         await Log.StartAsync(Machine);
         Running = true;
@@ -235,7 +236,7 @@ public sealed class TestRaftCluster : IAsyncDisposable
             ClientTls = authority.ClientOptions(certificate),
         };
         options = tweak?.Invoke(options) ?? options;
-        var member = new TestMember { Id = id, Options = options, Log = new RaftLog(options) };
+        var member = new TestMember { Id = id, Options = options, Log = new RaftLog(options, Logging) };
         members.Add(member);
         return member;
     }
@@ -268,6 +269,14 @@ public sealed class TestRaftCluster : IAsyncDisposable
         }
         return list;
     }
+
+    /// <summary>DotNext's and RaftLog's logs on the console when RAFT_TEST_LOG is set (for debugging), none otherwise.</summary>
+    public static Microsoft.Extensions.Logging.ILoggerFactory? Logging { get; } =
+        Environment.GetEnvironmentVariable("RAFT_TEST_LOG") is { Length: > 0 } level
+            ? Microsoft.Extensions.Logging.LoggerFactory.Create(builder => builder
+                .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; })
+                .SetMinimumLevel(Enum.Parse<Microsoft.Extensions.Logging.LogLevel>(level, true)))
+            : null;
 
     public static int FreePort()
     {
