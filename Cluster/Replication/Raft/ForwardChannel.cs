@@ -56,6 +56,9 @@ internal sealed class ForwardServer : IAsyncDisposable
 
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>A connection with no request for this long is closed (clients drop theirs sooner: <see cref="ForwardClient.MaxIdle"/>).</summary>
+    internal static readonly TimeSpan IdleTimeout = TimeSpan.FromMinutes(2);
+
     private readonly Socket listener;
     private readonly SslServerAuthenticationOptions tls;
     private readonly int maxFrame;
@@ -158,7 +161,13 @@ internal sealed class ForwardServer : IAsyncDisposable
             {
                 while (!stop.IsCancellationRequested)
                 {
-                    (byte type, byte[]? body) = await ReadFrameAsync(ssl, maxFrame, stop.Token).ConfigureAwait(false);
+                    byte type;
+                    byte[]? body;
+                    using (var idle = CancellationTokenSource.CreateLinkedTokenSource(stop.Token))
+                    {
+                        idle.CancelAfter(IdleTimeout);
+                        (type, body) = await ReadFrameAsync(ssl, maxFrame, idle.Token).ConfigureAwait(false);
+                    }
                     if (body is null)
                     {
                         if (type == 1)
@@ -259,7 +268,10 @@ internal sealed class ForwardClient(SslClientAuthenticationOptions tls, int maxF
     private const int MaxIdlePerTarget = 4;
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(3);
 
-    private readonly Dictionary<IPEndPoint, Stack<SslStream>> idle = [];
+    /// <summary>An idle connection older than this is not reused (the server closes them at <see cref="ForwardServer.IdleTimeout"/>).</summary>
+    internal static readonly TimeSpan MaxIdle = TimeSpan.FromMinutes(1);
+
+    private readonly Dictionary<IPEndPoint, Stack<(SslStream Stream, long Since)>> idle = [];
     private bool disposed;
 
     /// <summary>Sends one request to <paramref name="target"/> and reads the answer; throws on a connection failure.</summary>
@@ -313,8 +325,24 @@ internal sealed class ForwardClient(SslClientAuthenticationOptions tls, int maxF
 
     private SslStream? TakeIdle(IPEndPoint target)
     {
+        List<SslStream> stale = [];
+        SslStream? found = null;
         lock (idle)
-            return idle.TryGetValue(target, out var stack) && stack.TryPop(out var stream) ? stream : null;
+        {
+            if (idle.TryGetValue(target, out var stack))
+            {
+                while (found is null && stack.TryPop(out var entry))
+                {
+                    if (Environment.TickCount64 - entry.Since < (long)MaxIdle.TotalMilliseconds)
+                        found = entry.Stream;
+                    else
+                        stale.Add(entry.Stream);
+                }
+            }
+        }
+        foreach (SslStream stream in stale)
+            stream.Dispose();
+        return found;
     }
 
     private void ReturnIdle(IPEndPoint target, SslStream stream)
@@ -324,10 +352,10 @@ internal sealed class ForwardClient(SslClientAuthenticationOptions tls, int maxF
             if (!disposed)
             {
                 if (!idle.TryGetValue(target, out var stack))
-                    idle[target] = stack = new Stack<SslStream>();
+                    idle[target] = stack = new Stack<(SslStream, long)>();
                 if (stack.Count < MaxIdlePerTarget)
                 {
-                    stack.Push(stream);
+                    stack.Push((stream, Environment.TickCount64));
                     return;
                 }
             }
@@ -341,7 +369,7 @@ internal sealed class ForwardClient(SslClientAuthenticationOptions tls, int maxF
         lock (idle)
         {
             disposed = true;
-            all = [.. idle.Values.SelectMany(static stack => stack)];
+            all = [.. idle.Values.SelectMany(static stack => stack.Select(static entry => entry.Stream))];
             idle.Clear();
         }
         foreach (SslStream stream in all)

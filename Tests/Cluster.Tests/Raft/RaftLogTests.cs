@@ -343,6 +343,30 @@ public sealed class RaftLogTests
     }
 
     [Fact]
+    public async Task AStartThatFails_LeavesNoPortOpen_AndTheDirectoryReusable()
+    {
+        await using var cluster = new TestRaftCluster();
+        TestMember m1 = cluster.Create("m1");
+        using (var squatter = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+        {
+            squatter.Bind(m1.Address);
+            squatter.Listen();
+            await Assert.ThrowsAnyAsync<SocketException>(() => m1.Log.BootstrapAsync(m1.Machine).AsTask());
+        }
+        // The forwarding port it had opened is closed again.
+        using (var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+            probe.Bind(m1.Options.ForwardListenEndPoint!);
+        await m1.Log.DisposeAsync();
+
+        // The same options and directory work once the port is free.
+        m1.Log = new RaftLog(m1.Options);
+        await m1.Log.BootstrapAsync(m1.Machine);
+        m1.Running = true;
+        await m1.Log.ProposeAsync(Cmd("x"));
+        Assert.Equal(["x"], m1.Machine.Read().Items);
+    }
+
+    [Fact]
     public void BadOptions_NameTheField()
     {
         using var ca = new TestCa("options-ca");
