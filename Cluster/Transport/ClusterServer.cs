@@ -16,6 +16,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using UserOverlay.Cluster.Manager;
 using UserOverlay.Cluster.Security;
+using UserOverlay.Cluster.Store;
 using UserOverlay.Control.Networks;
 
 namespace UserOverlay.Cluster.Transport;
@@ -242,9 +243,14 @@ public sealed class ClusterServer : IAsyncDisposable
         }
         catch (ControlException e) when (!ctx.Response.HasStarted)
         {
-            var (ev, status, code) = Map(e.Code);
-            if (ev is { } counted) Counters.Increment(counted);
-            await Error(ctx, status, code, e.Message).ConfigureAwait(false);
+            // From the daemon's own routes: the control API's statuses, the exception's code (not a refusal to count).
+            int status = StatusOf(e.Code);
+            if (status >= 500) Counters.Increment(ClusterServerEvent.InternalError);
+            await Error(ctx, status, e.Code, e.Message).ConfigureAwait(false);
+        }
+        catch (StoreException e) when (!ctx.Response.HasStarted)
+        {
+            await Error(ctx, 503, ClusterErrorCodes.Unavailable, $"the cluster's store cannot serve this now ({e.Message.TrimEnd('.')}); try again or ask another manager").ConfigureAwait(false);
         }
         catch (Exception e) when (!ctx.Response.HasStarted && e is not OperationCanceledException)
         {
@@ -254,13 +260,14 @@ public sealed class ClusterServer : IAsyncDisposable
         }
     }
 
-    private static (ClusterServerEvent? Event, int Status, string Code) Map(string controlCode) => controlCode switch
+    /// <summary>The HTTP status of a <see cref="ControlException"/> code (as the daemon's control API maps them).</summary>
+    public static int StatusOf(string controlCode) => controlCode switch
     {
-        ControlErrorCodes.InvalidArgument => (ClusterServerEvent.MalformedRequest, 400, ClusterServerCounters.NameOf(ClusterServerEvent.MalformedRequest)),
-        ControlErrorCodes.PermissionDenied => (ClusterServerEvent.BadToken, 403, ClusterServerCounters.NameOf(ClusterServerEvent.BadToken)),
-        ControlErrorCodes.Conflict or ControlErrorCodes.InUse => (ClusterServerEvent.JoinRefused, 409, ClusterErrorCodes.Conflict),
-        ControlErrorCodes.NotFound or ControlErrorCodes.StorageFailed => (ClusterServerEvent.JoinRefused, 503, ClusterErrorCodes.Unavailable),
-        _ => (ClusterServerEvent.InternalError, 500, ClusterErrorCodes.Internal),
+        ControlErrorCodes.InvalidArgument or ControlErrorCodes.Ambiguous => 400,
+        ControlErrorCodes.PermissionDenied => 403,
+        ControlErrorCodes.NotFound => 404,
+        ControlErrorCodes.Conflict or ControlErrorCodes.InUse or ControlErrorCodes.Exhausted => 409,
+        _ => 500,
     };
 
     // Authenticated routes (their group's metadata says so): a valid certificate of this cluster, and the role.
@@ -346,9 +353,26 @@ public sealed class ClusterServer : IAsyncDisposable
             await Refuse(ctx, ClusterServerEvent.MalformedRequest, 400, fieldError).ConfigureAwait(false);
             return;
         }
-        var csr = ClusterCa.ReadSigningRequest(body.CsrPem!); // ControlException → malformed_request (Guard)
+        if (await ReadCsrAsync(ctx, body.CsrPem!).ConfigureAwait(false) is not { } csr) return;
         var request = new JoinRequest(token, body.Hostname!, body.AdvertiseAddr!, body.DataPathAddr!, ctx.Connection.RemoteIpAddress);
-        var decision = await _options.Authority.JoinAsync(request, ctx.RequestAborted).ConfigureAwait(false);
+        JoinDecision decision;
+        try { decision = await _options.Authority.JoinAsync(request, ctx.RequestAborted).ConfigureAwait(false); }
+        catch (ControlException e)
+        {
+            // An authority that throws, as ClusterManager.AdmitAsync does.
+            decision = JoinDecision.Refuse(e.Code switch
+            {
+                ControlErrorCodes.PermissionDenied => JoinRefusal.BadToken,
+                ControlErrorCodes.InvalidArgument => JoinRefusal.Invalid,
+                ControlErrorCodes.Conflict or ControlErrorCodes.InUse => JoinRefusal.Conflict,
+                ControlErrorCodes.NotFound or ControlErrorCodes.StorageFailed => JoinRefusal.Unavailable,
+                _ => throw new InvalidOperationException($"the join authority failed: {e.Message}", e),
+            }, e.Message);
+        }
+        catch (StoreException e)
+        {
+            decision = JoinDecision.Refuse(JoinRefusal.Unavailable, $"the cluster's store cannot admit nodes now ({e.Message.TrimEnd('.')}); try again or join through another manager");
+        }
         if (!decision.Admitted)
         {
             var (ev, status, code) = decision.Refusal switch
@@ -379,7 +403,7 @@ public sealed class ClusterServer : IAsyncDisposable
             await Refuse(ctx, ClusterServerEvent.MalformedRequest, 400, "csr_pem: missing (a certificate request for the node's key, PEM)").ConfigureAwait(false);
             return;
         }
-        var csr = ClusterCa.ReadSigningRequest(body.CsrPem);
+        if (await ReadCsrAsync(ctx, body.CsrPem).ConfigureAwait(false) is not { } csr) return;
         var role = await _options.Authority.CurrentRoleAsync(caller.NodeId, ctx.RequestAborted).ConfigureAwait(false);
         if (role is null)
         {
@@ -407,6 +431,17 @@ public sealed class ClusterServer : IAsyncDisposable
         if (string.IsNullOrWhiteSpace(b.DataPathAddr)) return "data_path_addr: missing (the node's underlay IP address)";
         if (!IPAddress.TryParse(b.DataPathAddr, out _)) return $"data_path_addr: '{ControlException.Printable(b.DataPathAddr)}' is not an IP address";
         return null;
+    }
+
+    // The request's CSR, or null after answering 400.
+    private async Task<CertificateRequest?> ReadCsrAsync(HttpContext ctx, string pem)
+    {
+        try { return ClusterCa.ReadSigningRequest(pem); }
+        catch (ControlException e)
+        {
+            await Refuse(ctx, ClusterServerEvent.MalformedRequest, 400, e.Message).ConfigureAwait(false);
+            return null;
+        }
     }
 
     // The body as T, or null after answering 400 (not JSON, not an object) — 413 comes from the Guard.

@@ -151,13 +151,16 @@ public sealed class ClusterJoinTests : IAsyncLifetime
     public async Task Malformed_bodies_are_refused_naming_the_field_and_never_reach_the_authority(string json, string expected)
     {
         using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
-        using var rsa = System.Security.Cryptography.RSA.Create(2048);
         string csr = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=x", key, System.Security.Cryptography.HashAlgorithmName.SHA256).CreateSigningRequestPem();
-        string rsaCsr = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=x", rsa, System.Security.Cryptography.HashAlgorithmName.SHA256,
-            System.Security.Cryptography.RSASignaturePadding.Pkcs1).CreateSigningRequestPem();
         json = json.Replace("WORKER", _port.Authority.WorkerToken.ToString(), StringComparison.Ordinal)
-            .Replace("\"CSR\"", System.Text.Json.JsonSerializer.Serialize(csr, Json.Default.String), StringComparison.Ordinal)
-            .Replace("\"RSA\"", System.Text.Json.JsonSerializer.Serialize(rsaCsr, Json.Default.String), StringComparison.Ordinal);
+            .Replace("\"CSR\"", System.Text.Json.JsonSerializer.Serialize(csr, Json.Default.String), StringComparison.Ordinal);
+        if (json.Contains("\"RSA\"", StringComparison.Ordinal))
+        {
+            using var rsa = System.Security.Cryptography.RSA.Create(2048);
+            string rsaCsr = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=x", rsa, System.Security.Cryptography.HashAlgorithmName.SHA256,
+                System.Security.Cryptography.RSASignaturePadding.Pkcs1).CreateSigningRequestPem();
+            json = json.Replace("\"RSA\"", System.Text.Json.JsonSerializer.Serialize(rsaCsr, Json.Default.String), StringComparison.Ordinal);
+        }
         using var raw = _port.RawClient();
         var response = await raw.PostAsync("/v1/cluster/join", new StringContent(json, Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
