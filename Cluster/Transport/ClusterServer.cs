@@ -57,8 +57,14 @@ public sealed record ClusterServerOptions
     /// <summary>The largest request body (join and renew bodies are a few kB).</summary>
     public long MaxRequestBodyBytes { get; init; } = 64 * 1024;
 
-    /// <summary>Connections served at once; more wait in the accept queue (a flood cannot exhaust the process).</summary>
+    /// <summary>Connections served at once; Kestrel closes further ones at once (a flood cannot exhaust the process).</summary>
     public long MaxConnections { get; init; } = 512;
+
+    /// <summary>
+    /// Connections served at once from one IP address; further ones are closed before the handshake and counted
+    /// (<see cref="ClusterServerEvent.TooManyConnections"/>), so one host holding connections open cannot take them all.
+    /// </summary>
+    public int MaxConnectionsPerAddress { get; init; } = 64;
 
     /// <summary>How long a TLS handshake may take before the connection is dropped (a silent or slow client).</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(5);
@@ -102,6 +108,7 @@ public sealed class ClusterServer : IAsyncDisposable
     private readonly ClusterServerOptions _options;
     private readonly ILogger _log;
     private NodeIdentity _identity;
+    private readonly AddressSlots _perAddress = new();
     private WebApplication? _app;
     private ListenOptions? _listen;
 
@@ -158,12 +165,21 @@ public sealed class ClusterServer : IAsyncDisposable
             {
                 _listen = listen;
                 listen.Protocols = HttpProtocols.Http1AndHttp2;
-                // Before TLS: a connection whose handshake never completes is counted when it ends.
+                // Before TLS: one address's share of connections is capped, and a connection whose handshake never
+                // completes is counted when it ends.
                 listen.Use(next => async connection =>
                 {
+                    var address = (connection.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+                    if (!_perAddress.TryEnter(address, o.MaxConnectionsPerAddress))
+                    {
+                        Counters.Increment(ClusterServerEvent.TooManyConnections);
+                        connection.Abort(new ConnectionAbortedException("too many connections from this address"));
+                        return;
+                    }
                     try { await next(connection).ConfigureAwait(false); }
                     finally
                     {
+                        _perAddress.Leave(address);
                         if (!connection.Items.ContainsKey(HandshakeMarkerKey)) Counters.Increment(ClusterServerEvent.TlsHandshakeFailed);
                     }
                 });
@@ -482,6 +498,33 @@ public sealed class ClusterServer : IAsyncDisposable
             throw new ArgumentException($"the cluster port serves with a manager's certificate; node {identity.NodeId}'s is a worker's", nameof(identity));
         if (!identity.Root.RawDataMemory.Span.SequenceEqual(ca.Certificate.RawDataMemory.Span))
             throw new ArgumentException("the identity's root is not the CA's certificate", nameof(identity));
+    }
+
+    /// <summary>Connections in progress per remote address (entries removed at zero).</summary>
+    private sealed class AddressSlots
+    {
+        private readonly Dictionary<IPAddress, int> _counts = [];
+        private readonly Lock _lock = new();
+
+        public bool TryEnter(IPAddress address, int max)
+        {
+            lock (_lock)
+            {
+                _counts.TryGetValue(address, out int n);
+                if (n >= max) return false;
+                _counts[address] = n + 1;
+                return true;
+            }
+        }
+
+        public void Leave(IPAddress address)
+        {
+            lock (_lock)
+            {
+                if (_counts.TryGetValue(address, out int n) && n > 1) _counts[address] = n - 1;
+                else _counts.Remove(address);
+            }
+        }
     }
 
     /// <summary>Marks a route group: who may call it.</summary>

@@ -64,6 +64,34 @@ public sealed class ClusterAuthTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task One_address_cannot_hold_more_than_its_share_of_connections()
+    {
+        await using var port = await ClusterPort.StartAsync(tweak: o => o with { MaxConnectionsPerAddress = 2, HandshakeTimeout = TimeSpan.FromSeconds(30) });
+        using var a = new TcpClient();
+        using var b = new TcpClient();
+        await a.ConnectAsync(IPAddress.Loopback, port.Server.EndPoint.Port);
+        await b.ConnectAsync(IPAddress.Loopback, port.Server.EndPoint.Port);
+        await Task.Delay(100); // both accepted and holding their slots (silent, far from the handshake timeout)
+        using (var c = new TcpClient())
+        {
+            await c.ConnectAsync(IPAddress.Loopback, port.Server.EndPoint.Port);
+            using var cts = new CancellationTokenSource(Wait);
+            try { Assert.Equal(0, await c.GetStream().ReadAsync(new byte[16], cts.Token)); }
+            catch (IOException) { } // reset: closed as well
+            Assert.False(cts.IsCancellationRequested, "the third connection should be closed at once");
+        }
+        Assert.Equal(1, port[ClusterServerEvent.TooManyConnections]);
+        a.Close();
+        b.Close();
+        // Their slots come back once the server sees them closed.
+        await Eventually.True(async () =>
+        {
+            try { await _client.FetchAndPinRootAsync(port.Address, port.Authority.WorkerToken); return true; }
+            catch (ClusterClientException) { return false; }
+        }, Wait, "a good request served after the idle connections closed");
+    }
+
+    [Fact]
     public async Task Headers_that_never_finish_are_cut_off_after_the_handshake()
     {
         using var tcp = new TcpClient();
