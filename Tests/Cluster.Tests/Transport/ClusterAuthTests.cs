@@ -303,6 +303,21 @@ public sealed class ClusterAuthTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Starting_on_a_taken_port_fails_and_leaves_the_first_server_serving()
+    {
+        var second = new ClusterServer(new ClusterServerOptions
+        {
+            EndPoint = new IPEndPoint(IPAddress.Loopback, _port.Server.EndPoint.Port),
+            Identity = _port.ManagerIdentity,
+            Ca = _port.Ca,
+            Authority = _port.Authority,
+        });
+        await Assert.ThrowsAnyAsync<IOException>(() => second.StartAsync());
+        await second.DisposeAsync();
+        await StillServes();
+    }
+
+    [Fact]
     public void A_worker_identity_cannot_serve_the_cluster_port()
     {
         using var worker = ClusterPort.Issue(_port.Ca, "w9", NodeRole.Worker);
