@@ -199,6 +199,17 @@ public sealed class ClusterCa : IDisposable
         return request.Create(Certificate.SubjectName, X509SignatureGenerator.CreateForECDsa(_key), notBefore, notAfter, serial);
     }
 
+    /// <summary>
+    /// A whole identity made here, key and all: for the node that holds the CA itself (the first manager at
+    /// <c>swarm init</c>, a manager renewing its own certificate). Other nodes send a request instead.
+    /// </summary>
+    public NodeIdentity IssueIdentity(string nodeId, NodeRole role, TimeSpan? lifetime = null)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var cert = IssueNodeCertificate(new CertificateRequest("CN=" + NodeCertificates.RootCommonName, key, HashAlgorithmName.SHA256).PublicKey, nodeId, role, lifetime);
+        return NodeIdentity.Create(cert.ExportCertificatePem(), key, CertificatePem);
+    }
+
     /// <summary>Disposes the key.</summary>
     public void Dispose()
     {

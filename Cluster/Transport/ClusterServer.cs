@@ -16,6 +16,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using UserOverlay.Cluster.Manager;
 using UserOverlay.Cluster.Security;
+using UserOverlay.Cluster.Store;
 using UserOverlay.Control.Networks;
 
 namespace UserOverlay.Cluster.Transport;
@@ -56,8 +57,14 @@ public sealed record ClusterServerOptions
     /// <summary>The largest request body (join and renew bodies are a few kB).</summary>
     public long MaxRequestBodyBytes { get; init; } = 64 * 1024;
 
-    /// <summary>Connections served at once; more wait in the accept queue (a flood cannot exhaust the process).</summary>
+    /// <summary>Connections served at once; Kestrel closes further ones at once (a flood cannot exhaust the process).</summary>
     public long MaxConnections { get; init; } = 512;
+
+    /// <summary>
+    /// Connections served at once from one IP address; further ones are closed before the handshake and counted
+    /// (<see cref="ClusterServerEvent.TooManyConnections"/>), so one host holding connections open cannot take them all.
+    /// </summary>
+    public int MaxConnectionsPerAddress { get; init; } = 64;
 
     /// <summary>How long a TLS handshake may take before the connection is dropped (a silent or slow client).</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(5);
@@ -101,6 +108,7 @@ public sealed class ClusterServer : IAsyncDisposable
     private readonly ClusterServerOptions _options;
     private readonly ILogger _log;
     private NodeIdentity _identity;
+    private readonly AddressSlots _perAddress = new();
     private WebApplication? _app;
     private ListenOptions? _listen;
 
@@ -157,12 +165,21 @@ public sealed class ClusterServer : IAsyncDisposable
             {
                 _listen = listen;
                 listen.Protocols = HttpProtocols.Http1AndHttp2;
-                // Before TLS: a connection whose handshake never completes is counted when it ends.
+                // Before TLS: one address's share of connections is capped, and a connection whose handshake never
+                // completes is counted when it ends.
                 listen.Use(next => async connection =>
                 {
+                    var address = (connection.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+                    if (!_perAddress.TryEnter(address, o.MaxConnectionsPerAddress))
+                    {
+                        Counters.Increment(ClusterServerEvent.TooManyConnections);
+                        connection.Abort(new ConnectionAbortedException("too many connections from this address"));
+                        return;
+                    }
                     try { await next(connection).ConfigureAwait(false); }
                     finally
                     {
+                        _perAddress.Leave(address);
                         if (!connection.Items.ContainsKey(HandshakeMarkerKey)) Counters.Increment(ClusterServerEvent.TlsHandshakeFailed);
                     }
                 });
@@ -242,9 +259,14 @@ public sealed class ClusterServer : IAsyncDisposable
         }
         catch (ControlException e) when (!ctx.Response.HasStarted)
         {
-            var (ev, status, code) = Map(e.Code);
-            if (ev is { } counted) Counters.Increment(counted);
-            await Error(ctx, status, code, e.Message).ConfigureAwait(false);
+            // From the daemon's own routes: the control API's statuses, the exception's code (not a refusal to count).
+            int status = StatusOf(e.Code);
+            if (status >= 500) Counters.Increment(ClusterServerEvent.InternalError);
+            await Error(ctx, status, e.Code, e.Message).ConfigureAwait(false);
+        }
+        catch (StoreException e) when (!ctx.Response.HasStarted)
+        {
+            await Error(ctx, 503, ClusterErrorCodes.Unavailable, $"the cluster's store cannot serve this now ({e.Message.TrimEnd('.')}); try again or ask another manager").ConfigureAwait(false);
         }
         catch (Exception e) when (!ctx.Response.HasStarted && e is not OperationCanceledException)
         {
@@ -254,13 +276,14 @@ public sealed class ClusterServer : IAsyncDisposable
         }
     }
 
-    private static (ClusterServerEvent? Event, int Status, string Code) Map(string controlCode) => controlCode switch
+    /// <summary>The HTTP status of a <see cref="ControlException"/> code (as the daemon's control API maps them).</summary>
+    public static int StatusOf(string controlCode) => controlCode switch
     {
-        ControlErrorCodes.InvalidArgument => (ClusterServerEvent.MalformedRequest, 400, ClusterServerCounters.NameOf(ClusterServerEvent.MalformedRequest)),
-        ControlErrorCodes.PermissionDenied => (ClusterServerEvent.BadToken, 403, ClusterServerCounters.NameOf(ClusterServerEvent.BadToken)),
-        ControlErrorCodes.Conflict or ControlErrorCodes.InUse => (ClusterServerEvent.JoinRefused, 409, ClusterErrorCodes.Conflict),
-        ControlErrorCodes.NotFound or ControlErrorCodes.StorageFailed => (ClusterServerEvent.JoinRefused, 503, ClusterErrorCodes.Unavailable),
-        _ => (ClusterServerEvent.InternalError, 500, ClusterErrorCodes.Internal),
+        ControlErrorCodes.InvalidArgument or ControlErrorCodes.Ambiguous => 400,
+        ControlErrorCodes.PermissionDenied => 403,
+        ControlErrorCodes.NotFound => 404,
+        ControlErrorCodes.Conflict or ControlErrorCodes.InUse or ControlErrorCodes.Exhausted => 409,
+        _ => 500,
     };
 
     // Authenticated routes (their group's metadata says so): a valid certificate of this cluster, and the role.
@@ -346,9 +369,26 @@ public sealed class ClusterServer : IAsyncDisposable
             await Refuse(ctx, ClusterServerEvent.MalformedRequest, 400, fieldError).ConfigureAwait(false);
             return;
         }
-        var csr = ClusterCa.ReadSigningRequest(body.CsrPem!); // ControlException → malformed_request (Guard)
+        if (await ReadCsrAsync(ctx, body.CsrPem!).ConfigureAwait(false) is not { } csr) return;
         var request = new JoinRequest(token, body.Hostname!, body.AdvertiseAddr!, body.DataPathAddr!, ctx.Connection.RemoteIpAddress);
-        var decision = await _options.Authority.JoinAsync(request, ctx.RequestAborted).ConfigureAwait(false);
+        JoinDecision decision;
+        try { decision = await _options.Authority.JoinAsync(request, ctx.RequestAborted).ConfigureAwait(false); }
+        catch (ControlException e)
+        {
+            // An authority that throws, as ClusterManager.AdmitAsync does.
+            decision = JoinDecision.Refuse(e.Code switch
+            {
+                ControlErrorCodes.PermissionDenied => JoinRefusal.BadToken,
+                ControlErrorCodes.InvalidArgument => JoinRefusal.Invalid,
+                ControlErrorCodes.Conflict or ControlErrorCodes.InUse => JoinRefusal.Conflict,
+                ControlErrorCodes.NotFound or ControlErrorCodes.StorageFailed => JoinRefusal.Unavailable,
+                _ => throw new InvalidOperationException($"the join authority failed: {e.Message}", e),
+            }, e.Message);
+        }
+        catch (StoreException e)
+        {
+            decision = JoinDecision.Refuse(JoinRefusal.Unavailable, $"the cluster's store cannot admit nodes now ({e.Message.TrimEnd('.')}); try again or join through another manager");
+        }
         if (!decision.Admitted)
         {
             var (ev, status, code) = decision.Refusal switch
@@ -379,7 +419,7 @@ public sealed class ClusterServer : IAsyncDisposable
             await Refuse(ctx, ClusterServerEvent.MalformedRequest, 400, "csr_pem: missing (a certificate request for the node's key, PEM)").ConfigureAwait(false);
             return;
         }
-        var csr = ClusterCa.ReadSigningRequest(body.CsrPem);
+        if (await ReadCsrAsync(ctx, body.CsrPem).ConfigureAwait(false) is not { } csr) return;
         var role = await _options.Authority.CurrentRoleAsync(caller.NodeId, ctx.RequestAborted).ConfigureAwait(false);
         if (role is null)
         {
@@ -407,6 +447,17 @@ public sealed class ClusterServer : IAsyncDisposable
         if (string.IsNullOrWhiteSpace(b.DataPathAddr)) return "data_path_addr: missing (the node's underlay IP address)";
         if (!IPAddress.TryParse(b.DataPathAddr, out _)) return $"data_path_addr: '{ControlException.Printable(b.DataPathAddr)}' is not an IP address";
         return null;
+    }
+
+    // The request's CSR, or null after answering 400.
+    private async Task<CertificateRequest?> ReadCsrAsync(HttpContext ctx, string pem)
+    {
+        try { return ClusterCa.ReadSigningRequest(pem); }
+        catch (ControlException e)
+        {
+            await Refuse(ctx, ClusterServerEvent.MalformedRequest, 400, e.Message).ConfigureAwait(false);
+            return null;
+        }
     }
 
     // The body as T, or null after answering 400 (not JSON, not an object) — 413 comes from the Guard.
@@ -447,6 +498,33 @@ public sealed class ClusterServer : IAsyncDisposable
             throw new ArgumentException($"the cluster port serves with a manager's certificate; node {identity.NodeId}'s is a worker's", nameof(identity));
         if (!identity.Root.RawDataMemory.Span.SequenceEqual(ca.Certificate.RawDataMemory.Span))
             throw new ArgumentException("the identity's root is not the CA's certificate", nameof(identity));
+    }
+
+    /// <summary>Connections in progress per remote address (entries removed at zero).</summary>
+    private sealed class AddressSlots
+    {
+        private readonly Dictionary<IPAddress, int> _counts = [];
+        private readonly Lock _lock = new();
+
+        public bool TryEnter(IPAddress address, int max)
+        {
+            lock (_lock)
+            {
+                _counts.TryGetValue(address, out int n);
+                if (n >= max) return false;
+                _counts[address] = n + 1;
+                return true;
+            }
+        }
+
+        public void Leave(IPAddress address)
+        {
+            lock (_lock)
+            {
+                if (_counts.TryGetValue(address, out int n) && n > 1) _counts[address] = n - 1;
+                else _counts.Remove(address);
+            }
+        }
     }
 
     /// <summary>Marks a route group: who may call it.</summary>

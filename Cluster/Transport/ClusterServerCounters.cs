@@ -38,6 +38,8 @@ public enum ClusterServerEvent
     CaServed,
     /// <summary>A request that failed on the server's side (500), logged.</summary>
     InternalError,
+    /// <summary>A connection closed at once: its address already had <see cref="ClusterServerOptions.MaxConnectionsPerAddress"/> open.</summary>
+    TooManyConnections,
 }
 
 /// <summary>The counters of a <see cref="ClusterServer"/>. Thread-safe; reads are a consistent-enough snapshot (each counter atomic).</summary>
@@ -65,6 +67,7 @@ public sealed class ClusterServerCounters
         ClusterServerEvent.Renewed => "renewed",
         ClusterServerEvent.CaServed => "ca_served",
         ClusterServerEvent.InternalError => "internal_error",
+        ClusterServerEvent.TooManyConnections => "too_many_connections",
         _ => throw new ArgumentOutOfRangeException(nameof(e)),
     };
 

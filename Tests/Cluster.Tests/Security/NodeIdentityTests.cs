@@ -38,6 +38,15 @@ public sealed class NodeIdentityTests : IDisposable
     }
 
     [Fact]
+    public void The_ca_can_issue_a_whole_identity_for_the_node_that_holds_it()
+    {
+        using var id = _ca.IssueIdentity("first", NodeRole.Manager, TimeSpan.FromDays(30));
+        Assert.Equal(("first", NodeRole.Manager, "cluster-a"), (id.NodeId, id.Role, id.ClusterId));
+        Assert.True(id.Certificate.HasPrivateKey);
+        Assert.InRange(id.NotAfter - id.NotBefore, TimeSpan.FromDays(30), TimeSpan.FromDays(30) + ClusterCa.Backdate + TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
     public void Renewal_time_falls_in_50_to_80_percent_of_the_lifetime_and_varies()
     {
         var points = new List<double>();
