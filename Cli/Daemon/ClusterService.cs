@@ -1,12 +1,16 @@
 using System.Net;
+using System.Net.Http.Json;
+using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using UserOverlay.Cluster.Manager;
 using UserOverlay.Cluster.Node;
 using UserOverlay.Cluster.Replication;
+using UserOverlay.Cluster.Replication.Raft;
 using UserOverlay.Cluster.Security;
 using UserOverlay.Cluster.Store;
 using UserOverlay.Cluster.Transport;
@@ -51,7 +55,7 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
     private string Directory => Path.Combine(options.StateDirectory, "cluster");
     private string MembershipFile => Path.Combine(Directory, "membership.json");
     private string IdentityDirectory => Path.Combine(Directory, "identity");
-    private string StoreDirectory => Path.Combine(Directory, "store");
+    private string RaftDirectory => Path.Combine(Directory, "raft");
 
     /// <summary>Whether the host is in a cluster.</summary>
     public bool Active => Volatile.Read(ref _parts) is not null;
@@ -64,7 +68,7 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
         public required IClusterApi Api;
         public required ClusterAgent Agent;
         public ClusterCa? Ca;
-        public IReplicatedLog? Log;
+        public RaftLog? Log;
         public ReplicatedClusterStore? Store;
         public ClusterManager? Manager;
         public ClusterServer? Server;
@@ -248,10 +252,12 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
                     Managers = [manager.ToString()],
                 };
                 if (identity.Role == NodeRole.Manager)
-                    throw new ControlException(ControlErrorCodes.InvalidArgument,
-                        "token: is a manager token, and this build runs one manager per cluster; join with the worker token", "token");
-                parts = StartWorker(membership, identity);
-                await parts.Agent.WaitForFirstStateAsync(TimeSpan.FromSeconds(15), cancellationToken).ConfigureAwait(false);
+                    parts = await StartManagerAsync(membership, identity, ca: null, bootstrap: null, cancellationToken, joinVia: manager.ToString()).ConfigureAwait(false);
+                else
+                {
+                    parts = StartWorker(membership, identity);
+                    await parts.Agent.WaitForFirstStateAsync(TimeSpan.FromSeconds(15), cancellationToken).ConfigureAwait(false);
+                }
                 if (parts.Agent.State is { } state && state.DataPathPort != router.Router.Options.Underlay.Port)
                     throw ControlException.Conflicting("data-path-port", $"the cluster's data path port is {state.DataPathPort}, and this router's is {router.Router.Options.Underlay.Port}; give the router the cluster's port (its configuration's underlay port) and join again");
                 await WriteMembershipAsync(membership).ConfigureAwait(false);
@@ -342,6 +348,11 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
     {
         var p = RequireManager("node rm");
         var removed = await p.Api.RemoveNodeAsync(node, force, cancellationToken).ConfigureAwait(false);
+        if (removed.Role == NodeRole.Manager && p.Log is { } raft && raft.Members.Any(m => m.Id == removed.Id))
+        {
+            try { await raft.RemoveMemberAsync(removed.Id, cancellationToken).ConfigureAwait(false); }
+            catch (Exception e) when (e is InvalidOperationException or StoreException) { LogRaftRemoveFailed(removed.Hostname, e.Message); }
+        }
         await p.Agent.SyncNowAsync(cancellationToken).ConfigureAwait(false);
         return View(removed, p);
     }
@@ -410,21 +421,35 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
 
     // ---- the parts -------------------------------------------------------------------------------------------------
 
-    private async Task<Parts> StartManagerAsync(ClusterMembership membership, NodeIdentity identity, ClusterCa? ca, ClusterInitSpec? bootstrap, CancellationToken cancellationToken)
+    /// <summary>
+    /// A manager's parts: its Raft member (STATE/cluster/raft; the first manager bootstraps it, a joining one asks the
+    /// manager it joined through to add it, a restarted one rejoins), the store and <see cref="ClusterManager"/> over it,
+    /// the control port, its own agent (in process) and the key rotation timer.
+    /// </summary>
+    private async Task<Parts> StartManagerAsync(ClusterMembership membership, NodeIdentity identity, ClusterCa? ca, ClusterInitSpec? bootstrap,
+        CancellationToken cancellationToken, string? joinVia = null)
     {
-        System.IO.Directory.CreateDirectory(StoreDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        IReplicatedLog log = new LocalLog(StoreDirectory);
+        System.IO.Directory.CreateDirectory(RaftDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var raft = OpenRaft(membership, identity);
         ReplicatedClusterStore? store = null;
         ClusterServer? server = null;
         ClusterAgent? agent = null;
         try
         {
-            store = new ReplicatedClusterStore(log);
+            store = new ReplicatedClusterStore(bootstrap is null ? raft : new BootstrappingLog(raft));
             await store.StartAsync(cancellationToken).ConfigureAwait(false);
+            if (joinVia is not null) await AddRaftMemberThroughAsync(joinVia, identity, membership, cancellationToken).ConfigureAwait(false);
             var manager = new ClusterManager(store, new ClusterManagerOptions { MaxMtu = router.Router.Options.UnderlayMtu - Constants.VxlanOverhead });
             if (bootstrap is not null) await manager.InitializeAsync(bootstrap, cancellationToken).ConfigureAwait(false);
-            var info = await manager.GetInfoAsync(cancellationToken).ConfigureAwait(false)
-                ?? throw new RouterException(RouterErrorCode.SystemError, $"the cluster store in {StoreDirectory} holds no cluster; remove {Directory} to leave the cluster");
+            // A joining (or restarted) member has the cluster once it caught up with the log.
+            ClusterInfo? info = null;
+            for (var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30); info is null; await Task.Delay(100, cancellationToken).ConfigureAwait(false))
+            {
+                info = await manager.GetInfoAsync(cancellationToken).ConfigureAwait(false);
+                if (info is null && DateTime.UtcNow > deadline)
+                    throw new ControlException(ControlErrorCodes.Unavailable,
+                        $"this manager's Raft member ({raft.Location}) has not caught up with the cluster within 30 s (leader: {raft.Leader ?? "none"}); check that the managers reach each other on their Raft ports ({RaftPort(membership.ControlAddress)}/tcp and the next)", "manager");
+            }
             ca ??= ClusterCa.Load(info.RootCertificatePem, info.RootKeyPem);
             Func<string, string> newToken = root => JoinToken.Create(root).ToString();
             server = new ClusterServer(new ClusterServerOptions
@@ -432,9 +457,13 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
                 EndPoint = IPEndPoint.Parse(membership.ListenAddress),
                 Identity = identity,
                 Ca = ca,
-                Authority = new ManagerJoinAuthority(manager),
+                Authority = new ClusterManagerAuthority(manager),
                 NodeRoutes = g => ClusterRoutes.MapNodeRoutes(g, c => CallerApi(c, manager, newToken)),
-                ManagerRoutes = g => ClusterRoutes.MapManagerRoutes(g, c => CallerApi(c, manager, newToken)),
+                ManagerRoutes = g =>
+                {
+                    ClusterRoutes.MapManagerRoutes(g, c => CallerApi(c, manager, newToken));
+                    MapRaftRoutes(g, raft);
+                },
                 Loggers = loggers,
             });
             await server.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -447,7 +476,7 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
                 Api = api,
                 Agent = agent,
                 Ca = ca,
-                Log = log,
+                Log = raft,
                 Store = store,
                 Manager = manager,
                 Server = server,
@@ -464,8 +493,96 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
             if (agent is not null) await agent.DisposeAsync().ConfigureAwait(false);
             if (server is not null) await server.DisposeAsync().ConfigureAwait(false);
             if (store is not null) await store.DisposeAsync().ConfigureAwait(false);
-            else await log.DisposeAsync().ConfigureAwait(false);
+            else await raft.DisposeAsync().ConfigureAwait(false);
             throw;
+        }
+    }
+
+    /// <summary>The Raft port of a manager whose control port is at <paramref name="controlAddress"/>: the next one (2378 by default; forwarding uses the one after).</summary>
+    private static int RaftPort(string controlAddress) => IPEndPoint.Parse(controlAddress).Port + 1;
+
+    /// <summary>
+    /// The manager's Raft member: on the control port's address, ports +1 (Raft) and +2 (forwarding to the leader),
+    /// mutual TLS with the node certificates — only managers of this cluster are accepted either way.
+    /// </summary>
+    private RaftLog OpenRaft(ClusterMembership membership, NodeIdentity identity)
+    {
+        var listen = IPEndPoint.Parse(membership.ListenAddress);
+        var advertise = IPEndPoint.Parse(membership.ControlAddress);
+        RemoteCertificateValidationCallback ManagersOnly(string usage) => (_, certificate, _, _) =>
+            certificate is X509Certificate2 c
+            && NodeCertificates.ValidateChain(c, identity.Root, DateTimeOffset.UtcNow, usage) is null
+            && NodeCertificates.TryReadSubject(c, out var subject, out _)
+            && subject.Role == NodeRole.Manager && subject.ClusterId == identity.ClusterId;
+        return new RaftLog(new RaftLogOptions
+        {
+            MemberId = membership.NodeId,
+            ListenEndPoint = new IPEndPoint(listen.Address, listen.Port + 1),
+            AdvertisedEndPoint = new IPEndPoint(advertise.Address, advertise.Port + 1),
+            ForwardListenEndPoint = new IPEndPoint(listen.Address, listen.Port + 2),
+            ForwardAdvertisedEndPoint = new IPEndPoint(advertise.Address, advertise.Port + 2),
+            DataDirectory = RaftDirectory,
+            ServerTls = new SslServerAuthenticationOptions
+            {
+                ServerCertificate = identity.Certificate,
+                ClientCertificateRequired = true,
+                RemoteCertificateValidationCallback = ManagersOnly(NodeCertificates.ClientAuthOid),
+            },
+            ClientTls = new SslClientAuthenticationOptions
+            {
+                TargetHost = NodeCertificates.CaDnsName,
+                ClientCertificates = [identity.Certificate],
+                RemoteCertificateValidationCallback = ManagersOnly(NodeCertificates.ServerAuthOid),
+            },
+        }, loggers);
+    }
+
+    /// <summary>The leader adds a joining manager to Raft: <c>POST /v1/cluster/raft/members</c> {id, address}, only for the caller itself.</summary>
+    private static void MapRaftRoutes(Microsoft.AspNetCore.Routing.RouteGroupBuilder managers, RaftLog raft)
+    {
+        managers.MapPost("/v1/cluster/raft/members", (Microsoft.AspNetCore.Http.RequestDelegate)(async c =>
+        {
+            var caller = c.GetClusterCaller();
+            var body = await JsonSerializer.DeserializeAsync(c.Request.Body, ClusterStateJson.Default.RaftMemberRequest, c.RequestAborted).ConfigureAwait(false);
+            if (body is null || body.Id != caller.NodeId || !IPEndPoint.TryParse(body.Address ?? "", out var address) || address.Port == 0)
+            {
+                await ClusterRoutes.WriteError(c, ControlErrorCodes.InvalidArgument, "body: a manager adds itself: {\"id\": its node id, \"address\": its Raft IP:PORT}").ConfigureAwait(false);
+                return;
+            }
+            try
+            {
+                await raft.AddMemberAsync(body.Id, address, c.RequestAborted).ConfigureAwait(false);
+                c.Response.StatusCode = 204;
+            }
+            catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+            {
+                await ClusterRoutes.WriteError(c, ControlErrorCodes.Conflict, $"raft: {e.Message}").ConfigureAwait(false);
+            }
+            catch (StoreException e)
+            {
+                await ClusterRoutes.WriteError(c, ControlErrorCodes.Unavailable, $"raft: {e.Message}").ConfigureAwait(false);
+            }
+        }));
+    }
+
+    // A joining manager's Raft member runs (not bootstrapped); the manager it joined through has the leader add it.
+    private static async Task AddRaftMemberThroughAsync(string manager, NodeIdentity identity, ClusterMembership membership, CancellationToken cancellationToken)
+    {
+        using var http = new ClusterClient().CreateHttpClient(identity, manager);
+        http.Timeout = TimeSpan.FromSeconds(30);
+        var advertise = IPEndPoint.Parse(membership.ControlAddress);
+        var body = new RaftMemberRequest(membership.NodeId, new IPEndPoint(advertise.Address, advertise.Port + 1).ToString());
+        HttpResponseMessage response;
+        try { response = await http.PostAsJsonAsync("/v1/cluster/raft/members", body, ClusterStateJson.Default.RaftMemberRequest, cancellationToken).ConfigureAwait(false); }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            throw new ControlException(ControlErrorCodes.Unavailable, $"manager: the manager at {manager} did not add this node to the managers' Raft group: {e.Message}", "manager");
+        }
+        using (response)
+        {
+            if (!response.IsSuccessStatusCode)
+                throw new ControlException(ControlErrorCodes.Unavailable,
+                    $"manager: the manager at {manager} did not add this node to the managers' Raft group ({(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)})", "manager");
         }
     }
 
@@ -597,7 +714,7 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
             await server.DisposeAsync().ConfigureAwait(false);
         }
         if (parts.Store is { } store) await store.DisposeAsync().ConfigureAwait(false);
-        else if (parts.Log is { } log) await log.DisposeAsync().ConfigureAwait(false);
+        if (parts.Log is { } log) await log.DisposeAsync().ConfigureAwait(false);
         (parts.Api as IDisposable)?.Dispose();
         parts.Ca?.Dispose();
         parts.Identity.Dispose();
@@ -686,6 +803,9 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
     [LoggerMessage(Level = LogLevel.Warning, Message = "cluster: rotating the {Subsystem} keys failed: {Reason}")]
     private partial void LogRotationFailed(string subsystem, string reason);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "cluster: the removed manager {Node} is still in the Raft group: {Reason}")]
+    private partial void LogRaftRemoveFailed(string node, string reason);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "cluster: cannot remove {Directory}: {Reason}")]
     private partial void LogCleanupFailed(string directory, string reason);
 }
@@ -711,7 +831,32 @@ internal sealed record ClusterMembership
     public required IReadOnlyList<string> Managers { get; init; }
 }
 
-/// <summary>JSON of the cluster service's own file.</summary>
+/// <summary>A manager asking to be added to the managers' Raft group.</summary>
+/// <param name="Id">Its node id.</param>
+/// <param name="Address">Its Raft IP:PORT.</param>
+internal sealed record RaftMemberRequest(string? Id, string? Address);
+
+/// <summary>
+/// Runs a Raft member as the first of a new group (<see cref="RaftLog.BootstrapAsync"/>) where the store starts its log:
+/// what <c>swarm init</c> gives the store.
+/// </summary>
+internal sealed class BootstrappingLog(RaftLog raft) : IReplicatedLog
+{
+    public string Location => raft.Location;
+    public bool IsLeader => raft.IsLeader;
+    public string? Leader => raft.Leader;
+    public event Action<bool>? LeadershipChanged
+    {
+        add => raft.LeadershipChanged += value;
+        remove => raft.LeadershipChanged -= value;
+    }
+    public ValueTask StartAsync(IReplicatedStateMachine machine, CancellationToken cancellationToken = default) => raft.BootstrapAsync(machine, cancellationToken);
+    public ValueTask ProposeAsync(ReadOnlyMemory<byte> command, CancellationToken cancellationToken = default) => raft.ProposeAsync(command, cancellationToken);
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask; // the service disposes the RaftLog itself
+}
+
+/// <summary>JSON of the cluster service's own file and requests.</summary>
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
 [System.Text.Json.Serialization.JsonSerializable(typeof(ClusterMembership))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(RaftMemberRequest))]
 internal sealed partial class ClusterStateJson : System.Text.Json.Serialization.JsonSerializerContext;
