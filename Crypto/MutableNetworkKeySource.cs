@@ -44,6 +44,14 @@ public sealed class MutableNetworkKeySource : INetworkKeySource
         _rings[ring.Id] = ring;
     }
 
+    /// <summary>Installs or replaces the ring of <paramref name="key"/>'s id with a ring of that one key (a key read from a
+    /// file, as <see cref="StaticNetworkKeySource.Set"/> does), so one source can serve file keys and cluster rings.</summary>
+    public void Set(NetworkKey key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        _rings[key.Id] = new NetworkKeyRing(key);
+    }
+
     /// <summary>Removes a ring; its SAs are torn down at the next Tick (nothing is sent to or accepted from its peers).</summary>
     public bool Remove(string keyId) => _rings.TryRemove(keyId, out _);
 

@@ -87,6 +87,11 @@ public class KeyRingTests
         Assert.True(primary.SecretEquals(Key(3)));
         Assert.Single(source.Rings);
 
+        source.Set(Key(4));                                   // a single key: a ring of one
+        Assert.True(s.TryGetRing("net1", out got));
+        Assert.Equal(1, got.Count);
+        Assert.True(got.Primary.SecretEquals(Key(4)));
+
         var ex = Assert.Throws<ArgumentException>(() => source.Set("net2", ring));
         Assert.Contains("ids must match", ex.Message);
         Assert.True(source.Remove("net1"));

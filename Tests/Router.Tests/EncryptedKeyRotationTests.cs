@@ -18,7 +18,7 @@ public class EncryptedKeyRotationTests : InMemoryHostsTest
     private static readonly MacAddress S1 = MacAddress.FromIPv4(IPAddress.Parse("198.18.2.11"));
     private static readonly MacAddress S2 = MacAddress.FromIPv4(IPAddress.Parse("198.18.2.12"));
 
-    private static NetworkKey Key(int generation) =>
+    internal static NetworkKey Key(int generation) =>
         new("secret", Enumerable.Range(0, 32).Select(i => (byte)(generation * 29 + i)).ToArray());
 
     private (OverlayRouter R, InMemoryPlatform P) Host(int i, int peer, MutableNetworkKeySource keys) =>
@@ -86,10 +86,10 @@ public class EncryptedKeyRotationTests : InMemoryHostsTest
         Assert.NotNull(a.Tap("s1").WaitTake(Wait));
     }
 
-    private static EspStatusInfo Esp(OverlayRouter r) => r.GetStatus().Esp!;
+    internal static EspStatusInfo Esp(OverlayRouter r) => r.GetStatus().Esp!;
 
     /// <summary>Hands <paramref name="r"/> a new ring and waits until its ESP tick has applied it.</summary>
-    private static void Learn(OverlayRouter r, MutableNetworkKeySource keys, NetworkKeyRing ring, int inboundSas, bool newPrimary)
+    internal static void Learn(OverlayRouter r, MutableNetworkKeySource keys, NetworkKeyRing ring, int inboundSas, bool newPrimary)
     {
         long rotations = Esp(r).Rotations;
         keys.Set(ring);
