@@ -90,6 +90,12 @@ public sealed class RaftLogTests
         await Task.WhenAll(members.SelectMany(m => Enumerable.Range(0, 4).Select(i => m.Log.ProposeAsync(Cmd($"{m.Id}-c{i}")).AsTask())));
 
         await WaitSameAsync(members, 5 * 3 + 1 + 3 * 4);
+
+        // A read barrier on a follower: everything the leader committed before it is applied here after it.
+        await Task.WhenAll(Enumerable.Range(0, 20).Select(i => leader.Log.ProposeAsync(Cmd($"burst-{i}")).AsTask()));
+        await members[2].Log.ReadBarrierAsync();
+        Assert.Equal(5 * 3 + 1 + 3 * 4 + 20, members[2].Machine.Count);
+        await WaitSameAsync(members, 5 * 3 + 1 + 3 * 4 + 20);
         var items = members[0].Machine.Read().Items;
         Assert.Equal(items.Count, items.Distinct().Count());
         Assert.Single(members, static m => m.Log.IsLeader);
