@@ -195,7 +195,8 @@ public sealed class RaftLogTests
         TestMember intruder = await cluster.StartAsync("intruder", stranger, o => o with { ProposeTimeout = TimeSpan.FromSeconds(2) });
 
         // The leader cannot add it: every connection between them fails the TLS handshake.
-        await Assert.ThrowsAnyAsync<Exception>(() => m1.Log.AddMemberAsync("intruder", intruder.Address));
+        StoreException notAdded = await Assert.ThrowsAsync<StoreException>(() => m1.Log.AddMemberAsync("intruder", intruder.Address));
+        Assert.Equal(StoreErrorCode.Unavailable, notAdded.Code);
         Assert.Single(m1.Log.Members);
         Assert.Equal(0, intruder.Machine.Count);
         StoreException refused = await Assert.ThrowsAsync<StoreException>(() => intruder.Log.ProposeAsync(Cmd("theirs")).AsTask());
