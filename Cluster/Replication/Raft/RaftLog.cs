@@ -129,7 +129,9 @@ public sealed class RaftLog : IReplicatedLog
     public async ValueTask BootstrapAsync(IReplicatedStateMachine machine, CancellationToken cancellationToken = default)
     {
         await StartCoreAsync(machine, coldStart: true, cancellationToken).ConfigureAwait(false);
-        if (this.machine!.Members.ContainsKey(options.MemberId))
+        // Record this member's id only in a cluster of itself alone (a fresh one): a member restarted with
+        // BootstrapAsync after it was removed must not add itself back.
+        if (this.machine!.Members.ContainsKey(options.MemberId) || cluster!.Members.Count != 1 || cluster.Members.First().IsRemote)
             return;
         try
         {
@@ -243,6 +245,44 @@ public sealed class RaftLog : IReplicatedLog
             throw new StoreException(StoreErrorCode.TooLarge, $"raft: a command of {command.Length} bytes exceeds the limit of {options.MaxCommandBytes}");
         ulong id = NewProposalId();
         await SubmitAsync(ForwardRequest.Propose, RaftEntry.Command(id, command.Span), id, "the proposal", cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Waits until this member has applied every entry committed when the call began (asking the leader for its commit
+    /// index when this member follows), so that a read of the local machine after it sees every write that completed
+    /// before it anywhere: a linearizable read.
+    /// </summary>
+    /// <exception cref="StoreException"><see cref="StoreErrorCode.Unavailable"/>: no leader answered within <see cref="RaftLogOptions.ProposeTimeout"/>.</exception>
+    public async ValueTask ReadBarrierAsync(CancellationToken cancellationToken = default)
+    {
+        if (Volatile.Read(ref started) == 0 || cluster is not { } raft)
+            throw new InvalidOperationException("RaftLog: not started");
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.Token);
+        deadline.CancelAfter(options.ProposeTimeout);
+        string lastError = "no leader";
+        try
+        {
+            while (true)
+            {
+                try
+                {
+                    await raft.ApplyReadBarrierAsync(deadline.Token).ConfigureAwait(false);
+                    return;
+                }
+                catch (Exception e) when (!deadline.IsCancellationRequested && IsTransient(e))
+                {
+                    lastError = e.Message;
+                }
+                await Task.Delay(RetryDelay, deadline.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            if (lifetime.IsCancellationRequested)
+                throw new StoreException(StoreErrorCode.Closed, $"raft: {Location} is closed");
+            throw new StoreException(StoreErrorCode.Unavailable,
+                $"raft: no leader confirmed the commit index within {options.ProposeTimeout.TotalSeconds:0.###} s (last: {lastError})");
+        }
     }
 
     /// <summary>
@@ -366,7 +406,7 @@ public sealed class RaftLog : IReplicatedLog
 
     // NotLeaderException and QuorumUnreachableException are LeaderOperationExceptions; a membership change under way
     // elsewhere is a RaftProtocolException.
-    private static bool IsTransient(Exception e) => e is LeaderOperationException or IOException or SocketException
+    private static bool IsTransient(Exception e) => e is LeaderOperationException or MemberUnavailableException or IOException or SocketException
         or AuthenticationException or RaftProtocolException or TimeoutException or KeyNotFoundException or FormatException;
 
     private static void ThrowIfRejected(ForwardReply reply)
