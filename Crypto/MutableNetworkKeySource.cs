@@ -45,7 +45,7 @@ public sealed class MutableNetworkKeySource : INetworkKeySource
     }
 
     /// <summary>Installs or replaces the ring of <paramref name="key"/>'s id with a ring of that one key (a key read from a
-    /// file, as <see cref="StaticNetworkKeySource.Set"/> does), so one source can serve file keys and cluster rings.</summary>
+    /// file, as <see cref="StaticNetworkKeySource.Set(NetworkKey)"/> does), so one source can serve file keys and cluster rings.</summary>
     public void Set(NetworkKey key)
     {
         ArgumentNullException.ThrowIfNull(key);
