@@ -263,23 +263,38 @@ public sealed class ReplicatedClusterStore : IClusterStore
         var token = _closed.Token;
         while (!token.IsCancellationRequested)
         {
-            try { await Task.Delay(_options.LeaseCheckInterval, _options.Time, token).ConfigureAwait(false); }
+            try
+            {
+                await Task.Delay(_options.LeaseCheckInterval, _options.Time, token).ConfigureAwait(false);
+                await ExpireLeasesOnceAsync(token).ConfigureAwait(false);
+            }
             catch (OperationCanceledException) { return; }
-            List<long> expired;
-            lock (_leaseLock)
-            {
-                if (!_leader || _deadlines.Count == 0) continue;
-                long now = _options.Time.GetTimestamp();
-                expired = [.. _deadlines.Where(d => d.Value.Deadline <= now).Select(d => d.Key).Order()];
-            }
-            foreach (long id in expired)
-            {
-                try { await ProposeAsync(new LeaseRevokeCommand(Guid.NewGuid(), id), token).ConfigureAwait(false); }
-                catch (OperationCanceledException) { return; }
-                catch (StoreException e) when (e.Code == StoreErrorCode.Closed) { return; }
-                catch (StoreException) { break; } // no quorum now: the next round tries again
-            }
+            catch (StoreException e) when (e.Code == StoreErrorCode.Closed) { return; }
         }
+    }
+
+    /// <summary>
+    /// One round of the leader's lease clock (the background loop runs one every
+    /// <see cref="ReplicatedStoreOptions.LeaseCheckInterval"/>): proposes the revoke of every lease past its deadline.
+    /// Returns how many it revoked; on a follower, none. A revoke the log refuses (no quorum) is retried next round.
+    /// </summary>
+    internal async Task<int> ExpireLeasesOnceAsync(CancellationToken cancellationToken = default)
+    {
+        List<long> expired;
+        lock (_leaseLock)
+        {
+            if (!_leader || _deadlines.Count == 0) return 0;
+            long now = _options.Time.GetTimestamp();
+            expired = [.. _deadlines.Where(d => d.Value.Deadline <= now).Select(d => d.Key).Order()];
+        }
+        int revoked = 0;
+        foreach (long id in expired)
+        {
+            try { await ProposeAsync(new LeaseRevokeCommand(Guid.NewGuid(), id), cancellationToken).ConfigureAwait(false); }
+            catch (StoreException e) when (e.Code == StoreErrorCode.Unavailable) { break; }
+            revoked++;
+        }
+        return revoked;
     }
 
     private StoreException Unexpected(KvResult result) =>
