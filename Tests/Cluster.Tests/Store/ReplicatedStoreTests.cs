@@ -51,6 +51,38 @@ public sealed class LocalMemoryStoreTests : ReplicatedStoreConformance
 
     [Fact]
     public void The_location_says_memory() => Assert.Equal("memory", Store.Location);
+
+    [Fact]
+    public async Task The_leaders_background_clock_expires_leases_on_its_own()
+    {
+        var lease = await Store.GrantLeaseAsync(TimeSpan.FromSeconds(3));
+        await PutAsync("bg", "v", lease.Id);
+        Time.Advance(TimeSpan.FromSeconds(2));
+        Assert.Single((await Store.GetAsync("bg")).Kvs);
+        // No explicit expiry round here: the store's own loop (a timer on the same clock) must notice.
+        await Eventually.True(async () =>
+        {
+            Time.Advance(TimeSpan.FromMilliseconds(250));
+            return (await Store.GetAsync("bg")).Kvs.Count == 0;
+        }, TimeSpan.FromSeconds(10), "the lease's key removed by the background expiry");
+        Assert.Equal(StoreErrorCode.LeaseNotFound, (await Refused(() => Store.KeepAliveAsync(lease.Id).AsTask())).Code);
+    }
+
+    [Fact]
+    public async Task A_watcher_that_falls_behind_the_history_is_compacted_and_writers_never_wait_for_it()
+    {
+        await using var e = Store.WatchAsync("s/", 2, Timeout()).GetAsyncEnumerator();
+        await PutAsync("s/k", "0");
+        Assert.True(await e.MoveNextAsync());
+        Assert.Equal(2, e.Current.Revision);
+        for (int i = 1; i <= HistoryKept * 2; i++) await PutAsync("s/k", $"{i}"); // the watcher reads nothing meanwhile
+        var behind = await Assert.ThrowsAsync<StoreException>(async () =>
+        {
+            while (await e.MoveNextAsync()) { }
+        });
+        Assert.Equal(StoreErrorCode.Compacted, behind.Code);
+        Assert.Equal(Store.Revision - HistoryKept + 1, behind.CompactRevision);
+    }
 }
 
 /// <summary>The suite over a durable <see cref="LocalLog"/> in a temporary directory, with restarts and damaged files.</summary>
