@@ -85,7 +85,12 @@ public sealed class ReplicatedClusterStore : IClusterStore
     {
         ThrowIfClosed();
         if (Interlocked.Exchange(ref _started, 1) != 0) throw new InvalidOperationException("the store is started already");
-        await _log.StartAsync(Machine, cancellationToken).ConfigureAwait(false);
+        try { await _log.StartAsync(Machine, cancellationToken).ConfigureAwait(false); }
+        catch
+        {
+            Volatile.Write(ref _started, 0);
+            throw;
+        }
         if (_log.IsLeader) OnLeadershipChanged(true);
         _expiry = Task.Run(ExpireLeasesAsync);
     }
