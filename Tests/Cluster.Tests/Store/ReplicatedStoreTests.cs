@@ -171,6 +171,18 @@ public sealed class LocalDiskStoreTests : ReplicatedStoreConformance
     }
 
     [Fact]
+    public async Task Another_process_cannot_take_the_directory_while_the_log_holds_it()
+    {
+        string flock = Requires.Tool("flock", "util-linux");
+        string lockFile = Path.Combine(_dir, "lock");
+        var held = Shell.Run(flock, ["--nonblock", "--exclusive", lockFile, "true"], TimeSpan.FromSeconds(10));
+        Assert.NotEqual(0, held.ExitCode);
+        await Store.DisposeAsync();
+        var free = Shell.Run(flock, ["--nonblock", "--exclusive", lockFile, "true"], TimeSpan.FromSeconds(10));
+        Assert.Equal(0, free.ExitCode);
+    }
+
+    [Fact]
     public async Task Snapshots_empty_the_wal_and_a_restart_rebuilds_from_snapshot_and_wal()
     {
         await Store.DisposeAsync();
