@@ -115,8 +115,6 @@ public sealed class ReplicatedClusterStore : IClusterStore
     /// <inheritdoc/>
     public async ValueTask<TxnResult> TxnAsync(TxnRequest request, CancellationToken cancellationToken = default)
     {
-        ThrowIfUnusable();
-        if (KvValidation.Check(request) is { } e) throw e;
         var result = await ProposeAsync(new TxnCommand(Guid.NewGuid(), request), cancellationToken).ConfigureAwait(false);
         return result.Txn ?? throw Unexpected(result);
     }
@@ -155,6 +153,8 @@ public sealed class ReplicatedClusterStore : IClusterStore
     public async ValueTask<KvResult> ProposeAsync(KvCommand command, CancellationToken cancellationToken = default)
     {
         ThrowIfUnusable();
+        ArgumentNullException.ThrowIfNull(command);
+        if (command is TxnCommand txn && KvValidation.Check(txn.Request) is { } invalid) throw invalid;
         var bytes = KvCommandCodec.Encode(command);
         Task<KvResult> answer;
         try { answer = Machine.Expect(command.RequestId); }
