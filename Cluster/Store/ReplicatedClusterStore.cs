@@ -147,6 +147,16 @@ public sealed class ReplicatedClusterStore : IClusterStore
     }
 
     /// <summary>
+    /// Waits until this member's replica has applied everything committed before the call (a no-op command through the
+    /// log), then returns its revision: a follower's reads after it see every write that returned before it, anywhere.
+    /// </summary>
+    public async ValueTask<long> SyncAsync(CancellationToken cancellationToken = default)
+    {
+        await ProposeAsync(new TxnCommand(Guid.NewGuid(), new TxnRequest([], [])), cancellationToken).ConfigureAwait(false);
+        return Machine.Revision;
+    }
+
+    /// <summary>
     /// Proposes <paramref name="command"/> and returns the local machine's result for it (a refusal thrown). A retry
     /// of the same command object reuses its request id, so it is applied at most once.
     /// </summary>

@@ -286,6 +286,18 @@ public sealed class LogGroupStoreTests : ReplicatedStoreConformance
     }
 
     [Fact]
+    public async Task A_sync_lets_a_follower_read_every_write_made_before_it()
+    {
+        for (int i = 0; i < 10; i++)
+        {
+            var w = await PutAsync("s", $"{i}");
+            long revision = await _stores[1 + i % 2].SyncAsync();
+            Assert.True(revision >= w.Revision);
+            Assert.Equal($"{i}", S((await _stores[1 + i % 2].GetAsync("s")).Kvs[0]));
+        }
+    }
+
+    [Fact]
     public async Task A_new_leader_gives_every_lease_its_full_ttl_and_then_expires_them()
     {
         var lease = await Store.GrantLeaseAsync(TimeSpan.FromSeconds(10));
