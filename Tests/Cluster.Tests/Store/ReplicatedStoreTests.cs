@@ -252,6 +252,14 @@ public sealed class LogGroupStoreTests : ReplicatedStoreConformance
 
     protected override ReplicatedClusterStore LeaderStore => _stores[_group.LeaderIndex];
 
+    /// <summary>Restarts member 0: a fresh machine rebuilt from the whole log.</summary>
+    protected override async Task<IClusterStore>? RestartAsync(IClusterStore store)
+    {
+        await store.DisposeAsync();
+        _stores[0] = await StartedAsync(await _group.RestartAsync(0));
+        return _stores[0];
+    }
+
     public override async ValueTask DisposeAsync()
     {
         foreach (var s in _stores) await s.DisposeAsync();
