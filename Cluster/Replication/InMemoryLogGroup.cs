@@ -24,7 +24,7 @@ public sealed class InMemoryLogGroup : IAsyncDisposable
 {
     private readonly Lock _lock = new();
     private readonly List<byte[]> _entries = [];
-    private readonly Member[] _members;
+    private readonly Member[] _members; // replaced only by RestartAsync
     private int _leader;
 
     private InMemoryLogGroup(int n, InMemoryLogGroupOptions options)
@@ -82,6 +82,19 @@ public sealed class InMemoryLogGroup : IAsyncDisposable
     {
         lock (_lock) _members[i].Isolated = false;
         _members[i].Wake();
+    }
+
+    /// <summary>
+    /// Replaces member <paramref name="i"/> (stopping the old one) with a fresh member that, when started, rebuilds its
+    /// machine from the whole log, as a restarted replica replays its log; it keeps its leadership and isolation.
+    /// </summary>
+    public async ValueTask<IReplicatedLog> RestartAsync(int i)
+    {
+        var old = _members[i];
+        await old.DisposeAsync().ConfigureAwait(false);
+        var fresh = new Member(this, i) { Isolated = old.Isolated };
+        lock (_lock) _members[i] = fresh;
+        return fresh;
     }
 
     private bool CanPropose(Member m)

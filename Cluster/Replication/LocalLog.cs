@@ -253,6 +253,7 @@ public sealed partial class LocalLog : IReplicatedLog
         });
         Replay(machine);
         _wal.Seek(0, SeekOrigin.End);
+        FsyncDirectory(_directory!); // the WAL's (and the lock's) directory entries, when they were just created
     }
 
     private void LoadSnapshot(IReplicatedStateMachine machine)

@@ -85,7 +85,12 @@ public sealed class ReplicatedClusterStore : IClusterStore
     {
         ThrowIfClosed();
         if (Interlocked.Exchange(ref _started, 1) != 0) throw new InvalidOperationException("the store is started already");
-        await _log.StartAsync(Machine, cancellationToken).ConfigureAwait(false);
+        try { await _log.StartAsync(Machine, cancellationToken).ConfigureAwait(false); }
+        catch
+        {
+            Volatile.Write(ref _started, 0);
+            throw;
+        }
         if (_log.IsLeader) OnLeadershipChanged(true);
         _expiry = Task.Run(ExpireLeasesAsync);
     }
@@ -110,8 +115,6 @@ public sealed class ReplicatedClusterStore : IClusterStore
     /// <inheritdoc/>
     public async ValueTask<TxnResult> TxnAsync(TxnRequest request, CancellationToken cancellationToken = default)
     {
-        ThrowIfUnusable();
-        if (KvValidation.Check(request) is { } e) throw e;
         var result = await ProposeAsync(new TxnCommand(Guid.NewGuid(), request), cancellationToken).ConfigureAwait(false);
         return result.Txn ?? throw Unexpected(result);
     }
@@ -144,12 +147,24 @@ public sealed class ReplicatedClusterStore : IClusterStore
     }
 
     /// <summary>
+    /// Waits until this member's replica has applied everything committed before the call (a no-op command through the
+    /// log), then returns its revision: a follower's reads after it see every write that returned before it, anywhere.
+    /// </summary>
+    public async ValueTask<long> SyncAsync(CancellationToken cancellationToken = default)
+    {
+        await ProposeAsync(new TxnCommand(Guid.NewGuid(), new TxnRequest([], [])), cancellationToken).ConfigureAwait(false);
+        return Machine.Revision;
+    }
+
+    /// <summary>
     /// Proposes <paramref name="command"/> and returns the local machine's result for it (a refusal thrown). A retry
     /// of the same command object reuses its request id, so it is applied at most once.
     /// </summary>
     public async ValueTask<KvResult> ProposeAsync(KvCommand command, CancellationToken cancellationToken = default)
     {
         ThrowIfUnusable();
+        ArgumentNullException.ThrowIfNull(command);
+        if (command is TxnCommand txn && KvValidation.Check(txn.Request) is { } invalid) throw invalid;
         var bytes = KvCommandCodec.Encode(command);
         Task<KvResult> answer;
         try { answer = Machine.Expect(command.RequestId); }
@@ -263,23 +278,38 @@ public sealed class ReplicatedClusterStore : IClusterStore
         var token = _closed.Token;
         while (!token.IsCancellationRequested)
         {
-            try { await Task.Delay(_options.LeaseCheckInterval, _options.Time, token).ConfigureAwait(false); }
+            try
+            {
+                await Task.Delay(_options.LeaseCheckInterval, _options.Time, token).ConfigureAwait(false);
+                await ExpireLeasesOnceAsync(token).ConfigureAwait(false);
+            }
             catch (OperationCanceledException) { return; }
-            List<long> expired;
-            lock (_leaseLock)
-            {
-                if (!_leader || _deadlines.Count == 0) continue;
-                long now = _options.Time.GetTimestamp();
-                expired = [.. _deadlines.Where(d => d.Value.Deadline <= now).Select(d => d.Key).Order()];
-            }
-            foreach (long id in expired)
-            {
-                try { await ProposeAsync(new LeaseRevokeCommand(Guid.NewGuid(), id), token).ConfigureAwait(false); }
-                catch (OperationCanceledException) { return; }
-                catch (StoreException e) when (e.Code == StoreErrorCode.Closed) { return; }
-                catch (StoreException) { break; } // no quorum now: the next round tries again
-            }
+            catch (StoreException e) when (e.Code == StoreErrorCode.Closed) { return; }
         }
+    }
+
+    /// <summary>
+    /// One round of the leader's lease clock (the background loop runs one every
+    /// <see cref="ReplicatedStoreOptions.LeaseCheckInterval"/>): proposes the revoke of every lease past its deadline.
+    /// Returns how many it revoked; on a follower, none. A revoke the log refuses (no quorum) is retried next round.
+    /// </summary>
+    internal async Task<int> ExpireLeasesOnceAsync(CancellationToken cancellationToken = default)
+    {
+        List<long> expired;
+        lock (_leaseLock)
+        {
+            if (!_leader || _deadlines.Count == 0) return 0;
+            long now = _options.Time.GetTimestamp();
+            expired = [.. _deadlines.Where(d => d.Value.Deadline <= now).Select(d => d.Key).Order()];
+        }
+        int revoked = 0;
+        foreach (long id in expired)
+        {
+            try { await ProposeAsync(new LeaseRevokeCommand(Guid.NewGuid(), id), cancellationToken).ConfigureAwait(false); }
+            catch (StoreException e) when (e.Code == StoreErrorCode.Unavailable) { break; }
+            revoked++;
+        }
+        return revoked;
     }
 
     private StoreException Unexpected(KvResult result) =>
