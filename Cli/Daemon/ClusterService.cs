@@ -39,7 +39,7 @@ namespace UserOverlay.Cli.Daemon;
 /// leaves nothing: everything it made is undone and the directory removed) and read at start, when the parts start
 /// again — without waiting for the managers: a node whose managers are away keeps forwarding with the state it has.
 /// </summary>
-internal sealed partial class ClusterService(DaemonOptions options, RouterService router, NetworkService networks, GossipService gossip, ILoggerFactory loggers)
+internal sealed partial class ClusterService(DaemonOptions options, RouterService router, NetworkService networks, GossipService gossip, ClusterKeyCache keyCache, ILoggerFactory loggers)
     : IHostedService, IAsyncDisposable
 {
     /// <summary>The control port's default (swarm's).</summary>
@@ -626,27 +626,19 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
 
     private void ApplyKeys(Parts parts, ClusterState state)
     {
-        if (router.Router.Options.Encryption?.Keys is StaticNetworkKeySource keys)
+        // Every encrypted network of the cluster gets the cluster's ring under its name: all of them when the ring
+        // changed (saved first, for a restart without managers), a new network's when it appears.
+        if (state.Ipsec.Newest.Generation != parts.IpsecGeneration)
         {
-            // Every encrypted network of the cluster gets the cluster's ring under its name: all of them when the ring
-            // changed, a new network's when it appears.
-            bool rotated = state.Ipsec.Newest.Generation != parts.IpsecGeneration;
-            foreach (var n in state.Networks.Where(n => n.Encrypted))
-                if (rotated || !keys.TryGetRing(n.Name, out _)) keys.Set(RingFor(n.Name, state.Ipsec));
+            keyCache.Save(state.Ipsec, state.Networks);
             parts.IpsecGeneration = state.Ipsec.Newest.Generation;
         }
+        else keyCache.Apply(state.Ipsec, state.Networks.Select(n => n with { Scope = NetworkManager.SwarmScope }), onlyMissing: true);
         if (state.Gossip.Newest.Generation != parts.GossipGeneration && gossip.Current is { } g && parts.StartedGossip)
         {
             g.SetKeys(state.Gossip.SendKey.Material, state.Gossip.Keys.Where(k => k != state.Gossip.SendKey).Select(k => k.Material));
             parts.GossipGeneration = state.Gossip.Newest.Generation;
         }
-    }
-
-    /// <summary>The router's key ring for an encrypted network: the cluster's ESP keys under the network's name, sending with <see cref="KeyRing.SendKey"/>.</summary>
-    private static NetworkKeyRing RingFor(string network, KeyRing ring)
-    {
-        var keys = ring.Keys.Select(k => new NetworkKey(network, k.Material)).ToList();
-        return new NetworkKeyRing(keys, ring.Keys.ToList().IndexOf(ring.SendKey));
     }
 
     private async Task EnsureGossipAsync(Parts parts, ClusterState state)

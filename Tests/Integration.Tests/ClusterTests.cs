@@ -206,4 +206,80 @@ public sealed class ClusterTests
         Assert.NotEqual(bAddress, AddressOf(c));
         Assert.Contains(string.Format(CultureInfo.InvariantCulture, "{0}", w1.Router.Name), m1.Cli(2, "node", "ls").EnsureSuccess().StdOut);
     }
+
+    [Fact]
+    public async Task Three_managers_survive_the_leader_s_death_and_a_removed_worker_s_addresses_return()
+    {
+        Requires.Root();
+        Requires.Tool("ping", "iputils-ping");
+        using var net = new TestNetwork("cm");
+        using var m1 = new Node(net, 1);
+        using var m2 = new Node(net, 2);
+        using var m3 = new Node(net, 3);
+        using var w1 = new Node(net, 4);
+        using var w2 = new Node(net, 5);
+        var all = new[] { m1, m2, m3, w1, w2 };
+        var managers = new[] { m1, m2, m3 };
+        await Task.WhenAll(all.Select(n => n.Router.StartAsync()));
+
+        Init(m1);
+        string managerToken = Token(m1, "manager"), workerToken = Token(m1, "worker");
+        Assert.NotEqual(managerToken, workerToken);
+        foreach (var m in new[] { m2, m3 })
+            Assert.Contains("as a manager", m.Cli(2, "swarm", "join", "--token", managerToken, m1.Address).EnsureSuccess().StdOut);
+        foreach (var w in new[] { w1, w2 })
+            Assert.Contains("as a worker", w.Cli(2, "swarm", "join", "--token", workerToken, m2.Address).EnsureSuccess().StdOut);
+
+        // Every manager lists the same five nodes with the same roles.
+        string Roles(Node m)
+        {
+            using var doc = JsonDocument.Parse(m.Cli(2, "node", "ls", "--json").EnsureSuccess().StdOut);
+            return string.Join(",", doc.RootElement.EnumerateArray().Select(n => $"{n.GetProperty("hostname").GetString()}={n.GetProperty("role").GetString()}").Order());
+        }
+        string expected = string.Join(",", all.Select(n => $"{n.Router.Name}={(managers.Contains(n) ? "manager" : "worker")}").Order());
+        foreach (var m in managers)
+            await Eventually.True(() => Roles(m) == expected, TimeSpan.FromSeconds(30), $"{m.Router.Name} lists every node");
+
+        m3.Cli(2, "network", "create", "--attachable", "--opt", "encrypted", "--subnet", "198.18.40.0/24", "blue").EnsureSuccess();
+        foreach (var n in all)
+            await Eventually.True(() => n.Cli(2, "network", "ls").StdOut.Contains("blue"), TimeSpan.FromSeconds(40), $"{n.Router.Name} serves 'blue'");
+        var workloads = all.Select((n, i) => (Node: n, Ns: net.AddNamespace($"c{i}"))).ToList();
+        foreach (var r in await Task.WhenAll(workloads.Select(x => Task.Run(() => x.Node.Cli(2, "network", "connect", "blue", x.Ns))))) r.EnsureSuccess();
+        var addresses = workloads.Select(x => AddressOf(x.Ns)).ToList();
+        Assert.Equal(addresses.Count, addresses.Distinct().Count());
+        await Eventually.True(() => TestNetwork.Ping(workloads[3].Ns, addresses[4], count: 1), TimeSpan.FromSeconds(20), "a worker's workload pings the other worker's");
+
+        // 20 MB through the encrypted overlay, intact (sha256 at both ends), between the two workers' workloads.
+        var (sent, received) = await Tcp.Transfer(workloads[4].Ns, addresses[4], workloads[3].Ns, 20_000_000);
+        Assert.Equal(sent, received);
+
+        // The leader dies: the other two elect one within seconds and accept changes.
+        string Leader(Node m) => JsonDocument.Parse(m.Cli(2, "swarm", "status", "--json").EnsureSuccess().StdOut).RootElement.TryGetProperty("leader", out var l) ? l.GetString() ?? "" : "";
+        string leaderAddress = Leader(m1);
+        var leader = managers.Single(m => leaderAddress.StartsWith(m.Address + ":", StringComparison.Ordinal));
+        var others = managers.Where(m => m != leader).ToArray();
+        await leader.Router.KillAsync();
+        var killedAt = System.Diagnostics.Stopwatch.StartNew();
+        await Eventually.True(() => others.All(m => Leader(m) is { Length: > 0 } l && !l.StartsWith(leader.Address + ":", StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(20), "the surviving managers elect a new leader");
+        var elected = killedAt.Elapsed;
+        await Eventually.True(() => others[0].Cli(2, "network", "create", "--attachable", "--subnet", "198.18.41.0/24", "green").ExitCode == 0,
+            TimeSpan.FromSeconds(20), "network create works again");
+        foreach (var n in all.Where(n => n != leader))
+            await Eventually.True(() => n.Cli(2, "network", "ls").StdOut.Contains("green"), TimeSpan.FromSeconds(40), $"{n.Router.Name} serves 'green'");
+        Assert.True(elected < TimeSpan.FromSeconds(20), $"a new leader within {elected}");
+
+        // The old leader restarts with its state and catches up (it learns of 'green', made while it was dead).
+        await leader.Router.StartAsync();
+        await Eventually.True(() => leader.Cli(2, "network", "ls").StdOut.Contains("green"), TimeSpan.FromSeconds(40), "the restarted manager catches up");
+        await Eventually.True(() => Roles(leader) == expected, TimeSpan.FromSeconds(30), "the restarted manager lists every node");
+
+        // A worker dies and is removed: the address its workload held is free again.
+        string w2Address = addresses[4];
+        await w2.Router.KillAsync();
+        others[1].Cli(2, "node", "rm", w2.Router.Name).EnsureSuccess();
+        string again = net.AddNamespace("again");
+        w1.Cli(2, "network", "connect", "--ip", w2Address, "blue", again).EnsureSuccess();
+        Assert.Equal(w2Address, AddressOf(again));
+    }
 }
