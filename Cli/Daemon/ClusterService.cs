@@ -321,7 +321,7 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
         var managers = state?.Nodes.Where(n => n.Role == NodeRole.Manager).Select(n => n.ControlAddress).ToList() ?? [.. p.Membership.Managers];
         return new SwarmStatus("active", p.Membership.NodeId, p.Membership.NodeName, p.Membership.ClusterId, RoleName(p.Membership.Role),
             p.Membership.ControlAddress, p.Membership.DataPathAddress, managers, p.Agent.Connected, p.Agent.LastError, state?.Revision, state?.Nodes.Count,
-            p.Log?.Leader);
+            p.Log?.Leader, state?.Ipsec.Newest.Generation, p.Server?.Counters.Snapshot());
     }
 
     /// <summary>A join token and its command (managers only); with <paramref name="rotate"/> a new one first.</summary>

@@ -37,9 +37,12 @@ public sealed record SwarmLeaveRequest(bool Force = false);
 /// <param name="Revision">The revision of the managers' state this node applied last.</param>
 /// <param name="Nodes">How many nodes the cluster has.</param>
 /// <param name="Leader">The consensus leader, as this manager knows it.</param>
+/// <param name="KeyGeneration">The generation of the newest network-encryption key this node holds (it grows by one per rotation).</param>
+/// <param name="Refusals">A manager's control port: requests refused and other events, by reason (no_certificate, bad_token, …).</param>
 public sealed record SwarmStatus(string State, string? NodeId = null, string? NodeName = null, string? ClusterId = null, string? Role = null,
     string? ControlAddress = null, string? DataPathAddress = null, IReadOnlyList<string>? Managers = null, bool? Connected = null,
-    string? LastError = null, long? Revision = null, int? Nodes = null, string? Leader = null);
+    string? LastError = null, long? Revision = null, int? Nodes = null, string? Leader = null, long? KeyGeneration = null,
+    IReadOnlyDictionary<string, long>? Refusals = null);
 
 /// <summary>A join token and the command that uses it (<c>GET|POST /v1/swarm/join-token/{role}</c>).</summary>
 /// <param name="Role">"worker" or "manager".</param>

@@ -282,4 +282,77 @@ public sealed class ClusterTests
         w1.Cli(2, "network", "connect", "--ip", w2Address, "blue", again).EnsureSuccess();
         Assert.Equal(w2Address, AddressOf(again));
     }
+
+    [Fact]
+    public async Task Keys_rotate_under_ping_load_with_nothing_lost_and_the_underlay_never_carries_the_network_in_clear()
+    {
+        Requires.Root();
+        Requires.Tool("ping", "iputils-ping");
+        string tcpdump = Requires.Tool("tcpdump", "tcpdump");
+        string tshark = Requires.Tool("tshark", "tshark");
+        using var net = new TestNetwork("ck");
+        using var m1 = new Node(net, 1);
+        using var w1 = new Node(net, 2);
+        await Task.WhenAll(m1.Router.StartAsync(), w1.Router.StartAsync());
+        m1.Cli(2, "swarm", "init", "--advertise-addr", m1.Address, "--default-addr-pool", "198.18.0.0/16", "--key-rotation-interval", "2s").EnsureSuccess();
+        w1.Cli(2, "swarm", "join", "--token", Token(m1, "worker"), m1.Address).EnsureSuccess();
+        m1.Cli(2, "network", "create", "--attachable", "--opt", "encrypted", "--subnet", "198.18.50.0/24", "secret").EnsureSuccess();
+        await Eventually.True(() => w1.Cli(2, "network", "ls").StdOut.Contains("secret"), TimeSpan.FromSeconds(40), "the worker serves 'secret'");
+        string a = net.AddNamespace("a"), b = net.AddNamespace("b");
+        m1.Cli(2, "network", "connect", "secret", a).EnsureSuccess();
+        w1.Cli(2, "network", "connect", "secret", b).EnsureSuccess();
+        string bAddress = AddressOf(b);
+        await Eventually.True(() => TestNetwork.Ping(a, bAddress, count: 1), TimeSpan.FromSeconds(20), "a pings b");
+
+        long Generation(Node n) => JsonDocument.Parse(n.Cli(2, "swarm", "status", "--json").EnsureSuccess().StdOut).RootElement.GetProperty("key_generation").GetInt64();
+        long before = Generation(w1);
+        string pcap = Path.Combine(Path.GetTempPath(), $"{net.Prefix}rotation.pcap");
+        var capture = net.Start(m1.Router.HostNamespace, tcpdump, ["-i", "eth0", "-U", "-w", pcap, "udp port 4789 or udp port 4500"]);
+        await Task.Delay(500, TestContext.Current.CancellationToken);
+        // 300 pings at 40 ms: 12 s, across several rotations of the 2 s interval.
+        var ping = TestNetwork.Exec(a, $"ping -q -c 300 -i 0.04 -W 1 {bAddress}", TimeSpan.FromSeconds(60));
+        await Task.Delay(500, TestContext.Current.CancellationToken);
+        Shell.Run("kill", ["-INT", capture.Id.ToString(CultureInfo.InvariantCulture)]);
+        await capture.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
+        long after = Generation(w1);
+
+        Assert.Contains("300 packets transmitted, 300 received", ping.StdOut);
+        Assert.True(after - before >= 3, $"the keys rotated {after - before} times during the pings (generation {before} → {after})");
+        var datagrams = Shell.Run(tshark, ["-r", pcap, "-T", "fields", "-e", "udp.dstport", "-e", "esp.spi"]).EnsureSuccess().StdOut
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        File.Delete(pcap);
+        Assert.True(datagrams.Length >= 600, $"only {datagrams.Length} datagrams captured");
+        Assert.All(datagrams, d => Assert.StartsWith("4500\t0x", d)); // ESP-in-UDP only: no VXLAN datagram in clear
+        Assert.True(datagrams.Select(d => d.Split('\t')[1]).Distinct().Count() >= 6, "the SPIs change as the keys rotate");
+    }
+
+    [Fact]
+    public async Task Hostile_input_on_the_control_port_is_refused_and_counted_and_the_manager_keeps_serving()
+    {
+        Requires.Root();
+        string curl = Requires.Tool("curl", "curl");
+        using var net = new TestNetwork("ch");
+        using var m1 = new Node(net, 1);
+        using var w1 = new Node(net, 2);
+        await Task.WhenAll(m1.Router.StartAsync(), w1.Router.StartAsync());
+        Init(m1);
+        var attacker = net.AddHost("x", "192.0.2.66/24");
+
+        // Garbage bytes, plain HTTP on the TLS port, TLS without a client certificate on a node route.
+        TestNetwork.Exec(attacker, "bash -c 'head -c 4096 /dev/urandom > /dev/tcp/192.0.2.1/2377'");
+        TestNetwork.Exec(attacker, $"{curl} -s -m 5 http://192.0.2.1:2377/v1/cluster/state");
+        var noCert = TestNetwork.Exec(attacker, $"{curl} -s -k -m 5 -o /dev/null -w %{{http_code}} https://192.0.2.1:2377/v1/cluster/state");
+        Assert.Equal("401", noCert.StdOut.Trim());
+        var join = TestNetwork.Exec(attacker, $"{curl} -s -k -m 5 -H Content-Type:application/json -d {{\"token\":\"SWMTKN-1-x\"}} https://192.0.2.1:2377/v1/cluster/join");
+        Assert.Contains("bad_token", join.StdOut);
+
+        // The manager keeps serving: a worker joins, and the refusals are counted by reason.
+        w1.Cli(2, "swarm", "join", "--token", Token(m1, "worker"), m1.Address).EnsureSuccess();
+        using var status = JsonDocument.Parse(m1.Cli(2, "swarm", "status", "--json").EnsureSuccess().StdOut);
+        var refusals = status.RootElement.GetProperty("refusals");
+        Assert.True(refusals.GetProperty("tls_handshake_failed").GetInt64() >= 1, refusals.ToString());
+        Assert.True(refusals.GetProperty("no_certificate").GetInt64() >= 1, refusals.ToString());
+        Assert.True(refusals.GetProperty("bad_token").GetInt64() >= 1, refusals.ToString());
+        Assert.True(refusals.GetProperty("joined_worker").GetInt64() >= 1, refusals.ToString());
+    }
 }
