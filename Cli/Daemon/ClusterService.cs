@@ -51,6 +51,7 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
     private readonly ILogger _log = loggers.CreateLogger("useroverlay.cluster");
     private readonly SemaphoreSlim _gate = new(1, 1);
     private Parts? _parts;
+    private volatile bool _clusterGossip; // gossip was started here, with the cluster's key (not by a gossip: section)
 
     private string Directory => Path.Combine(options.StateDirectory, "cluster");
     private string MembershipFile => Path.Combine(Directory, "membership.json");
@@ -74,8 +75,14 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
         public ClusterServer? Server;
         public CancellationTokenSource? Rotation;
         public Task? RotationLoop;
-        public bool StartedGossip;
+        public CertificateRenewer? Renewer;
+        public CancellationTokenSource? Renewal;
+        public Task? RenewalLoop;
         public long IpsecGeneration = -1, GossipGeneration = -1;
+        public int Switching;
+
+        /// <summary>The node's identity now (renewed ones replace the first).</summary>
+        public NodeIdentity CurrentIdentity => Renewer?.Current ?? Identity;
     }
 
     /// <inheritdoc/>
@@ -361,9 +368,6 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
     public async Task<NodeView> SetRoleAsync(string node, NodeRole role, CancellationToken cancellationToken)
     {
         var p = RequireManager(role == NodeRole.Manager ? "node promote" : "node demote");
-        if (role == NodeRole.Manager)
-            throw new ControlException(ControlErrorCodes.InvalidArgument,
-                "node: this build runs one manager per cluster, so a node cannot be promoted", "node");
         var changed = await p.Api.SetRoleAsync(new RoleChange(node, role), cancellationToken).ConfigureAwait(false);
         await p.Agent.SyncNowAsync(cancellationToken).ConfigureAwait(false);
         return View(changed, p);
@@ -486,6 +490,7 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
             await agent.WaitForFirstStateAsync(TimeSpan.FromSeconds(15), cancellationToken).ConfigureAwait(false);
             parts.Rotation = new CancellationTokenSource();
             parts.RotationLoop = Task.Run(() => RotateKeysAsync(manager, info.KeyRotationInterval, parts.Rotation.Token));
+            StartRenewal(parts);
             return parts;
         }
         catch
@@ -589,15 +594,17 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
     private Parts StartWorker(ClusterMembership membership, NodeIdentity identity)
     {
         var client = new ClusterClient();
-        var api = new HttpClusterApi(membership.Managers, address =>
+        Parts? parts = null;
+        // Every connection presents the identity current when it is made, so renewals need no new clients.
+        var api = new HttpClusterApi(membership.Managers, address => new HttpClient(client.CreateHandler(() => parts?.CurrentIdentity ?? identity), disposeHandler: true)
         {
-            var http = client.CreateHttpClient(identity, address);
-            http.Timeout = Timeout.InfiniteTimeSpan; // every call has its own deadline (a state request waits up to ~25 s)
-            return http;
+            BaseAddress = ClusterClient.ManagerUri(address),
+            Timeout = Timeout.InfiniteTimeSpan, // every call has its own deadline (a state request waits up to ~25 s)
         });
         var agent = NewAgent(api, membership);
-        var parts = new Parts { Membership = membership, Identity = identity, Api = api, Agent = agent };
+        parts = new Parts { Membership = membership, Identity = identity, Api = api, Agent = agent };
         Wire(parts);
+        StartRenewal(parts);
         agent.Start();
         return parts;
     }
@@ -621,7 +628,79 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
             if (parts.Api is HttpClusterApi http)
                 http.SetManagers(state.Nodes.Where(n => n.Role == NodeRole.Manager).Select(n => n.ControlAddress));
             _ = EnsureGossipAsync(parts, state);
+            // `node promote|demote` of this node: it becomes what its record says (once; a failure is retried with the next state).
+            if (state.Nodes.FirstOrDefault(n => n.Id == parts.Membership.NodeId) is { } self && self.Role != parts.Membership.Role
+                && Interlocked.CompareExchange(ref parts.Switching, 1, 0) == 0)
+                _ = Task.Run(() => SwitchRoleAsync(parts, self.Role, state));
         };
+    }
+
+    /// <summary>Renews the node's certificate at its renewal time, through the managers it knows; a manager's control port presents the new one.</summary>
+    private void StartRenewal(Parts parts)
+    {
+        parts.Renewer = new CertificateRenewer(new ClusterClient(), parts.Identity, () => ManagersOf(parts), IdentityDirectory, logger: _log)
+        {
+            Renewed = next =>
+            {
+                parts.Server?.UpdateIdentity(next);
+                return Task.CompletedTask;
+            },
+        };
+        parts.Renewal = new CancellationTokenSource();
+        parts.RenewalLoop = Task.Run(() => parts.Renewer.RunAsync(parts.Renewal.Token));
+    }
+
+    private static IReadOnlyList<string> ManagersOf(Parts parts) =>
+        parts.Agent.State?.Nodes.Where(n => n.Role == NodeRole.Manager).Select(n => n.ControlAddress).ToList() is { Count: > 0 } known ? known : parts.Membership.Managers;
+
+    /// <summary>
+    /// This node was promoted or demoted: a certificate of the new role (renewed through a manager, which takes the role
+    /// from the node's record), then the parts of that role — a new manager runs a Raft member and has the leader add it;
+    /// a former manager leaves the Raft group and forgets its copy of the store. Gossip and the networks stay as they are.
+    /// </summary>
+    private async Task SwitchRoleAsync(Parts parts, NodeRole role, ClusterState state)
+    {
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (!ReferenceEquals(Volatile.Read(ref _parts), parts)) return;
+            var others = state.Nodes.Where(n => n.Role == NodeRole.Manager && n.Id != parts.Membership.NodeId).Select(n => n.ControlAddress).ToList();
+            var renewer = new CertificateRenewer(new ClusterClient(), parts.CurrentIdentity, () => [.. others, .. ManagersOf(parts)], IdentityDirectory, logger: _log);
+            var identity = await renewer.RenewNowAsync().ConfigureAwait(false);
+            if (identity.Role != role)
+            {
+                LogRoleSwitchFailed(RoleName(role), $"the renewed certificate is a {RoleName(identity.Role)}'s");
+                return;
+            }
+            if (parts.Membership.Role == NodeRole.Manager && parts.Log is { } raft)
+            {
+                try { await raft.RemoveMemberAsync(parts.Membership.NodeId).ConfigureAwait(false); }
+                catch (Exception e) when (e is InvalidOperationException or StoreException) { LogRaftRemoveFailed(parts.Membership.NodeName, e.Message); }
+            }
+            var membership = parts.Membership with { Role = role, Managers = others.Count > 0 ? others : parts.Membership.Managers };
+            Volatile.Write(ref _parts, null);
+            await StopPartsAsync(parts, keepGossip: true).ConfigureAwait(false);
+            Parts next;
+            if (role == NodeRole.Worker)
+            {
+                try { System.IO.Directory.Delete(RaftDirectory, recursive: true); } catch (DirectoryNotFoundException) { }
+                next = StartWorker(membership, identity);
+            }
+            else
+            {
+                if (System.IO.Directory.Exists(RaftDirectory)) System.IO.Directory.Delete(RaftDirectory, recursive: true);
+                next = await StartManagerAsync(membership, identity, ca: null, bootstrap: null, CancellationToken.None, joinVia: others.FirstOrDefault() ?? ManagersOf(parts)[0]).ConfigureAwait(false);
+            }
+            await WriteMembershipAsync(membership).ConfigureAwait(false);
+            Volatile.Write(ref _parts, next);
+            LogRoleSwitched(RoleName(role));
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            LogRoleSwitchFailed(RoleName(role), e.Message);
+            Interlocked.Exchange(ref parts.Switching, 0);
+        }
+        finally { _gate.Release(); }
     }
 
     private void ApplyKeys(Parts parts, ClusterState state)
@@ -634,7 +713,7 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
             parts.IpsecGeneration = state.Ipsec.Newest.Generation;
         }
         else keyCache.Apply(state.Ipsec, state.Networks.Select(n => n with { Scope = NetworkManager.SwarmScope }), onlyMissing: true);
-        if (state.Gossip.Newest.Generation != parts.GossipGeneration && gossip.Current is { } g && parts.StartedGossip)
+        if (state.Gossip.Newest.Generation != parts.GossipGeneration && gossip.Current is { } g && _clusterGossip)
         {
             g.SetKeys(state.Gossip.SendKey.Material, state.Gossip.Keys.Where(k => k != state.Gossip.SendKey).Select(k => k.Material));
             parts.GossipGeneration = state.Gossip.Newest.Generation;
@@ -658,7 +737,7 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
             };
             var nets = networks.Manager.ListNetworks().Select(n => new GossipNetwork(n.Name, n.Vni)).ToList();
             await gossip.StartForClusterAsync(membership, seeds, nets, CancellationToken.None).ConfigureAwait(false);
-            parts.StartedGossip = true;
+            _clusterGossip = true;
             parts.GossipGeneration = state.Gossip.Newest.Generation;
             LogGossipStarted(parts.Membership.DataPathAddress, seeds.Count);
         }
@@ -687,16 +766,21 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
         catch (OperationCanceledException) { }
     }
 
-    private async Task StopPartsAsync(Parts parts)
+    private async Task StopPartsAsync(Parts parts, bool keepGossip = false)
     {
-        if (parts.Rotation is { } rotation)
+        foreach (var (cts, loop) in new[] { (parts.Rotation, parts.RotationLoop), (parts.Renewal, parts.RenewalLoop) })
         {
-            await rotation.CancelAsync().ConfigureAwait(false);
-            if (parts.RotationLoop is { } loop) await loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            rotation.Dispose();
+            if (cts is null) continue;
+            await cts.CancelAsync().ConfigureAwait(false);
+            if (loop is not null) await loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            cts.Dispose();
         }
         await parts.Agent.DisposeAsync().ConfigureAwait(false);
-        if (parts.StartedGossip) await gossip.StopForClusterAsync().ConfigureAwait(false);
+        if (_clusterGossip && !keepGossip)
+        {
+            await gossip.StopForClusterAsync().ConfigureAwait(false);
+            _clusterGossip = false;
+        }
         if (parts.Server is { } server)
         {
             // Workers' state requests wait up to ~25 s for a change: give requests in flight a moment, then cut them.
@@ -709,7 +793,7 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
         if (parts.Log is { } log) await log.DisposeAsync().ConfigureAwait(false);
         (parts.Api as IDisposable)?.Dispose();
         parts.Ca?.Dispose();
-        parts.Identity.Dispose();
+        // Renewed identities are not disposed: connections made with them may still be closing.
     }
 
     // ---- helpers ---------------------------------------------------------------------------------------------------
@@ -797,6 +881,12 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "cluster: the removed manager {Node} is still in the Raft group: {Reason}")]
     private partial void LogRaftRemoveFailed(string node, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "cluster: this node is now a {Role}")]
+    private partial void LogRoleSwitched(string role);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "cluster: this node could not become a {Role}: {Reason}; it retries with the next change of the cluster's state")]
+    private partial void LogRoleSwitchFailed(string role, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "cluster: cannot remove {Directory}: {Reason}")]
     private partial void LogCleanupFailed(string directory, string reason);
