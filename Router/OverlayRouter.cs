@@ -346,6 +346,9 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
         }
     }
 
+    /// <summary>The pipeline workers' kernel thread ids (/proc/self/task/ID), for tests that measure their CPU time.</summary>
+    internal IReadOnlyList<int> WorkerThreadIds => _workers.Select(w => w.ThreadId).ToList();
+
     /// <summary>The networks served now (sorted by name).</summary>
     public IReadOnlyList<NetworkOptions> Networks =>
         _byName.Values.Select(n => n.Options).OrderBy(n => n.Name, StringComparer.Ordinal).ToList();

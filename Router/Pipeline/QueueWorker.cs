@@ -121,8 +121,12 @@ internal sealed class QueueWorker : IDisposable
     /// <summary>Waits until the thread has set itself up (pinning, ring).</summary>
     public void WaitStarted() => _started.Wait();
 
+    /// <summary>The worker thread's kernel thread id (/proc/self/task/ID), once it runs; 0 before. For tests.</summary>
+    public int ThreadId { get; private set; }
+
     private void Run()
     {
+        ThreadId = Interop.Libc.gettid();
         if (_cpu >= 0) CpuAffinity.PinCurrentThread(_cpu); // not allowed there (cpuset): runs unpinned, still correct
         if (_useIoUring)
         {

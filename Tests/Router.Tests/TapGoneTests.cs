@@ -39,12 +39,12 @@ public class TapGoneTests
         if (deleteInterface) SpinWait.SpinUntil(() => Blue(r).Counters.TapQueuesGone == 2, TimeSpan.FromSeconds(5));
         else Thread.Sleep(300);
 
-        // CPU time of the router's pipeline threads over 3 s (utime + stime of each uo-queue thread, /proc/self/task): a
-        // worker spinning on a readiness that never clears uses a whole core.
-        double before = WorkerCpuSeconds();
+        // CPU time of the router's pipeline threads over 3 s (utime + stime of each, /proc/self/task/TID/stat): a worker
+        // spinning on a readiness that never clears uses a whole core.
+        double before = WorkerCpuSeconds(r);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         Thread.Sleep(3000);
-        double ratio = (WorkerCpuSeconds() - before) / clock.Elapsed.TotalSeconds;
+        double ratio = (WorkerCpuSeconds(r) - before) / clock.Elapsed.TotalSeconds;
         TestContext.Current.TestOutputHelper?.WriteLine($"pipeline threads: {ratio:P1} of one core over {clock.Elapsed.TotalSeconds:0.0} s");
         Assert.True(ratio < 0.10, $"the pipeline threads used {ratio:P0} of a core over 3 s with nothing to forward");
         Assert.Equal(deleteInterface ? 2 : 0, Blue(r).Counters.TapQueuesGone); // one per queue, and only for a device gone
@@ -64,20 +64,44 @@ public class TapGoneTests
         Assert.True(TestNetwork.Ping(c1, "198.18.0.12", count: 2, minReplies: 1), "and after the detach");
     }
 
+    [Fact]
+    public void A_device_that_reports_itself_gone_is_no_longer_read_and_the_others_still_forward()
+    {
+        using var hosts = new InMemoryHosts();
+        var (r, platform) = hosts.Add(1, [2], [InMemoryHosts.Blue],
+            [InMemoryHosts.Endpoint("blue", "c1", "198.18.0.11"), InMemoryHosts.Endpoint("blue", "c2", "198.18.0.12"),
+             InMemoryHosts.Endpoint("blue", "c3", "198.18.0.13")]);
+        var gone = platform.Tap("c3");
+        gone.Vanish(); // polls readable for ever, reads return nothing: without the worker letting go, it spins on it
+        Assert.True(SpinWait.SpinUntil(() => Blue(r).Counters.TapQueuesGone == 1, TimeSpan.FromSeconds(5)),
+            $"tap_queues_gone: {Blue(r).Counters.TapQueuesGone}; reads so far {gone.ReadCalls}");
+        long reads = gone.ReadCalls;
+        Thread.Sleep(200);
+        Assert.Equal(reads, gone.ReadCalls); // no longer read
+        Assert.True(Blue(r).Endpoints.Single(e => e.Netns == "c3").TapGone);
+
+        // c1 → c2 still forwards.
+        MacAddress MacOf(string ns) => MacAddress.Parse(Blue(r).Endpoints.Single(e => e.Netns == ns).Mac);
+        platform.Tap("c1").Inject(Packets.Udp4(MacOf("c1"), MacOf("c2"), "198.18.0.11", "198.18.0.12"));
+        var frame = platform.Tap("c2").WaitTake(TimeSpan.FromSeconds(5));
+        Assert.NotNull(frame);
+        Assert.Equal(Packets.Phys(MacOf("c2")), Packets.Parse(frame).DestinationHardwareAddress);
+        Assert.True(r.DetachEndpoint("blue", "c3", "eth0"));
+    }
+
     private static NetworkStatus Blue(OverlayRouter r) => r.GetStatus().Networks.Single(n => n.Name == "blue");
 
-    /// <summary>utime + stime, in seconds, of this process's threads named uo-queue-* (the router's pipeline workers).</summary>
-    private static double WorkerCpuSeconds()
+    /// <summary>
+    /// utime + stime, in seconds, of <paramref name="r"/>'s pipeline threads (only this router's: other tests' routers
+    /// run in this process at the same time, with threads of the same names).
+    /// </summary>
+    internal static double WorkerCpuSeconds(OverlayRouter r)
     {
         long ticks = 0;
-        foreach (var task in Directory.GetDirectories("/proc/self/task"))
+        foreach (int tid in r.WorkerThreadIds)
         {
-            string stat;
-            try { stat = File.ReadAllText(Path.Combine(task, "stat")); }
-            catch (IOException) { continue; } // the thread ended
-            int open = stat.IndexOf('('), close = stat.LastIndexOf(')');
-            if (!stat.AsSpan(open + 1, close - open - 1).StartsWith("uo-queue", StringComparison.Ordinal)) continue;
-            var fields = stat[(close + 2)..].Split(' '); // from field 3 (state) on: utime is field 14, stime 15
+            string stat = File.ReadAllText($"/proc/self/task/{tid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' '); // from field 3 (state) on: utime is field 14, stime 15
             ticks += long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture)
                 + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture);
         }
