@@ -68,6 +68,14 @@ public interface ITapDevice : IDisposable
     /// </summary>
     SafeHandle ReadinessHandle { get; }
 
+    /// <summary>
+    /// True once a read has failed with an error that does not pass (not "nothing to read"): the device went away under
+    /// the router, as a TAP does when its interface is deleted in its namespace. The worker reading this queue then stops
+    /// watching it (it would be reported readable forever) and counts it; the endpoint stays attached until it is detached.
+    /// Per queue (<see cref="Queue"/>). Default: never.
+    /// </summary>
+    bool IsGone => false;
+
     /// <summary>Number of queues (a multi-queue TAP: one per pipeline worker). 1 for a plain device.</summary>
     int QueueCount => 1;
 

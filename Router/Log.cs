@@ -40,4 +40,7 @@ internal static partial class Log
 
     [LoggerMessage(11, LogLevel.Debug, "Removed learned FDB entry {Mac} on network '{Network}' → VTEP {Vtep}: sent to for {Seconds} s with no answer from the MAC and nothing from the VTEP; its frames flood until it is learned again")]
     public static partial void UnansweredRemoved(ILogger logger, MacAddress mac, string network, VtepEndpoint vtep, double seconds);
+
+    [LoggerMessage(12, LogLevel.Warning, "The TAP of endpoint {Interface} in namespace '{Netns}' (network '{Network}') went away under the router ({Reason}): it is no longer read and forwards nothing; detach the endpoint to release it")]
+    public static partial void TapGone(ILogger logger, string @interface, string netns, string network, string reason);
 }

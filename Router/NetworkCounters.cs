@@ -9,4 +9,6 @@ public sealed record NetworkCounters(
     long GatewayReplies = 0,
     // Learned FDB entries removed because their VTEP went silent while frames were sent to them
     // (RouterOptions.UnansweredAging); each such MAC's frames then flood until it is learned again.
-    long FdbUnansweredRemoved = 0);
+    long FdbUnansweredRemoved = 0,
+    // TAP queues the workers stopped reading because the device went away under the router (TrafficCounters.TapQueuesGone).
+    long TapQueuesGone = 0);

@@ -346,6 +346,9 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
         }
     }
 
+    /// <summary>The pipeline workers' kernel thread ids (/proc/self/task/ID), for tests that measure their CPU time.</summary>
+    internal IReadOnlyList<int> WorkerThreadIds => _workers.Select(w => w.ThreadId).ToList();
+
     /// <summary>The networks served now (sorted by name).</summary>
     public IReadOnlyList<NetworkOptions> Networks =>
         _byName.Values.Select(n => n.Options).OrderBy(n => n.Name, StringComparer.Ordinal).ToList();
@@ -500,7 +503,7 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
             networks.Add(new NetworkStatus(
                 net.Options.Name, net.Vni, net.Mtu, net.Options.Subnet.ToString(),
                 net.Ports.ToList().Select(p => new EndpointStatus(p.Options.Netns, p.Options.Interface, new MacAddress(p.Mac).ToString(),
-                    $"{VtepEndpoint.FormatAddress(p.Address)}/{p.Options.PrefixLength}")).ToList(),
+                    $"{VtepEndpoint.FormatAddress(p.Address)}/{p.Options.PrefixLength}", Volatile.Read(ref p.GoneQueues) > 0)).ToList(),
                 net.Fdb.ToList().Select(kv => kv.Value).OrderBy(e => e.Mac).Select(e => new FdbEntryStatus(
                     new MacAddress(e.Mac).ToString(),
                     e.Port is { } p ? $"local:{p.Options.Netns}/{p.Options.Interface}" : e.Remote.ToString(),
@@ -549,7 +552,7 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
 
     private static NetworkCounters ToStatus(TrafficCounters c, long unansweredRemoved) => new(
         c.TxFrames, c.TxBytes, c.EncapsulatedDatagrams, c.RxFrames, c.RxBytes, c.DeliveredFrames,
-        c.ProxyArpReplies, c.FloodedFrames, DropsOf(c), c.GatewayReplies, unansweredRemoved);
+        c.ProxyArpReplies, c.FloodedFrames, DropsOf(c), c.GatewayReplies, unansweredRemoved, c.TapQueuesGone);
 
     private static Dictionary<string, long> DropsOf(TrafficCounters c)
     {

@@ -30,6 +30,11 @@ public sealed class TrafficCounters
     public long FloodedFrames;
     /// <summary>ARP and ICMP echo requests for the network's gateway answered by the router, and replies of the <see cref="IGatewayHandler"/>.</summary>
     public long GatewayReplies;
+    /// <summary>
+    /// TAP queues a worker stopped reading because the device went away under the router (its interface deleted in the
+    /// namespace: poll reports an error, reads fail). Their endpoints stay attached until the control plane detaches them.
+    /// </summary>
+    public long TapQueuesGone;
     /// <summary>Drops, indexed by <see cref="DropReason"/>.</summary>
     public readonly long[] Drops = new long[DropReasons.Count];
 
@@ -45,6 +50,7 @@ public sealed class TrafficCounters
         ProxyArpReplies += Volatile.Read(ref o.ProxyArpReplies);
         FloodedFrames += Volatile.Read(ref o.FloodedFrames);
         GatewayReplies += Volatile.Read(ref o.GatewayReplies);
+        TapQueuesGone += Volatile.Read(ref o.TapQueuesGone);
         for (int i = 0; i < Drops.Length; i++) Drops[i] += Volatile.Read(ref o.Drops[i]);
     }
 

@@ -15,8 +15,9 @@ namespace UserOverlay.Bench.E2e;
 /// (`POST /v1/networks/scale/connect`), each in a namespace of its own, up to every checkpoint of --endpoints.
 /// At each checkpoint it reports the attach time per endpoint (median and 99th percentile of the last 100, so a
 /// cost that grows with the number attached shows as a rising median), the router's resident memory, open file
-/// descriptors and threads, a ping sample from host b's workload to endpoints spread over the range, and the
-/// bytes the router allocates per frame of a ping flood. Then it detaches 100 endpoints and reports that time.
+/// descriptors and threads, the kernel memory each endpoint costs (see <see cref="KernelMemoryKiB"/>), a ping sample
+/// from host b's workload to endpoints spread over the range, and the bytes the router allocates per frame of a ping
+/// flood. Then it detaches 100 endpoints and reports that time.
 ///
 ///   sudo dotnet run -c Release --project Bench -- attach-scale [--endpoints 1000,4096] [--queues N] [--binary PATH] [--markdown]
 ///
@@ -28,7 +29,7 @@ internal static class AttachScaleHarness
     private const string Network = "scale";
 
     private sealed record Checkpoint(int Endpoints, double AttachMedianMs, double AttachP99Ms, double RssMiB, int Fds, int Threads,
-        int PingsAnswered, int PingsSent, double AllocBytesPerFrame);
+        double KernelKiBPerEndpoint, int PingsAnswered, int PingsSent, double AllocBytesPerFrame);
 
     public static int Run(string[] args)
     {
@@ -72,6 +73,8 @@ internal static class AttachScaleHarness
             {
                 // The namespaces first, in one `ip -batch` (not timed): the figure is the attach alone.
                 CreateNamespaces(Enumerable.Range(attached, target - attached).Select(i => Ns($"e{i}")));
+                int from = attached;
+                long kernelBefore = KernelMemoryKiB();
                 for (; attached < target; attached++)
                 {
                     var sw = Stopwatch.StartNew();
@@ -79,16 +82,17 @@ internal static class AttachScaleHarness
                     latencies.Add(sw.Elapsed.TotalMilliseconds);
                     if ((attached + 1) % 500 == 0) Console.WriteLine($"   {attached + 1} attached, last {latencies[^1]:0.0} ms");
                 }
+                double kernelPerEndpoint = (double)(KernelMemoryKiB() - kernelBefore) / (attached - from);
                 var last = latencies.TakeLast(100).Order().ToArray();
                 int pid = routers[0];
                 var (answered, sent) = PingSample(attached);
                 double alloc = AllocationPerFrame(a, attached);
                 var c = new Checkpoint(attached, last[last.Length / 2], last[(int)Math.Ceiling(last.Length * 0.99) - 1],
                     Status(pid, "VmRSS") / 1024.0, Directory.GetFiles($"/proc/{pid}/fd").Length, Directory.GetDirectories($"/proc/{pid}/task").Length,
-                    answered, sent, alloc);
+                    kernelPerEndpoint, answered, sent, alloc);
                 results.Add(c);
                 Console.WriteLine($"-- {c.Endpoints} endpoints: attach {c.AttachMedianMs:0.00} ms median, {c.AttachP99Ms:0.00} ms p99 (last 100); " +
-                    $"router {c.RssMiB:0} MiB RSS, {c.Fds} fds, {c.Threads} threads; ping sample {c.PingsAnswered}/{c.PingsSent}; {c.AllocBytesPerFrame:0.00} B/frame");
+                    $"router {c.RssMiB:0} MiB RSS, {c.Fds} fds, {c.Threads} threads; kernel {c.KernelKiBPerEndpoint:0} kB per endpoint; ping sample {c.PingsAnswered}/{c.PingsSent}; {c.AllocBytesPerFrame:0.00} B/frame");
             }
             var detach = Stopwatch.StartNew();
             int n = Math.Min(100, attached);
@@ -113,10 +117,10 @@ internal static class AttachScaleHarness
 
     private static readonly List<Process> Routers = [];
 
-    // --queues N: the routers' `queues:` (default: theirs, one per CPU). Each queue beyond one makes every TAP multi-queue,
-    // and the kernel gives a multi-queue TAP 256 transmit queues and the mq qdisc a pfifo_fast child on each: about
-    // 6.6 MB of unreclaimable kernel memory per endpoint (252 kB with qdisc noqueue), so 4,096 endpoints on two queues
-    // need some 27 GB of kernel memory.
+    // --queues N: the routers' `queues:` (default: theirs, one per CPU). Each queue beyond one makes every TAP multi-queue:
+    // the kernel gives a multi-queue TAP 256 transmit queues whatever the number opened. The router gives every TAP the
+    // qdisc noqueue; a router that left the default (mq, with a pfifo_fast on each transmit queue) cost the kernel
+    // about 6.6 MB per endpoint, and --binary of such a build shows it in the kernel memory column.
     private static int? Queues;
 
     // A router's output (it logs warnings and errors only) goes to this harness's stderr, each line marked with its host.
@@ -232,6 +236,27 @@ internal static class AttachScaleHarness
         Routers.Clear();
     }
 
+    /// <summary>
+    /// The kernel's own memory now, in KiB, from /proc/meminfo: unreclaimable slab (network devices, their queues and
+    /// qdiscs, sockets, sysfs entries), vmalloc (large tables such as a multi-queue TAP's 256 queue structures, eBPF
+    /// programs), per-CPU areas (qdisc statistics), kernel stacks and page tables. Reclaimable slab (dentry and inode
+    /// caches, which any other process on the machine moves) is left out. The harness takes it before and after each
+    /// run of attaches, with the namespaces already made: the difference over the endpoints attached is what one costs
+    /// (its TAP, address and routes; the router's own memory is its RSS). A machine-wide figure: other work on the machine
+    /// shows in it, so it is worth as much as the machine is quiet.
+    /// </summary>
+    private static long KernelMemoryKiB()
+    {
+        long sum = 0;
+        foreach (string line in File.ReadLines("/proc/meminfo"))
+        {
+            int colon = line.IndexOf(':');
+            if (colon < 0 || line[..colon] is not ("SUnreclaim" or "VmallocUsed" or "Percpu" or "KernelStack" or "PageTables")) continue;
+            sum += long.Parse(line[(colon + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+        }
+        return sum;
+    }
+
     private static long Status(int pid, string field) =>
         File.ReadLines($"/proc/{pid}/status").Where(l => l.StartsWith(field + ":", StringComparison.Ordinal))
             .Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture)).FirstOrDefault();
@@ -241,10 +266,10 @@ internal static class AttachScaleHarness
         static string F(double x, string fmt) => double.IsNaN(x) ? "—" : x.ToString(fmt, CultureInfo.InvariantCulture);
         var sb = new StringBuilder();
         sb.AppendLine("<!-- attach-table -->");
-        sb.AppendLine("| endpoints | attach, ms per endpoint (median / p99 of the last 100) | router RSS, MiB | file descriptors | threads | ping sample | B allocated per frame |");
-        sb.AppendLine("|---|---|---|---|---|---|---|");
+        sb.AppendLine("| endpoints | attach, ms per endpoint (median / p99 of the last 100) | router RSS, MiB | file descriptors | threads | kernel memory per endpoint, kB | ping sample | B allocated per frame |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|");
         foreach (var r in results)
-            sb.AppendLine(CultureInfo.InvariantCulture, $"| {r.Endpoints:N0} | {F(r.AttachMedianMs, "0.00")} / {F(r.AttachP99Ms, "0.00")} | {F(r.RssMiB, "0")} | {r.Fds:N0} | {r.Threads} | {r.PingsAnswered}/{r.PingsSent} | {F(r.AllocBytesPerFrame, "0.00")} |");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"| {r.Endpoints:N0} | {F(r.AttachMedianMs, "0.00")} / {F(r.AttachP99Ms, "0.00")} | {F(r.RssMiB, "0")} | {r.Fds:N0} | {r.Threads} | {F(r.KernelKiBPerEndpoint, "0")} | {r.PingsAnswered}/{r.PingsSent} | {F(r.AllocBytesPerFrame, "0.00")} |");
         sb.AppendLine(CultureInfo.InvariantCulture, $"\nDetach: {F(detachMs, "0.00")} ms per endpoint.");
         sb.AppendLine("<!-- /attach-table -->");
         return sb.ToString();

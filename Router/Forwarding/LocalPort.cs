@@ -27,4 +27,7 @@ internal sealed class LocalPort(int id, NetworkState network, EndpointOptions op
     /// namespace), counted up and never down: when 0, detaching removes only the port's own entry instead of scanning the FDB.
     /// </summary>
     public int LearnedEntries;
+
+    /// <summary>Queues of the TAP that workers stopped reading because the device went away (incremented by the workers).</summary>
+    public int GoneQueues;
 }

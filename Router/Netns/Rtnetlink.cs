@@ -6,7 +6,8 @@ namespace UserOverlay.Router.Netns;
 
 /// <summary>
 /// A minimal rtnetlink client (RFC 3549, linux/rtnetlink.h) for configuring the endpoint's TAP:
-/// MAC, MTU, link up (RTM_NEWLINK) and its IPv4 address (RTM_NEWADDR). The socket belongs to the
+/// MAC, MTU, link up (RTM_NEWLINK), its IPv4 address (RTM_NEWADDR) and its root qdisc (RTM_NEWQDISC,
+/// linux/pkt_sched.h). The socket belongs to the
 /// namespace of the thread that opened it, so open it inside the endpoint's namespace. Each
 /// request asks for an ACK and throws a <see cref="RouterException"/> with the kernel's error.
 /// Control-plane code: clarity over allocation.
@@ -14,12 +15,14 @@ namespace UserOverlay.Router.Netns;
 internal sealed unsafe class Rtnetlink : IDisposable
 {
     private const int NETLINK_ROUTE = 0;
-    private const ushort RTM_NEWLINK = 16, RTM_NEWADDR = 20, NLMSG_ERROR = 2;
+    private const ushort RTM_NEWLINK = 16, RTM_NEWADDR = 20, RTM_NEWQDISC = 36, NLMSG_ERROR = 2;
     private const ushort NLM_F_REQUEST = 0x1, NLM_F_ACK = 0x4, NLM_F_EXCL = 0x200, NLM_F_CREATE = 0x400, NLM_F_REPLACE = 0x100;
     private const ushort IFLA_ADDRESS = 1, IFLA_MTU = 4;
     private const ushort IFA_ADDRESS = 1, IFA_LOCAL = 2, IFA_BROADCAST = 4;
+    private const ushort TCA_KIND = 1;
+    private const uint TC_H_ROOT = 0xFFFF_FFFF;
     private const uint IFF_UP = 0x1;
-    private const int NlMsgHdrLength = 16, IfInfoMsgLength = 16, IfAddrMsgLength = 8;
+    private const int NlMsgHdrLength = 16, IfInfoMsgLength = 16, IfAddrMsgLength = 8, TcMsgLength = 20;
 
     private readonly SafeFdHandle _fd;
     private uint _seq;
@@ -80,6 +83,19 @@ internal sealed unsafe class Rtnetlink : IDisposable
             BinaryPrimitives.WriteUInt32BigEndian(a, address | ~mask);
             m.Attribute(IFA_BROADCAST, a);
         }
+        Transact(m, what);
+    }
+
+    /// <summary>
+    /// Makes <c>noqueue</c> the link's root qdisc (what <c>tc qdisc replace dev X root noqueue</c> does): frames go
+    /// straight to the driver, and a driver that cannot take one drops it there, telling the sender (ENOBUFS). Set on a
+    /// link still down, no other qdisc is ever built: bringing it up keeps this one instead of attaching the default.
+    /// </summary>
+    public void SetRootQdiscNoQueue(int index, string what)
+    {
+        var m = new Message(RTM_NEWQDISC, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, ++_seq);
+        m.TcMsg(index, handle: 0, parent: TC_H_ROOT);
+        m.Attribute(TCA_KIND, "noqueue\0"u8);
         Transact(m, what);
     }
 
@@ -158,6 +174,16 @@ internal sealed unsafe class Rtnetlink : IDisposable
             _b.Add(0); // flags
             _b.Add(0); // scope universe
             U32((uint)index);
+        }
+
+        public void TcMsg(int index, uint handle, uint parent)
+        {
+            _b.Add(0); _b.Add(0); // family AF_UNSPEC, pad
+            U16(0);               // pad
+            U32((uint)index);
+            U32(handle);
+            U32(parent);
+            U32(0);               // info
         }
 
         public void Attribute(ushort type, ReadOnlySpan<byte> data)

@@ -121,8 +121,12 @@ internal sealed class QueueWorker : IDisposable
     /// <summary>Waits until the thread has set itself up (pinning, ring).</summary>
     public void WaitStarted() => _started.Wait();
 
+    /// <summary>The worker thread's kernel thread id (/proc/self/task/ID), once it runs; 0 before. For tests.</summary>
+    public int ThreadId { get; private set; }
+
     private void Run()
     {
+        ThreadId = Interop.Libc.gettid();
         if (_cpu >= 0) CpuAffinity.PinCurrentThread(_cpu); // not allowed there (cpuset): runs unpinned, still correct
         if (_useIoUring)
         {
@@ -155,7 +159,13 @@ internal sealed class QueueWorker : IDisposable
                     if (token == EpollSet.WakeToken) _epoll.ClearWake();
                     else if (token == UnderlayToken) ReceiveRound(_underlay, esp: false, now);
                     else if (token == EspToken) ReceiveRound(_espUnderlay!, esp: true, now);
-                    else if (_state.Port((int)token) is { } port) DrainTap(port, now);
+                    else if (_state.Port((int)token) is { } port)
+                    {
+                        DrainTap(port, now);
+                        uint hangup = _events[i].Events & (Interop.EPOLLERR | Interop.EPOLLHUP);
+                        if (hangup != 0 || port.Tap.Queue(WorkerId).IsGone)
+                            QueueGone(port, hangup == 0 ? "reads fail" : (hangup & Interop.EPOLLERR) != 0 ? "poll reports an error" : "poll reports a hang-up");
+                    }
                 }
                 _outbound.Flush();
                 _used = 0;
@@ -238,6 +248,20 @@ internal sealed class QueueWorker : IDisposable
             drained += got;
             if (!more) break; // drained
         }
+    }
+
+    /// <summary>
+    /// The port's TAP queue went away under the router (its interface was deleted): level-triggered epoll would report it
+    /// on every wait, and every read would fail, so this worker stops watching it — a queue gone costs nothing after this.
+    /// Counted per network; logged once per port (the first of its queues to go). The port stays in the tables: releasing
+    /// it is the control plane's (<see cref="OverlayRouter.DetachEndpoint"/>, whose epoll removal then finds it removed).
+    /// </summary>
+    private void QueueGone(LocalPort port, string reason)
+    {
+        _epoll.Remove(port.Tap.Queue(WorkerId).ReadinessHandle);
+        port.Network.Counters[WorkerId].TapQueuesGone++;
+        if (Interlocked.Increment(ref port.GoneQueues) == 1)
+            Log.TapGone(_log, port.Options.Interface, port.Options.Netns, port.Network.Options.Name, reason);
     }
 
     public void Dispose()

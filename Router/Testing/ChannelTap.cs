@@ -21,6 +21,7 @@ public sealed class ChannelTap : ITapDevice
     private readonly SafeHandle? _unpollable;
     private Action<ChannelTap>? _disposed;
     private int _disposedOnce;
+    private volatile bool _gone;
 
     /// <summary>Creates a device named <paramref name="name"/>; with <paramref name="offload"/> it behaves like an offload-capable TAP.</summary>
     public ChannelTap(string name = "eth0", bool offload = false)
@@ -75,8 +76,28 @@ public sealed class ChannelTap : ITapDevice
         _event.Signal();
     }
 
+    /// <summary>
+    /// The device goes away under the router, as a kernel TAP does when its interface is deleted: from now on it polls
+    /// readable for ever, every read returns nothing and <see cref="IsGone"/> is true.
+    /// </summary>
+    public void Vanish()
+    {
+        _gone = true;
+        _event.Signal();
+    }
+
+    /// <inheritdoc />
+    public bool IsGone => _gone;
+
+    /// <summary>Reads the router made so far (to tell a worker that stopped reading from one that spins).</summary>
+    public long ReadCalls => Interlocked.Read(ref _readCalls);
+
+    private long _readCalls;
+
     public int Read(ReadOnlySpan<PacketBuffer> bufs, Span<int> sizes, Span<OffloadInfo> offloads, int offset)
     {
+        Interlocked.Increment(ref _readCalls);
+        if (_gone) return 0; // readiness stays set: what a deleted TAP's EPOLLERR does
         _event.Reset(); // reset readiness first, then drain: no lost wake-ups
         int n = 0;
         while (n < bufs.Length && _toRouter.TryDequeue(out var f))
