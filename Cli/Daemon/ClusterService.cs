@@ -51,6 +51,7 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
     private readonly ILogger _log = loggers.CreateLogger("useroverlay.cluster");
     private readonly SemaphoreSlim _gate = new(1, 1);
     private Parts? _parts;
+    private ClusterMembership? _switchingTo; // set while a promotion or demotion replaces the parts
     private volatile bool _clusterGossip; // gossip was started here, with the cluster's key (not by a gossip: section)
 
     private string Directory => Path.Combine(options.StateDirectory, "cluster");
@@ -323,7 +324,10 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
     /// <summary>What <c>swarm status</c> shows.</summary>
     public SwarmStatus Status()
     {
-        if (Volatile.Read(ref _parts) is not { } p) return new SwarmStatus("inactive");
+        if (Volatile.Read(ref _parts) is not { } p)
+            return Volatile.Read(ref _switchingTo) is { } m
+                ? new SwarmStatus("switching", m.NodeId, m.NodeName, m.ClusterId, RoleName(m.Role), m.ControlAddress, m.DataPathAddress, m.Managers)
+                : new SwarmStatus("inactive");
         var state = p.Agent.State;
         var managers = state?.Nodes.Where(n => n.Role == NodeRole.Manager).Select(n => n.ControlAddress).ToList() ?? [.. p.Membership.Managers];
         return new SwarmStatus("active", p.Membership.NodeId, p.Membership.NodeName, p.Membership.ClusterId, RoleName(p.Membership.Role),
@@ -678,6 +682,7 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
                 catch (Exception e) when (e is InvalidOperationException or StoreException) { LogRaftRemoveFailed(parts.Membership.NodeName, e.Message); }
             }
             var membership = parts.Membership with { Role = role, Managers = others.Count > 0 ? others : parts.Membership.Managers };
+            Volatile.Write(ref _switchingTo, membership);
             Volatile.Write(ref _parts, null);
             await StopPartsAsync(parts, keepGossip: true).ConfigureAwait(false);
             Parts next;
@@ -693,11 +698,13 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
             }
             await WriteMembershipAsync(membership).ConfigureAwait(false);
             Volatile.Write(ref _parts, next);
+            Volatile.Write(ref _switchingTo, null);
             LogRoleSwitched(RoleName(role));
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             LogRoleSwitchFailed(RoleName(role), e.Message);
+            Volatile.Write(ref _switchingTo, null);
             Interlocked.Exchange(ref parts.Switching, 0);
         }
         finally { _gate.Release(); }

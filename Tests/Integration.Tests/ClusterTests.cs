@@ -355,4 +355,36 @@ public sealed class ClusterTests
         Assert.True(refusals.GetProperty("bad_token").GetInt64() >= 1, refusals.ToString());
         Assert.True(refusals.GetProperty("joined_worker").GetInt64() >= 1, refusals.ToString());
     }
+
+    [Fact]
+    public async Task A_promoted_worker_becomes_a_manager_and_a_demoted_manager_a_worker()
+    {
+        Requires.Root();
+        using var net = new TestNetwork("cp");
+        using var m1 = new Node(net, 1);
+        using var w1 = new Node(net, 2);
+        await Task.WhenAll(m1.Router.StartAsync(), w1.Router.StartAsync());
+        Init(m1);
+        w1.Cli(2, "swarm", "join", "--token", Token(m1, "worker"), m1.Address).EnsureSuccess();
+        string Role(Node n)
+        {
+            var st = JsonDocument.Parse(n.Cli(2, "swarm", "status", "--json").EnsureSuccess().StdOut).RootElement;
+            return st.GetProperty("state").GetString() == "active" ? st.GetProperty("role").GetString()! : "";
+        }
+
+        Assert.Contains("is now a manager", m1.Cli(2, "node", "promote", w1.Router.Name).EnsureSuccess().StdOut);
+        await Eventually.True(() => Role(w1) == "manager", TimeSpan.FromSeconds(40), "the promoted worker runs as a manager");
+        await Eventually.True(() => w1.Cli(2, "network", "create", "--attachable", "--subnet", "198.18.60.0/24", "made-on-w1").ExitCode == 0,
+            TimeSpan.FromSeconds(30), "the new manager creates a network");
+        await Eventually.True(() => m1.Cli(2, "network", "ls").StdOut.Contains("made-on-w1"), TimeSpan.FromSeconds(40), "the first manager sees it");
+        Assert.Contains(m1.Router.Name, w1.Cli(2, "node", "ls").EnsureSuccess().StdOut);
+        Assert.StartsWith("SWMTKN-1-", Token(w1, "worker"));
+
+        Assert.Contains("is now a worker", m1.Cli(2, "node", "demote", w1.Router.Name).EnsureSuccess().StdOut);
+        await Eventually.True(() => Role(w1) == "worker", TimeSpan.FromSeconds(40), "the demoted manager runs as a worker");
+        Refused(w1.Cli(2, "node", "ls"), "node ls is for managers");
+        Refused(m1.Cli(2, "node", "demote", m1.Router.Name), "last manager");
+        m1.Cli(2, "network", "create", "--attachable", "--subnet", "198.18.61.0/24", "after-demote").EnsureSuccess();
+        await Eventually.True(() => w1.Cli(2, "network", "ls").StdOut.Contains("after-demote"), TimeSpan.FromSeconds(40), "the demoted node follows the cluster as a worker");
+    }
 }
