@@ -90,7 +90,10 @@ internal static class SwarmCommand
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only the token." };
         var rotate = new Option<bool>("--rotate") { Description = "Make a new token first: the old one no longer admits nodes (joined nodes are unaffected)." };
         var role = new Argument<string>("ROLE") { Description = "worker or manager." };
-        role.AcceptOnlyFromAmong("worker", "manager");
+        role.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<string>() is not ("worker" or "manager") and var v) r.AddError($"ROLE: '{v}' is not worker or manager");
+        });
         var cmd = new Command("join-token", "Print the command (or with -q the token) that joins a node in a role; managers only.") { quiet, rotate, role };
         cmd.SetAction(p => ClientSession.Run(p, host, s =>
         {

@@ -7,7 +7,7 @@ using UserOverlay.Router;
 namespace UserOverlay.Cli.Commands;
 
 /// <summary>
-/// <c>useroverlay up --config FILE [--name NAME] [--state-dir DIR] [--group GROUP]</c>: runs one host's daemon in the foreground until SIGINT or
+/// <c>useroverlay up (--config FILE | --underlay IP[:PORT]) [--name NAME] [--state-dir DIR] [--group GROUP]</c>: runs one host's daemon in the foreground until SIGINT or
 /// SIGTERM. Checks what a person can fix (configuration, name, root) before anything starts; the daemon
 /// itself is composed in <see cref="DaemonHost"/>.
 /// </summary>
@@ -15,24 +15,44 @@ internal static class UpCommand
 {
     public static Command Create()
     {
-        var config = new Option<FileInfo>("--config", "-c") { Description = "The host's YAML configuration file (see README and samples/static/).", Required = true };
-        var name = new Option<string?>("--name", "-n") { Description = "Name of this router (its control socket is /run/useroverlay/NAME.sock). Default: the config file's name without extension." };
+        var config = new Option<FileInfo?>("--config", "-c") { Description = "The host's YAML configuration file (see README and samples/static/)." };
+        var underlay = new Option<string?>("--underlay") { Description = "Without a configuration file: this host's underlay (VTEP) address, IP[:PORT] (port 4789 by default); the router starts with no networks and ESP-in-UDP ready, waiting for network create or a cluster.", HelpName = "IP[:PORT]" };
+        var name = new Option<string?>("--name", "-n") { Description = "Name of this router (its control socket is /run/useroverlay/NAME.sock). Default: the config file's name without extension, or \"useroverlay\" without a file." };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "Trace, Debug, Information, Warning, Error.", DefaultValueFactory = _ => LogLevel.Information };
         var stateDir = new Option<string?>("--state-dir") { Description = "Where networks, endpoints and workloads created at run time persist across restarts. Default: /var/lib/useroverlay/NAME." };
         var group = new Option<string?>("--group") { Description = "Group (name or gid) whose members may use the control socket (read-only unless root). Default: \"useroverlay\" if that group exists, else root." };
-        var cmd = new Command("up", "Run this host's router in the foreground until SIGINT or SIGTERM; TAP devices are removed on exit.") { config, name, logLevel, stateDir, group };
-        cmd.SetAction(p => Run(p.GetValue(config)!, p.GetValue(name), p.GetValue(logLevel), p.GetValue(stateDir), p.GetValue(group)));
+        var cmd = new Command("up", "Run this host's router in the foreground until SIGINT or SIGTERM; TAP devices are removed on exit.") { config, underlay, name, logLevel, stateDir, group };
+        cmd.Validators.Add(r =>
+        {
+            bool hasConfig = r.GetResult(config) is not null, hasUnderlay = r.GetResult(underlay) is not null;
+            if (hasConfig == hasUnderlay)
+                r.AddError(hasConfig ? "give --config or --underlay, not both (the file names the underlay address)" : "give --config FILE, or --underlay IP[:PORT] to run without a configuration file");
+        });
+        cmd.SetAction(p => Run(p.GetValue(config), p.GetValue(underlay), p.GetValue(name), p.GetValue(logLevel), p.GetValue(stateDir), p.GetValue(group)));
         return cmd;
     }
 
-    private static int Run(FileInfo configFile, string? name, LogLevel level, string? stateDir, string? group)
+    /// <summary>The configuration <c>up --underlay IP[:PORT]</c> runs: that underlay, ESP-in-UDP ready, no networks.</summary>
+    public static string WithoutFile(string underlay)
+    {
+        string address = underlay, port = "";
+        int colon = underlay.LastIndexOf(':');
+        if (colon > 0)
+        {
+            address = underlay[..colon];
+            port = $", port: {underlay[(colon + 1)..]}";
+        }
+        return $"underlay: {{ address: \"{address}\"{port} }}\nencryption: {{ esp: udp }}\n";
+    }
+
+    private static int Run(FileInfo? configFile, string? underlay, string? name, LogLevel level, string? stateDir, string? group)
     {
         try
         {
             if (!OperatingSystem.IsLinux())
                 throw new RouterException(RouterErrorCode.PlatformNotSupported, "useroverlay runs on Linux only (TAP devices and network namespaces)");
-            var config = ConfigLoader.Load(configFile.FullName);
-            name ??= Path.GetFileNameWithoutExtension(configFile.Name);
+            var config = configFile is not null ? ConfigLoader.Load(configFile.FullName) : ConfigLoader.Parse(WithoutFile(underlay!), "--underlay");
+            name ??= configFile is not null ? Path.GetFileNameWithoutExtension(configFile.Name) : "useroverlay";
             if (!ControlApi.IsValidName(name))
                 throw new RouterException(RouterErrorCode.InvalidOptions, $"'{name}' is not a usable router name (letters, digits, '-', '_', '.'; at most 64)");
             if (!LinuxPlatform.IsRoot)

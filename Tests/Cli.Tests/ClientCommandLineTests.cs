@@ -1,4 +1,5 @@
 using System.CommandLine;
+using UserOverlay.Cli.Commands;
 
 namespace UserOverlay.Cli.Tests;
 
@@ -115,7 +116,23 @@ public class ClientCommandLineTests
         { ["status", "-H", "h1", "--name", "h2"], "name different routers" },
         { ["status", "-H", "no such router"], "neither a router name" },
         { ["sa", "--config", "/nonexistent.yaml", "-H", "h1"], "not both" },
+        { ["up"], "give --config FILE, or --underlay IP[:PORT]" },
+        { ["up", "--config", "/nonexistent.yaml", "--underlay", "192.0.2.1"], "not both" },
+        { ["swarm", "join-token", "admin"], "admin" },
+        { ["swarm", "join", "192.0.2.1"], "--token" },
+        { ["node", "rm"], "node rm [OPTIONS] NODE..." },
     };
+
+    [Fact]
+    public void Up_without_a_file_runs_the_given_underlay_with_ESP_in_UDP_and_no_networks()
+    {
+        var config = UserOverlay.Cli.Config.ConfigLoader.Parse(UpCommand.WithoutFile("192.0.2.7:4790"), "--underlay", checkNamespaces: false);
+        Assert.Equal("192.0.2.7:4790", config.Router.Underlay.ToString());
+        Assert.Empty(config.Router.Networks);
+        Assert.Equal(UserOverlay.Crypto.EspEncapsulation.Udp, config.Router.Encryption!.Esp.Encapsulation);
+        var bad = Assert.ThrowsAny<Exception>(() => UserOverlay.Cli.Config.ConfigLoader.Parse(UpCommand.WithoutFile("not-an-ip"), "--underlay", checkNamespaces: false));
+        Assert.Contains("underlay.address", bad.Message);
+    }
 
     [Theory, MemberData(nameof(UsageErrors))]
     public void A_usage_error_exits_2_with_one_sentence(string[] args, string contains) =>

@@ -14,14 +14,19 @@ namespace UserOverlay.Integration.Tests;
 public sealed class ClusterTests
 {
     /// <summary>One host's daemon (its state directory, cluster part included, removed on Dispose).</summary>
-    private sealed class Node(TestNetwork net, int index, string extraConfig = "encryption: { esp: udp }") : IDisposable
+    private sealed class Node(TestNetwork net, int index, string extraConfig = "encryption: { esp: udp }", bool withoutConfig = false) : IDisposable
     {
         public string Address { get; } = $"192.0.2.{index}";
 
+        /// <summary>The router: from a configuration file with the underlay and <paramref name="extraConfig"/>, or with <paramref name="withoutConfig"/> from `up --underlay` alone.</summary>
         public RouterProcess Router { get; } = new(net, net.AddHost($"n{index}", $"192.0.2.{index}/24"), $"{net.Prefix}n{index}", $$"""
             underlay: { address: 192.0.2.{{index}} }
             {{extraConfig}}
-            """);
+            """)
+        {
+            WithoutConfig = withoutConfig,
+            ExtraArguments = withoutConfig ? ["--underlay", $"192.0.2.{index}"] : [],
+        };
 
         /// <summary>The CLI against this node's router; <paramref name="words"/> command words, then -H, then the rest.</summary>
         public CommandResult Cli(int words, params string[] args) =>
@@ -59,7 +64,7 @@ public sealed class ClusterTests
         using var net = new TestNetwork("cl");
         using var m1 = new Node(net, 1);
         using var w1 = new Node(net, 2);
-        using var w2 = new Node(net, 3);
+        using var w2 = new Node(net, 3, withoutConfig: true); // `up --underlay 192.0.2.3`: no configuration file at all
         await Task.WhenAll(m1.Router.StartAsync(), w1.Router.StartAsync(), w2.Router.StartAsync());
 
         string init = Init(m1);

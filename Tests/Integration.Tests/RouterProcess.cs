@@ -38,6 +38,9 @@ public sealed class RouterProcess : IDisposable
     /// <summary>A program that runs the router and execs it (so the PID stays the router's), e.g. ["prlimit", "--nofile=1024:4096"].</summary>
     public IReadOnlyList<string> Wrapper { get; init; } = [];
 
+    /// <summary>Start `up` without --config (ExtraArguments then give --underlay).</summary>
+    public bool WithoutConfig { get; init; }
+
     /// <summary>More arguments of `up` (e.g. --state-dir DIR).</summary>
     public IReadOnlyList<string> ExtraArguments { get; init; } = [];
 
@@ -98,7 +101,7 @@ public sealed class RouterProcess : IDisposable
         lock (_output) _output.Clear();
         string[] env = [.. EnvironmentVariables.Select(kv => $"{kv.Key}={kv.Value}")];
         string[] command = env.Length == 0 ? [.. Wrapper, .. Command] : [.. Wrapper, "/usr/bin/env", .. env, .. Command];
-        _process = _net.Start(HostNamespace, command[0], [.. command[1..], "up", "--config", ConfigPath, "--name", Name, "--log-level", "Warning", .. ExtraArguments],
+        _process = _net.Start(HostNamespace, command[0], [.. command[1..], "up", .. (WithoutConfig ? Array.Empty<string>() : ["--config", ConfigPath]), "--name", Name, "--log-level", "Warning", .. ExtraArguments],
             line => { lock (_output) _output.AppendLine(line); }, WorkingDirectory);
         return _process;
     }
