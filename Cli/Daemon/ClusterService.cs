@@ -309,6 +309,12 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
                 foreach (var ep in m.GetEndpoints(n.Id))
                     try { m.Detach(n.Id, ep.Id); } catch (ControlException) { }
             for (int i = 0; i < 20 && parts.Agent.PendingReleases > 0; i++) await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+            // A manager leaves the Raft group, so the others' quorum no longer counts it (best effort: alone, it cannot).
+            if (parts.Log is { } raft && raft.Members.Count > 1)
+            {
+                try { await raft.RemoveMemberAsync(parts.Membership.NodeId, cancellationToken).ConfigureAwait(false); }
+                catch (Exception e) when (e is InvalidOperationException or StoreException) { LogRaftRemoveFailed(parts.Membership.NodeName, e.Message); }
+            }
             Volatile.Write(ref _parts, null);
             await StopPartsAsync(parts).ConfigureAwait(false);
             foreach (var n in clusterNetworks) m.ForgetNetwork(n.Id);

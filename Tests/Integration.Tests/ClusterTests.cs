@@ -252,7 +252,9 @@ public sealed class ClusterTests
         foreach (var r in await Task.WhenAll(workloads.Select(x => Task.Run(() => x.Node.Cli(2, "network", "connect", "blue", x.Ns))))) r.EnsureSuccess();
         var addresses = workloads.Select(x => AddressOf(x.Ns)).ToList();
         Assert.Equal(addresses.Count, addresses.Distinct().Count());
-        await Eventually.True(() => TestNetwork.Ping(workloads[3].Ns, addresses[4], count: 1), TimeSpan.FromSeconds(20), "a worker's workload pings the other worker's");
+        foreach (var (from, i) in workloads.Select((w, i) => (w.Ns, i)))
+            foreach (var to in addresses.Where((_, j) => j != i))
+                await Eventually.True(() => TestNetwork.Ping(from, to, count: 1), TimeSpan.FromSeconds(20), $"{from} pings {to}");
 
         // 20 MB through the encrypted overlay, intact (sha256 at both ends), between the two workers' workloads.
         var (sent, received) = await Tcp.Transfer(workloads[4].Ns, addresses[4], workloads[3].Ns, 20_000_000);
@@ -286,6 +288,14 @@ public sealed class ClusterTests
         string again = net.AddNamespace("again");
         w1.Cli(2, "network", "connect", "--ip", w2Address, "blue", again).EnsureSuccess();
         Assert.Equal(w2Address, AddressOf(again));
+
+        // A manager leaves (its workload detached with --force): the other two go on, and can remove its record.
+        Refused(others[0].Cli(2, "swarm", "leave"), "workloads are attached");
+        others[0].Cli(2, "swarm", "leave", "--force").EnsureSuccess();
+        await Eventually.True(() => others[1].Cli(2, "network", "create", "--attachable", "--subnet", "198.18.42.0/24", "after-leave").ExitCode == 0,
+            TimeSpan.FromSeconds(20), "the remaining managers accept changes");
+        others[1].Cli(2, "node", "rm", "--force", others[0].Router.Name).EnsureSuccess();
+        Assert.DoesNotContain(others[0].Router.Name, leader.Cli(2, "node", "ls").EnsureSuccess().StdOut);
     }
 
     [Fact]
