@@ -74,13 +74,16 @@ public sealed class ClusterAuthTests : IAsyncLifetime
         await Task.Delay(100); // both accepted and holding their slots (silent, far from the handshake timeout)
         using (var c = new TcpClient())
         {
-            await c.ConnectAsync(IPAddress.Loopback, port.Server.EndPoint.Port);
             using var cts = new CancellationTokenSource(Wait);
-            try { Assert.Equal(0, await c.GetStream().ReadAsync(new byte[16], cts.Token)); }
-            catch (IOException) { } // reset: closed as well
+            try
+            {
+                await c.ConnectAsync(IPAddress.Loopback, port.Server.EndPoint.Port);
+                Assert.Equal(0, await c.GetStream().ReadAsync(new byte[16], cts.Token));
+            }
+            catch (Exception e) when (e is IOException or SocketException) { } // reset (on a loaded host, even during the connect): closed as well
             Assert.False(cts.IsCancellationRequested, "the third connection should be closed at once");
         }
-        Assert.Equal(1, port[ClusterServerEvent.TooManyConnections]);
+        await Eventually.True(() => port[ClusterServerEvent.TooManyConnections] == 1, Wait, "the refused connection is counted");
         a.Close();
         b.Close();
         // Their slots come back once the server sees them closed.
