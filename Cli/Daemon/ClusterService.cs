@@ -407,7 +407,7 @@ internal sealed partial class ClusterService(DaemonOptions options, RouterServic
         if (network.Scope != NetworkManager.SwarmScope || Volatile.Read(ref _parts)?.Agent.State is not { } state) return null;
         var nodes = state.Nodes.ToDictionary(n => n.Id, StringComparer.Ordinal);
         return state.Peers.TryGetValue(network.Id, out var ids)
-            ? [.. ids.Select(id => nodes.TryGetValue(id, out var n) ? new PeerInspect(n.Hostname, n.DataPathAddress) : null).OfType<PeerInspect>()]
+            ? [.. ids.Select(id => nodes.TryGetValue(id, out var n) ? new PeerInspect(n.Hostname, n.DataPathAddress) : null).OfType<PeerInspect>().OrderBy(p => p.Name, StringComparer.Ordinal)]
             : [];
     }
 
