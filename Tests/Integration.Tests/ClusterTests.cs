@@ -118,6 +118,10 @@ public sealed class ClusterTests
             foreach (string to in addresses.Where(a => a != AddressOf(from)))
                 await Eventually.True(() => TestNetwork.Ping(from, to, count: 1), TimeSpan.FromSeconds(20), $"{from} pings {to}");
 
+        // `run` on a worker takes its address from the cluster too, and reaches a workload on the manager.
+        var run = w2.Cli(1, "run", "--network", "blue", "--", "ping", "-c", "1", "-W", "5", addresses[0]);
+        Assert.True(run.ExitCode == 0, $"run: {run.StdOut}{run.StdErr}");
+
         // Inspect on the manager names the hosts with endpoints on the network.
         using (var doc = JsonDocument.Parse(m1.Cli(2, "network", "inspect", "blue").EnsureSuccess().StdOut))
         {
