@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using UserOverlay.Cli.Client;
 using UserOverlay.Cli.Daemon;
+using UserOverlay.Cluster.Node;
 using UserOverlay.Control.Networks;
 
 namespace UserOverlay.Cli.Commands;

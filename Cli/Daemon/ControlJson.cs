@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using UserOverlay.Cluster.Node;
 using UserOverlay.Control.Gossip;
 using UserOverlay.Router;
 

@@ -7,6 +7,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using UserOverlay.Cli.Commands;
+using UserOverlay.Cluster.Node;
 using UserOverlay.Control.Networks;
 using UserOverlay.Router;
 
@@ -112,7 +113,7 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
         {
             var m = service.Manager;
             var view = m.Inspect(nameOrId);
-            return cluster.PeersOf(m.GetNetwork(view.Id)) is { } peers ? view with { Peers = peers } : view;
+            return cluster.Node.PeersOf(m.GetNetwork(view.Id)) is { } peers ? view with { Peers = peers } : view;
         }
         app.MapGet("/v1/networks", Api(_ =>
         {
@@ -123,8 +124,8 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
         {
             var request = await Body(ctx, ControlJson.Default.NetworkCreateRequest).ConfigureAwait(false);
             // In a cluster, a network is the cluster's (created by the managers, served by every node).
-            var def = cluster.Active
-                ? await cluster.CreateNetworkAsync(request, ctx.RequestAborted).ConfigureAwait(false)
+            var def = cluster.Node.Active
+                ? await cluster.Node.CreateNetworkAsync(request, ctx.RequestAborted).ConfigureAwait(false)
                 : service.Manager.CreateNetwork(request);
             return Results.Json(Inspect(def.Id), docker.NetworkInspect, statusCode: StatusCodes.Status201Created);
         }));
@@ -133,7 +134,7 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
         app.MapDelete("/v1/networks/{network}", Api(async ctx =>
         {
             var def = service.Manager.GetNetwork(Route(ctx, "network"));
-            if (def.Scope == NetworkManager.SwarmScope) await cluster.RemoveNetworkAsync(def.Id, ctx.RequestAborted).ConfigureAwait(false);
+            if (def.Scope == NetworkManager.SwarmScope) await cluster.Node.RemoveNetworkAsync(def.Id, ctx.RequestAborted).ConfigureAwait(false);
             else service.Manager.RemoveNetwork(def.Id);
             return Results.NoContent();
         }));
@@ -176,41 +177,41 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
         }));
     }
 
-    /// <summary>The cluster's routes: swarm init/join/leave/status/join-token and node ls/rm/role (<see cref="ClusterService"/>).</summary>
+    /// <summary>The cluster's routes: swarm init/join/leave/status/join-token and node ls/rm/role (<see cref="UserOverlay.Cluster.Node.ClusterNode"/>).</summary>
     private static void MapClusterRoutes(WebApplication app, ClusterService cluster)
     {
         var json = ControlJson.Default;
-        app.MapGet("/v1/swarm", Api(_ => Task.FromResult(Results.Json(cluster.Status(), json.SwarmStatus))));
+        app.MapGet("/v1/swarm", Api(_ => Task.FromResult(Results.Json(cluster.Node.Status(), json.SwarmStatus))));
         app.MapPost("/v1/swarm/init", Api(async ctx =>
         {
             var body = await Body(ctx, json.SwarmInitRequest).ConfigureAwait(false);
-            return Results.Json(await cluster.InitAsync(body, ctx.RequestAborted).ConfigureAwait(false), json.SwarmStatus, statusCode: StatusCodes.Status201Created);
+            return Results.Json(await cluster.Node.InitAsync(body, ctx.RequestAborted).ConfigureAwait(false), json.SwarmStatus, statusCode: StatusCodes.Status201Created);
         }));
         app.MapPost("/v1/swarm/join", Api(async ctx =>
         {
             var body = await Body(ctx, json.SwarmJoinRequest).ConfigureAwait(false);
-            return Results.Json(await cluster.JoinAsync(body, ctx.RequestAborted).ConfigureAwait(false), json.SwarmStatus);
+            return Results.Json(await cluster.Node.JoinAsync(body, ctx.RequestAborted).ConfigureAwait(false), json.SwarmStatus);
         }));
         app.MapPost("/v1/swarm/leave", Api(async ctx =>
         {
             var body = await Body(ctx, json.SwarmLeaveRequest).ConfigureAwait(false);
-            return Results.Json(await cluster.LeaveAsync(body.Force, ctx.RequestAborted).ConfigureAwait(false), json.SwarmStatus);
+            return Results.Json(await cluster.Node.LeaveAsync(body.Force, ctx.RequestAborted).ConfigureAwait(false), json.SwarmStatus);
         }));
         RequestDelegate token = Api(async ctx => Results.Json(
-            await cluster.JoinTokenAsync(ParseRole(Route(ctx, "role"), "role"), HttpMethods.IsPost(ctx.Request.Method), ctx.RequestAborted).ConfigureAwait(false),
+            await cluster.Node.JoinTokenAsync(ParseRole(Route(ctx, "role"), "role"), HttpMethods.IsPost(ctx.Request.Method), ctx.RequestAborted).ConfigureAwait(false),
             json.JoinTokenResult));
         app.MapGet("/v1/swarm/join-token/{role}", token);
         app.MapPost("/v1/swarm/join-token/{role}", token);
-        app.MapGet("/v1/nodes", Api(_ => Task.FromResult(Results.Json(cluster.ListNodes(), json.IReadOnlyListNodeView))));
+        app.MapGet("/v1/nodes", Api(_ => Task.FromResult(Results.Json(cluster.Node.ListNodes(), json.IReadOnlyListNodeView))));
         app.MapDelete("/v1/nodes/{node}", Api(async ctx =>
         {
             bool force = string.Equals(ctx.Request.Query["force"], "true", StringComparison.OrdinalIgnoreCase);
-            return Results.Json(await cluster.RemoveNodeAsync(Route(ctx, "node"), force, ctx.RequestAborted).ConfigureAwait(false), json.NodeView);
+            return Results.Json(await cluster.Node.RemoveNodeAsync(Route(ctx, "node"), force, ctx.RequestAborted).ConfigureAwait(false), json.NodeView);
         }));
         app.MapPost("/v1/nodes/{node}/role", Api(async ctx =>
         {
             var body = await Body(ctx, json.NodeRoleRequest).ConfigureAwait(false);
-            return Results.Json(await cluster.SetRoleAsync(Route(ctx, "node"), ParseRole(body.Role, "role"), ctx.RequestAborted).ConfigureAwait(false), json.NodeView);
+            return Results.Json(await cluster.Node.SetRoleAsync(Route(ctx, "node"), ParseRole(body.Role, "role"), ctx.RequestAborted).ConfigureAwait(false), json.NodeView);
         }));
     }
 

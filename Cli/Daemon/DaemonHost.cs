@@ -47,7 +47,6 @@ internal static class DaemonHost
         ConfigureLifetime(builder.Services, systemd);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = ShutdownTimeout);
         builder.Services.AddSingleton(options);
-        builder.Services.AddSingleton<ClusterKeyCache>();
 
         // The order of start (and, reversed, of stop).
         AddHostedSingleton<RouterService>(builder.Services);

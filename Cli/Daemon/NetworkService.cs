@@ -23,7 +23,7 @@ namespace UserOverlay.Cli.Daemon;
 /// </list>
 /// On stop nothing is undone: the state stays for the next start, and the router removes the TAPs when it stops.
 /// </summary>
-internal sealed class NetworkService(DaemonOptions options, RouterService router, ILoggerFactory loggers, GossipService gossip, ClusterKeyCache clusterKeys)
+internal sealed class NetworkService(DaemonOptions options, RouterService router, ILoggerFactory loggers, GossipService gossip)
     : IHostedService, IDisposable
 {
     private readonly ILogger _log = loggers.CreateLogger("useroverlay");
@@ -52,7 +52,8 @@ internal sealed class NetworkService(DaemonOptions options, RouterService router
             var manager = new NetworkManager(store, dataPlane, new NetworkManagerOptions { MaxMtu = config.Router.UnderlayMtu - Constants.VxlanOverhead });
             var (networks, endpoints) = SeedOf(config.Router);
             manager.Seed(networks, endpoints);
-            clusterKeys.Restore(manager.ListNetworks()); // the cluster's encrypted networks need their keys before they are served again
+            // The cluster's encrypted networks need their keys before they are served again.
+            UserOverlay.Cluster.Node.ClusterNode.RestoreKeys(options.StateDirectory, manager.ListNetworks(), router.Router.Options.Encryption?.Keys as UserOverlay.Crypto.StaticNetworkKeySource);
             foreach (var r in manager.Resume(e => Namespaces.Exists(e.Netns) ? null : $"its namespace {e.Netns} is gone"))
                 DaemonLog.EndpointReleased(_log, r.Endpoint.Name, r.Network, VtepEndpoint.FormatAddress(r.Endpoint.Address), r.Reason);
             _manager = manager;

@@ -1,4 +1,4 @@
-namespace UserOverlay.Cli.Daemon;
+namespace UserOverlay.Cluster.Node;
 
 /// <summary>Body of <c>POST /v1/swarm/init</c> (<c>useroverlay swarm init</c>'s flags).</summary>
 /// <param name="AdvertiseAddr">IP[:PORT] the other nodes reach this manager at; default the router's underlay address and 2377.</param>

@@ -3,19 +3,22 @@ using UserOverlay.Cluster.Manager;
 using UserOverlay.Control.Networks;
 using UserOverlay.Crypto;
 
-namespace UserOverlay.Cli.Daemon;
+namespace UserOverlay.Cluster.Node;
 
 /// <summary>
 /// The cluster's network keys as this node last received them, kept in STATE/cluster/ipsec-keys.json (0600, in the
 /// cluster directory that <c>swarm leave</c> removes), so that a node restarted while no manager answers serves its
-/// encrypted cluster networks again at once: the network service restores them into the router before it brings the
-/// networks back (<see cref="Restore"/>), and the cluster service saves each new ring (<see cref="Save"/>).
+/// encrypted cluster networks again at once: the host restores them into its router before it brings the networks
+/// back (<see cref="ClusterNode.RestoreKeys"/>), and the node saves each new ring (<see cref="Save"/>).
 /// </summary>
-internal sealed class ClusterKeyCache(DaemonOptions options, RouterService router)
+internal sealed class ClusterKeyFile(IClusterHost host)
 {
     private readonly Lock _lock = new();
 
-    private string FilePath => Path.Combine(options.StateDirectory, "cluster", "ipsec-keys.json");
+    private string FilePath => PathIn(host.StateDirectory);
+
+    /// <summary>The file in a host's state directory.</summary>
+    public static string PathIn(string stateDirectory) => Path.Combine(stateDirectory, "cluster", "ipsec-keys.json");
 
     /// <summary>Saves <paramref name="ring"/> (atomically; the directory must exist) and gives every encrypted network of <paramref name="networks"/> its keys.</summary>
     public void Save(KeyRing ring, IEnumerable<NetworkDefinition> networks)
@@ -30,26 +33,28 @@ internal sealed class ClusterKeyCache(DaemonOptions options, RouterService route
         Apply(ring, networks, onlyMissing: false);
     }
 
-    /// <summary>Gives the encrypted cluster networks among <paramref name="networks"/> the saved keys (at start, before they are served).</summary>
-    public void Restore(IEnumerable<NetworkDefinition> networks)
+    /// <summary>Gives the encrypted cluster networks among <paramref name="networks"/> the keys saved in <paramref name="stateDirectory"/> (at start, before they are served).</summary>
+    public static void Restore(string stateDirectory, IEnumerable<NetworkDefinition> networks, StaticNetworkKeySource? keys)
     {
+        string path = PathIn(stateDirectory);
+        if (keys is null || !File.Exists(path)) return;
         KeyRing? ring;
-        lock (_lock)
+        try { ring = JsonSerializer.Deserialize(File.ReadAllText(path), ClusterJson.Default.KeyRing); }
+        catch (Exception e) when (e is JsonException or IOException)
         {
-            if (!File.Exists(FilePath)) return;
-            try { ring = JsonSerializer.Deserialize(File.ReadAllText(FilePath), ClusterJson.Default.KeyRing); }
-            catch (Exception e) when (e is JsonException or IOException)
-            {
-                throw new Router.RouterException(Router.RouterErrorCode.SystemError, $"cannot read the cluster's saved keys in {FilePath}: {e.Message}; remove the file (the managers send the keys again once they answer)");
-            }
+            throw new Router.RouterException(Router.RouterErrorCode.SystemError, $"cannot read the cluster's saved keys in {path}: {e.Message}; remove the file (the managers send the keys again once they answer)");
         }
-        if (ring is { Keys.Count: > 0 }) Apply(ring, networks, onlyMissing: true);
+        if (ring is { Keys.Count: > 0 }) Apply(keys, ring, networks, onlyMissing: true);
     }
 
     /// <summary>Gives every encrypted cluster network of <paramref name="networks"/> that has no ring yet (or, unless <paramref name="onlyMissing"/>, every one) the cluster's ring.</summary>
     public void Apply(KeyRing ring, IEnumerable<NetworkDefinition> networks, bool onlyMissing)
     {
-        if (router.Router.Options.Encryption?.Keys is not StaticNetworkKeySource keys) return;
+        if (host.NetworkKeys is { } keys) Apply(keys, ring, networks, onlyMissing);
+    }
+
+    private static void Apply(StaticNetworkKeySource keys, KeyRing ring, IEnumerable<NetworkDefinition> networks, bool onlyMissing)
+    {
         foreach (var n in networks.Where(n => n.Encrypted && n.Scope == NetworkManager.SwarmScope))
             if (!onlyMissing || !keys.TryGetRing(n.Name, out _)) keys.Set(RingFor(n.Name, ring));
     }
