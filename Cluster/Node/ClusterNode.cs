@@ -645,8 +645,15 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
         parts.Agent.StateReceived += state => ApplyKeys(parts, state);
         parts.Agent.StateApplied += state =>
         {
-            if (parts.Api is HttpClusterApi http)
-                http.SetManagers(state.Nodes.Where(n => n.Role == NodeRole.Manager).Select(n => n.ControlAddress));
+            var managers = state.Nodes.Where(n => n.Role == NodeRole.Manager).Select(n => n.ControlAddress).Order(StringComparer.Ordinal).ToList();
+            if (parts.Api is HttpClusterApi http) http.SetManagers(managers);
+            // The managers as last seen are recorded, so a node restarted after its first manager died finds the others.
+            if (managers.Count > 0 && !managers.SequenceEqual(parts.Membership.Managers.Order(StringComparer.Ordinal)) && ReferenceEquals(Volatile.Read(ref _parts), parts))
+            {
+                parts.Membership = parts.Membership with { Managers = managers };
+                try { _ = WriteMembershipAsync(parts.Membership); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { LogMembershipWriteFailed(MembershipFile, e.Message); }
+            }
             _ = EnsureGossipAsync(parts, state);
             // `node promote|demote` of this node: it becomes what its record says (once; a failure is retried with the next state).
             if (state.Nodes.FirstOrDefault(n => n.Id == parts.Membership.NodeId) is { } self && self.Role != parts.Membership.Role
@@ -867,12 +874,19 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
 
     private static string RoleName(NodeRole role) => role == NodeRole.Manager ? "manager" : "worker";
 
-    private async Task WriteMembershipAsync(ClusterMembership membership)
+    private readonly Lock _membershipFileLock = new();
+
+    // Atomic (a temporary file renamed over it), one writer at a time.
+    private Task WriteMembershipAsync(ClusterMembership membership)
     {
-        string temp = MembershipFile + ".tmp";
-        await File.WriteAllTextAsync(temp, JsonSerializer.Serialize(membership, ClusterStateJson.Default.ClusterMembership)).ConfigureAwait(false);
-        File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        File.Move(temp, MembershipFile, overwrite: true);
+        lock (_membershipFileLock)
+        {
+            string temp = MembershipFile + ".tmp";
+            File.WriteAllText(temp, JsonSerializer.Serialize(membership, ClusterStateJson.Default.ClusterMembership));
+            File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            File.Move(temp, MembershipFile, overwrite: true);
+        }
+        return Task.CompletedTask;
     }
 
     private void DeleteDirectory()
@@ -910,6 +924,9 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "cluster: this node could not become a {Role}: {Reason}; it retries with the next change of the cluster's state")]
     private partial void LogRoleSwitchFailed(string role, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "cluster: cannot record the managers in {File}: {Reason}")]
+    private partial void LogMembershipWriteFailed(string file, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "cluster: cannot remove {Directory}: {Reason}")]
     private partial void LogCleanupFailed(string directory, string reason);

@@ -406,4 +406,32 @@ public sealed class ClusterTests
         m1.Cli(2, "network", "create", "--attachable", "--subnet", "198.18.61.0/24", "after-demote").EnsureSuccess();
         await Eventually.True(() => w1.Cli(2, "network", "ls").StdOut.Contains("after-demote"), TimeSpan.FromSeconds(40), "the demoted node follows the cluster as a worker");
     }
+
+    [Fact]
+    public async Task A_worker_restarted_after_the_manager_it_joined_through_died_finds_the_other_managers()
+    {
+        Requires.Root();
+        using var net = new TestNetwork("cw");
+        using var m1 = new Node(net, 1);
+        using var m2 = new Node(net, 2);
+        using var m3 = new Node(net, 3);
+        using var w1 = new Node(net, 4);
+        await Task.WhenAll(new[] { m1, m2, m3, w1 }.Select(n => n.Router.StartAsync()));
+        Init(m1);
+        w1.Cli(2, "swarm", "join", "--token", Token(m1, "worker"), m1.Address).EnsureSuccess(); // it knows only m1 now
+        string managerToken = Token(m1, "manager");
+        foreach (var m in new[] { m2, m3 }) m.Cli(2, "swarm", "join", "--token", managerToken, m1.Address).EnsureSuccess();
+        m1.Cli(2, "network", "create", "--attachable", "--subnet", "198.18.70.0/24", "blue").EnsureSuccess();
+        int Managers(Node n) => JsonDocument.Parse(n.Cli(2, "swarm", "status", "--json").EnsureSuccess().StdOut).RootElement.GetProperty("managers").GetArrayLength();
+        await Eventually.True(() => Managers(w1) == 3 && w1.Cli(2, "network", "ls").StdOut.Contains("blue"), TimeSpan.FromSeconds(40), "the worker learns of three managers");
+
+        await w1.Router.StopAsync();
+        await m1.Router.KillAsync();
+        await w1.Router.StartAsync();
+        string ns = net.AddNamespace("a");
+        await Eventually.True(() => w1.Cli(2, "network", "connect", "blue", ns).ExitCode == 0, TimeSpan.FromSeconds(30),
+            "the restarted worker attaches through a surviving manager");
+        using var st = JsonDocument.Parse(w1.Cli(2, "swarm", "status", "--json").EnsureSuccess().StdOut);
+        Assert.True(st.RootElement.GetProperty("connected").GetBoolean());
+    }
 }
