@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Net.Security;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
@@ -80,6 +81,7 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
         public CancellationTokenSource? Rotation;
         public Task? RotationLoop;
         public CertificateRenewer? Renewer;
+        public StrongBox<NodeIdentity>? RaftIdentity;
         public CancellationTokenSource? Renewal;
         public Task? RenewalLoop;
         public long IpsecGeneration = -1, GossipGeneration = -1;
@@ -454,7 +456,8 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
         CancellationToken cancellationToken, string? joinVia = null)
     {
         System.IO.Directory.CreateDirectory(RaftDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var raft = OpenRaft(membership, identity);
+        var current = new StrongBox<NodeIdentity>(identity);
+        var raft = OpenRaft(membership, identity, current);
         ReplicatedClusterStore? store = null;
         ClusterServer? server = null;
         ClusterAgent? agent = null;
@@ -504,6 +507,7 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
                 Store = store,
                 Manager = manager,
                 Server = server,
+                RaftIdentity = current,
             };
             Wire(parts);
             agent.Start();
@@ -530,7 +534,7 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
     /// The manager's Raft member: on the control port's address, ports +1 (Raft) and +2 (forwarding to the leader),
     /// mutual TLS with the node certificates — only managers of this cluster are accepted either way.
     /// </summary>
-    private RaftLog OpenRaft(ClusterMembership membership, NodeIdentity identity)
+    private RaftLog OpenRaft(ClusterMembership membership, NodeIdentity identity, StrongBox<NodeIdentity> current)
     {
         var listen = IPEndPoint.Parse(membership.ListenAddress);
         var advertise = IPEndPoint.Parse(membership.ControlAddress);
@@ -547,16 +551,17 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
             ForwardListenEndPoint = new IPEndPoint(listen.Address, listen.Port + 2),
             ForwardAdvertisedEndPoint = new IPEndPoint(advertise.Address, advertise.Port + 2),
             DataDirectory = RaftDirectory,
+            // Both ends present the identity current when a connection is made, so renewals reach Raft too.
             ServerTls = new SslServerAuthenticationOptions
             {
-                ServerCertificate = identity.Certificate,
+                ServerCertificateSelectionCallback = (_, _) => current.Value!.Certificate,
                 ClientCertificateRequired = true,
                 RemoteCertificateValidationCallback = ManagersOnly(NodeCertificates.ClientAuthOid),
             },
             ClientTls = new SslClientAuthenticationOptions
             {
                 TargetHost = NodeCertificates.CaDnsName,
-                ClientCertificates = [identity.Certificate],
+                LocalCertificateSelectionCallback = (_, _, _, _, _) => current.Value!.Certificate,
                 RemoteCertificateValidationCallback = ManagersOnly(NodeCertificates.ServerAuthOid),
             },
         }, loggers);
@@ -670,6 +675,7 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
             Renewed = next =>
             {
                 parts.Server?.UpdateIdentity(next);
+                if (parts.RaftIdentity is { } raft) raft.Value = next;
                 return Task.CompletedTask;
             },
         };
