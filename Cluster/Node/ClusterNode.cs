@@ -329,7 +329,11 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
             }
             Volatile.Write(ref _parts, null);
             await StopPartsAsync(parts).ConfigureAwait(false);
-            foreach (var n in clusterNetworks) m.ForgetNetwork(n.Id);
+            foreach (var n in clusterNetworks)
+            {
+                m.ForgetNetwork(n.Id);
+                if (n.Encrypted) host.NetworkKeys?.Remove(n.Name); // the cluster's keys leave with the node
+            }
             DeleteDirectory();
             LogLeft(parts.Membership.ClusterId);
             return Status();

@@ -118,6 +118,7 @@ public sealed class ClusterNodeTests : IAsyncLifetime
         await worker.LeaveAsync(force: true, ct);
         Assert.Equal("inactive", worker.Status().State);
         Assert.DoesNotContain(workerHost.Networks.ListNetworks(), n => n.Id == def.Id);
+        Assert.False(workerHost.NetworkKeys.TryGetRing("blue", out _), "the cluster's key leaves with the node");
         Assert.False(Directory.Exists(Path.Combine(workerHost.StateDirectory, "cluster")));
     }
 }
