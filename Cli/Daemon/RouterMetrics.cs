@@ -18,7 +18,7 @@ namespace UserOverlay.Cli.Daemon;
 /// </list>
 /// A hosted service: the last to start (it reads the router's status and gossip's members), the first to stop.
 /// </summary>
-internal sealed class RouterMetrics(DaemonOptions options, RouterService router, GossipService gossip) : IHostedService, IDisposable
+internal sealed class RouterMetrics(DaemonOptions options, RouterService router, GossipService gossip, ClusterService cluster) : IHostedService, IDisposable
 {
     private KestrelMetricServer? _server;
 
@@ -43,6 +43,12 @@ internal sealed class RouterMetrics(DaemonOptions options, RouterService router,
         var alloc = f.CreateCounter("useroverlay_gc_allocated_bytes_total", "Bytes allocated by the process since start (GC.GetTotalAllocatedBytes).");
         var uptime = f.CreateGauge("useroverlay_uptime_seconds", "Seconds since the router started.");
         var memberStates = f.CreateGauge("useroverlay_gossip_members", "Gossip members by state, as this node sees them (itself included).", "state");
+        var clusterActive = f.CreateGauge("useroverlay_cluster_active", "1 while this host is in a cluster (swarm init or join), else 0.");
+        var clusterConnected = f.CreateGauge("useroverlay_cluster_connected", "1 while the last request to the cluster's managers succeeded, else 0.");
+        var clusterRevision = f.CreateGauge("useroverlay_cluster_state_revision", "Revision of the managers' state this node applied last.");
+        var clusterKeys = f.CreateGauge("useroverlay_cluster_key_generation", "Generation of the newest network-encryption key this node holds (one more per rotation).");
+        var clusterNodes = f.CreateGauge("useroverlay_cluster_nodes", "Nodes in the cluster, as this node knows them.");
+        var controlPort = f.CreateCounter("useroverlay_cluster_control_port_events_total", "A manager's control port (2377): requests refused by reason (no_certificate, bad_token, …) and joins.", "reason");
 
         registry.AddBeforeCollectCallback(() =>
         {
@@ -68,6 +74,13 @@ internal sealed class RouterMetrics(DaemonOptions options, RouterService router,
             uptime.Set(s.UptimeSeconds);
             if (members() is { } m)
                 foreach (var (state, count) in m.CountByState()) memberStates.WithLabels(state).Set(count);
+            var c = cluster.Node.Status();
+            clusterActive.Set(c.State == "active" ? 1 : 0);
+            clusterConnected.Set(c.Connected == true ? 1 : 0);
+            if (c.Revision is long revision) clusterRevision.Set(revision);
+            if (c.KeyGeneration is long generation) clusterKeys.Set(generation);
+            if (c.Nodes is int nodes) clusterNodes.Set(nodes);
+            foreach (var (reason, v) in c.Refusals ?? new Dictionary<string, long>()) controlPort.WithLabels(reason).IncTo(v);
         });
 
         var server = new KestrelMetricServer(new KestrelMetricServerOptions

@@ -352,7 +352,7 @@ public sealed class ClusterTests
         Requires.Root();
         string curl = Requires.Tool("curl", "curl");
         using var net = new TestNetwork("ch");
-        using var m1 = new Node(net, 1);
+        using var m1 = new Node(net, 1, "encryption: { esp: udp }\nmetrics: 127.0.0.1:9464");
         using var w1 = new Node(net, 2);
         await Task.WhenAll(m1.Router.StartAsync(), w1.Router.StartAsync());
         Init(m1);
@@ -374,6 +374,16 @@ public sealed class ClusterTests
         Assert.True(refusals.GetProperty("no_certificate").GetInt64() >= 1, refusals.ToString());
         Assert.True(refusals.GetProperty("bad_token").GetInt64() >= 1, refusals.ToString());
         Assert.True(refusals.GetProperty("joined_worker").GetInt64() >= 1, refusals.ToString());
+
+        // The same counts, and the node's cluster state, in Prometheus' text format.
+        string metrics = TestNetwork.Exec(m1.Router.HostNamespace, $"{curl} -s -m 5 http://127.0.0.1:9464/metrics").EnsureSuccess().StdOut;
+        double Sample(string series) =>
+            double.Parse(metrics.Split('\n').Single(l => l.StartsWith(series + " ", StringComparison.Ordinal))[(series.Length + 1)..], CultureInfo.InvariantCulture);
+        Assert.Equal(1, Sample("useroverlay_cluster_active"));
+        Assert.Equal(1, Sample("useroverlay_cluster_connected"));
+        Assert.Equal(2, Sample("useroverlay_cluster_nodes"));
+        Assert.True(Sample("useroverlay_cluster_control_port_events_total{reason=\"no_certificate\"}") >= 1, metrics);
+        Assert.True(Sample("useroverlay_cluster_control_port_events_total{reason=\"bad_token\"}") >= 1, metrics);
     }
 
     [Fact]
