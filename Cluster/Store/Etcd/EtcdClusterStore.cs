@@ -1,6 +1,7 @@
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Etcdserverpb;
@@ -548,17 +549,26 @@ public sealed class EtcdClusterStore : IClusterStore
         if (tls)
         {
             if (options.ClientCertificateFile is not null)
-                handler.SslOptions.ClientCertificates = [X509Certificate2.CreateFromPemFile(options.ClientCertificateFile, options.ClientKeyFile)];
+            {
+                try { handler.SslOptions.ClientCertificates = [X509Certificate2.CreateFromPemFile(options.ClientCertificateFile, options.ClientKeyFile)]; }
+                catch (CryptographicException e)
+                {
+                    throw new ArgumentException($"etcd store: clientCertificateFile/clientKeyFile: '{options.ClientCertificateFile}' and '{options.ClientKeyFile}' are not a PEM certificate and its key: {e.Message}", nameof(options), e);
+                }
+            }
             if (options.CaFile is not null)
             {
-                var ca = X509Certificate2.CreateFromPemFile(options.CaFile);
+                var ca = new X509Certificate2Collection();
+                try { ca.ImportFromPemFile(options.CaFile); }
+                catch (CryptographicException e) { throw new ArgumentException($"etcd store: caFile: '{options.CaFile}' is not PEM: {e.Message}", nameof(options), e); }
+                if (ca.Count == 0) throw new ArgumentException($"etcd store: caFile: '{options.CaFile}' holds no certificate", nameof(options));
                 handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
                 {
                     if (errors == SslPolicyErrors.None) return true;
                     if (certificate is null || (errors & ~SslPolicyErrors.RemoteCertificateChainErrors) != 0) return false;
                     using var chain = new X509Chain();
                     chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                    chain.ChainPolicy.CustomTrustStore.Add(ca);
+                    chain.ChainPolicy.CustomTrustStore.AddRange(ca);
                     chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
                     using var leaf = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
                     return chain.Build(leaf);
@@ -571,6 +581,9 @@ public sealed class EtcdClusterStore : IClusterStore
             DisposeHttpClient = true,
             MaxReceiveMessageSize = 64 * 1024 * 1024,
             MaxSendMessageSize = null,
+            // A member that comes back is used again within a second (gRPC's default waits up to two minutes).
+            InitialReconnectBackoff = TimeSpan.FromMilliseconds(50),
+            MaxReconnectBackoff = TimeSpan.FromSeconds(1),
         };
         if (options.Endpoints.Count == 1)
             return (GrpcChannel.ForAddress(options.Endpoints[0], channelOptions), null);

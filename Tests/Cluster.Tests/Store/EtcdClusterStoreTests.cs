@@ -1,4 +1,7 @@
 using System.Diagnostics;
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using UserOverlay.Cluster.Store;
 using UserOverlay.Cluster.Store.Etcd;
@@ -38,7 +41,7 @@ public sealed class EtcdClusterStoreTests
     public async Task A_watch_survives_an_etcd_restart_missing_and_repeating_nothing()
     {
         await using var etcd = await EtcdProcess.StartAsync();
-        await using var store = await ConnectAsync([etcd], timeout: TimeSpan.FromSeconds(1));
+        await using var store = await ConnectAsync([etcd], timeout: TimeSpan.FromSeconds(2));
         for (int i = 1; i <= 3; i++) await store.TxnAsync(new TxnRequest([], [Op.Put($"w/{i}", V($"{i}"))])); // 2..4
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         var seen = new List<WatchEvent>();
@@ -223,6 +226,77 @@ public sealed class EtcdClusterStoreTests
         };
         foreach (var (options, field) in bad)
             Assert.Contains(field + ":", (await Assert.ThrowsAsync<ArgumentException>(() => EtcdClusterStore.ConnectAsync(options))).Message);
+    }
+
+    /// <summary>A CA, and certificates it signs for 127.0.0.1 (server) and a client, as PEM files in <paramref name="dir"/>.</summary>
+    private static void WriteCertificates(string dir, string name)
+    {
+        var now = DateTimeOffset.UtcNow;
+        using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var caRequest = new CertificateRequest($"CN={name} CA", caKey, HashAlgorithmName.SHA256);
+        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        using var ca = caRequest.CreateSelfSigned(now.AddHours(-1), now.AddDays(1));
+        File.WriteAllText(Path.Combine(dir, $"{name}-ca.pem"), ca.ExportCertificatePem());
+        foreach (var (leaf, usage) in new[] { ("server", "1.3.6.1.5.5.7.3.1"), ("client", "1.3.6.1.5.5.7.3.2") })
+        {
+            using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+            var request = new CertificateRequest($"CN={name} {leaf}", key, HashAlgorithmName.SHA256);
+            var san = new SubjectAlternativeNameBuilder();
+            san.AddIpAddress(IPAddress.Loopback);
+            request.CertificateExtensions.Add(san.Build());
+            request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(usage)], false));
+            using var cert = request.Create(ca, now.AddHours(-1), now.AddDays(1), RandomNumberGenerator.GetBytes(8));
+            File.WriteAllText(Path.Combine(dir, $"{name}-{leaf}.pem"), cert.ExportCertificatePem());
+            File.WriteAllText(Path.Combine(dir, $"{name}-{leaf}-key.pem"), key.ExportPkcs8PrivateKeyPem());
+        }
+    }
+
+    [Fact]
+    public async Task Over_TLS_with_a_client_certificate_and_without_the_right_ones_unavailable()
+    {
+        EtcdProcess.Binary();
+        var dir = Directory.CreateTempSubdirectory("useroverlay-etcd-tls-");
+        try
+        {
+            WriteCertificates(dir.FullName, "good");
+            WriteCertificates(dir.FullName, "other");
+            string F(string file) => Path.Combine(dir.FullName, file);
+            await using var etcd = await EtcdProcess.StartAsync("https",
+                "--cert-file", F("good-server.pem"), "--key-file", F("good-server-key.pem"), "--trusted-ca-file", F("good-ca.pem"), "--client-cert-auth");
+            Assert.Equal("https", etcd.ClientUrl.Scheme);
+            var options = new EtcdStoreOptions
+            {
+                Endpoints = [etcd.ClientUrl],
+                CaFile = F("good-ca.pem"),
+                ClientCertificateFile = F("good-client.pem"),
+                ClientKeyFile = F("good-client-key.pem"),
+                RequestTimeout = TimeSpan.FromSeconds(2),
+            };
+            await using (var store = await EtcdClusterStore.ConnectAsync(options))
+            {
+                var watching = Task.Run(async () =>
+                {
+                    await foreach (var e in store.WatchAsync("t/", 2, new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token)) return e;
+                    return null;
+                });
+                await store.TxnAsync(new TxnRequest([], [Op.Put("t/1", V("over tls"))]));
+                Assert.Equal("over tls", S((await store.GetAsync("t/1")).Kvs[0]));
+                Assert.Equal("t/1", (await watching)!.Kv.Key);
+            }
+            // No client certificate; a client certificate of another CA; a server this CA did not sign.
+            foreach (var wrong in new[]
+            {
+                options with { ClientCertificateFile = null, ClientKeyFile = null },
+                options with { ClientCertificateFile = F("other-client.pem"), ClientKeyFile = F("other-client-key.pem") },
+                options with { CaFile = F("other-ca.pem") },
+            })
+                Assert.Equal(StoreErrorCode.Unavailable, (await Assert.ThrowsAsync<StoreException>(() => EtcdClusterStore.ConnectAsync(wrong))).Code);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
     }
 
     [Fact]

@@ -17,14 +17,18 @@ internal sealed class EtcdProcess : IAsyncDisposable
     private readonly string[] _arguments;
     private Process? _process;
 
-    private EtcdProcess(string binary, string name, string dataDir, int clientPort, int peerPort, string initialCluster)
+    private EtcdProcess(string binary, string name, string dataDir, int clientPort, int peerPort, int metricsPort, string initialCluster, string scheme, string[] extra)
     {
         _binary = binary;
         Name = name;
         DataDir = dataDir;
-        ClientUrl = new Uri($"http://127.0.0.1:{clientPort}");
+        ClientUrl = new Uri($"{scheme}://127.0.0.1:{clientPort}");
+        HealthUrl = new Uri($"http://127.0.0.1:{metricsPort}/health");
         _arguments =
         [
+            .. extra,
+            // Plain HTTP /health (and metrics) apart from the client URL, which may need a client certificate.
+            "--listen-metrics-urls", $"http://127.0.0.1:{metricsPort}",
             "--name", name, "--data-dir", dataDir,
             "--listen-client-urls", ClientUrl.ToString().TrimEnd('/'), "--advertise-client-urls", ClientUrl.ToString().TrimEnd('/'),
             "--listen-peer-urls", $"http://127.0.0.1:{peerPort}", "--initial-advertise-peer-urls", $"http://127.0.0.1:{peerPort}",
@@ -43,6 +47,9 @@ internal sealed class EtcdProcess : IAsyncDisposable
     /// <summary>Its client URL.</summary>
     public Uri ClientUrl { get; }
 
+    /// <summary>Its /health URL (plain HTTP).</summary>
+    public Uri HealthUrl { get; }
+
     /// <summary>The running process's id.</summary>
     public int Pid => _process?.Id ?? 0;
 
@@ -50,13 +57,16 @@ internal sealed class EtcdProcess : IAsyncDisposable
     public static string Binary() => Requires.Tool("etcd", "etcd-server");
 
     /// <summary>Starts <paramref name="members"/> members forming one new cluster, and waits until it has a leader.</summary>
-    public static async Task<EtcdProcess[]> StartClusterAsync(int members = 1)
+    /// <param name="members">How many members.</param>
+    /// <param name="scheme">The client URLs' scheme ("https" needs TLS flags in <paramref name="extra"/>).</param>
+    /// <param name="extra">More etcd flags for every member.</param>
+    public static async Task<EtcdProcess[]> StartClusterAsync(int members = 1, string scheme = "http", params string[] extra)
     {
         string binary = Binary();
         string root = Directory.CreateTempSubdirectory("useroverlay-etcd-").FullName;
-        var ports = Enumerable.Range(0, members).Select(_ => (Client: FreePort(), Peer: FreePort())).ToArray();
+        var ports = Enumerable.Range(0, members).Select(_ => (Client: FreePort(), Peer: FreePort(), Metrics: FreePort())).ToArray();
         string initial = string.Join(',', ports.Select((p, i) => $"m{i}=http://127.0.0.1:{p.Peer}"));
-        var all = ports.Select((p, i) => new EtcdProcess(binary, $"m{i}", Path.Combine(root, $"m{i}"), p.Client, p.Peer, initial)).ToArray();
+        var all = ports.Select((p, i) => new EtcdProcess(binary, $"m{i}", Path.Combine(root, $"m{i}"), p.Client, p.Peer, p.Metrics, initial, scheme, extra)).ToArray();
         foreach (var m in all) m.Launch();
         try
         {
@@ -71,7 +81,7 @@ internal sealed class EtcdProcess : IAsyncDisposable
     }
 
     /// <summary>Starts one member alone.</summary>
-    public static async Task<EtcdProcess> StartAsync() => (await StartClusterAsync(1))[0];
+    public static async Task<EtcdProcess> StartAsync(string scheme = "http", params string[] extra) => (await StartClusterAsync(1, scheme, extra))[0];
 
     private void Launch()
     {
@@ -95,10 +105,16 @@ internal sealed class EtcdProcess : IAsyncDisposable
                 throw new InvalidOperationException($"etcd {Name} exited with {_process.ExitCode}: {Tail()}");
             try
             {
-                using var doc = JsonDocument.Parse(await Http.GetStringAsync(new Uri(ClientUrl, "/health")));
-                if (doc.RootElement.GetProperty("health").GetString() == "true") return;
+                using var doc = JsonDocument.Parse(await Http.GetStringAsync(HealthUrl));
+                if (doc.RootElement.GetProperty("health").GetString() == "true")
+                {
+                    // /health is served apart from the client URL: make sure that one accepts connections too.
+                    using var probe = new TcpClient();
+                    await probe.ConnectAsync(IPAddress.Loopback, ClientUrl.Port);
+                    return;
+                }
             }
-            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException or KeyNotFoundException) { }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException or KeyNotFoundException or SocketException) { }
             if (DateTime.UtcNow > until) throw new TimeoutException($"etcd {Name} at {ClientUrl} is not healthy after 10 s: {Tail()}");
             await Task.Delay(25);
         }
