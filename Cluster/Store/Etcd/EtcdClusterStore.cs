@@ -143,7 +143,10 @@ public sealed class EtcdClusterStore : IClusterStore
         return new TxnResult(response.Succeeded, revision, responses);
     }
 
-    /// <inheritdoc />
+    /// <summary>
+    /// Grants a lease (whole seconds, at least 1 s). etcd raises a TTL under its minimum (1.5 × its election
+    /// timeout: 2 s with etcd's defaults) to that minimum; the returned <see cref="Lease.Ttl"/> is what etcd granted.
+    /// </summary>
     public async ValueTask<Lease> GrantLeaseAsync(TimeSpan ttl, CancellationToken cancellationToken = default)
     {
         ThrowIfClosed();

@@ -89,7 +89,7 @@ public sealed class EtcdClusterStoreTests
             for (int i = 0; i < 20; i++)
             {
                 string key = $"c/{i:D2}";
-                for (var until = DateTime.UtcNow + TimeSpan.FromSeconds(15); ; )
+                for (var until = DateTime.UtcNow + TimeSpan.FromSeconds(15); ;)
                 {
                     Assert.True(DateTime.UtcNow < until, $"{key} not written in 15 s ({unavailable} refusals)");
                     try
