@@ -38,6 +38,35 @@ public sealed class EtcdClusterStoreTests
     }
 
     [Fact]
+    public async Task Several_value_not_equal_compares_on_missing_and_present_keys_choose_the_right_branch_in_one_revision()
+    {
+        await using var etcd = await EtcdProcess.StartAsync();
+        await using var store = await ConnectAsync([etcd]);
+        await store.TxnAsync(new TxnRequest([], [Op.Put("k", V("m"))])); // 2
+        static Compare NotEqual(string key, string value) => new(key, CompareTarget.Value, CompareResult.NotEqual, Value: Encoding.UTF8.GetBytes(value));
+        var cases = new (Compare[] Compares, bool Holds)[]
+        {
+            ([NotEqual("absent1", "x"), NotEqual("absent2", "y"), Compare.Exists("k")], true),
+            ([NotEqual("absent1", "x"), NotEqual("k", "z")], true),
+            ([NotEqual("absent1", "x"), NotEqual("k", "m")], false),
+            ([NotEqual("k", "m"), NotEqual("absent1", "x")], false),
+            ([NotEqual("absent1", "x"), Compare.Missing("k")], false),
+        };
+        foreach (var (compares, holds) in cases)
+        {
+            long before = store.Revision;
+            var r = await store.TxnAsync(new TxnRequest(compares,
+                [Op.Put("branch", V("success")), Op.Get("k")],
+                [Op.Put("branch", V("failure")), Op.GetPrefix("bra"), Op.Delete("nothing")]));
+            Assert.Equal(holds, r.Succeeded);
+            Assert.Equal(before + 1, r.Revision);
+            Assert.Equal(holds ? 2 : 3, r.Responses.Count);
+            Assert.Equal(holds ? "k" : "branch", Assert.Single(r.Responses[1].Kvs).Key);
+            Assert.Equal(holds ? "success" : "failure", S((await store.GetAsync("branch")).Kvs[0]));
+        }
+    }
+
+    [Fact]
     public async Task A_watch_survives_an_etcd_restart_missing_and_repeating_nothing()
     {
         await using var etcd = await EtcdProcess.StartAsync();
