@@ -27,9 +27,9 @@ namespace UserOverlay.Cluster.Store.Etcd;
 /// </para>
 /// <para>
 /// Where etcd differs from the contract, the store bridges it: a <see cref="CompareTarget.Value"/>
-/// <see cref="CompareResult.NotEqual"/> compare on a missing key holds (etcd's compare would fail), done atomically
-/// with a nested etcd transaction that first branches on the key's existence. Limits (<see cref="StoreLimits"/>) are
-/// checked before sending; etcd itself must accept requests of <see cref="StoreLimits.MaxTxnBytes"/> plus the
+/// <see cref="CompareResult.NotEqual"/> compare on a missing key holds (etcd's compare would fail): such a
+/// transaction reads the compared keys first and then runs nested in one transaction guarded on their revisions.
+/// Limits (<see cref="StoreLimits"/>) are checked before sending; etcd itself must accept requests of <see cref="StoreLimits.MaxTxnBytes"/> plus the
 /// prefixes (run it with <c>--max-request-bytes=2097152</c>; its default of 1.5 MiB is just short).
 /// </para>
 /// <para>
@@ -121,12 +121,7 @@ public sealed class EtcdClusterStore : IClusterStore
     {
         ThrowIfClosed();
         if (KvValidation.Check(request) is { } bad) throw bad;
-        var native = new bool[request.Compares.Count];
-        var (txn, depth) = BuildTxn(request, native);
-        var response = await CallAsync(o => _kv.TxnAsync(txn, o).ResponseAsync, Retry.IfNotSent, "txn", cancellationToken).ConfigureAwait(false);
-        long revision = response.Header.Revision;
-        // Unwrap the existence branches (see BuildTxn): the caller's transaction is the innermost one.
-        for (int i = 0; i < depth; i++) response = response.Responses[0].ResponseTxn;
+        var (response, revision) = await RunTxnAsync(request, cancellationToken).ConfigureAwait(false);
         var responses = new OpResponse[response.Responses.Count];
         for (int i = 0; i < responses.Length; i++)
         {
@@ -470,36 +465,59 @@ public sealed class EtcdClusterStore : IClusterStore
     }
 
     /// <summary>
-    /// The etcd transaction for <paramref name="request"/>, and how many existence branches wrap it. etcd fails every
-    /// value compare on a missing key, while the contract has a missing key "not equal to anything": each
-    /// value-not-equal compare becomes an outer transaction on the key's existence whose success branch (missing)
-    /// drops the compare and whose failure branch (exists) keeps it — one nested transaction per such compare, all
-    /// evaluated in one revision.
+    /// Runs <paramref name="request"/> and returns the response of the caller's transaction with the revision after
+    /// it. etcd fails every value compare on a missing key, while the contract has a missing key "not equal to
+    /// anything". So a request with value-not-equal compares first reads those keys (one read-only transaction),
+    /// then sends one transaction guarded on their mod revisions (so the reads still hold) whose only operation is
+    /// the caller's transaction, with the compares on keys found missing dropped (they hold). When a guard fails
+    /// (one of the keys changed in between) nothing was written, and it reads again, until the request timeout.
+    /// The caller's operations are sent once, at one level of nesting: the request does not grow.
     /// </summary>
-    private (Epb.TxnRequest Txn, int Depth) BuildTxn(TxnRequest request, bool[] native)
+    private async Task<(Epb.TxnResponse Response, long Revision)> RunTxnAsync(TxnRequest request, CancellationToken cancellationToken)
     {
-        for (int i = 0; i < request.Compares.Count; i++)
+        var keys = request.Compares.Where(c => c.Target == CompareTarget.Value && c.Result == CompareResult.NotEqual)
+            .Select(c => c.Key).Distinct(StringComparer.Ordinal).ToArray();
+        if (keys.Length == 0)
         {
-            var c = request.Compares[i];
-            if (native[i] || c.Target != CompareTarget.Value || c.Result != CompareResult.NotEqual) continue;
-            var without = request with { Compares = [.. request.Compares.Where((_, j) => j != i)] };
-            var nativeWithout = native.Where((_, j) => j != i).ToArray();
-            var withIt = (bool[])native.Clone();
-            withIt[i] = true;
-            var (missing, depth) = BuildTxn(without, nativeWithout);
-            var (exists, _) = BuildTxn(request, withIt);
-            var outer = new Epb.TxnRequest();
-            outer.Compare.Add(new Epb.Compare { Key = Key(c.Key), Target = Epb.Compare.Types.CompareTarget.Version, Result = Epb.Compare.Types.CompareResult.Equal, Version = 0 });
-            outer.Success.Add(new RequestOp { RequestTxn = missing });
-            outer.Failure.Add(new RequestOp { RequestTxn = exists });
-            return (outer, depth + 1);
+            var plain = BuildTxn(request, missing: null);
+            var response = await CallAsync(o => _kv.TxnAsync(plain, o).ResponseAsync, Retry.IfNotSent, "txn", cancellationToken).ConfigureAwait(false);
+            return (response, response.Header.Revision);
         }
+        var deadline = DateTime.UtcNow + _options.RequestTimeout;
+        for (int attempt = 0; ; attempt++)
+        {
+            var read = new Epb.TxnRequest();
+            foreach (string k in keys) read.Success.Add(new RequestOp { RequestRange = new RangeRequest { Key = Key(k), KeysOnly = true } });
+            var state = await CallAsync(o => _kv.TxnAsync(read, o).ResponseAsync, Retry.Always, "txn (reading its compared keys)", cancellationToken).ConfigureAwait(false);
+            var guarded = new Epb.TxnRequest();
+            var missing = new HashSet<string>(StringComparer.Ordinal);
+            for (int i = 0; i < keys.Length; i++)
+            {
+                var found = state.Responses[i].ResponseRange.Kvs;
+                long modRevision = found.Count == 0 ? 0 : found[0].ModRevision;
+                if (found.Count == 0) missing.Add(keys[i]);
+                guarded.Compare.Add(new Epb.Compare { Key = Key(keys[i]), Target = Epb.Compare.Types.CompareTarget.Mod, Result = Epb.Compare.Types.CompareResult.Equal, ModRevision = modRevision });
+            }
+            guarded.Success.Add(new RequestOp { RequestTxn = BuildTxn(request, missing) });
+            var response = await CallAsync(o => _kv.TxnAsync(guarded, o).ResponseAsync, Retry.IfNotSent, "txn", cancellationToken).ConfigureAwait(false);
+            if (response.Succeeded) return (response.Responses[0].ResponseTxn, response.Header.Revision);
+            if (DateTime.UtcNow + Backoff(attempt) >= deadline)
+                throw new StoreException(StoreErrorCode.Unavailable, $"{Location}: txn: its compared keys kept changing for {_options.RequestTimeout}");
+            await Task.Delay(Backoff(attempt) / 5, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The etcd transaction for <paramref name="request"/>, without the value-not-equal compares on <paramref name="missing"/> keys.</summary>
+    private Epb.TxnRequest BuildTxn(TxnRequest request, HashSet<string>? missing)
+    {
         var txn = new Epb.TxnRequest();
-        foreach (var c in request.Compares) txn.Compare.Add(ToEtcd(c));
+        foreach (var c in request.Compares)
+            if (missing is null || !(c.Target == CompareTarget.Value && c.Result == CompareResult.NotEqual && missing.Contains(c.Key)))
+                txn.Compare.Add(ToEtcd(c));
         foreach (var op in request.Success) txn.Success.Add(ToEtcd(op));
         if (request.Failure is not null)
             foreach (var op in request.Failure) txn.Failure.Add(ToEtcd(op));
-        return (txn, 0);
+        return txn;
     }
 
     private Epb.Compare ToEtcd(Compare c)

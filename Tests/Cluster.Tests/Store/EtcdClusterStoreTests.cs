@@ -67,6 +67,31 @@ public sealed class EtcdClusterStoreTests
     }
 
     [Fact]
+    public async Task A_lock_taken_with_value_not_equal_on_a_key_that_comes_and_goes_excludes_under_contention()
+    {
+        await using var etcd = await EtcdProcess.StartAsync();
+        await using var store = await ConnectAsync([etcd]);
+        await store.TxnAsync(new TxnRequest([], [Op.Put("count", V("0"))]));
+        const int Workers = 6, Each = 8;
+        var held = new Compare("lock", CompareTarget.Value, CompareResult.NotEqual, Value: V("held"));
+        await Task.WhenAll(Enumerable.Range(0, Workers).Select(w => Task.Run(async () =>
+        {
+            var until = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            for (int i = 0; i < Each;)
+            {
+                Assert.True(DateTime.UtcNow < until, $"worker {w} took the lock {i} times in 30 s");
+                // Taken when "lock" is missing (deleted by the last holder) or not "held": the guarded path.
+                if (!(await store.TxnAsync(new TxnRequest([held], [Op.Put("lock", V("held"))]))).Succeeded) continue;
+                int n = int.Parse(S((await store.GetAsync("count")).Kvs[0]));
+                await store.TxnAsync(new TxnRequest([], [Op.Put("count", V($"{n + 1}"))])); // a plain write: only the lock protects it
+                await store.TxnAsync(new TxnRequest([], [Op.Delete("lock")]));
+                i++;
+            }
+        })));
+        Assert.Equal($"{Workers * Each}", S((await store.GetAsync("count")).Kvs[0]));
+    }
+
+    [Fact]
     public async Task A_watch_survives_an_etcd_restart_missing_and_repeating_nothing()
     {
         await using var etcd = await EtcdProcess.StartAsync();
