@@ -16,6 +16,7 @@ internal sealed class EtcdProcess : IAsyncDisposable
     private readonly string _binary;
     private readonly string[] _arguments;
     private Process? _process;
+    private StreamWriter? _log;
 
     private EtcdProcess(string binary, string name, string dataDir, int clientPort, int peerPort, int metricsPort, string initialCluster, string scheme, string[] extra)
     {
@@ -87,12 +88,19 @@ internal sealed class EtcdProcess : IAsyncDisposable
     {
         var start = new ProcessStartInfo(_binary) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (string a in _arguments) start.ArgumentList.Add(a);
-        var log = new StreamWriter(Path.Combine(Path.GetDirectoryName(DataDir)!, Name + ".log"), append: true) { AutoFlush = true };
+        var log = _log = new StreamWriter(Path.Combine(Path.GetDirectoryName(DataDir)!, Name + ".log"), append: true) { AutoFlush = true };
         _process = Process.Start(start) ?? throw new InvalidOperationException("etcd did not start");
-        _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
-        _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
+        _process.OutputDataReceived += (_, e) => Write(log, e.Data);
+        _process.ErrorDataReceived += (_, e) => Write(log, e.Data);
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
+    }
+
+    private static void Write(StreamWriter log, string? line)
+    {
+        if (line is null) return;
+        try { lock (log) log.WriteLine(line); }
+        catch (ObjectDisposedException) { /* a line after the kill */ }
     }
 
     /// <summary>Waits until the member answers /health with a leader (10 s at most).</summary>
@@ -134,6 +142,8 @@ internal sealed class EtcdProcess : IAsyncDisposable
         await _process.WaitForExitAsync();
         _process.Dispose();
         _process = null;
+        if (_log is { } log) lock (log) log.Dispose();
+        _log = null;
     }
 
     /// <summary>Kills the member and starts it again on the same data directory and ports.</summary>
