@@ -3,8 +3,9 @@ using UserOverlay.Testing.Common;
 namespace UserOverlay.Integration.Tests;
 
 /// <summary>
-/// ESP-in-UDP (RFC 3948, `esp: udp`, port 4500): two hosts, an encrypted network; TCP super-frames
-/// leave as UDP GSO sends of equal-size ESP packets and come back coalesced (UDP GRO).
+/// ESP-in-UDP (RFC 3948, port 4500), the default wire form (`esp: udp`; the configuration here names no form): two
+/// hosts, an encrypted network; TCP super-frames leave as UDP GSO sends of equal-size ESP packets and come back
+/// coalesced (UDP GRO).
 /// </summary>
 public sealed class EncryptedUdpTests
 {
@@ -20,7 +21,7 @@ public sealed class EncryptedUdpTests
         string Config(int i) => $$"""
             underlay: { address: 192.0.2.{{i}} }
             peers: [192.0.2.{{3 - i}}]
-            encryption: { esp: udp, state_dir: {{state}} }
+            encryption: { state_dir: {{state}} }
             networks:
               - { name: secret, vni: 5000, subnet: 198.18.2.0/24, encrypted: true, key: "{{EncryptedOverlayFixture.Key}}" }
             endpoints:
@@ -32,7 +33,7 @@ public sealed class EncryptedUdpTests
         {
             await Task.WhenAll(r1.StartAsync(), r2.StartAsync());
             Assert.True(TestNetwork.Ping(ns["s1"], "198.18.2.12", count: 3, minReplies: 2));
-            Assert.Equal(1408, (await r1.StatusAsync()).Networks[0].Mtu);
+            Assert.Equal(1408, (await r1.StatusAsync()).Networks[0].Mtu); // the default MTU follows the default wire form
 
             string pcap = Path.Combine(Path.GetTempPath(), $"{net.Prefix}espu.pcap");
             var cap = net.Start(ns["h1"], tcpdump, ["-i", "eth0", "-U", "-c", "200", "-w", pcap, "udp"]);
