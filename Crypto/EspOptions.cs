@@ -26,8 +26,15 @@ public sealed record EspOptions
     /// default: Wireshark 4.0 cannot verify ESN packets.</summary>
     public bool ExtendedSequenceNumbers { get; init; }
 
-    /// <summary>Wire form (affects only <see cref="EspOverhead"/> and descriptions; the router does the UDP part).</summary>
-    public EspEncapsulation Encapsulation { get; init; } = EspEncapsulation.Transport;
+    /// <summary>The wire form used when none is given: <see cref="EspEncapsulation.Udp"/> (ESP-in-UDP, RFC 3948). It gets the
+    /// kernel's UDP GSO and GRO, as plain VXLAN does, and passes networks that drop IP protocol 50; transport mode's raw IP
+    /// sockets have neither, and carry about half the plaintext TCP throughput (docs/performance.md).</summary>
+    public const EspEncapsulation DefaultEncapsulation = EspEncapsulation.Udp;
+
+    /// <summary>Wire form (config <c>esp</c>, default <see cref="DefaultEncapsulation"/>, ESP-in-UDP; <see cref="EspEncapsulation.Transport"/>
+    /// is Docker's protocol-50 form, for a kernel-IPsec peer). Affects only <see cref="EspOverhead"/> and descriptions here;
+    /// the router does the UDP part.</summary>
+    public EspEncapsulation Encapsulation { get; init; } = DefaultEncapsulation;
 
     /// <summary>UDP port of ESP-in-UDP (config, default <see cref="Esp.NatTraversalPort"/>).</summary>
     public int UdpPort { get; init; } = Esp.NatTraversalPort;

@@ -15,8 +15,8 @@ public sealed record EncryptionOptions
     public required INetworkKeySource Keys { get; init; }
 
     /// <summary>
-    /// ESP settings shared by every encrypted network of the host: rekey interval, wire form (transport on IP protocol 50,
-    /// or ESP-in-UDP on <see cref="EspOptions.UdpPort"/>), and the durable sequence store (required).
+    /// ESP settings shared by every encrypted network of the host: rekey interval, wire form (ESP-in-UDP on
+    /// <see cref="EspOptions.UdpPort"/> by default, or transport on IP protocol 50), and the durable sequence store (required).
     /// </summary>
     public EspOptions Esp { get; init; } = new();
 }

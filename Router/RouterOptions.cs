@@ -82,11 +82,11 @@ public sealed record RouterOptions
     /// <summary>
     /// The inner MTU a network runs with: its configured <see cref="NetworkOptions.Mtu"/>, or by default the underlay
     /// MTU minus VXLAN's 50 bytes (1450 for 1500), and for an encrypted network minus ESP's as well
-    /// (<see cref="EspOverhead.InnerMtu"/>: 1416 in transport mode, 1408 ESP-in-UDP, for 1500).
+    /// (<see cref="EspOverhead.InnerMtu"/>, for 1500: 1408 with ESP-in-UDP, the default, and 1416 in transport mode).
     /// </summary>
     public int MtuOf(NetworkOptions network) =>
         network.Mtu ?? (network.Encrypted
-            ? EspOverhead.InnerMtu(UnderlayMtu, Encryption?.Esp.Encapsulation ?? EspEncapsulation.Transport)
+            ? EspOverhead.InnerMtu(UnderlayMtu, Encryption?.Esp.Encapsulation ?? EspOptions.DefaultEncapsulation)
             : UnderlayMtu - Constants.VxlanOverhead);
 
     /// <summary>

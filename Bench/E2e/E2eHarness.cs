@@ -15,7 +15,8 @@ namespace UserOverlay.Bench.E2e;
 /// a TAP on each side), with the same overlay addresses (198.18.0.1/24 → 198.18.0.2/24):
 /// iperf3 TCP single stream, iperf3 UDP with 64-byte payloads (packets/s delivered), ping RTT,
 /// the routers' CPU seconds per GB carried and the bytes they allocate per frame — plain, and on an
-/// encrypted network (ESP, AES-256-GCM, in transport mode and in UDP). Prints medians over the passes,
+/// encrypted network (ESP, AES-256-GCM, in transport mode, `esp: transport`, and in UDP, `esp: udp`, the default;
+/// both forms are named in the configuration, so a build whose default differs measures the same two paths). Prints medians over the passes,
 /// the ratio UserOverlay/kernel and the ratio encrypted/plain.
 ///
 ///   sudo dotnet run -c Release --project Bench -- e2e [--seconds 8] [--passes 3] [--queues N] [--binary PATH] [--markdown]
@@ -81,11 +82,11 @@ internal static class E2eHarness
                 var pids = UserOverlayUp(cli, encrypted: false);
                 user.Add(Measure(seconds, () => { }, () => UserOverlayDown(), pids, cli));
                 Console.WriteLine($"   {Describe(user[^1])}");
-                Console.WriteLine($"-- pass {p}: UserOverlay, encrypted network (ESP AES-256-GCM, transport mode: IP protocol 50)");
+                Console.WriteLine($"-- pass {p}: UserOverlay, encrypted network (ESP AES-256-GCM, esp: transport: IP protocol 50)");
                 pids = UserOverlayUp(cli, encrypted: true);
                 encrypted.Add(Measure(seconds, () => { }, () => UserOverlayDown(), pids, cli));
                 Console.WriteLine($"   {Describe(encrypted[^1])}");
-                Console.WriteLine($"-- pass {p}: UserOverlay, encrypted network (ESP AES-256-GCM in UDP 4500)");
+                Console.WriteLine($"-- pass {p}: UserOverlay, encrypted network (ESP AES-256-GCM, esp: udp: in UDP 4500)");
                 pids = UserOverlayUp(cli, encrypted: true, espUdp: true);
                 encryptedUdp.Add(Measure(seconds, () => { }, () => UserOverlayDown(), pids, cli));
                 Console.WriteLine($"   {Describe(encryptedUdp[^1])}");
@@ -126,7 +127,7 @@ internal static class E2eHarness
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Medians of {passes} pass(es), {seconds} s per iperf3 test (min–max in brackets):");
         sb.AppendLine();
-        sb.AppendLine("| metric | kernel VXLAN | UserOverlay | encrypted (ESP) | encrypted (ESP-in-UDP) | UserOverlay/kernel | ESP/plain | ESP-in-UDP/plain |");
+        sb.AppendLine("| metric | kernel VXLAN | UserOverlay | encrypted (ESP transport) | encrypted (ESP-in-UDP, default) | UserOverlay/kernel | transport/plain | ESP-in-UDP/plain |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|");
         static string Ratio(double a, double b) => double.IsNaN(a) || double.IsNaN(b) || b == 0 ? "n/a" : (a / b).ToString("0.00", CultureInfo.InvariantCulture);
         string Cell(List<Pass> ps, Func<Pass, double> f, string fmt) =>
@@ -191,7 +192,7 @@ internal static class E2eHarness
         sb.AppendLine("<!-- perf-table -->");
         sb.AppendLine(Conditions(r));
         sb.AppendLine();
-        sb.AppendLine("| metric | kernel VXLAN | UserOverlay | encrypted, ESP | encrypted, ESP-in-UDP | UserOverlay/kernel | ESP/plain | ESP-in-UDP/plain |");
+        sb.AppendLine("| metric | kernel VXLAN | UserOverlay | encrypted, ESP transport | encrypted, ESP-in-UDP (default) | UserOverlay/kernel | transport/plain | ESP-in-UDP/plain |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|");
         void Row(string name, Func<Pass, double> f, string fmt)
         {
@@ -223,7 +224,7 @@ internal static class E2eHarness
         string Cells(Func<List<Pass>, string> cell) => string.Join(" | ", all.Select(cell));
         var sb = new StringBuilder();
         sb.AppendLine("<!-- perf-table -->");
-        sb.AppendLine("| | kernel VXLAN | UserOverlay | encrypted, ESP | encrypted, ESP-in-UDP |");
+        sb.AppendLine("| | kernel VXLAN | UserOverlay | encrypted, ESP transport | encrypted, ESP-in-UDP (default) |");
         sb.AppendLine("|---|---|---|---|---|");
         sb.AppendLine(CultureInfo.InvariantCulture, $"| TCP single stream, Gbit/s | {Cells(ps => Num(MedianOf(ps.Select(p => p.TcpGbps)), "0.00"))} |");
         sb.AppendLine(CultureInfo.InvariantCulture, $"| UDP 64 B delivered, kpps | {Cells(ps => Num(MedianOf(ps.Select(p => p.UdpKpps)), "0.0"))} |");

@@ -9,7 +9,7 @@ namespace UserOverlay.Cli.Config;
 /// or 32 bytes) or <c>key_file:</c>; and the host-wide <c>encryption:</c> section:
 /// <code>
 /// encryption:
-///   esp: transport          # transport (IP protocol 50, Docker's wire form) or udp (ESP-in-UDP, RFC 3948)
+///   esp: udp                # udp (ESP-in-UDP, RFC 3948; the default) or transport (IP protocol 50, Docker's wire form)
 ///   udp_port: 4500          # ESP-in-UDP port
 ///   rekey_interval: 1h      # key epoch; every host of a network must use the same
 ///   extended_sequence_numbers: false   # 64-bit ESN (Wireshark 4.0 cannot check them)
@@ -42,7 +42,7 @@ internal sealed class EncryptionSection
             {
                 case "transport": esp = esp with { Encapsulation = EspEncapsulation.Transport }; break;
                 case "udp": esp = esp with { Encapsulation = EspEncapsulation.Udp }; break;
-                default: r.Error(f["esp"], "encryption.esp", $"'{mode}' is not 'transport' (IP protocol 50) or 'udp' (ESP-in-UDP)"); break;
+                default: r.Error(f["esp"], "encryption.esp", $"'{mode}' is not 'udp' (ESP-in-UDP, the default) or 'transport' (IP protocol 50)"); break;
             }
         }
         if (r.Integer(f, "udp_port", "encryption", false, 1, 65535) is long port) esp = esp with { UdpPort = (int)port };

@@ -231,6 +231,27 @@ public class ConfigTests
         Assert.Equal("/tmp/uo-state", c.EspStateDirectory);
     }
 
+    [Theory]
+    [InlineData("", UserOverlay.Crypto.EspEncapsulation.Udp, 4500, 1408)] // no esp: ESP-in-UDP, the default
+    [InlineData("esp: udp, ", UserOverlay.Crypto.EspEncapsulation.Udp, 4500, 1408)]
+    [InlineData("esp: transport, ", UserOverlay.Crypto.EspEncapsulation.Transport, 4500, 1416)] // Docker's protocol 50
+    [InlineData("esp: Transport, udp_port: 4600, ", UserOverlay.Crypto.EspEncapsulation.Transport, 4600, 1416)]
+    public void The_wire_form_defaults_to_ESP_in_UDP_and_the_default_MTU_follows_it(string esp, UserOverlay.Crypto.EspEncapsulation form, int port, int mtu)
+    {
+        var o = Parse($$"""
+            underlay: { address: 192.0.2.1 }
+            encryption: { {{esp}}state_dir: /tmp/uo-state }
+            networks:
+              - { name: secret, vni: 5000, subnet: 198.18.2.0/24, encrypted: true, key: "AAECAwQFBgcICQoLDA0ODw==" }
+              - { name: blue, vni: 4097, subnet: 198.18.0.0/24 }
+            """).Router;
+        Assert.Equal(form, o.Encryption!.Esp.Encapsulation);
+        Assert.Equal(port, o.Encryption.Esp.UdpPort);
+        Assert.Equal(mtu, o.MtuOf(o.Networks[0]));
+        Assert.Equal(1450, o.MtuOf(o.Networks[1])); // a plain network keeps VXLAN's 1450 either way
+        Assert.Empty(o.Validate());
+    }
+
     public static TheoryData<string, string, int, string> BadEncryption => new()
     {
         { "no key", Encrypted.Replace(""", key: "AAECAwQFBgcICQoLDA0ODw==" }""", " }"), 5, "networks[0].key" },

@@ -43,6 +43,20 @@ public class DescriptionTests
     }
 
     [Fact]
+    public void The_default_wire_form_is_ESP_in_UDP_on_port_4500_and_transport_mode_has_no_encap()
+    {
+        Assert.Equal(EspEncapsulation.Udp, EspOptions.DefaultEncapsulation);
+        var byDefault = EspSaDescription.Enumerate(Packets.HostA, [Packets.HostB], [Key], Pair.T0, new EspOptions()).First(x => x.Current);
+        Assert.Equal(EspEncapsulation.Udp, byDefault.Encapsulation);
+        Assert.Equal(Esp.NatTraversalPort, byDefault.UdpPort);
+        Assert.Contains("encap type espinudp sport 4500 dport 4500", byDefault.ToXfrmString());
+        var transport = EspSaDescription.Enumerate(Packets.HostA, [Packets.HostB], [Key], Pair.T0,
+            new EspOptions { Encapsulation = EspEncapsulation.Transport }).First(x => x.Current);
+        Assert.Equal(0, transport.UdpPort);
+        Assert.DoesNotContain("encap", transport.ToXfrmString());
+    }
+
+    [Fact]
     public void Formats_like_ip_xfrm_and_wireshark_and_serialises_to_json()
     {
         var d = EspSaDescription.Enumerate(Packets.HostA, [Packets.HostB], [Key], Pair.T0,

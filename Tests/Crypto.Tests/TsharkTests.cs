@@ -39,6 +39,7 @@ public class TsharkTests : IDisposable
     [Theory]
     [InlineData(EspEncapsulation.Transport, 16)]
     [InlineData(EspEncapsulation.Transport, 32)]
+    [InlineData(EspEncapsulation.Udp, 16)]
     [InlineData(EspEncapsulation.Udp, 32)]
     public void Tshark_decrypts_every_packet_verifies_every_icv_and_sees_the_inner_icmp(EspEncapsulation encap, int keyLength)
     {
@@ -97,9 +98,9 @@ public class TsharkTests : IDisposable
             byte[] buf = Packets.InBuffer(payload);
             Assert.Equal(EspSealStatus.Ok, pair.AtoB.Seal(buf, 64, payload.Length, 17, out int n));
             buf[48 + n - 1] ^= 1;
-            w.WriteIPv4(Packets.HostA, Packets.HostB, buf.AsSpan(48, n));
+            w.WriteIPv4(Packets.HostA, Packets.HostB, buf.AsSpan(48, n)); // protocol 50
         }
-        var sas = EspSaDescription.Enumerate(Packets.HostA, [Packets.HostB], pair.Keys.Keys, Pair.T0, new EspOptions());
+        var sas = EspSaDescription.Enumerate(Packets.HostA, [Packets.HostB], pair.Keys.Keys, Pair.T0, new EspOptions { Encapsulation = EspEncapsulation.Transport });
         Row r = Assert.Single(Run(tshark, pcap, sas));
         Assert.Equal("1", r.IcvBad);
     }

@@ -9,8 +9,8 @@ using UserOverlay.Testing.Common;
 namespace UserOverlay.Integration.Tests;
 
 /// <summary>
-/// Three hosts with an encrypted network (secret, VNI 5000, 198.18.2.0/24, ESP transport mode on IP
-/// protocol 50) beside a plain one (blue, VNI 4097, 198.18.0.0/24); keys rotate every 3 s so the
+/// Three hosts with an encrypted network (secret, VNI 5000, 198.18.2.0/24, ESP in transport mode on IP
+/// protocol 50, `esp: transport`, Docker's wire form; the default, ESP-in-UDP, is EncryptedUdpTests') beside a plain one (blue, VNI 4097, 198.18.0.0/24); keys rotate every 3 s so the
 /// tests run across many rotations.
 /// </summary>
 public sealed class EncryptedOverlayFixture : IAsyncLifetime
@@ -40,7 +40,7 @@ public sealed class EncryptedOverlayFixture : IAsyncLifetime
     private string Config(int i) => $$"""
         underlay: { address: 192.0.2.{{i}} }
         peers: [{{string.Join(", ", new[] { 1, 2, 3 }.Where(p => p != i).Select(p => $"192.0.2.{p}"))}}]
-        encryption: { rekey_interval: 3s, state_dir: {{_stateDir}} }
+        encryption: { esp: transport, rekey_interval: 3s, state_dir: {{_stateDir}} }
         networks:
           - { name: secret, vni: 5000, subnet: 198.18.2.0/24, encrypted: true, key: "{{Key}}" }
           - { name: blue, vni: 4097, subnet: 198.18.0.0/24 }

@@ -399,7 +399,7 @@ public sealed class RuntimeNetworkApiTests
             await api2.Expect(201, HttpMethod.Post, "v1/networks/secret/connect", $$"""{"netns":"{{b}}","address":"198.18.5.12"}""");
             Assert.DoesNotContain(File.ReadAllText(keyFile).Trim(), string.Join("", Directory.GetFiles(state + "1", "*", SearchOption.AllDirectories).Select(File.ReadAllText)));
 
-            // The underlay of h1 while a pings b: ESP (IP protocol 50), and no VXLAN in clear for VNI 4200
+            // The underlay of h1 while a pings b: ESP in the default wire form (ESP-in-UDP, port 4500), and no VXLAN in clear for VNI 4200
             // (two captures, one line per packet: "-l" to stdout, which is what this machine's tcpdump reports reliably).
             var esp = new List<string>();
             var plain = new List<string>();
@@ -409,7 +409,7 @@ public sealed class RuntimeNetworkApiTests
                 if (line.Contains("listening on", StringComparison.Ordinal)) ready.TrySetResult();
                 else if (line.Contains(" IP ", StringComparison.Ordinal)) lock (lines) lines.Add(line);
             });
-            var caps = new[] { Capture("ip proto 50", esp, listening[0]), Capture("udp port 4789 and (udp[12:4] >> 8) = 4200", plain, listening[1]) };
+            var caps = new[] { Capture("udp port 4500", esp, listening[0]), Capture("udp port 4789 and (udp[12:4] >> 8) = 4200", plain, listening[1]) };
             await Task.WhenAll(listening.Select(l => l.Task)).WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
             Assert.True(TestNetwork.Ping(a, "198.18.5.12", count: 5, interval: 0.1, minReplies: 5), "a on h1 → b on h2 over the encrypted run-time network");
             await Task.Delay(500, TestContext.Current.CancellationToken);

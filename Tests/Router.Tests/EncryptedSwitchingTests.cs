@@ -5,9 +5,13 @@ using static UserOverlay.Router.Tests.InMemoryHosts;
 
 namespace UserOverlay.Router.Tests;
 
-/// <summary>Encrypted networks over in-memory doubles: only ESP on the wire, and every security invariant of encrypted networks.</summary>
+/// <summary>Encrypted networks over in-memory doubles: only ESP on the wire, and every security invariant of encrypted networks,
+/// in the default wire form (ESP-in-UDP to port 4500); transport mode (protocol 50) where it is named.</summary>
 public class EncryptedSwitchingTests : InMemoryHostsTest
 {
+    /// <summary>Where ESP arrives in the default wire form: ESP-in-UDP, port 4500.</summary>
+    private static VtepEndpoint EspAt(string ip) => new(Ip(ip), Esp.NatTraversalPort);
+
     private static readonly byte[] SecretKey = Enumerable.Range(0, 16).Select(i => (byte)i).ToArray();
     private static readonly byte[] OtherKey = Enumerable.Range(100, 32).Select(i => (byte)i).ToArray();
     public static readonly NetworkOptions Secret = new() { Name = "secret", Vni = 5000, Subnet = new Ipv4Prefix(Ip("198.18.2.0"), 24), Encrypted = true };
@@ -15,24 +19,32 @@ public class EncryptedSwitchingTests : InMemoryHostsTest
     private static readonly MacAddress S1 = MacAddress.FromIPv4(IPAddress.Parse("198.18.2.11"));
     private static readonly MacAddress S2 = MacAddress.FromIPv4(IPAddress.Parse("198.18.2.12"));
 
-    private static Func<RouterOptions, RouterOptions> Keys(params (string Net, byte[] Key)[] keys) => o => o with
+    private static Func<RouterOptions, RouterOptions> Keys(params (string Net, byte[] Key)[] keys) => KeysIn(null, keys);
+
+    /// <summary>Keys, and the wire form (null: the default).</summary>
+    private static Func<RouterOptions, RouterOptions> KeysIn(EspEncapsulation? encapsulation, params (string Net, byte[] Key)[] keys) => o => o with
     {
         Encryption = new EncryptionOptions
         {
             Keys = new StaticNetworkKeySource(keys.Select(k => new NetworkKey(k.Net, k.Key))),
-            Esp = new EspOptions { SequenceStore = new InMemorySequenceStore() },
+            Esp = encapsulation is { } e
+                ? new EspOptions { SequenceStore = new InMemorySequenceStore(), Encapsulation = e }
+                : new EspOptions { SequenceStore = new InMemorySequenceStore() },
         },
     };
 
-    private (OverlayRouter R, InMemoryPlatform P) Host(int i, int[] peers, byte[]? key = null, params EndpointOptions[] extra) =>
-        Hosts.Add(i, peers, [Blue, Secret], [Endpoint("secret", $"s{i}", $"198.18.2.1{i}"), .. extra], Keys(("secret", key ?? SecretKey)));
+    private (OverlayRouter R, InMemoryPlatform P) Host(int i, int[] peers, byte[]? key = null, EspEncapsulation? encapsulation = null, params EndpointOptions[] extra) =>
+        Hosts.Add(i, peers, [Blue, Secret], [Endpoint("secret", $"s{i}", $"198.18.2.1{i}"), .. extra], KeysIn(encapsulation, ("secret", key ?? SecretKey)));
 
-    [Fact]
-    public void Encrypted_traffic_crosses_as_ESP_only_and_the_default_MTU_accounts_for_it()
+    [Theory]
+    [InlineData(null, 1408, "udp", Esp.NatTraversalPort)]        // the default: ESP-in-UDP to port 4500
+    [InlineData(EspEncapsulation.Udp, 1408, "udp", Esp.NatTraversalPort)]
+    [InlineData(EspEncapsulation.Transport, 1416, "transport", 0)] // protocol 50: no port
+    public void Encrypted_traffic_crosses_as_ESP_only_and_the_default_MTU_accounts_for_it(EspEncapsulation? encapsulation, int mtu, string form, int port)
     {
-        var (ra, a) = Host(1, [2]);
-        var (rb, b) = Host(2, [1]);
-        Assert.Equal(1416, ra.GetStatus().Networks.Single(n => n.Name == "secret").Mtu);
+        var (ra, a) = Host(1, [2], encapsulation: encapsulation);
+        var (rb, b) = Host(2, [1], encapsulation: encapsulation);
+        Assert.Equal(mtu, ra.GetStatus().Networks.Single(n => n.Name == "secret").Mtu);
         Assert.Equal(1450, ra.GetStatus().Networks.Single(n => n.Name == "blue").Mtu);
 
         var payload = Packets.Udp4(S1, S2, "198.18.2.11", "198.18.2.12", 1000);
@@ -48,14 +60,15 @@ public class EncryptedSwitchingTests : InMemoryHostsTest
         Assert.Equal(2, esp.Count);
         foreach (var (to, bytes) in esp)
         {
-            Assert.Equal(new VtepEndpoint(Ip("192.0.2.2"), 0), to); // protocol 50: no port
+            Assert.Equal(new VtepEndpoint(Ip("192.0.2.2"), (ushort)port), to);
             Assert.True(System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(bytes) >= 256); // an SPI
             Assert.Equal(-1, bytes.AsSpan().IndexOf(payload.AsSpan(42, 32))); // the frame's payload bytes do not appear
         }
         Assert.Equal(Esp.SealedLength(8 + 8 + payload.Length), esp[1].Payload.Length);
         var s = rb.GetStatus();
         Assert.NotNull(s.Esp);
-        Assert.Equal("transport", s.Esp!.Encapsulation);
+        Assert.Equal(form, s.Esp!.Encapsulation);
+        Assert.Equal(port, s.Esp.UdpPort);
         Assert.True(s.Esp.InboundSas >= 3); // e−1, e, e+1 from host 1
     }
 
@@ -78,14 +91,14 @@ public class EncryptedSwitchingTests : InMemoryHostsTest
         Assert.NotNull(b.Tap("s2").WaitTake(Wait));
         var sent = Drain(a.EspUnderlay!);
         var captured = Assert.Single(sent).Payload;
-        for (int i = 0; i < 3; i++) Hosts.Underlay.Deliver(new VtepEndpoint(Ip("192.0.2.1"), 0), new VtepEndpoint(Ip("192.0.2.2"), 0), captured);
+        for (int i = 0; i < 3; i++) Hosts.Underlay.Deliver(EspAt("192.0.2.1"), EspAt("192.0.2.2"), captured);
         Assert.Null(b.Tap("s2").WaitTake(Quiet));
         Assert.Equal(3, rb.GetStatus().GlobalDrop("esp_replayed"));
 
         var tampered = (byte[])captured.Clone();
         tampered[^20] ^= 1;
         tampered[7] ^= 0x40; // a fresh sequence number, so the ICV is what fails
-        Hosts.Underlay.Deliver(new VtepEndpoint(Ip("192.0.2.1"), 0), new VtepEndpoint(Ip("192.0.2.2"), 0), tampered);
+        Hosts.Underlay.Deliver(EspAt("192.0.2.1"), EspAt("192.0.2.2"), tampered);
         Assert.Null(b.Tap("s2").WaitTake(Quiet));
         Assert.Equal(1, rb.GetStatus().GlobalDrop("esp_authentication_failed"));
     }
@@ -128,7 +141,7 @@ public class EncryptedSwitchingTests : InMemoryHostsTest
         System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(buf.AsSpan(20), (ushort)(8 + vxlan.Length));
         vxlan.CopyTo(buf, 24);
         Assert.Equal(EspSealStatus.Ok, peer.Seal(buf, 16, 8 + vxlan.Length, Esp.NextHeaderUdp, out int len));
-        Hosts.Underlay.Deliver(new VtepEndpoint(Ip("192.0.2.1"), 0), new VtepEndpoint(Ip("192.0.2.2"), 0), buf.AsSpan(0, len));
+        Hosts.Underlay.Deliver(EspAt("192.0.2.1"), EspAt("192.0.2.2"), buf.AsSpan(0, len));
         Assert.Null(b.Tap("t2").WaitTake(Quiet));
         Assert.Equal(1, rb.GetStatus().GlobalDrop("esp_wrong_network"));
     }
@@ -143,7 +156,9 @@ public class EncryptedSwitchingTests : InMemoryHostsTest
             Encryption = new EncryptionOptions { Keys = new StaticNetworkKeySource([new NetworkKey("secret", SecretKey), new NetworkKey("secret2", SecretKey)]) },
         };
         var errors = o.Validate();
-        Assert.Contains(errors, e => e.Path == "Networks[0].Mtu" && e.Message.Contains("1416"));
+        Assert.Contains(errors, e => e.Path == "Networks[0].Mtu" && e.Message.Contains("1408")); // ESP-in-UDP, the default
+        var transport = (o with { Encryption = o.Encryption! with { Esp = new EspOptions { Encapsulation = EspEncapsulation.Transport } } }).Validate();
+        Assert.Contains(transport, e => e.Path == "Networks[0].Mtu" && e.Message.Contains("1416"));
         Assert.Contains(errors, e => e.Path == "Networks[1].Key" && e.Message.Contains("same key"));
         var noKeys = new RouterOptions { Underlay = Vtep(1), Networks = [Secret] }.Validate();
         Assert.Contains(noKeys, e => e.Path == "Networks[0].Encrypted");

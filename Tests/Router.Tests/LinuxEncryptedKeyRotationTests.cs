@@ -6,7 +6,7 @@ using static UserOverlay.Router.Tests.EncryptedKeyRotationTests;
 namespace UserOverlay.Router.Tests;
 
 /// <summary>
-/// Key ring rotation against the kernel: two routers in host namespaces (ESP on IP protocol 50 over raw sockets), an
+/// Key ring rotation against the kernel: two routers in host namespaces (ESP in the default wire form, ESP-in-UDP), an
 /// endpoint each, a ping every 20 ms between them while the control plane rotates both rings in swarm order: every echo is answered.
 /// </summary>
 [Collection(LinuxDeviceCollection.Name)]

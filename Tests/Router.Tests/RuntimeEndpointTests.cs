@@ -242,7 +242,7 @@ public class RuntimeEndpointTests : InMemoryHostsTest
         var secret = new NetworkOptions { Name = "secret", Vni = 5000, Subnet = new Ipv4Prefix(Ip("198.18.2.0"), 24), Encrypted = true };
         ra.AddNetwork(secret);
         rb.AddNetwork(secret);
-        Assert.Equal(1416, ra.GetStatus().Net("secret").Mtu);
+        Assert.Equal(1408, ra.GetStatus().Net("secret").Mtu);
         ra.AttachEndpoint(Endpoint("secret", "s1", "198.18.2.11"));
         rb.AttachEndpoint(Endpoint("secret", "s2", "198.18.2.12"));
 
