@@ -110,7 +110,7 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
         try
         {
             parts = membership.Role == NodeRole.Manager
-                ? await StartManagerAsync(membership, identity, ca: null, bootstrap: null, cancellationToken).ConfigureAwait(false)
+                ? await StartManagerAsync(membership, identity, ca: null, bootstrap: null, cancellationToken, resuming: true).ConfigureAwait(false)
                 : StartWorker(membership, identity);
         }
         catch
@@ -457,7 +457,7 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
     /// the control port, its own agent (in process) and the key rotation timer.
     /// </summary>
     private async Task<Parts> StartManagerAsync(ClusterMembership membership, NodeIdentity identity, ClusterCa? ca, ClusterInitSpec? bootstrap,
-        CancellationToken cancellationToken, string? joinVia = null)
+        CancellationToken cancellationToken, string? joinVia = null, bool resuming = false)
     {
         System.IO.Directory.CreateDirectory(RaftDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var current = new StrongBox<NodeIdentity>(identity);
@@ -515,7 +515,8 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
             };
             Wire(parts);
             agent.Start();
-            await agent.WaitForFirstStateAsync(TimeSpan.FromSeconds(15), cancellationToken).ConfigureAwait(false);
+            // Init and join answer once the node serves the cluster; a restart does not wait (the host keeps what it has).
+            if (!resuming) await agent.WaitForFirstStateAsync(TimeSpan.FromSeconds(15), cancellationToken).ConfigureAwait(false);
             parts.Rotation = new CancellationTokenSource();
             parts.RotationLoop = Task.Run(() => RotateKeysAsync(manager, info.KeyRotationInterval, parts.Rotation.Token));
             StartRenewal(parts);
