@@ -68,7 +68,8 @@ public sealed class CliNetworkTests
         }
     }
 
-    private static void OneSentence(CommandResult r, string contains)
+    /// <summary>The command failed with exit 1 and one "useroverlay: …" sentence containing <paramref name="contains"/>.</summary>
+    internal static void OneSentence(CommandResult r, string contains)
     {
         Assert.True(r.ExitCode == 1, $"{r.Command}: exit {r.ExitCode}, expected 1\nstdout: {r.StdOut}\nstderr: {r.StdErr}");
         string line = Assert.Single(r.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries));

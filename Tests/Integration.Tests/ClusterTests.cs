@@ -39,13 +39,7 @@ public sealed class ClusterTests
         }
     }
 
-    private static void Refused(CommandResult r, string contains)
-    {
-        Assert.True(r.ExitCode == 1, $"{r.Command}: exit {r.ExitCode}, expected 1\nstdout: {r.StdOut}\nstderr: {r.StdErr}");
-        string line = Assert.Single(r.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.StartsWith("useroverlay: ", line);
-        Assert.Contains(contains, line);
-    }
+    private static void Refused(CommandResult r, string contains) => CliNetworkTests.OneSentence(r, contains);
 
     private static string Init(Node manager) =>
         manager.Cli(2, "swarm", "init", "--advertise-addr", manager.Address, "--default-addr-pool", "198.18.0.0/16", "--default-addr-pool-mask-length", "24")

@@ -356,8 +356,8 @@ public sealed class EtcdClusterStoreTests
     [Fact]
     public void A_store_url_gives_endpoints_and_prefix()
     {
-        var o = EtcdStoreOptions.Parse("etcd://10.0.0.1:2379,etcd-2:2380/swarm/prod");
-        Assert.Equal([new Uri("http://10.0.0.1:2379"), new Uri("http://etcd-2:2380")], o.Endpoints);
+        var o = EtcdStoreOptions.Parse("etcd://192.0.2.10:2379,etcd-2:2380/swarm/prod");
+        Assert.Equal([new Uri("http://192.0.2.10:2379"), new Uri("http://etcd-2:2380")], o.Endpoints);
         Assert.Equal("/swarm/prod/", o.KeyPrefix);
         var tls = EtcdStoreOptions.Parse("etcds://e1:2379");
         Assert.Equal("https", tls.Endpoints[0].Scheme);
