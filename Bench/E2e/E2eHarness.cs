@@ -19,7 +19,10 @@ namespace UserOverlay.Bench.E2e;
 /// both forms are named in the configuration, so a build whose default differs measures the same two paths). Prints medians over the passes,
 /// the ratio UserOverlay/kernel and the ratio encrypted/plain.
 ///
-///   sudo dotnet run -c Release --project Bench -- e2e [--seconds 8] [--passes 3] [--queues N] [--binary PATH] [--markdown]
+///   sudo dotnet run -c Release --project Bench -- e2e [--seconds 8] [--passes 3] [--queues N] [--key-bits 128|256] [--binary PATH] [--markdown]
+///
+/// --key-bits sets the encrypted network's key length (default 256: AES-256-GCM, as the cluster's keys; 128 measures AES-128-GCM,
+/// Docker's key length).
 ///
 /// --binary PATH runs the routers from PATH (the native binary `dotnet publish Cli -c Release -r linux-x64` makes)
 /// instead of `dotnet useroverlay.dll` from the build.
@@ -42,12 +45,15 @@ internal static class E2eHarness
         double RttMedianMs = double.NaN, double RttP90Ms = double.NaN);
 
     private static int _queues = -1;
+    private static int _keyBits = 256;
 
     public static int Run(string[] args)
     {
         int seconds = IntArg(args, "--seconds", 8);
         int passes = IntArg(args, "--passes", 3);
         _queues = IntArg(args, "--queues", -1);
+        _keyBits = IntArg(args, "--key-bits", 256);
+        if (_keyBits is not (128 or 256)) { Console.Error.WriteLine($"e2e: --key-bits {_keyBits}: must be 128 or 256"); return 2; }
         bool markdown = args.Contains("--markdown");
         if (!File.Exists("/dev/net/tun") || Environment.UserName != "root")
         {
@@ -82,11 +88,11 @@ internal static class E2eHarness
                 var pids = UserOverlayUp(cli, encrypted: false);
                 user.Add(Measure(seconds, () => { }, () => UserOverlayDown(), pids, cli));
                 Console.WriteLine($"   {Describe(user[^1])}");
-                Console.WriteLine($"-- pass {p}: UserOverlay, encrypted network (ESP AES-256-GCM, esp: transport: IP protocol 50)");
+                Console.WriteLine($"-- pass {p}: UserOverlay, encrypted network (ESP AES-{_keyBits}-GCM, esp: transport: IP protocol 50)");
                 pids = UserOverlayUp(cli, encrypted: true);
                 encrypted.Add(Measure(seconds, () => { }, () => UserOverlayDown(), pids, cli));
                 Console.WriteLine($"   {Describe(encrypted[^1])}");
-                Console.WriteLine($"-- pass {p}: UserOverlay, encrypted network (ESP AES-256-GCM, esp: udp: in UDP 4500)");
+                Console.WriteLine($"-- pass {p}: UserOverlay, encrypted network (ESP AES-{_keyBits}-GCM, esp: udp: in UDP 4500)");
                 pids = UserOverlayUp(cli, encrypted: true, espUdp: true);
                 encryptedUdp.Add(Measure(seconds, () => { }, () => UserOverlayDown(), pids, cli));
                 Console.WriteLine($"   {Describe(encryptedUdp[^1])}");
@@ -279,7 +285,8 @@ internal static class E2eHarness
     private static int[] UserOverlayUp(string cli, bool encrypted, bool espUdp = false)
     {
         string state = Path.Combine(Path.GetTempPath(), Prefix + "state");
-        const string key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="; // a fixed benchmark key: AES-256
+        // A fixed benchmark key: 32 bytes for AES-256, its first 16 for AES-128.
+        string key = _keyBits == 256 ? "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" : "AAECAwQFBgcICQoLDA0ODw==";
         Routers.Clear();
         foreach (var (host, self, peer, work, ip) in new[] { ("a", "192.0.2.1", "192.0.2.2", "wa", "198.18.0.1"), ("b", "192.0.2.2", "192.0.2.1", "wb", "198.18.0.2") })
         {
