@@ -21,6 +21,7 @@ public sealed partial class ManagerPresence : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private Task? _loop;
     private long _lease;
+    private int _disposed;
 
     /// <summary>A presence for node <paramref name="nodeId"/> reached at <paramref name="controlAddress"/> (not yet written: <see cref="StartAsync"/>).</summary>
     public ManagerPresence(IClusterStore store, string nodeId, string controlAddress, TimeSpan? ttl = null, ILogger? log = null)
@@ -51,6 +52,7 @@ public sealed partial class ManagerPresence : IAsyncDisposable
     /// <summary>Stops renewing without revoking, as a killed manager would: the key goes when its lease runs out.</summary>
     public async Task AbandonAsync()
     {
+        if (Volatile.Read(ref _disposed) != 0) return;
         await _stop.CancelAsync().ConfigureAwait(false);
         if (_loop is not null) await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
@@ -106,6 +108,7 @@ public sealed partial class ManagerPresence : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await AbandonAsync().ConfigureAwait(false);
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         if (LeaseId != 0)
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));

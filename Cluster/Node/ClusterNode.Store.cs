@@ -72,14 +72,17 @@ public sealed partial class ClusterNode
         }
         if (cert is not null)
         {
+            try { using var alone = X509Certificate2.CreateFromPem(cert); }
+            catch (Exception e) when (e is CryptographicException or ArgumentException) { throw ControlException.Invalid("store-cert", $"'{request.StoreCert}' is not a PEM certificate ({Sentence(e)})"); }
             try { using var pair = X509Certificate2.CreateFromPem(cert, key); }
-            catch (CryptographicException e) { throw ControlException.Invalid("store-key", $"'{request.StoreKey}' is not the private key of the certificate in '{request.StoreCert}' ({e.Message})"); }
-            catch (ArgumentException e) { throw ControlException.Invalid("store-cert", $"'{request.StoreCert}' is not a PEM certificate with '{request.StoreKey}' its key ({e.Message})"); }
+            catch (Exception e) when (e is CryptographicException or ArgumentException) { throw ControlException.Invalid("store-key", $"'{request.StoreKey}' is not the private key of the certificate in '{request.StoreCert}' ({Sentence(e)})"); }
         }
         bool tls = ca is not null || cert is not null || parsed.Endpoints[0].Scheme == "https";
         var endpoints = parsed.Endpoints.Select(e => new UriBuilder(e) { Scheme = tls ? "https" : "http", Port = e.Port }.Uri.GetLeftPart(UriPartial.Authority)).ToList();
         return new StoreHandover("etcd", endpoints, prefix, ca, cert, key, null);
     }
+
+    private static string Sentence(Exception e) => e.Message.Split(" (Parameter", 2)[0];
 
     private static string? ReadPem(string field, string? path)
     {
