@@ -34,13 +34,21 @@ internal static class SwarmCommand
         var pool = ClientOptions.Repeated("--default-addr-pool", "Address pool (CIDR) for networks created without --subnet (repeatable; default 10.0.0.0/8).", "CIDR");
         var mask = new Option<int?>("--default-addr-pool-mask-length") { Description = "Prefix length of subnets taken from the pools (default 24).", HelpName = "N" };
         var rotation = new Option<string?>("--key-rotation-interval") { Description = "How often the managers rotate the network and gossip keys (default 12h).", HelpName = "DURATION" };
+        var store = new Option<string?>("--store") { Description = "Where the managers keep the cluster's state: raft (default: embedded, among the managers) or etcd://HOST:PORT[,HOST:PORT...] (an etcd v3 cluster).", HelpName = "raft|etcd://HOST:PORT[,...]" };
+        var storePrefix = new Option<string?>("--store-prefix") { Description = "The etcd key prefix of the cluster's keys (default /useroverlay).", HelpName = "PREFIX" };
+        var storeCa = new Option<string?>("--store-ca") { Description = "PEM file of the CA of etcd's server certificates (TLS to etcd).", HelpName = "FILE" };
+        var storeCert = new Option<string?>("--store-cert") { Description = "PEM file of the client certificate etcd asks for (with --store-key).", HelpName = "FILE" };
+        var storeKey = new Option<string?>("--store-key") { Description = "PEM file of the client certificate's private key.", HelpName = "FILE" };
         var cmd = new Command("init", "Make this host the first manager of a new cluster and print the commands that join others.")
-            { advertise, listen, dataAddr, dataPort, pool, mask, rotation };
+            { advertise, listen, dataAddr, dataPort, pool, mask, rotation, store, storePrefix, storeCa, storeCert, storeKey };
         cmd.SetAction(p => ClientSession.Run(p, host, s =>
         {
             string[] pools = p.GetValue(pool)!;
+            // The daemon reads the files: their paths as this shell means them.
+            static string? Full(string? path) => string.IsNullOrEmpty(path) ? path : Path.GetFullPath(path);
             var request = new SwarmInitRequest(p.GetValue(advertise), p.GetValue(listen), p.GetValue(dataAddr), p.GetValue(dataPort),
-                pools.Length == 0 ? null : pools, p.GetValue(mask), p.GetValue(rotation));
+                pools.Length == 0 ? null : pools, p.GetValue(mask), p.GetValue(rotation),
+                p.GetValue(store), p.GetValue(storePrefix), Full(p.GetValue(storeCa)), Full(p.GetValue(storeCert)), Full(p.GetValue(storeKey)));
             var status = s.Post("v1/swarm/init", request, ControlJson.Default.SwarmInitRequest, ControlJson.Default.SwarmStatus);
             var worker = s.Get("v1/swarm/join-token/worker", ControlJson.Default.JoinTokenResult);
             s.Out.WriteLine($"Swarm initialized: current node ({status.NodeId}) is now a manager.");
@@ -143,6 +151,7 @@ internal static class SwarmCommand
             s.Out.WriteLine($" Data path address: {st.DataPathAddress}");
             s.Out.WriteLine($" Managers: {string.Join(", ", st.Managers ?? [])}");
             if (st.Leader is not null) s.Out.WriteLine($" Leader: {st.Leader}");
+            if (st.Store is not null) s.Out.WriteLine($" Store: {st.Store}");
             s.Out.WriteLine($" Nodes: {st.Nodes}");
             s.Out.WriteLine($" Connected: {(st.Connected == true ? "yes" : "no" + (st.LastError is { } e ? $" ({e})" : ""))}");
             return ExitCodes.Ok;

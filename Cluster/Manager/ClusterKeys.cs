@@ -18,6 +18,8 @@ namespace UserOverlay.Cluster.Manager;
 /// <item><term><c>ipam/NETWORK/ADDRESS</c></term><description><see cref="AddressAllocation"/>; the address as 8 hex
 /// digits, so a prefix read is in address order</description></item>
 /// <item><term><c>keys/SUBSYSTEM</c></term><description><see cref="KeyRing"/></description></item>
+/// <item><term><c>presence/ID</c></term><description>a manager serving now (its control address), attached to its
+/// lease (<see cref="ManagerPresence"/>): gone when the manager stops renewing it</description></item>
 /// </list>
 /// </summary>
 public static class ClusterKeys
@@ -48,6 +50,12 @@ public static class ClusterKeys
 
     /// <summary>Prefix of key rings.</summary>
     public const string Keys = "keys/";
+
+    /// <summary>Prefix of the managers' presence keys.</summary>
+    public const string Presence = "presence/";
+
+    /// <summary>A manager's presence key.</summary>
+    public static string PresenceOf(string nodeId) => Presence + nodeId;
 
     /// <summary>A node's key.</summary>
     public static string Node(string id) => Nodes + id;

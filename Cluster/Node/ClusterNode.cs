@@ -12,6 +12,7 @@ using UserOverlay.Cluster.Replication;
 using UserOverlay.Cluster.Replication.Raft;
 using UserOverlay.Cluster.Security;
 using UserOverlay.Cluster.Store;
+using UserOverlay.Cluster.Store.Etcd;
 using UserOverlay.Cluster.Transport;
 using UserOverlay.Control.Gossip;
 using UserOverlay.Control.Networks;
@@ -76,6 +77,9 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
         public ClusterCa? Ca;
         public RaftLog? Log;
         public ReplicatedClusterStore? Store;
+        public IClusterStore? SharedStore; // etcd (sealed), when the cluster keeps its state there
+        public SealedValues? Seal;
+        public ManagerPresence? Presence;
         public ClusterManager? Manager;
         public ClusterServer? Server;
         public CancellationTokenSource? Rotation;
@@ -157,6 +161,7 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
             if (pools.FirstOrDefault(p => p.Length > mask) is { Length: > 0 } small)
                 throw ControlException.Invalid("default-addr-pool-mask-length", $"/{mask} subnets do not fit in the pool {small}");
             var rotation = ParseDuration("key-rotation-interval", request.KeyRotationInterval) ?? TimeSpan.FromHours(12);
+            var store = ParseStore(request);
 
             string clusterId = ClusterManager.NewNodeId();
             string nodeId = ClusterManager.NewNodeId();
@@ -170,6 +175,13 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
                 identity = NodeIdentity.Create(cert.ExportCertificatePem(), key, ca.CertificatePem);
                 System.IO.Directory.CreateDirectory(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
                 identity.Save(IdentityDirectory);
+                StoreSettings? storeSettings = null;
+                if (store is not null)
+                {
+                    byte[] seal = SealedValues.NewKey();
+                    try { storeSettings = SaveStore(store, seal); }
+                    finally { CryptographicOperations.ZeroMemory(seal); }
+                }
                 var membership = new ClusterMembership
                 {
                     ClusterId = clusterId,
@@ -180,6 +192,7 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
                     ListenAddress = listen.ToString(),
                     DataPathAddress = dataPath.ToString(),
                     Managers = [advertise.ToString()],
+                    Store = storeSettings,
                 };
                 var info = new ClusterInfo
                 {
@@ -211,7 +224,11 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
             }
             catch
             {
-                if (parts is not null) await StopPartsAsync(parts).ConfigureAwait(false);
+                if (parts is not null)
+                {
+                    if (parts.SharedStore is { } shared) await EraseClusterQuietlyAsync(shared, clusterId).ConfigureAwait(false);
+                    await StopPartsAsync(parts).ConfigureAwait(false);
+                }
                 else
                 {
                     identity?.Dispose();
@@ -280,6 +297,7 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
                 }
                 if (parts.Agent.State is { } state && state.DataPathPort != host.DataPathPort)
                     throw ControlException.Conflicting("data-path-port", $"the cluster's data path port is {state.DataPathPort}, and this router's is {host.DataPathPort}; give the router the cluster's port (its configuration's underlay port) and join again");
+                membership = parts.Membership; // a manager's records the store it adopted
                 await WriteMembershipAsync(membership).ConfigureAwait(false);
                 Volatile.Write(ref _parts, parts);
                 LogJoined(membership.Role.ToString().ToLowerInvariant(), membership.ClusterId, manager.ToString());
@@ -310,12 +328,16 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
             var attached = clusterNetworks.SelectMany(n => m.GetEndpoints(n.Id).Select(e => $"{e.Name} on {n.Name}")).ToList();
             if (attached.Count > 0 && !force)
                 throw ControlException.Conflicting("swarm", $"workloads are attached to the cluster's networks ({string.Join(", ", attached.Take(10))}{(attached.Count > 10 ? ", …" : "")}); disconnect them, or leave with --force (they are detached)");
-            if (parts.Membership.Role == NodeRole.Manager && parts.Manager is { } manager && !force)
+            bool last = false;
+            if (parts.Membership.Role == NodeRole.Manager && parts.Manager is { } manager && (!force || parts.SharedStore is not null))
             {
                 var nodes = await manager.ListNodesAsync(cancellationToken).ConfigureAwait(false);
-                if (nodes.Count(n => n.Role == NodeRole.Manager) <= 1)
+                last = nodes.Count(n => n.Role == NodeRole.Manager) <= 1;
+                if (last && !force)
                     throw ControlException.Conflicting("swarm", $"this is the cluster's last manager{(nodes.Count > 1 ? $" and {nodes.Count - 1} other node(s) depend on it" : "")}: leaving ends the cluster; use --force to do that");
             }
+            // On etcd the cluster's state outlives the managers' directories: the last one ends the cluster there too.
+            if (last && parts.SharedStore is { } shared) await EraseClusterAsync(shared, parts.Membership.ClusterId).ConfigureAwait(false);
             // Give addresses back while a manager still answers (best effort: `node rm` on a manager releases the rest).
             foreach (var n in clusterNetworks)
                 foreach (var ep in m.GetEndpoints(n.Id))
@@ -354,7 +376,7 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
         var managers = state?.Nodes.Where(n => n.Role == NodeRole.Manager).Select(n => n.ControlAddress).ToList() ?? [.. p.Membership.Managers];
         return new SwarmStatus("active", p.Membership.NodeId, p.Membership.NodeName, p.Membership.ClusterId, RoleName(p.Membership.Role),
             p.Membership.ControlAddress, p.Membership.DataPathAddress, managers, p.Agent.Connected, p.Agent.LastError, state?.Revision, state?.Nodes.Count,
-            p.Log?.Leader, state?.Ipsec.Newest.Generation, p.Server?.Counters.Snapshot());
+            p.Log?.Leader, state?.Ipsec.Newest.Generation, p.Server?.Counters.Snapshot(), p.Manager?.Store.Location);
     }
 
     /// <summary>A join token and its command (managers only); with <paramref name="rotate"/> a new one first.</summary>
@@ -459,30 +481,52 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
     private async Task<Parts> StartManagerAsync(ClusterMembership membership, NodeIdentity identity, ClusterCa? ca, ClusterInitSpec? bootstrap,
         CancellationToken cancellationToken, string? joinVia = null, bool resuming = false)
     {
-        System.IO.Directory.CreateDirectory(RaftDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        // A joining manager serves the store the cluster keeps: etcd's settings and seal key come from the manager it joins through.
+        if (joinVia is not null && membership.Store is null && await AdoptStoreThroughAsync(joinVia, identity, cancellationToken).ConfigureAwait(false) is { } adopted)
+            membership = membership with { Store = adopted };
         var current = new StrongBox<NodeIdentity>(identity);
-        var raft = OpenRaft(membership, identity, current);
-        ReplicatedClusterStore? store = null;
+        RaftLog? raft = null;
+        ReplicatedClusterStore? replicated = null;
+        IClusterStore? store = null;
+        SealedValues? seal = null;
+        ManagerPresence? presence = null;
         ClusterServer? server = null;
         ClusterAgent? agent = null;
+        bool initialized = false;
         try
         {
-            store = new ReplicatedClusterStore(bootstrap is null ? raft : new BootstrappingLog(raft));
-            await store.StartAsync(cancellationToken).ConfigureAwait(false);
-            if (joinVia is not null) await AddRaftMemberThroughAsync(joinVia, identity, membership, cancellationToken).ConfigureAwait(false);
+            if (membership.Store is { } settings)
+                (store, seal) = await OpenStoreAsync(settings, cancellationToken).ConfigureAwait(false);
+            else
+            {
+                System.IO.Directory.CreateDirectory(RaftDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                raft = OpenRaft(membership, identity, current);
+                store = replicated = new ReplicatedClusterStore(bootstrap is null ? raft : new BootstrappingLog(raft));
+                await replicated.StartAsync(cancellationToken).ConfigureAwait(false);
+                if (joinVia is not null) await AddRaftMemberThroughAsync(joinVia, identity, membership, cancellationToken).ConfigureAwait(false);
+            }
             var manager = new ClusterManager(store, new ClusterManagerOptions { MaxMtu = host.MaxMtu });
-            if (bootstrap is not null) await manager.InitializeAsync(bootstrap, cancellationToken).ConfigureAwait(false);
+            if (bootstrap is not null)
+            {
+                await manager.InitializeAsync(bootstrap, cancellationToken).ConfigureAwait(false);
+                initialized = true;
+            }
             // A joining (or restarted) member has the cluster once it caught up with the log.
             ClusterInfo? info = null;
             for (var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30); info is null; await Task.Delay(100, cancellationToken).ConfigureAwait(false))
             {
                 info = await manager.GetInfoAsync(cancellationToken).ConfigureAwait(false);
+                if (info is null && raft is null)
+                    throw new ControlException(ControlErrorCodes.NotFound, $"store: {store.Location} holds no cluster (it was ended, or the prefix is another one)", "store");
                 if (info is null && DateTime.UtcNow > deadline)
                     throw new ControlException(ControlErrorCodes.Unavailable,
-                        $"this manager's Raft member ({raft.Location}) has not caught up with the cluster within 30 s (leader: {raft.Leader ?? "none"}); check that the managers reach each other on their Raft ports ({RaftPort(membership.ControlAddress)}/tcp and the next)", "manager");
+                        $"this manager's Raft member ({raft!.Location}) has not caught up with the cluster within 30 s (leader: {raft.Leader ?? "none"}); check that the managers reach each other on their Raft ports ({RaftPort(membership.ControlAddress)}/tcp and the next)", "manager");
             }
+            if (info.Id != membership.ClusterId)
+                throw new ControlException(ControlErrorCodes.Conflict, $"store: {store.Location} holds cluster {info.Id}, not this node's {membership.ClusterId}", "store");
             ca ??= ClusterCa.Load(info.RootCertificatePem, info.RootKeyPem);
             Func<string, string> newToken = root => JoinToken.Create(root).ToString();
+            var storeSettings = membership.Store;
             server = new ClusterServer(new ClusterServerOptions
             {
                 EndPoint = IPEndPoint.Parse(membership.ListenAddress),
@@ -493,11 +537,17 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
                 ManagerRoutes = g =>
                 {
                     ClusterRoutes.MapManagerRoutes(g, c => CallerApi(c, manager, newToken));
-                    MapRaftRoutes(g, raft);
+                    if (raft is not null) MapRaftRoutes(g, raft);
+                    MapStoreRoutes(g, storeSettings);
                 },
                 Loggers = loggers,
             });
             await server.StartAsync(cancellationToken).ConfigureAwait(false);
+            if (raft is null)
+            {
+                presence = new ManagerPresence(store, membership.NodeId, membership.ControlAddress, log: _log);
+                await presence.StartAsync(cancellationToken).ConfigureAwait(false);
+            }
             var api = new ManagerApi(manager, membership.NodeId, NodeRole.Manager, newToken);
             agent = NewAgent(api, membership);
             var parts = new Parts
@@ -508,7 +558,10 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
                 Agent = agent,
                 Ca = ca,
                 Log = raft,
-                Store = store,
+                Store = replicated,
+                SharedStore = raft is null ? store : null,
+                Seal = seal,
+                Presence = presence,
                 Manager = manager,
                 Server = server,
                 RaftIdentity = current,
@@ -526,10 +579,20 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
         {
             if (agent is not null) await agent.DisposeAsync().ConfigureAwait(false);
             if (server is not null) await server.DisposeAsync().ConfigureAwait(false);
+            if (presence is not null) await presence.DisposeAsync().ConfigureAwait(false);
+            // A failed init leaves nothing in etcd either (the embedded store's directory goes with the node's).
+            if (initialized && raft is null && store is not null) await EraseClusterQuietlyAsync(store, bootstrap!.Info.Id).ConfigureAwait(false);
             if (store is not null) await store.DisposeAsync().ConfigureAwait(false);
-            else await raft.DisposeAsync().ConfigureAwait(false);
+            else if (raft is not null) await raft.DisposeAsync().ConfigureAwait(false);
+            seal?.Dispose();
             throw;
         }
+    }
+
+    private async Task EraseClusterQuietlyAsync(IClusterStore store, string clusterId)
+    {
+        try { await EraseClusterAsync(store, clusterId).ConfigureAwait(false); }
+        catch (Exception e) when (e is StoreException or OperationCanceledException or ControlException) { LogEraseFailed(store.Location, e.Message); }
     }
 
     /// <summary>The Raft port of a manager whose control port is at <paramref name="controlAddress"/>: the next one (2378 by default; forwarding uses the one after).</summary>
@@ -715,7 +778,7 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
                 try { await raft.RemoveMemberAsync(parts.Membership.NodeId).ConfigureAwait(false); }
                 catch (Exception e) when (e is InvalidOperationException or StoreException) { LogRaftRemoveFailed(parts.Membership.NodeName, e.Message); }
             }
-            var membership = parts.Membership with { Role = role, Managers = others.Count > 0 ? others : parts.Membership.Managers };
+            var membership = parts.Membership with { Role = role, Managers = others.Count > 0 ? others : parts.Membership.Managers, Store = null };
             Volatile.Write(ref _switchingTo, membership);
             Volatile.Write(ref _parts, null);
             await StopPartsAsync(parts, keepGossip: true).ConfigureAwait(false);
@@ -723,6 +786,9 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
             if (role == NodeRole.Worker)
             {
                 try { System.IO.Directory.Delete(RaftDirectory, recursive: true); } catch (DirectoryNotFoundException) { }
+                // A worker keeps no store settings, nor the seal key.
+                try { System.IO.Directory.Delete(StoreDirectory, recursive: true); } catch (DirectoryNotFoundException) { }
+                File.Delete(SealKeyFile);
                 next = StartWorker(membership, identity);
             }
             else
@@ -730,6 +796,7 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
                 if (System.IO.Directory.Exists(RaftDirectory)) System.IO.Directory.Delete(RaftDirectory, recursive: true);
                 next = await StartManagerAsync(membership, identity, ca: null, bootstrap: null, CancellationToken.None, joinVia: others.FirstOrDefault() ?? ManagersOf(parts)[0]).ConfigureAwait(false);
             }
+            membership = next.Membership;
             await WriteMembershipAsync(membership).ConfigureAwait(false);
             Volatile.Write(ref _parts, next);
             Volatile.Write(ref _switchingTo, null);
@@ -830,8 +897,11 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
             catch (OperationCanceledException) { }
             await server.DisposeAsync().ConfigureAwait(false);
         }
+        if (parts.Presence is { } presence) await presence.DisposeAsync().ConfigureAwait(false);
         if (parts.Store is { } store) await store.DisposeAsync().ConfigureAwait(false);
+        if (parts.SharedStore is { } shared) await shared.DisposeAsync().ConfigureAwait(false);
         if (parts.Log is { } log) await log.DisposeAsync().ConfigureAwait(false);
+        parts.Seal?.Dispose();
         (parts.Api as IDisposable)?.Dispose();
         parts.Ca?.Dispose();
         // Renewed identities are not disposed: connections made with them may still be closing.
@@ -939,6 +1009,9 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "cluster: cannot record the managers in {File}: {Reason}")]
     private partial void LogMembershipWriteFailed(string file, string reason);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "cluster: cannot remove the failed cluster's keys from {Store}: {Reason}")]
+    private partial void LogEraseFailed(string store, string reason);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "cluster: cannot remove {Directory}: {Reason}")]
     private partial void LogCleanupFailed(string directory, string reason);
 }
@@ -962,6 +1035,8 @@ internal sealed record ClusterMembership
     public required string DataPathAddress { get; init; }
     /// <summary>The managers it knew last (a worker dials them).</summary>
     public required IReadOnlyList<string> Managers { get; init; }
+    /// <summary>A manager's store when it is not the embedded Raft one (etcd).</summary>
+    public StoreSettings? Store { get; init; }
 }
 
 /// <summary>A manager asking to be added to the managers' Raft group.</summary>
@@ -992,4 +1067,5 @@ internal sealed class BootstrappingLog(RaftLog raft) : IReplicatedLog
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
 [System.Text.Json.Serialization.JsonSerializable(typeof(ClusterMembership))]
 [System.Text.Json.Serialization.JsonSerializable(typeof(RaftMemberRequest))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(StoreHandover))]
 internal sealed partial class ClusterStateJson : System.Text.Json.Serialization.JsonSerializerContext;

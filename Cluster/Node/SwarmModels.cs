@@ -8,8 +8,15 @@ namespace UserOverlay.Cluster.Node;
 /// <param name="DefaultAddrPool">Pools (CIDR) subnets of networks created without --subnet are taken from; default 10.0.0.0/8 as swarm's.</param>
 /// <param name="DefaultAddrPoolMaskLength">Prefix length of those subnets; default 24.</param>
 /// <param name="KeyRotationInterval">How often the managers rotate network and gossip keys ("12h", "90s"); default 12h.</param>
+/// <param name="Store">Where the managers keep the cluster's state: "raft" (the default: embedded Raft among the managers) or
+/// <c>etcd://HOST:PORT[,HOST:PORT…]</c> (an etcd v3 cluster).</param>
+/// <param name="StorePrefix">The etcd key prefix the cluster's keys live under (default /useroverlay).</param>
+/// <param name="StoreCa">PEM file (on the daemon's host) of the CA of etcd's server certificates: TLS to etcd.</param>
+/// <param name="StoreCert">PEM file of a client certificate for etcd (with <paramref name="StoreKey"/>).</param>
+/// <param name="StoreKey">PEM file of its private key.</param>
 public sealed record SwarmInitRequest(string? AdvertiseAddr = null, string? ListenAddr = null, string? DataPathAddr = null, int? DataPathPort = null,
-    IReadOnlyList<string>? DefaultAddrPool = null, int? DefaultAddrPoolMaskLength = null, string? KeyRotationInterval = null);
+    IReadOnlyList<string>? DefaultAddrPool = null, int? DefaultAddrPoolMaskLength = null, string? KeyRotationInterval = null,
+    string? Store = null, string? StorePrefix = null, string? StoreCa = null, string? StoreCert = null, string? StoreKey = null);
 
 /// <summary>Body of <c>POST /v1/swarm/join</c>.</summary>
 /// <param name="Token">The join token (<c>swarm join-token</c> on a manager).</param>
@@ -39,10 +46,11 @@ public sealed record SwarmLeaveRequest(bool Force = false);
 /// <param name="Leader">The consensus leader, as this manager knows it.</param>
 /// <param name="KeyGeneration">The generation of the newest network-encryption key this node holds (it grows by one per rotation).</param>
 /// <param name="Refusals">A manager's control port: requests refused and other events, by reason (no_certificate, bad_token, …).</param>
+/// <param name="Store">A manager's store: "raft:…" (embedded) or "etcd:ENDPOINTS/PREFIX/".</param>
 public sealed record SwarmStatus(string State, string? NodeId = null, string? NodeName = null, string? ClusterId = null, string? Role = null,
     string? ControlAddress = null, string? DataPathAddress = null, IReadOnlyList<string>? Managers = null, bool? Connected = null,
     string? LastError = null, long? Revision = null, int? Nodes = null, string? Leader = null, long? KeyGeneration = null,
-    IReadOnlyDictionary<string, long>? Refusals = null);
+    IReadOnlyDictionary<string, long>? Refusals = null, string? Store = null);
 
 /// <summary>A join token and the command that uses it (<c>GET|POST /v1/swarm/join-token/{role}</c>).</summary>
 /// <param name="Role">"worker" or "manager".</param>

@@ -223,6 +223,8 @@ public enum StoreErrorCode
     InvalidArgument,
     /// <summary>The store has been disposed.</summary>
     Closed,
+    /// <summary>A sealed value does not open with the seal key given (another cluster's key, or the value was altered).</summary>
+    SealKey,
 }
 
 /// <summary>A refusal of the store.</summary>

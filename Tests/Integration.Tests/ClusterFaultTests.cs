@@ -1,0 +1,115 @@
+using System.Diagnostics;
+using System.Text.Json;
+using UserOverlay.Cli.Daemon;
+using UserOverlay.Testing.Common;
+
+namespace UserOverlay.Integration.Tests;
+
+/// <summary>
+/// Faults of the embedded store among real daemons in namespaces (underlay 192.0.2.0/24): three managers with one
+/// partitioned away (its link down: the minority refuses writes with a clear error, the majority goes on, the
+/// partitioned one catches up when it heals), then every manager killed and restarted at once (the state intact).
+/// The etcd store's faults are in Cluster.Tests (EtcdManagersTests, EtcdManagersFaultTests). Prints its figures.
+/// </summary>
+public sealed class ClusterFaultTests(ITestOutputHelper output)
+{
+    private sealed class Node(TestNetwork net, int index) : IDisposable
+    {
+        public string Address { get; } = $"192.0.2.{index}";
+        public string Namespace { get; } = net.AddHost($"n{index}", $"192.0.2.{index}/24");
+        private RouterProcess? _router;
+        public RouterProcess Router => _router ??= new(net, Namespace, $"{net.Prefix}n{index}", $"underlay: {{ address: 192.0.2.{index} }}");
+
+        public CommandResult Cli(int words, params string[] args) =>
+            Shell.Run(RouterProcess.Command[0], [.. RouterProcess.Command[1..], .. args[..words], "-H", Router.Name, .. args[words..]], TimeSpan.FromSeconds(90));
+
+        public void Dispose()
+        {
+            Router.Dispose();
+            try { Directory.Delete(DaemonOptions.DefaultStateDirectory(Router.Name), recursive: true); } catch (DirectoryNotFoundException) { }
+        }
+    }
+
+    private void Figure(string line)
+    {
+        output.WriteLine("[figures] " + line);
+        Console.WriteLine("[figures] " + line);
+    }
+
+    private static string Networks(Node n) => n.Cli(2, "network", "ls").StdOut;
+
+    private static int Managers(Node n)
+    {
+        var r = n.Cli(2, "node", "ls", "--json");
+        if (r.ExitCode != 0) return -1;
+        using var doc = JsonDocument.Parse(r.StdOut);
+        return doc.RootElement.EnumerateArray().Count(e => e.GetProperty("role").GetString() == "manager");
+    }
+
+    [Fact]
+    public async Task Three_embedded_managers_one_partitioned_away_the_minority_refuses_the_majority_goes_on_it_heals_and_all_restart_at_once()
+    {
+        Requires.Root();
+        using var net = new TestNetwork("cf");
+        using var m1 = new Node(net, 1);
+        using var m2 = new Node(net, 2);
+        using var m3 = new Node(net, 3);
+        var managers = new[] { m1, m2, m3 };
+        await Task.WhenAll(managers.Select(n => n.Router.StartAsync()));
+        m1.Cli(2, "swarm", "init", "--advertise-addr", m1.Address, "--default-addr-pool", "198.18.0.0/16").EnsureSuccess();
+        string token = m1.Cli(2, "swarm", "join-token", "-q", "manager").EnsureSuccess().StdOut.Trim();
+        foreach (var m in new[] { m2, m3 }) m.Cli(2, "swarm", "join", "--token", token, m1.Address).EnsureSuccess();
+        foreach (var m in managers)
+            await Eventually.True(() => Managers(m) == 3, TimeSpan.FromSeconds(30), $"{m.Router.Name} lists three managers");
+        await Eventually.True(() => m1.Cli(2, "network", "create", "--attachable", "--subnet", "198.18.50.0/24", "before").ExitCode == 0, TimeSpan.FromSeconds(20), "a create before the partition");
+        foreach (var m in managers) await Eventually.True(() => Networks(m).Contains("before"), TimeSpan.FromSeconds(30), $"{m.Router.Name} serves 'before'");
+
+        // m3 is cut off from the other two (its underlay link down; its CLI socket still answers).
+        net.SetHostLink(m3.Namespace, up: false);
+        var cut = Stopwatch.StartNew();
+        var refused = m3.Cli(2, "network", "create", "--attachable", "--subnet", "198.18.51.0/24", "minority");
+        var refusedAfter = cut.Elapsed;
+        Assert.True(refused.ExitCode != 0, $"the partitioned manager accepted a write: {refused.StdOut}");
+        Assert.False(string.IsNullOrWhiteSpace(refused.StdErr), "the refusal says why");
+        int retried = 0;
+        await Eventually.True(() =>
+        {
+            bool ok = m1.Cli(2, "network", "create", "--attachable", "--subnet", "198.18.52.0/24", "majority") is var r
+                && (r.ExitCode == 0 || r.StdErr.Contains("already", StringComparison.Ordinal));
+            if (!ok) retried++;
+            return ok;
+        }, TimeSpan.FromSeconds(40), "the majority accepts a write");
+        var majorityAfter = cut.Elapsed;
+        Assert.DoesNotContain("minority", Networks(m1));
+        Assert.DoesNotContain("majority", Networks(m3));
+
+        // Healed: m3 catches up with what the majority did, and accepts writes again.
+        net.SetHostLink(m3.Namespace, up: true);
+        var healed = Stopwatch.StartNew();
+        await Eventually.True(() => Networks(m3).Contains("majority"), TimeSpan.FromSeconds(60), "the healed manager catches up");
+        var caughtUp = healed.Elapsed;
+        await Eventually.True(() => m3.Cli(2, "network", "create", "--attachable", "--subnet", "198.18.53.0/24", "healed") is var r
+            && (r.ExitCode == 0 || r.StdErr.Contains("already", StringComparison.Ordinal)), TimeSpan.FromSeconds(30), "the healed manager accepts a write");
+        foreach (var m in managers) Assert.DoesNotContain("minority", Networks(m));
+        Figure($"embedded store, 3 managers, one partitioned: its write refused after {refusedAfter.TotalSeconds:0.0} s ({refused.StdErr.Trim()}); the majority's first write succeeded {majorityAfter.TotalSeconds:0.0} s after the cut ({retried} retried); healed, the minority caught up in {caughtUp.TotalSeconds:0.0} s");
+
+        // Every manager killed and restarted at once: the same networks and nodes, and writes go on.
+        foreach (var m in managers) await Eventually.True(() => Networks(m).Contains("healed"), TimeSpan.FromSeconds(30), $"{m.Router.Name} serves 'healed'");
+        string expected = string.Join(",", Networks(m1).Split('\n').Where(l => l.Contains("swarm")).Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]).Order());
+        await Task.WhenAll(managers.Select(m => m.Router.KillAsync()));
+        var restart = Stopwatch.StartNew();
+        await Task.WhenAll(managers.Select(m => m.Router.StartAsync(TimeSpan.FromSeconds(90))));
+        await Eventually.True(() => m2.Cli(2, "network", "create", "--attachable", "--subnet", "198.18.54.0/24", "restarted") is var r
+            && (r.ExitCode == 0 || r.StdErr.Contains("already", StringComparison.Ordinal)), TimeSpan.FromSeconds(60), "a write after all managers restarted");
+        var writable = restart.Elapsed;
+        foreach (var m in managers)
+        {
+            await Eventually.True(() => Networks(m).Contains("restarted"), TimeSpan.FromSeconds(40), $"{m.Router.Name} serves 'restarted'");
+            string now = string.Join(",", Networks(m).Split('\n').Where(l => l.Contains("swarm") && !l.Contains("restarted")).Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]).Order());
+            Assert.Equal(expected, now);
+            using var doc = JsonDocument.Parse(m.Cli(2, "node", "ls", "--json").EnsureSuccess().StdOut);
+            Assert.Equal(3, doc.RootElement.GetArrayLength());
+        }
+        Figure($"embedded store, all 3 managers killed and restarted at once: writable again {writable.TotalSeconds:0.0} s after the restart began, networks and nodes intact");
+    }
+}
