@@ -262,7 +262,10 @@ internal sealed class CniCommands(Func<string, string?> environment, CniNetConf 
         catch (RouterException e) { throw new CniException(CniException.TryAgainLater, $"the UserOverlay router is not running: {e.Message}"); }
     }
 
-    /// <summary>A failed request as a CNI error: 11 when the router cannot be reached or is not ready, 7 for a bad network or address, else 100.</summary>
+    /// <summary>
+    /// A failed request as a CNI error: 11 when the router cannot be reached or is not ready, 7 for a bad network or
+    /// address, 3 for a namespace that does not exist, else 100.
+    /// </summary>
     private static CniException Translate(Exception e, string doing) => e switch
     {
         DaemonErrorException d => new CniException(d.ApiCode switch
@@ -270,6 +273,7 @@ internal sealed class CniCommands(Func<string, string?> environment, CniNetConf 
             ControlErrorCodes.Unavailable => CniException.TryAgainLater,
             ControlErrorCodes.InvalidArgument or ControlErrorCodes.Ambiguous => CniException.InvalidConfig,
             ControlErrorCodes.NotFound when d.Message.StartsWith("network:", StringComparison.Ordinal) => CniException.InvalidConfig,
+            ControlErrorCodes.NotFound when d.Message.StartsWith("netns:", StringComparison.Ordinal) => CniException.UnknownContainer,
             _ => CniException.RouterRefused,
         }, d.Message, $"{doing}: the router answered {(int)d.Status} {d.ApiCode}"),
         JsonException or InvalidDataException => new CniException(CniException.IoFailure, $"{doing}: the router's answer is not the expected JSON: {e.Message}"),
