@@ -22,7 +22,8 @@ namespace UserOverlay.Cli;
 /// </summary>
 internal static class Program
 {
-    private static int Main(string[] args) => Run(args);
+    private static int Main(string[] args) =>
+        Cni.CniPlugin.IsInvocation(Environment.GetCommandLineArgs()[0], args) ? Cni.CniPlugin.RunProcess() : Run(args); // useroverlay-cni (Cli/Cni)
 
     /// <summary>
     /// Parses and runs a command line. A usage error prints one sentence (not the help text) and returns 2;

@@ -36,6 +36,10 @@ namespace UserOverlay.Cli.Daemon;
 /// mac to 02:00 + the address.</item>
 /// <item><c>POST /v1/networks/{name-or-id}/disconnect</c> body <see cref="DisconnectRequest"/> <c>{"netns"}</c> or
 /// <c>{"name"}</c> (the endpoint's name or id) → 200 Endpoint (the one removed)</item>
+/// <item><c>GET /v1/networks/{name-or-id}/endpoints</c> → 200 [Endpoint, …] sorted by name;
+/// <c>GET /v1/networks/{name-or-id}/endpoints/{endpoint-name-or-id}</c> → 200 <see cref="EndpointDetail"/> (the Endpoint's
+/// fields and "subnet", "gateway", "mtu", "internal", "netns_present", "interface_mac": the MAC of the interface found in
+/// the namespace now, null when it is gone); 404 not_found</item>
 /// <item>Endpoint (<see cref="EndpointView"/>) = <c>{"id", "network", "network_id", "name", "netns", "interface",
 /// "mac_address", "ipv4_address": "198.18.4.2/24", "aliases": [...]}</c></item>
 /// <item><c>GET /v1/workloads</c> → 200 [Workload, …] sorted by name</item>

@@ -18,6 +18,8 @@ namespace UserOverlay.Cli.Daemon;
 [JsonSerializable(typeof(ConnectRequest))]
 [JsonSerializable(typeof(DisconnectRequest))]
 [JsonSerializable(typeof(EndpointView))]
+[JsonSerializable(typeof(IReadOnlyList<EndpointView>))]
+[JsonSerializable(typeof(EndpointDetail))]
 [JsonSerializable(typeof(WorkloadCreateRequest))]
 [JsonSerializable(typeof(WorkloadView))]
 [JsonSerializable(typeof(IReadOnlyList<WorkloadView>))]

@@ -84,6 +84,7 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
             await next(ctx).ConfigureAwait(false);
         });
         MapNetworkRoutes(app, networks, cluster);
+        MapEndpointRoutes(app, networks, router);
         MapClusterRoutes(app, cluster);
         app.MapGet("/_ping", () => Results.Text("OK"));
         app.MapGet("/v1/version", () => Results.Json(version, ControlJson.Default.VersionInfo));
@@ -175,6 +176,15 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
             service.Workloads.Delete(Route(ctx, "name"));
             return Task.FromResult(Results.NoContent());
         }));
+    }
+
+    /// <summary>A network's endpoints, listed and one by one (the CNI plugin's CHECK and GC; <see cref="EndpointQueries"/>).</summary>
+    private static void MapEndpointRoutes(WebApplication app, NetworkService service, RouterService router)
+    {
+        app.MapGet("/v1/networks/{network}/endpoints", Api(ctx => Task.FromResult(Results.Json(
+            EndpointQueries.List(service.Manager, Route(ctx, "network")), ControlJson.Default.IReadOnlyListEndpointView))));
+        app.MapGet("/v1/networks/{network}/endpoints/{endpoint}", Api(ctx => Task.FromResult(Results.Json(
+            EndpointQueries.Detail(service.Manager, router.Router, Route(ctx, "network"), Route(ctx, "endpoint")), ControlJson.Default.EndpointDetail))));
     }
 
     /// <summary>The cluster's routes: swarm init/join/leave/status/join-token and node ls/rm/role (<see cref="UserOverlay.Cluster.Node.ClusterNode"/>).</summary>
