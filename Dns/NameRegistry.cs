@@ -111,7 +111,11 @@ public sealed class NameRegistry : IEndpointNameSink
                 }
                 byAddress.TryAdd(e.Address, e.Names[0]);
             }
-            all[network] = new Snapshot(byName.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray(), StringComparer.Ordinal), byAddress);
+            // The turn carries over: a change elsewhere on the network does not send every name back to its first address.
+            all[network] = new Snapshot(byName.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray(), StringComparer.Ordinal), byAddress)
+            {
+                RoundRobin = all.TryGetValue(network, out var previous) ? Volatile.Read(ref previous.RoundRobin) : 0,
+            };
         }
         else
         {
