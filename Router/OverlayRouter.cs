@@ -46,6 +46,9 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
     private readonly Dictionary<(string Network, ulong Mac), LocalPort> _byMac = [];
     private readonly HashSet<(string Network, ulong Mac)> _staticMacs = [];
     private HashSet<uint> _dynamicPeers = [];
+    // Held by InjectFrame while it writes to a TAP, and by detach and Dispose while they close one: an injected frame
+    // (written off the pipeline, by a gateway service's thread) never reaches a descriptor that was closed (and reused).
+    private readonly Lock _injectLock = new();
     private bool _running; // the workers run: a removed port must be quiesced before its TAP is closed
     private int _disposed;
 
@@ -311,7 +314,11 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
             // other than its own) go, and a second handshake lets a round that looked one up finish before the TAP closes.
             if (Volatile.Read(ref port.LearnedEntries) > 0 && net.Fdb.RemoveWhere((_, f) => f.Port == port) > 0)
                 Quiesce();
-            port.Tap.Dispose();
+            lock (_injectLock)
+            {
+                port.Closed = true;
+                port.Tap.Dispose();
+            }
             _state.ReleaseId(port.Id);
             Log.EndpointDetached(_log, interfaceName, netns, network);
             return true;
@@ -364,6 +371,27 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
     {
         get => _state.GatewayHandler;
         set => _state.GatewayHandler = value;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="frame"/> (a whole Ethernet frame, checksums complete) to the TAP of the local endpoint of
+    /// <paramref name="network"/> whose MAC is the frame's destination: how a gateway service that answers off the
+    /// pipeline (the DNS responder, on its own thread) delivers a reply. False when the network or the endpoint is gone
+    /// (detached meanwhile), the frame is no unicast Ethernet frame, longer than the network's MTU allows, or the TAP
+    /// refused it. Any thread; the frame is borrowed for the call. Takes no control lock: it never waits on an attach.
+    /// </summary>
+    public bool InjectFrame(string network, ReadOnlySpan<byte> frame)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        if (frame.Length < Constants.EthernetHeaderLength || (frame[0] & 1) != 0) return false;
+        if (!_byName.TryGetValue(network, out var net) || frame.Length > net.MaxFrameLength) return false;
+        ulong dst = Wire.EthernetFrame.Destination(frame);
+        if (!net.Fdb.TryGet(dst, out var entry) || entry.Port is not { } port) return false;
+        lock (_injectLock)
+        {
+            if (port.Closed || Volatile.Read(ref _disposed) != 0) return false;
+            return port.Tap.Write(frame);
+        }
     }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
@@ -572,7 +600,7 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
             _espTimer?.Dispose();
             foreach (var w in _workers) w.Dispose(); // wakes its epoll and joins the thread
             var ports = _byInterface.Values.ToList();
-            foreach (var p in ports) p.Tap.Dispose();
+            lock (_injectLock) foreach (var p in ports) { p.Closed = true; p.Tap.Dispose(); }
             foreach (var u in _underlays) u.Dispose();
             foreach (var u in _espUnderlays) u.Dispose();
             _esp?.Dispose();

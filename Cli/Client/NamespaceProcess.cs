@@ -27,6 +27,20 @@ public static partial class NamespaceProcess
     public static Process Start(string netnsPath, IReadOnlyList<string> command, bool detached)
     {
         var psi = new ProcessStartInfo { UseShellExecute = false };
+        // A workload with a resolv.conf of its own (/etc/netns/NAME/resolv.conf, pointing at its gateways) starts through
+        // `ip netns exec NAME`, which bind-mounts it over /etc/resolv.conf in a mount namespace of the command's and then
+        // execs the command (the PID stays the command's).
+        string netnsName = Path.GetFileName(netnsPath);
+        if (netnsPath == Path.Combine("/run/netns", netnsName) && File.Exists(Path.Combine("/etc/netns", netnsName, "resolv.conf"))
+            && Array.Find(["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"], File.Exists) is { } ip)
+        {
+            psi.FileName = ip;
+            foreach (string a in (string[])["netns", "exec", netnsName]) psi.ArgumentList.Add(a);
+            if (detached)
+                foreach (string a in (string[])["/bin/sh", "-c", "trap '' HUP; exec \"$@\" </dev/null >/dev/null 2>&1", "useroverlay-run"]) psi.ArgumentList.Add(a);
+            foreach (string a in command) psi.ArgumentList.Add(a);
+            return Process.Start(psi) ?? throw new Win32Exception(2);
+        }
         if (detached)
         {
             psi.FileName = "/bin/sh";

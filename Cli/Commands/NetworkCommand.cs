@@ -154,6 +154,7 @@ internal static class NetworkCommand
                 Aliases: aliases.Length == 0 ? null : aliases);
             var e = s.Post($"v1/networks/{ClientSession.Segment(p.GetValue(network)!)}/connect", request, ControlJson.Default.ConnectRequest, ControlJson.Default.EndpointView);
             s.Out.WriteLine(Describe(e));
+            if (ResolvHint(e) is { } hint) s.Out.WriteLine(hint);
             return ExitCodes.Ok;
         }));
         return cmd;
@@ -173,6 +174,15 @@ internal static class NetworkCommand
         }));
         return cmd;
     }
+
+    /// <summary>
+    /// What to put in the namespace's resolv.conf for the network's names (the router answers DNS at the gateway), or
+    /// null without a gateway.
+    /// </summary>
+    public static string? ResolvHint(EndpointView e) => e.Gateway is not { } gw ? null
+        : e.Netns.Contains('/')
+            ? $"names: the router answers DNS for {e.Network} at {gw}; put `nameserver {gw}` in the namespace's /etc/resolv.conf"
+            : $"names: the router answers DNS for {e.Network} at {gw}; put `nameserver {gw}` in /etc/netns/{e.Netns}/resolv.conf (ip netns exec {e.Netns} reads it)";
 
     /// <summary>One line about an endpoint: "c1 on blue: eth0 198.18.0.2/24 02:42:c6:12:00:02".</summary>
     public static string Describe(EndpointView e) => $"{e.Netns} on {e.Network}: {e.Interface} {e.Ipv4Address} {e.MacAddress}";

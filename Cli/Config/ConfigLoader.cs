@@ -35,7 +35,7 @@ public static class ConfigLoader
         var root = r.Parse(text);
         if (root is null) throw new ConfigException(r.Errors);
 
-        var top = r.Fields(root, "", "underlay", "peers", "gossip", "encryption", "metrics", "learning", "fdb_aging", "fdb_unanswered", "batch_size", "queues", "offload", "io_uring", "networks", "endpoints", "fdb");
+        var top = r.Fields(root, "", "underlay", "peers", "gossip", "encryption", "metrics", "learning", "fdb_aging", "fdb_unanswered", "batch_size", "queues", "offload", "io_uring", "networks", "endpoints", "fdb", "dns");
 
         // underlay
         uint underlayAddress = 0;
@@ -84,6 +84,9 @@ public static class ConfigLoader
         int queues = (int)(r.Integer(top, "queues", "", false, 0, 64) ?? 0);
         bool offload = r.Boolean(top, "offload", "") ?? true;
         bool ioUring = r.Boolean(top, "io_uring", "") ?? true;
+
+        // dns (Cli/Config/DnsSection.cs): the gateways' DNS responder and its upstreams
+        var dns = DnsSection.Parse(r, top);
 
         // encryption (Cli/Config/EncryptionConfig.cs): the ESP settings; each encrypted network brings its key
         var encryption = EncryptionSection.Parse(r, top);
@@ -231,7 +234,7 @@ public static class ConfigLoader
         foreach (var e in options.Validate())
             r.ErrorAt(paths.ToYaml(e.Path), paths.ToYamlMessage(e.Message));
         if (r.Errors.Count > 0) throw new ConfigException(r.Errors);
-        return new HostConfig { File = Path.GetFullPath(file), Router = options, Metrics = metrics, Gossip = gossip, EspStateDirectory = encryption.StateDirectory };
+        return new HostConfig { File = Path.GetFullPath(file), Router = options, Metrics = metrics, Gossip = gossip, EspStateDirectory = encryption.StateDirectory, Dns = dns };
     }
 
     /// <summary>Parses "192.0.2.2" or "192.0.2.2:4790" (IPv4; the port defaults to <paramref name="defaultPort"/>).</summary>

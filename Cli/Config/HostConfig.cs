@@ -14,6 +14,8 @@ public sealed record HostConfig
     public IPEndPoint? Metrics { get; init; }
     /// <summary>Gossip mode (the <c>gossip:</c> section), or null for static mode.</summary>
     public GossipConfig? Gossip { get; init; }
+    /// <summary>The DNS responder at the gateways (the <c>dns:</c> section).</summary>
+    public DnsConfig Dns { get; init; } = new();
     /// <summary>Where ESP sequence reservations persist (<c>encryption.state_dir</c>; default /var/lib/useroverlay), one subdirectory per router name.</summary>
     public string EspStateDirectory { get; init; } = EncryptionSection.DefaultStateDirectory;
 }

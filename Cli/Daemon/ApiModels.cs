@@ -20,10 +20,15 @@ public sealed record DisconnectRequest(string? Netns = null, string? Name = null
 public sealed record EndpointView(string Id, string Network, string NetworkId, string Name, string Netns, string Interface,
     string MacAddress, string Ipv4Address, IReadOnlyList<string> Aliases)
 {
+    /// <summary>The network's gateway, where the router answers DNS for the network's names (null: the network has none).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Gateway { get; init; }
+
     /// <summary>The view of <paramref name="e"/> on <paramref name="network"/>.</summary>
     public static EndpointView From(NetworkDefinition network, EndpointRecord e) =>
         new(e.Id, network.Name, network.Id, e.Name, e.Netns, e.Interface, e.Mac.ToString(),
-            $"{VtepEndpoint.FormatAddress(e.Address)}/{e.PrefixLength}", e.Aliases);
+            $"{VtepEndpoint.FormatAddress(e.Address)}/{e.PrefixLength}", e.Aliases)
+        { Gateway = network.Gateway is uint g ? VtepEndpoint.FormatAddress(g) : null };
 }
 
 /// <summary>One network of <see cref="WorkloadCreateRequest"/>.</summary>

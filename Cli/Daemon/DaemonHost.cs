@@ -50,6 +50,7 @@ internal static class DaemonHost
 
         // The order of start (and, reversed, of stop).
         AddHostedSingleton<RouterService>(builder.Services);
+        AddHostedSingleton<DnsService>(builder.Services); // the gateways' DNS responder: before anything attaches endpoints
         AddHostedSingleton<GossipService>(builder.Services); // runs with a gossip: section, or once the host is in a cluster
         AddHostedSingleton<NetworkService>(builder.Services);
         AddHostedSingleton<ClusterService>(builder.Services);

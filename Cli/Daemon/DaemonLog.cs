@@ -22,4 +22,8 @@ internal static partial class DaemonLog
 
     [LoggerMessage(6, LogLevel.Warning, "Checking workload clients failed: {Message}")]
     public static partial void WorkloadSweepFailed(ILogger logger, string message);
+
+    // Names (DNS), issue 17: ids 1700–1709.
+    [LoggerMessage(1700, LogLevel.Warning, "Workload '{Name}' gets no resolv.conf pointing at its gateways: {Message}")]
+    public static partial void WorkloadResolvConfFailed(ILogger logger, string name, string message);
 }

@@ -12,7 +12,7 @@ namespace UserOverlay.Cli.Daemon;
 /// when the host leaves. On stop, it leaves the gossip cluster (others record this host as left and drop its
 /// endpoints at once, instead of waiting for failure detection) before the router stops.
 /// </summary>
-internal sealed class GossipService(DaemonOptions options, RouterService router, ILoggerFactory loggers) : IHostedService, IAsyncDisposable
+internal sealed class GossipService(DaemonOptions options, RouterService router, ILoggerFactory loggers, DnsService dns) : IHostedService, IAsyncDisposable
 {
     /// <summary>How long leaving the cluster may take before the stop goes on without it.</summary>
     public static readonly TimeSpan LeaveTimeout = TimeSpan.FromSeconds(3);
@@ -34,8 +34,11 @@ internal sealed class GossipService(DaemonOptions options, RouterService router,
     {
         if (options.Config.Gossip is not { } config) return;
         _agent = await GossipAgent.StartAsync(
-            GossipAgentOptions.ForRouter(router.Router, config.ToMembershipOptions(options.Name), config.Join), loggers, cancellationToken).ConfigureAwait(false);
+            WithNames(GossipAgentOptions.ForRouter(router.Router, config.ToMembershipOptions(options.Name), config.Join)), loggers, cancellationToken).ConfigureAwait(false);
     }
+
+    // Names travel with the endpoint records: other hosts' into the DNS table, this host's published with theirs.
+    private GossipAgentOptions WithNames(GossipAgentOptions o) => o with { NameSink = dns.Names, LocalNames = dns.LocalNamesOf };
 
     /// <summary>
     /// Starts gossip for a cluster (the configuration has no <c>gossip:</c> section): <paramref name="membership"/> carries
@@ -48,7 +51,7 @@ internal sealed class GossipService(DaemonOptions options, RouterService router,
         try
         {
             if (Current is not null) return;
-            var o = GossipAgentOptions.ForRouter(router.Router, membership, seeds) with { Networks = networks };
+            var o = WithNames(GossipAgentOptions.ForRouter(router.Router, membership, seeds)) with { Networks = networks };
             Volatile.Write(ref _agent, await GossipAgent.StartAsync(o, loggers, cancellationToken).ConfigureAwait(false));
         }
         finally { _gate.Release(); }

@@ -23,7 +23,7 @@ namespace UserOverlay.Cli.Daemon;
 /// </list>
 /// On stop nothing is undone: the state stays for the next start, and the router removes the TAPs when it stops.
 /// </summary>
-internal sealed class NetworkService(DaemonOptions options, RouterService router, ILoggerFactory loggers, GossipService gossip)
+internal sealed class NetworkService(DaemonOptions options, RouterService router, ILoggerFactory loggers, GossipService gossip, DnsService dns)
     : IHostedService, IDisposable
 {
     private readonly ILogger _log = loggers.CreateLogger("useroverlay");
@@ -46,7 +46,7 @@ internal sealed class NetworkService(DaemonOptions options, RouterService router
         {
             throw new RouterException(RouterErrorCode.SystemError, $"cannot use the state directory {options.StateDirectory} (--state-dir): {e.Message}");
         }
-        var dataPlane = new RouterDataPlane(router.Router, () => gossip.Current);
+        var dataPlane = new RouterDataPlane(router.Router, () => gossip.Current, dns);
         try
         {
             var manager = new NetworkManager(store, dataPlane, new NetworkManagerOptions { MaxMtu = config.Router.UnderlayMtu - Constants.VxlanOverhead });
@@ -56,6 +56,7 @@ internal sealed class NetworkService(DaemonOptions options, RouterService router
             UserOverlay.Cluster.Node.ClusterNode.RestoreKeys(options.StateDirectory, manager.ListNetworks(), router.Router.Options.Encryption?.Keys as UserOverlay.Crypto.StaticNetworkKeySource);
             foreach (var r in manager.Resume(e => Namespaces.Exists(e.Netns) ? null : $"its namespace {e.Netns} is gone"))
                 DaemonLog.EndpointReleased(_log, r.Endpoint.Name, r.Network, VtepEndpoint.FormatAddress(r.Endpoint.Address), r.Reason);
+            SeedNames(manager);
             _manager = manager;
             _workloads = new Workloads(manager, options.StateDirectory, _log);
         }
@@ -65,6 +66,22 @@ internal sealed class NetworkService(DaemonOptions options, RouterService router
             throw new RouterException(RouterErrorCode.SystemError, $"cannot start from the state in {options.StateDirectory} and {config.File}: {e.Message}", e);
         }
         return Task.CompletedTask;
+    }
+
+    // The configuration file's networks and endpoints are served from the router's start, not through the data plane:
+    // their names (and the subnets the responder needs) are told here, and gossiped with their records.
+    private void SeedNames(NetworkManager manager)
+    {
+        foreach (var net in manager.ListNetworks().Where(n => n.FromConfig))
+        {
+            dns.NetworkAdded(net);
+            foreach (var ep in manager.GetEndpoints(net.Id).Where(e => e.FromConfig))
+            {
+                var names = dns.EndpointAttached(net, ep);
+                if (gossip.Current is { } g && router.Router.LocalEndpoints.FirstOrDefault(l => l.Network == net.Name && l.Mac == ep.Mac) is { } info)
+                    g.PublishEndpoint(info, names);
+            }
+        }
     }
 
     /// <summary>The configuration file's networks and endpoints as requests to seed (the router's options, as loaded).</summary>

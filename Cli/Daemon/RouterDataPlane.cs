@@ -21,7 +21,7 @@ namespace UserOverlay.Cli.Daemon;
 /// manager's own; a step that fails after the router's undoes the router's, so nothing is left half made.
 /// Called under the manager's lock, one call at a time.
 /// </summary>
-internal sealed class RouterDataPlane(OverlayRouter router, Func<GossipAgent?> gossip) : INetworkDataPlane
+internal sealed class RouterDataPlane(OverlayRouter router, Func<GossipAgent?> gossip, DnsService? dns = null) : INetworkDataPlane
 {
     /// <inheritdoc/>
     public void AddNetwork(NetworkDefinition network)
@@ -54,6 +54,7 @@ internal sealed class RouterDataPlane(OverlayRouter router, Func<GossipAgent?> g
             try
             {
                 gossip()?.JoinNetwork(new GossipNetwork(network.Name, network.Vni));
+                dns?.NetworkAdded(network);
             }
             catch (ArgumentException e)
             {
@@ -74,6 +75,7 @@ internal sealed class RouterDataPlane(OverlayRouter router, Func<GossipAgent?> g
     public void RemoveNetwork(NetworkDefinition network)
     {
         gossip()?.LeaveNetwork(network.Vni);
+        dns?.NetworkRemoved(network);
         try { Map(() => router.RemoveNetwork(network.Name), "network"); }
         catch (ControlException e) when (e.Code == ControlErrorCodes.NotFound) { } // already gone: removing succeeds
         // The key this plane read from key_file goes with the network (a configuration file's key stays with the file).
@@ -106,10 +108,12 @@ internal sealed class RouterDataPlane(OverlayRouter router, Func<GossipAgent?> g
         var info = Map(() => router.AttachEndpoint(endpoint.ToEndpointOptions(network)), "netns");
         try
         {
-            gossip()?.PublishEndpoint(info);
+            var names = dns?.EndpointAttached(network, endpoint);
+            gossip()?.PublishEndpoint(info, names);
         }
         catch (ArgumentException e)
         {
+            dns?.EndpointDetached(network, endpoint);
             router.DetachEndpoint(network.Name, endpoint.Netns, endpoint.Interface);
             throw new ControlException(ControlErrorCodes.Internal, $"network: gossip does not serve '{network.Name}': {e.Message}", "network", e);
         }
@@ -119,6 +123,7 @@ internal sealed class RouterDataPlane(OverlayRouter router, Func<GossipAgent?> g
     public void DetachEndpoint(NetworkDefinition network, EndpointRecord endpoint)
     {
         gossip()?.WithdrawEndpoint(network.Vni, endpoint.Mac);
+        dns?.EndpointDetached(network, endpoint);
         Map(() => router.DetachEndpoint(network.Name, endpoint.Netns, endpoint.Interface), "netns"); // false (already gone) is fine
     }
 

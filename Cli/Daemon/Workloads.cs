@@ -124,6 +124,8 @@ internal sealed class Workloads : IDisposable
                     });
                     attached.Add(ep.NetworkId);
                 }
+                var gateways = nets.Select(n => _networks.GetNetwork(n.Network!).Gateway).OfType<uint>().ToList();
+                if (WorkloadResolvConf.Write(netns, gateways) is { } resolvError) DaemonLog.WorkloadResolvConfFailed(_log, name, resolvError);
                 var record = new WorkloadRecord(name, netns, DateTimeOffset.UtcNow, request.Detached, pid, start, foreignMount, callerPid > 0 ? callerPid : null);
                 Write(record);
                 _byName[name] = record;
@@ -207,6 +209,7 @@ internal sealed class Workloads : IDisposable
             }
             if (_mountRefs.Remove(netns, out var held)) held.Dispose();
         }
+        WorkloadResolvConf.Delete(netns);
         Namespaces.Delete(netns); // this daemon's view (the whole namespace when it was made here)
     }
 

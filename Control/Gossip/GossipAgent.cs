@@ -63,11 +63,17 @@ public sealed record GossipAgentOptions
     /// <summary>Where remote endpoints, flood lists and accepted peers go (a router, usually).</summary>
     public required IRemoteEndpointSink Sink { get; init; }
 
+    /// <summary>Where other hosts' endpoint names go (the DNS responder's table), or null: they come and go with the endpoints' records.</summary>
+    public IEndpointNameSink? NameSink { get; init; }
+
     /// <summary>This host's VTEP (address and VXLAN port), published in its node meta.</summary>
     public required VtepEndpoint Vtep { get; init; }
 
     /// <summary>The networks this host serves (name ↔ VNI). Records of other VNIs are ignored.</summary>
     public IReadOnlyList<GossipNetwork> Networks { get; init; } = [];
+
+    /// <summary>The DNS names of a local endpoint published at start (<see cref="LocalEndpoints"/>), or null: none.</summary>
+    public Func<LocalEndpointInfo, IReadOnlyList<string>?>? LocalNames { get; init; }
 
     /// <summary>Local endpoints published at start (more with <see cref="GossipAgent.PublishEndpoint"/>).</summary>
     public IReadOnlyList<LocalEndpointInfo> LocalEndpoints { get; init; } = [];
@@ -183,7 +189,7 @@ public sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, IAs
         }
 
         var table = agent._table;
-        foreach (var e in options.LocalEndpoints) agent.PublishEndpoint(e);
+        foreach (var e in options.LocalEndpoints) agent.PublishEndpoint(e, options.LocalNames?.Invoke(e));
         agent.RefreshDynamicPeers();
 
         agent.Seeds = options.Seeds.Where(s => !agent.IsSelf(s)).ToList();
@@ -206,7 +212,9 @@ public sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, IAs
     /// this host joins the network if it had no endpoint there. Throws <see cref="ArgumentException"/>
     /// when the endpoint's VNI is not one of the agent's networks or is known under another name.
     /// </summary>
-    public void PublishEndpoint(LocalEndpointInfo endpoint)
+    /// <param name="endpoint">The endpoint.</param>
+    /// <param name="names">Its DNS names on the network (workload name, aliases), gossiped with it; null: none.</param>
+    public void PublishEndpoint(LocalEndpointInfo endpoint, IReadOnlyList<string>? names = null)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
         string id = NetworkId(endpoint.Vni);
@@ -215,7 +223,7 @@ public sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, IAs
             if (!_nameById.TryGetValue(id, out string? name) || name != endpoint.Network)
                 throw new ArgumentException($"network '{endpoint.Network}' (VNI {endpoint.Vni}) is not one of this agent's networks ({string.Join(", ", _nameById.Select(kv => $"{kv.Value} VNI {kv.Key}"))})", nameof(endpoint));
             _local[(endpoint.Vni, endpoint.Mac.Value)] = endpoint;
-            Table.PublishEndpoint(id, endpoint.Mac.Value, VtepEndpoint.ToIPAddress(endpoint.Address));
+            Table.PublishEndpoint(id, endpoint.Mac.Value, VtepEndpoint.ToIPAddress(endpoint.Address), names);
         }
         GossipLog.EndpointPublished(_log, endpoint.Network, endpoint.Mac, VtepEndpoint.FormatAddress(endpoint.Address));
     }
@@ -278,7 +286,10 @@ public sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, IAs
             // The table reports the network's remote records as removed, but on its event task, after the VNI is
             // forgotten here; so the sink is told now.
             foreach (var rec in Table.GetEndpoints(id).Where(r => r.OwnerNode != Table.NodeName))
+            {
                 _sink.RemoveRemoteEndpoint(name, new MacAddress(rec.Mac), ToIPv4(rec.Ip));
+                _opt.NameSink?.RemoveNames(name, new MacAddress(rec.Mac));
+            }
             Table.LeaveNetwork(id);
             _sink.SetFloodList(name, _staticPeers);
         }
@@ -340,10 +351,16 @@ public sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, IAs
                 if (change.Previous is { Ip: { } oldIp } && !oldIp.Equals(rec.Ip))
                     _sink.RemoveRemoteEndpoint(network, mac, ToIPv4(oldIp)); // the old address must stop being answered
                 _sink.SetRemoteEndpoint(network, mac, ToIPv4(rec.Ip), vtep);
+                if (_opt.NameSink is { } names)
+                {
+                    if (rec.Names is { Count: > 0 } n && ToIPv4(rec.Ip) is uint ip) names.SetNames(network, mac, ip, n);
+                    else names.RemoveNames(network, mac);
+                }
                 GossipLog.EndpointSet(_log, change.Kind, network, mac, rec.Ip?.ToString() ?? "-", vtep, rec.OwnerNode);
                 break;
             case EndpointChangeKind.Removed:
                 _sink.RemoveRemoteEndpoint(network, mac, ToIPv4(rec.Ip));
+                _opt.NameSink?.RemoveNames(network, mac);
                 GossipLog.EndpointRemoved(_log, network, mac, rec.Ip?.ToString() ?? "-", rec.OwnerNode);
                 break;
         }

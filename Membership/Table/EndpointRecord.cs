@@ -15,8 +15,13 @@ namespace UserOverlay.Membership.Table;
 /// <param name="OwnerNode">Memberlist name of the host that owns the endpoint.</param>
 /// <param name="LamportTime">Version (owner's Lamport time when published or deleted).</param>
 /// <param name="Deleted">True for a tombstone.</param>
-public sealed record EndpointRecord(string NetworkId, ulong Mac, IPAddress? Ip, IPAddress Vtep, string OwnerNode, ulong LamportTime, bool Deleted = false)
+/// <param name="Names">The endpoint's DNS names on its network (workload name, aliases), or null: they come and go with the record.</param>
+public sealed record EndpointRecord(string NetworkId, ulong Mac, IPAddress? Ip, IPAddress Vtep, string OwnerNode, ulong LamportTime, bool Deleted = false,
+    IReadOnlyList<string>? Names = null)
 {
+    /// <summary>Whether two records carry the same names (in the same order; null and empty alike).</summary>
+    public static bool SameNames(EndpointRecord a, EndpointRecord b) => (a.Names ?? []).SequenceEqual(b.Names ?? [], StringComparer.Ordinal);
+
     /// <summary>The MAC as a <see cref="PhysicalAddress"/>.</summary>
     public PhysicalAddress MacAddress
     {

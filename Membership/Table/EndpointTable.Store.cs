@@ -56,7 +56,7 @@ public sealed partial class EndpointTable
     /// Publishes (or updates) a local endpoint: MAC, optional IP, behind this host's VTEP. Joins the
     /// network if needed. Gossiped to the network's members and included in every push/pull.
     /// </summary>
-    public EndpointRecord PublishEndpoint(string networkId, ulong mac, IPAddress? ip)
+    public EndpointRecord PublishEndpoint(string networkId, ulong mac, IPAddress? ip, IReadOnlyList<string>? names = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(networkId);
         if (mac > 0xFFFF_FFFF_FFFF) throw new ArgumentOutOfRangeException(nameof(mac), "a MAC has 48 bits");
@@ -64,7 +64,7 @@ public sealed partial class EndpointTable
         lock (_lock)
         {
             JoinNetworkLocked(networkId);
-            rec = new EndpointRecord(networkId, mac, ip, _opt.VtepAddress, NodeName, ++_clock);
+            rec = new EndpointRecord(networkId, mac, ip, _opt.VtepAddress, NodeName, ++_clock, Names: names is { Count: > 0 } ? [.. names] : null);
             PublishLocked(rec);
         }
         return rec;
@@ -205,7 +205,8 @@ public sealed partial class EndpointTable
         if (existing is { Deleted: false, OwnerNode: var prevOwner } && prevOwner == NodeName)
             wasLive = false; // someone took over a MAC we had: for us it is a new remote endpoint
         if (!r.Deleted && !wasLive) Emit(new EndpointChange(EndpointChangeKind.Added, r, null));
-        else if (!r.Deleted && wasLive && (r.Vtep.Equals(existing!.Vtep) is false || !Equals(r.Ip, existing.Ip) || r.OwnerNode != existing.OwnerNode))
+        else if (!r.Deleted && wasLive && (r.Vtep.Equals(existing!.Vtep) is false || !Equals(r.Ip, existing.Ip) || r.OwnerNode != existing.OwnerNode
+            || !EndpointRecord.SameNames(r, existing)))
             Emit(new EndpointChange(EndpointChangeKind.Updated, r, existing));
         else if (r.Deleted && wasLive) Emit(new EndpointChange(EndpointChangeKind.Removed, existing!, null));
     }

@@ -3,7 +3,8 @@
 //   user message  = 0xD7 | msgpack array of events
 //   push/pull     = 0xD7 | msgpack map {"A": [attachment events], "E": [endpoint events]}
 //   attachment    = {"L": ltime, "N": network, "O": node, "X": left?}
-//   endpoint      = {"D": deleted?, "I": ip raw (absent if none), "L": ltime, "M": mac, "N": network, "O": owner, "V": vtep raw}
+//   endpoint      = {"D": deleted?, "I": ip raw (absent if none), "L": ltime, "M": mac, "N": network, "O": owner,
+//                    "S": [DNS names] (absent if none; older readers skip it), "V": vtep raw}
 // The magic byte keeps the table's messages apart from other users of the same memberlist (serf's
 // user messages start with a type byte 0..9).
 
@@ -16,6 +17,9 @@ internal static class TableCodec
 {
     public const byte Magic = 0xD7;
 
+    /// <summary>Most DNS names an endpoint record may carry (a record with more is refused as invalid).</summary>
+    public const int MaxNames = 64;
+
     public static void WriteAttachment(MsgPackWriter w, NetworkAttachment a)
     {
         w.WriteMapHeader(4);
@@ -27,13 +31,20 @@ internal static class TableCodec
 
     public static void WriteEndpoint(MsgPackWriter w, EndpointRecord e)
     {
-        w.WriteMapHeader(e.Ip is null ? 6 : 7);
+        bool names = e.Names is { Count: > 0 };
+        w.WriteMapHeader((e.Ip is null ? 6 : 7) + (names ? 1 : 0));
         w.WriteKey("D"); w.WriteBool(e.Deleted);
         if (e.Ip is not null) { w.WriteKey("I"); w.WriteRaw(Memberlist.AddressBytes(e.Ip)); }
         w.WriteKey("L"); w.WriteUInt(e.LamportTime);
         w.WriteKey("M"); w.WriteUInt(e.Mac);
         w.WriteKey("N"); w.WriteString(e.NetworkId);
         w.WriteKey("O"); w.WriteString(e.OwnerNode);
+        if (names)
+        {
+            w.WriteKey("S");
+            w.WriteArrayHeader(e.Names!.Count);
+            foreach (string n in e.Names!) w.WriteString(n);
+        }
         w.WriteKey("V"); w.WriteRaw(Memberlist.AddressBytes(e.Vtep));
     }
 
@@ -102,6 +113,7 @@ internal static class TableCodec
     public static EndpointRecord ReadEndpoint(ref MsgPackReader r)
     {
         ulong lt = 0, mac = 0; string net = "", owner = ""; bool deleted = false; byte[]? ip = null, vtep = null;
+        List<string>? names = null;
         int n = r.ReadMapHeader();
         for (int i = 0; i < n; i++)
         {
@@ -113,13 +125,24 @@ internal static class TableCodec
                 case "M": mac = r.ReadUInt64(); break;
                 case "N": net = r.ReadString(); break;
                 case "O": owner = r.ReadString(); break;
+                case "S":
+                    int count = r.ReadArrayHeader();
+                    if (count > MaxNames) throw new MsgPackException("table: too many names on an endpoint");
+                    names = new List<string>(count);
+                    for (int j = 0; j < count; j++)
+                    {
+                        string name = r.ReadString();
+                        if (name.Length is 0 or > 253) throw new MsgPackException("table: a name that is no DNS name");
+                        names.Add(name);
+                    }
+                    break;
                 case "V": vtep = r.ReadBytes(); break;
                 default: r.Skip(); break;
             }
         }
         if (net.Length == 0 || owner.Length == 0 || vtep is not { Length: 4 or 16 } || mac > 0xFFFF_FFFF_FFFF || (ip is not null && ip.Length is not (4 or 16)))
             throw new MsgPackException("table: invalid endpoint record");
-        return new EndpointRecord(net, mac, ip is null ? null : new IPAddress(ip), new IPAddress(vtep), owner, lt, deleted);
+        return new EndpointRecord(net, mac, ip is null ? null : new IPAddress(ip), new IPAddress(vtep), owner, lt, deleted, names);
     }
 
     /// <summary>Decodes a gossip batch (after the magic byte) into events, in order; events of an unknown tag are skipped.</summary>

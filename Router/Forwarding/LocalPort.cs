@@ -28,6 +28,9 @@ internal sealed class LocalPort(int id, NetworkState network, EndpointOptions op
     /// </summary>
     public int LearnedEntries;
 
+    /// <summary>Set (under the router's inject lock) just before the TAP is closed: <see cref="OverlayRouter.InjectFrame"/> writes to it no more.</summary>
+    public bool Closed;
+
     /// <summary>Queues of the TAP that workers stopped reading because the device went away (incremented by the workers).</summary>
     public int GoneQueues;
 }

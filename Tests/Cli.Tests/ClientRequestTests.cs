@@ -102,6 +102,18 @@ public class ClientRequestTests
     }
 
     [Fact]
+    public void Connect_to_a_network_with_a_gateway_says_what_to_put_in_resolv_conf()
+    {
+        const string endpoint = """
+            {"id":"e1","network":"blue","network_id":"3f2a","name":"c1","netns":"c1","interface":"eth0","mac_address":"02:42:c6:12:01:09","ipv4_address":"198.18.1.9/24","aliases":[],"gateway":"198.18.1.1"}
+            """;
+        using var r = new FakeRouter().On("POST /v1/networks/blue/connect", 201, endpoint);
+        var run = CliRun.Of("network", "connect", "-H", r.SocketPath, "blue", "c1");
+        Assert.Equal((0, "c1 on blue: eth0 198.18.1.9/24 02:42:c6:12:01:09\n"
+            + "names: the router answers DNS for blue at 198.18.1.1; put `nameserver 198.18.1.1` in /etc/netns/c1/resolv.conf (ip netns exec c1 reads it)\n"), (run.ExitCode, run.Out));
+    }
+
+    [Fact]
     public void Run_d_without_a_command_asks_for_a_detached_workload_and_prints_its_name()
     {
         using var r = new FakeRouter().On("POST /v1/workloads", 201, """

@@ -28,6 +28,29 @@ public class TableCodecTests
     }
 
     [Fact]
+    public void Names_travel_with_the_record_and_a_record_without_them_has_none()
+    {
+        var named = WithIp with { Names = ["web", "www.blue"] };
+        byte[] msg = TableCodec.EncodeBatch([TableCodec.EncodeEvent(named), TableCodec.EncodeEvent(WithIp)]);
+        var events = TableCodec.DecodeBatch(msg.AsSpan(1));
+        Assert.Equal(["web", "www.blue"], events[0].Endpoint!.Names!);
+        Assert.True(EndpointRecord.SameNames(named, events[0].Endpoint!));
+        Assert.Null(events[1].Endpoint!.Names);
+        Assert.False(EndpointRecord.SameNames(named, events[1].Endpoint!));
+        var (_, state) = TableCodec.DecodeState(TableCodec.EncodeState([], [named]).AsSpan(1));
+        Assert.Equal(["web", "www.blue"], state.Single().Names!);
+    }
+
+    [Fact]
+    public void A_record_with_too_many_or_empty_names_is_refused()
+    {
+        var many = WithIp with { Names = [.. Enumerable.Range(0, TableCodec.MaxNames + 1).Select(i => $"n{i}")] };
+        Assert.Throws<MsgPackException>(() => TableCodec.DecodeBatch(TableCodec.EncodeBatch([TableCodec.EncodeEvent(many)]).AsSpan(1)));
+        var empty = WithIp with { Names = [""] };
+        Assert.Throws<MsgPackException>(() => TableCodec.DecodeBatch(TableCodec.EncodeBatch([TableCodec.EncodeEvent(empty)]).AsSpan(1)));
+    }
+
+    [Fact]
     public void Batch_SkipsEventsOfUnknownTag()
     {
         var w = new MsgPackWriter();

@@ -1,0 +1,47 @@
+namespace UserOverlay.Dns;
+
+/// <summary>The DNS responder's counters (all networks together). Thread-safe: incremented with Interlocked.</summary>
+public sealed class DnsCounters
+{
+    private readonly long[] _drops = new long[Enum.GetValues<DnsDropReason>().Length];
+    internal long QueriesReceived, AnsweredLocally, NameErrors, Forwarded, UpstreamAnswers, Truncated, TcpResets;
+
+    /// <summary>Queries taken from the pipeline (UDP datagrams to a gateway's port 53 that were queued).</summary>
+    public long Queries => Interlocked.Read(ref QueriesReceived);
+    /// <summary>Queries answered from the name table (names, aliases, PTR; NOERROR with or without records).</summary>
+    public long Answered => Interlocked.Read(ref AnsweredLocally);
+    /// <summary>Queries answered NXDOMAIN by the responder itself (an unknown name on an internal network or without upstreams, an unknown address of the subnet).</summary>
+    public long NxDomain => Interlocked.Read(ref NameErrors);
+    /// <summary>Queries sent to an upstream resolver.</summary>
+    public long ForwardedQueries => Interlocked.Read(ref Forwarded);
+    /// <summary>Upstream answers delivered to the asker.</summary>
+    public long UpstreamAnswered => Interlocked.Read(ref UpstreamAnswers);
+    /// <summary>Answers that did not fit a UDP datagram and went out with TC=1.</summary>
+    public long TruncatedAnswers => Interlocked.Read(ref Truncated);
+    /// <summary>TCP segments to port 53 answered with a reset (queries over TCP are not served).</summary>
+    public long TcpResetsSent => Interlocked.Read(ref TcpResets);
+
+    /// <summary>Drops of <paramref name="reason"/>.</summary>
+    public long Dropped(DnsDropReason reason) => Interlocked.Read(ref _drops[(int)reason]);
+
+    /// <summary>Every drop counter by its metric name.</summary>
+    public IReadOnlyDictionary<string, long> Drops => Enum.GetValues<DnsDropReason>().ToDictionary(Name, Dropped, StringComparer.Ordinal);
+
+    internal void Drop(DnsDropReason reason) => Interlocked.Increment(ref _drops[(int)reason]);
+
+    /// <summary>The metric label of a reason: snake case (<c>queue_full</c>, <c>upstream_timeout</c>…).</summary>
+    public static string Name(DnsDropReason reason) => reason switch
+    {
+        DnsDropReason.QueueFull => "queue_full",
+        DnsDropReason.MalformedPacket => "malformed_packet",
+        DnsDropReason.Fragment => "fragment",
+        DnsDropReason.NotQuery => "not_query",
+        DnsDropReason.Unparsable => "unparsable",
+        DnsDropReason.Oversized => "oversized",
+        DnsDropReason.UpstreamTimeout => "upstream_timeout",
+        DnsDropReason.UpstreamBusy => "upstream_busy",
+        DnsDropReason.UpstreamUnexpected => "upstream_unexpected",
+        DnsDropReason.NotDelivered => "not_delivered",
+        _ => reason.ToString(),
+    };
+}
