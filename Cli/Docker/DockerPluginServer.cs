@@ -58,6 +58,18 @@ internal sealed class DockerPluginServer(DaemonOptions options, RouterService ro
         plugin.Restore();
         Plugin = plugin;
 
+        _app = await ServeAsync(path, plugin, loggers, cancellationToken).ConfigureAwait(false);
+        _path = path;
+        DockerLog.Serving(_log, path, DockerNetworkPlugin.PluginName);
+    }
+
+    /// <summary>
+    /// Serves <paramref name="plugin"/> on the Unix socket <paramref name="path"/> (0660 root:root; requests from uid 0
+    /// only), refusing a path another live process serves. The caller stops and disposes the application.
+    /// </summary>
+    public static async Task<WebApplication> ServeAsync(string path, DockerNetworkPlugin plugin, ILoggerFactory loggers, CancellationToken cancellationToken)
+    {
+        var log = loggers.CreateLogger("useroverlay.docker");
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         if (File.Exists(path))
         {
@@ -86,14 +98,13 @@ internal sealed class DockerPluginServer(DaemonOptions options, RouterService ro
             }
             await next(ctx).ConfigureAwait(false);
         });
-        Map(app, plugin, _log);
-        app.MapFallback((RequestDelegate)(ctx => Write(ctx, 404,
+        Map(app, plugin, log);
+        // A pattern of its own: the default fallback skips paths that look like file names, as every method's does (Plugin.Activate).
+        app.MapFallback("{**path}", (RequestDelegate)(ctx => Write(ctx, 404,
             new PluginError($"{ctx.Request.Method} {ctx.Request.Path} is not a method of this plugin (it implements NetworkDriver and IpamDriver)"), DockerPluginJson.Default.PluginError)));
-        _app = app;
-        _path = path;
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         SocketAccess.Restrict(path, 0);
-        DockerLog.Serving(_log, path, DockerNetworkPlugin.PluginName);
+        return app;
     }
 
     /// <summary>The plugin's routes.</summary>
