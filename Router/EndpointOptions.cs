@@ -16,6 +16,14 @@ public sealed record EndpointOptions
     /// <summary>MAC of the TAP device; when null it is derived from the address (02:00 + the four octets).</summary>
     public MacAddress? Mac { get; init; }
 
+    /// <summary>
+    /// True when a container runtime takes the TAP: it is created in the router's own namespace, named
+    /// <see cref="Interface"/>, with its MAC and MTU but no address and down, and the runtime moves it into the workload
+    /// and configures it (Docker's remote network driver: Join's SrcName). <see cref="Netns"/> then only names the
+    /// workload. The device stays attached to the router's descriptor wherever it is moved.
+    /// </summary>
+    public bool HandOff { get; init; }
+
     /// <summary>The MAC the endpoint will have.</summary>
     public MacAddress EffectiveMac => Mac ?? MacAddress.FromIPv4(VtepEndpoint.ToIPAddress(Address));
 }

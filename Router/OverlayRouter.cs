@@ -257,7 +257,7 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
         try
         {
             tap = _platform.CreateTap(new TapRequest(e.Netns, e.Interface, e.EffectiveMac, net.Mtu, e.Address, e.PrefixLength, Options.TapOffload,
-                _state.Workers));
+                _state.Workers, e.HandOff));
         }
         catch
         {
@@ -286,6 +286,21 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
         _byMac[(no.Name, port.Mac)] = port;
         Log.EndpointAttached(_log, e.Interface, e.Netns, e.Network, net.Vni, $"{VtepEndpoint.FormatAddress(e.Address)}/{e.PrefixLength}", e.EffectiveMac);
         return port;
+    }
+
+    /// <summary>
+    /// The kernel's name now for the TAP of the endpoint <paramref name="interfaceName"/> in <paramref name="netns"/> on
+    /// <paramref name="network"/>: the name it was made with, or the one a container runtime renamed it to after moving it
+    /// (a <see cref="EndpointOptions.HandOff"/> endpoint). Null when there is no such endpoint, or its TAP is gone.
+    /// </summary>
+    public string? InterfaceNameOf(string network, string netns, string interfaceName)
+    {
+        lock (_controlLock)
+        {
+            ThrowIfDisposed();
+            if (!_byInterface.TryGetValue((netns, interfaceName), out var port) || port.Network.Options.Name != network) return null;
+            return port.Tap is Tap.LinuxTap linux ? linux.KernelName() : port.Tap.IsGone ? null : interfaceName;
+        }
     }
 
     /// <summary>

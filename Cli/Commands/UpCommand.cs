@@ -21,14 +21,21 @@ internal static class UpCommand
         var logLevel = new Option<LogLevel>("--log-level") { Description = "Trace, Debug, Information, Warning, Error.", DefaultValueFactory = _ => LogLevel.Information };
         var stateDir = new Option<string?>("--state-dir") { Description = "Where networks, endpoints and workloads created at run time persist across restarts. Default: /var/lib/useroverlay/NAME." };
         var group = new Option<string?>("--group") { Description = "Group (name or gid) whose members may use the control socket (read-only unless root). Default: \"useroverlay\" if that group exists, else root." };
-        var cmd = new Command("up", "Run this host's router in the foreground until SIGINT or SIGTERM; TAP devices are removed on exit.") { config, underlay, name, logLevel, stateDir, group };
+        var dockerPlugin = new Option<string?>("--docker-plugin")
+        {
+            Description = "Serve Docker's network and IPAM plugin (driver \"useroverlay\") on PATH, or off. Default: on, at /run/docker/plugins/useroverlay.sock, when /run/docker/plugins exists.",
+            HelpName = "PATH|off",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var cmd = new Command("up", "Run this host's router in the foreground until SIGINT or SIGTERM; TAP devices are removed on exit.") { config, underlay, name, logLevel, stateDir, group, dockerPlugin };
         cmd.Validators.Add(r =>
         {
             bool hasConfig = r.GetResult(config) is not null, hasUnderlay = r.GetResult(underlay) is not null;
             if (hasConfig == hasUnderlay)
                 r.AddError(hasConfig ? "give --config or --underlay, not both (the file names the underlay address)" : "give --config FILE, or --underlay IP[:PORT] to run without a configuration file");
         });
-        cmd.SetAction(p => Run(p.GetValue(config), p.GetValue(underlay), p.GetValue(name), p.GetValue(logLevel), p.GetValue(stateDir), p.GetValue(group)));
+        cmd.SetAction(p => Run(p.GetValue(config), p.GetValue(underlay), p.GetValue(name), p.GetValue(logLevel), p.GetValue(stateDir), p.GetValue(group),
+            Docker.DockerPluginServer.SocketFor(p.GetValue(dockerPlugin), p.GetResult(dockerPlugin) is not null)));
         return cmd;
     }
 
@@ -45,7 +52,7 @@ internal static class UpCommand
         return $"underlay: {{ address: \"{address}\"{port} }}\nencryption: {{ esp: udp }}\n";
     }
 
-    private static int Run(FileInfo? configFile, string? underlay, string? name, LogLevel level, string? stateDir, string? group)
+    private static int Run(FileInfo? configFile, string? underlay, string? name, LogLevel level, string? stateDir, string? group, string? dockerPlugin)
     {
         try
         {
@@ -59,7 +66,7 @@ internal static class UpCommand
                 throw new RouterException(RouterErrorCode.PermissionDenied,
                     "useroverlay up needs root: it creates TAP devices inside network namespaces and binds the data path (run it with sudo)");
             SocketAccess.ResolveGroup(group); // an unknown --group is a usage error, found before anything starts
-            var options = new DaemonOptions(config, name, level) { Group = group };
+            var options = new DaemonOptions(config, name, level) { Group = group, DockerPluginSocket = dockerPlugin };
             if (stateDir is not null) options = options with { StateDirectory = Path.GetFullPath(stateDir) };
             return DaemonHost.RunAsync(options).GetAwaiter().GetResult();
         }

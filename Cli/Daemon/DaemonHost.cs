@@ -54,6 +54,7 @@ internal static class DaemonHost
         AddHostedSingleton<GossipService>(builder.Services); // runs with a gossip: section, or once the host is in a cluster
         AddHostedSingleton<NetworkService>(builder.Services);
         AddHostedSingleton<ClusterService>(builder.Services);
+        AddHostedSingleton<Docker.DockerPluginServer>(builder.Services); // Docker's network and IPAM plugin (serves nothing with --docker-plugin=off)
         AddHostedSingleton<ControlServer>(builder.Services);
         if (options.Config.Metrics is not null) AddHostedSingleton<RouterMetrics>(builder.Services);
         return builder.Build();

@@ -15,6 +15,9 @@ internal sealed record DaemonOptions(HostConfig Config, string Name, LogLevel Lo
     /// <summary>The control socket's group (<c>--group</c>: a name or gid); null for <see cref="SocketAccess.DefaultGroup"/> if it exists, else root.</summary>
     public string? Group { get; init; }
 
+    /// <summary>Docker's plugin socket this daemon serves (<c>--docker-plugin</c>; <see cref="Docker.DockerPluginServer.SocketFor"/>), or null for none.</summary>
+    public string? DockerPluginSocket { get; init; }
+
     /// <summary>/var/lib/useroverlay/NAME.</summary>
     public static string DefaultStateDirectory(string name) => Path.Combine("/var/lib/useroverlay", name);
 }

@@ -118,6 +118,14 @@ public sealed record EndpointRecord
     /// <summary>True when the configuration file declares the endpoint (see <see cref="NetworkDefinition.FromConfig"/>); false when the API attached it.</summary>
     public bool FromConfig { get; init; }
 
+    /// <summary>
+    /// True when a container runtime took the TAP (Docker's remote driver): it was made in the router's namespace under
+    /// <see cref="Interface"/> and moved into the workload by the runtime (<see cref="EndpointOptions.HandOff"/>);
+    /// <see cref="Netns"/> names the workload's namespace. <see cref="NetworkManager.Resume"/> leaves such endpoints to
+    /// the runtime's plugin, which restores them in the workload's namespace.
+    /// </summary>
+    public bool HandOff { get; init; }
+
     /// <summary>The data path's description of this endpoint on <paramref name="network"/>.</summary>
     public EndpointOptions ToEndpointOptions(NetworkDefinition network) => new()
     {
@@ -127,6 +135,7 @@ public sealed record EndpointRecord
         Address = Address,
         PrefixLength = PrefixLength,
         Mac = Mac,
+        HandOff = HandOff,
     };
 }
 

@@ -258,7 +258,8 @@ public sealed class NetworkManager
                 }
             }
             var released = new List<ReleasedEndpoint>();
-            foreach (var (net, ep) in _byId.Values.SelectMany(n => n.Endpoints.Values.Select(e => (n, e))).Where(x => !x.e.FromConfig).OrderBy(x => x.e.Created).ToList())
+            // A handed-off endpoint's TAP lived in a runtime's workload: its plugin restores it there (not attached here).
+            foreach (var (net, ep) in _byId.Values.SelectMany(n => n.Endpoints.Values.Select(e => (n, e))).Where(x => !x.e.FromConfig && !x.e.HandOff).OrderBy(x => x.e.Created).ToList())
             {
                 string? reason = whyNot(ep);
                 if (reason is null)
@@ -330,6 +331,34 @@ public sealed class NetworkManager
         {
             var network = Find(nameOrId);
             return NetworkInspect.From(network.Definition, network.Endpoints.Values.OrderBy(e => e.Created));
+        }
+    }
+
+    /// <summary>
+    /// The address the next attach to the network would get (<see cref="AddressPool.AllocateNext"/>), skipping
+    /// <paramref name="exclude"/> (addresses promised to attaches to come), without taking it: what an IPAM plugin answers
+    /// a runtime that attaches later with that address. Throws <see cref="ControlErrorCodes.Exhausted"/> when none is free.
+    /// </summary>
+    public uint ProposeAddress(string nameOrId, IReadOnlySet<uint> exclude)
+    {
+        lock (_lock)
+        {
+            var pool = Find(nameOrId).Pool;
+            var taken = new List<uint>();
+            try
+            {
+                while (true)
+                {
+                    uint a = pool.AllocateNext();
+                    taken.Add(a);
+                    if (!exclude.Contains(a)) return a;
+                    if (taken.Count > exclude.Count) throw new ControlException(ControlErrorCodes.Exhausted, $"ip: no address of {pool.Range} is free", "ip");
+                }
+            }
+            finally
+            {
+                foreach (uint a in taken) pool.Release(a);
+            }
         }
     }
 
@@ -440,6 +469,7 @@ public sealed class NetworkManager
                 Aliases = aliases,
                 Created = _options.Time.GetUtcNow(),
                 FromConfig = fromConfig,
+                HandOff = request.HandOff,
             };
             if (callDataPlane)
             {

@@ -75,6 +75,9 @@ public sealed record EndpointAttachRequest
 
     /// <summary>The endpoint's id (64 lowercase hex characters); null for a new random one.</summary>
     public string? Id { get; init; }
+
+    /// <summary>A container runtime moves the TAP into the workload itself (<see cref="EndpointRecord.HandOff"/>).</summary>
+    public bool HandOff { get; init; }
 }
 
 /// <summary>Parses repeated <c>KEY=VALUE</c> flags (<c>--label</c>, <c>--aux-address</c>, <c>--opt</c>) for a CLI.</summary>

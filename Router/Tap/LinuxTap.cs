@@ -72,12 +72,13 @@ internal sealed unsafe class LinuxTap : ITapDevice, IRingWritableTap
         if (!File.Exists("/dev/net/tun"))
             throw new RouterException(RouterErrorCode.TunUnavailable,
                 "/dev/net/tun does not exist: load the TUN/TAP driver (modprobe tun) or create the node (mkdir -p /dev/net && mknod /dev/net/tun c 10 200)");
-        return Namespaces.RunIn(request.Netns, () => CreateHere(request));
+        // A device handed off to a runtime is born in the router's namespace, where the runtime finds it by name.
+        return request.HandOff ? CreateHere(request) : Namespaces.RunIn(request.Netns, () => CreateHere(request));
     }
 
     private static LinuxTap CreateHere(TapRequest r)
     {
-        string where = $"interface {r.Name} in namespace '{r.Netns}'";
+        string where = r.HandOff ? $"interface {r.Name} (for '{r.Netns}', in the router's namespace)" : $"interface {r.Name} in namespace '{r.Netns}'";
         SafeFdHandle handle = OpenQueue(r, where, first: true);
         var extra = new List<SafeFdHandle>();
         try
@@ -102,8 +103,11 @@ internal sealed unsafe class LinuxTap : ITapDevice, IRingWritableTap
             // driver never stops its queues, it drops a frame its ring (tx_queue_len) has no room for, under either
             // qdisc; with noqueue the sender learns of that drop (ENOBUFS) instead of the qdisc reporting success.
             nl.SetRootQdiscNoQueue(index, $"set qdisc noqueue on {where}");
-            nl.AddIPv4Address(index, r.Address, r.PrefixLength, $"add address {VtepEndpoint.FormatAddress(r.Address)}/{r.PrefixLength} to {where}");
-            nl.SetLinkUp(index, $"set {where} up");
+            if (!r.HandOff)
+            {
+                nl.AddIPv4Address(index, r.Address, r.PrefixLength, $"add address {VtepEndpoint.FormatAddress(r.Address)}/{r.PrefixLength} to {where}");
+                nl.SetLinkUp(index, $"set {where} up");
+            }
             var tap = new LinuxTap(handle, r.Name, r.Offload, uso);
             if (extra.Count > 0)
                 tap._queues = [tap, .. extra.Select(h => new LinuxTap(h, r.Name, r.Offload, uso))];
@@ -115,6 +119,18 @@ internal sealed unsafe class LinuxTap : ITapDevice, IRingWritableTap
             handle.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The device's name now (TUNGETIFF: a runtime may have moved and renamed it); null once it is gone.</summary>
+    public string? KernelName()
+    {
+        const nuint TUNGETIFF = 0x800454d2;
+        byte* ifr = stackalloc byte[40];
+        new Span<byte>(ifr, 40).Clear();
+        if (_gone || Interop.Libc.ioctl(_fd, TUNGETIFF, ifr) != 0) return null;
+        var name = new ReadOnlySpan<byte>(ifr, 16);
+        int end = name.IndexOf((byte)0);
+        return System.Text.Encoding.ASCII.GetString(end < 0 ? name : name[..end]);
     }
 
     /// <summary>Opens /dev/net/tun and attaches it to the device (the first queue creates it; IFF_TUN_EXCL refuses a name in use).</summary>

@@ -1,0 +1,269 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using UserOverlay.Testing.Common;
+
+namespace UserOverlay.Integration.Tests;
+
+/// <summary>
+/// Real Docker on UserOverlay: two hosts in namespaces (underlay 192.0.2.0/24), each with its own dockerd (its own
+/// mount namespace, data root, exec root, pid file and plugins directory bind-mounted on /run/docker/plugins; a
+/// daemon.json with bridge none, iptables false, ip-masq false, default-address-pools in 198.18.0.0/15) and its own
+/// router serving the plugin. Images come from busybox-static through `docker import`. Containers started by
+/// `docker run` ping each other and move 20 MB intact over an encrypted network, `docker network connect` adds a
+/// second one (bound to a network `useroverlay network create` made), a restarted router gives the running
+/// containers their interfaces back, and stop + rm leave no TAP, endpoint, address or FDB entry behind.
+/// </summary>
+public sealed class DockerTests
+{
+    private const string DockerCli = "/usr/bin/docker"; // Debian's client, the daemon's version (a newer one may be on PATH)
+    private const string Image = "uo-busybox";
+
+    /// <summary>One host: its namespace, directory, dockerd and router (in one mount namespace), stopped by PID.</summary>
+    private sealed class DockerHost(TestNetwork net, int index, string root, string gossipKey, string dockerd) : IDisposable
+    {
+        public string Namespace { get; } = net.AddHost($"h{index}", $"192.0.2.{index}/24");
+        public string Dir { get; } = Path.Combine(root, $"h{index}");
+        public string Name { get; } = $"{net.Prefix}h{index}";
+        public string Socket => Path.Combine(Dir, "docker.sock");
+        public string PluginSocket => Path.Combine(Dir, "plugins", "useroverlay.sock");
+        private readonly StringBuilder _log = new();
+        private Process? _restarted;
+
+        private int? Pid(string file) => File.Exists(Path.Combine(Dir, file)) && int.TryParse(File.ReadAllText(Path.Combine(Dir, file)).Trim(), out int p) ? p : null;
+
+        public string RouterArguments => $"up --config {Dir}/host.yaml --name {Name} --state-dir {Dir}/state";
+
+        public async Task StartAsync(int peer)
+        {
+            foreach (string d in (string[])["plugins", "data", "exec", "state", "esp"]) Directory.CreateDirectory(Path.Combine(Dir, d));
+            File.WriteAllText(Path.Combine(Dir, "daemon.json"), $$"""
+                {"bridge": "none", "iptables": false, "ip6tables": false, "ip-forward": false, "ip-masq": false,
+                 "default-address-pools": [{"base": "198.19.{{index}}.0/24", "size": 26}]}
+                """);
+            File.WriteAllText(Path.Combine(Dir, "host.yaml"), $$"""
+                underlay: { address: 192.0.2.{{index}} }
+                gossip: { bind: 192.0.2.{{index}}, join: [192.0.2.{{peer}}], key: {{gossipKey}}, profile: local }
+                encryption: { esp: udp, state_dir: {{Dir}}/esp }
+                """);
+            // `ip netns exec` remounted /sys (the cgroup mounts with it): mount them again, as the test's own mount namespace has them.
+            var script = new StringBuilder("set -e\n");
+            foreach (string line in File.ReadAllLines("/proc/self/mounts"))
+            {
+                var f = line.Split(' ');
+                if (!f[1].StartsWith("/sys/fs/cgroup", StringComparison.Ordinal)) continue;
+                script.Append(f[2] == "tmpfs" ? $"mount -t tmpfs -o {f[3]} cgroup {f[1]}\n" : $"mkdir -p {f[1]}\nmount -t {f[2]} -o {f[3]} {f[2]} {f[1]}\n");
+            }
+            script.Append($"mkdir -p /run/docker/plugins\nmount --bind {Dir}/plugins /run/docker/plugins\n");
+            script.Append($"{string.Join(' ', RouterProcess.Command)} {RouterArguments} >> {Dir}/router.log 2>&1 &\necho $! > {Dir}/router.pid\n");
+            script.Append($"{dockerd} --config-file {Dir}/daemon.json --data-root {Dir}/data --exec-root {Dir}/exec --pidfile {Dir}/docker.pid -H unix://{Socket} > {Dir}/dockerd.log 2>&1 &\necho $! > {Dir}/dockerd.pid\nwait\n");
+            File.WriteAllText(Path.Combine(Dir, "run.sh"), script.ToString());
+            net.Start(Namespace, "unshare", ["-m", "--propagation", "slave", "/bin/sh", Path.Combine(Dir, "run.sh")], l => { lock (_log) _log.AppendLine(l); });
+            var deadline = Stopwatch.StartNew();
+            while (!(File.Exists(PluginSocket) && Shell.Run(DockerCli, ["-H", "unix://" + Socket, "version"], TimeSpan.FromSeconds(10)).ExitCode == 0))
+            {
+                if (deadline.Elapsed > TimeSpan.FromSeconds(90)) Assert.Fail($"host {index}: dockerd or the router did not come up in 90 s\n{Logs()}");
+                await Task.Delay(200);
+            }
+        }
+
+        public string Logs()
+        {
+            string Read(string f) => File.Exists(Path.Combine(Dir, f)) ? File.ReadAllText(Path.Combine(Dir, f)) : "";
+            string tail(string s) => s.Length > 6000 ? s[^6000..] : s;
+            lock (_log) return $"--- wrapper\n{_log}\n--- router\n{tail(Read("router.log"))}\n--- dockerd\n{tail(Read("dockerd.log"))}";
+        }
+
+        public CommandResult Docker(params string[] args) => Shell.Run(DockerCli, new[] { "-H", "unix://" + Socket }.Concat(args), TimeSpan.FromSeconds(90));
+
+        public string Must(params string[] args)
+        {
+            var r = Docker(args);
+            Assert.True(r.ExitCode == 0, $"docker {string.Join(' ', args)} on host {index} exited {r.ExitCode}: {r.StdErr}\n{Logs()}");
+            return r.StdOut.Trim();
+        }
+
+        /// <summary>The useroverlay CLI against this host's router.</summary>
+        public CommandResult Cli(params string[] args) =>
+            Shell.Run(RouterProcess.Command[0], RouterProcess.Command.Skip(1).Concat(args[..(args[0] == "network" ? 2 : 1)]).Concat(["-H", Name]).Concat(args[(args[0] == "network" ? 2 : 1)..]), TimeSpan.FromSeconds(60));
+
+        /// <summary>Stops the router (SIGTERM, by PID) and starts it again in the same mount and network namespace as dockerd.</summary>
+        public async Task RestartRouterAsync()
+        {
+            int router = Pid("router.pid") ?? throw new InvalidOperationException("no router pid");
+            await StopAsync(router);
+            int dockerd = Pid("dockerd.pid") ?? throw new InvalidOperationException("no dockerd pid");
+            var psi = new ProcessStartInfo("nsenter") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (string a in new[] { $"--mount=/proc/{dockerd}/ns/mnt", $"--net=/proc/{dockerd}/ns/net", "--" }.Concat(RouterProcess.Command).Concat(RouterArguments.Split(' ')))
+                psi.ArgumentList.Add(a);
+            _restarted = Process.Start(psi)!;
+            _restarted.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
+            _restarted.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
+            _restarted.BeginOutputReadLine();
+            _restarted.BeginErrorReadLine();
+            File.WriteAllText(Path.Combine(Dir, "router.pid"), _restarted.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var deadline = Stopwatch.StartNew();
+            while (Cli("status").ExitCode != 0 || !File.Exists(PluginSocket))
+            {
+                if (_restarted.HasExited || deadline.Elapsed > TimeSpan.FromSeconds(60)) Assert.Fail($"host {index}: the restarted router did not come up\n{Logs()}");
+                await Task.Delay(200);
+            }
+        }
+
+        private static async Task StopAsync(int pid)
+        {
+            Shell.Run("kill", ["-TERM", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            for (int i = 0; i < 150 && Directory.Exists($"/proc/{pid}"); i++) await Task.Delay(100);
+        }
+
+        /// <summary>dockerd (which stops its containers and its containerd), then the router: each by its PID.</summary>
+        public void Dispose()
+        {
+            foreach (string file in (string[])["dockerd.pid", "router.pid"])
+            {
+                if (Pid(file) is not int pid || !Directory.Exists($"/proc/{pid}")) continue;
+                Shell.Run("kill", ["-TERM", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+                for (int i = 0; i < 200 && Directory.Exists($"/proc/{pid}"); i++) Thread.Sleep(100);
+                if (Directory.Exists($"/proc/{pid}")) Shell.Run("kill", ["-KILL", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            }
+            if (_restarted is { } p)
+            {
+                try { if (!p.HasExited) p.Kill(); p.WaitForExit(5000); } catch (InvalidOperationException) { }
+                p.Dispose();
+            }
+        }
+    }
+
+    private static string RequireDocker()
+    {
+        Requires.Root();
+        string dockerd = Requires.Tool("dockerd", "docker.io");
+        if (!File.Exists(DockerCli)) Requires.Tool("docker-debian-client-at-/usr/bin/docker", "docker.io");
+        if (!File.Exists("/bin/busybox")) Requires.Tool("busybox-static-at-/bin/busybox", "busybox-static");
+        Requires.Tool("unshare", "util-linux");
+        Requires.Tool("nsenter", "util-linux");
+        return dockerd;
+    }
+
+    [Fact]
+    public async Task Containers_on_two_hosts_ping_move_20_MB_encrypted_connect_a_second_network_survive_a_router_restart_and_leave_nothing()
+    {
+        string dockerd = RequireDocker();
+        string root = Directory.CreateTempSubdirectory("uodk-").FullName;
+        try
+        {
+            using var net = new TestNetwork("dk");
+            string gossipKey = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+            using var h1 = new DockerHost(net, 1, root, gossipKey, dockerd);
+            using var h2 = new DockerHost(net, 2, root, gossipKey, dockerd);
+            await Task.WhenAll(h1.StartAsync(2), h2.StartAsync(1));
+            await Run(root, h1, h2);
+        }
+        finally
+        {
+            try { Directory.Delete(root, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    private static async Task Run(string root, DockerHost h1, DockerHost h2)
+    {
+        DockerHost[] hosts = [h1, h2];
+        // The image: busybox-static's binary and its applets, imported (no registry).
+        string rootfs = Path.Combine(root, "rootfs");
+        Directory.CreateDirectory(Path.Combine(rootfs, "bin"));
+        Directory.CreateDirectory(Path.Combine(rootfs, "tmp"));
+        File.Copy("/bin/busybox", Path.Combine(rootfs, "bin", "busybox"));
+        Shell.Run("chroot", [rootfs, "/bin/busybox", "--install", "-s", "/bin"]).EnsureSuccess();
+        string key = Path.Combine(root, "blue.key");
+        File.WriteAllText(key, Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)));
+        foreach (var h in hosts)
+        {
+            Shell.Run("sh", ["-c", $"tar -C {rootfs} -c . | {DockerCli} -H unix://{h.Socket} import - {Image}"], TimeSpan.FromSeconds(60)).EnsureSuccess();
+            // blue: made by Docker (encrypted, the same VNI and key file on both hosts); green: made by useroverlay, then bound by Docker.
+            h.Must("network", "create", "-d", "useroverlay", "--ipam-driver", "useroverlay", "--subnet", "198.18.40.0/24", "-o", "encrypted",
+                "-o", "key_file=" + key, "-o", "com.docker.network.driver.overlay.vxlanid_list=4140", "-o", "name=blue", "blue");
+            h.Cli("network", "create", "--subnet", "198.18.41.0/24", "--vni", "4141", "green").EnsureSuccess();
+            h.Must("network", "create", "-d", "useroverlay", "--ipam-driver", "useroverlay", "--ipam-opt", "network=green", "green");
+        }
+        using (var inspect = JsonDocument.Parse(h1.Cli("network", "inspect", "blue").EnsureSuccess().StdOut))
+            Assert.True(inspect.RootElement[0].GetProperty("Options").TryGetProperty("encrypted", out _));
+
+        h1.Must("run", "-d", "--name", "c1", "--network", "blue", "--ip", "198.18.40.11", Image, "/bin/sleep", "600");
+        h2.Must("run", "-d", "--name", "c2", "--network", "blue", "--ip", "198.18.40.12", Image, "/bin/sleep", "600");
+        foreach (var h in hosts)
+        {
+            Assert.DoesNotContain("docker_gwbridge", h.Must("network", "ls", "--format", "{{.Name}}"));
+            Assert.DoesNotContain("docker_gwbridge", Shell.Run("ip", ["-n", h.Namespace, "-o", "link"]).StdOut);
+        }
+        string c1Addr = h1.Must("exec", "c1", "ip", "-4", "-o", "addr", "show", "eth0");
+        Assert.Contains("198.18.40.11/24", c1Addr);
+        Assert.Contains("mtu 1408", h1.Must("exec", "c1", "ip", "link", "show", "eth0")); // the encrypted network's MTU
+        await Eventually(() => h1.Docker("exec", "c1", "ping", "-c", "1", "-W", "1", "198.18.40.12").ExitCode == 0, "c1 pings c2 over blue", hosts);
+        h1.Must("exec", "c1", "ping", "-c", "3", "-W", "2", "198.18.40.12");
+        h2.Must("exec", "c2", "ping", "-c", "3", "-W", "2", "198.18.40.11");
+
+        // 20 MB, checksummed at both ends.
+        string sent = h1.Must("exec", "c1", "sh", "-c", "head -c 20971520 /dev/urandom > /tmp/blob && md5sum /tmp/blob").Split(' ')[0];
+        h2.Must("exec", "-d", "c2", "sh", "-c", "sleep 120 | nc -l -p 5000 > /tmp/blob");
+        await Eventually(() => h2.Docker("exec", "c2", "sh", "-c", "netstat -ltn | grep -q ':5000 '").ExitCode == 0, "c2 listens on 5000", hosts);
+        h1.Must("exec", "c1", "sh", "-c", "nc 198.18.40.12 5000 < /tmp/blob");
+        await Eventually(() => h2.Docker("exec", "c2", "sh", "-c", "md5sum /tmp/blob").StdOut.StartsWith(sent, StringComparison.Ordinal), "c2 has the 20 MB intact", hosts);
+        Assert.Equal("20971520", h2.Must("exec", "c2", "sh", "-c", "wc -c < /tmp/blob").Trim());
+
+        // A second network on the running containers.
+        h1.Must("network", "connect", "--ip", "198.18.41.21", "green", "c1");
+        h2.Must("network", "connect", "--ip", "198.18.41.22", "green", "c2");
+        Assert.Contains("198.18.41.21/24", h1.Must("exec", "c1", "ip", "-4", "-o", "addr", "show", "eth1"));
+        await Eventually(() => h1.Docker("exec", "c1", "ping", "-c", "1", "-W", "1", "198.18.41.22").ExitCode == 0, "c1 pings c2 over green", hosts);
+
+        // The router restarts: the containers get their TAPs back (same names, addresses and MACs) and reach each other again.
+        string macBefore = h1.Must("exec", "c1", "cat", "/sys/class/net/eth0/address");
+        await h1.RestartRouterAsync();
+        Assert.Contains("198.18.40.11/24", h1.Must("exec", "c1", "ip", "-4", "-o", "addr", "show", "eth0"));
+        Assert.Contains("198.18.41.21/24", h1.Must("exec", "c1", "ip", "-4", "-o", "addr", "show", "eth1"));
+        Assert.Equal(macBefore, h1.Must("exec", "c1", "cat", "/sys/class/net/eth0/address"));
+        await Eventually(() => h1.Docker("exec", "c1", "ping", "-c", "1", "-W", "1", "198.18.40.12").ExitCode == 0, "c1 pings c2 over blue after the restart", hosts);
+        await Eventually(() => h1.Docker("exec", "c1", "ping", "-c", "1", "-W", "1", "198.18.41.22").ExitCode == 0, "c1 pings c2 over green after the restart", hosts);
+        h1.Must("network", "disconnect", "green", "c1");
+        Assert.NotEqual(0, h1.Docker("exec", "c1", "ip", "link", "show", "eth1").ExitCode);
+
+        // Stop and rm: nothing is left — no TAP in the host, no endpoint or address in the router, no FDB entry anywhere.
+        string[] macs = ["02:00:c6:12:28:0b", "02:00:c6:12:28:0c", "02:00:c6:12:29:15", "02:00:c6:12:29:16"];
+        h1.Must("stop", "-t", "1", "c1");
+        h2.Must("stop", "-t", "1", "c2");
+        h1.Must("rm", "c1");
+        h2.Must("rm", "c2");
+        foreach (var h in hosts)
+        {
+            await Eventually(() =>
+            {
+                string status = h.Cli("status", "--json").EnsureSuccess().StdOut;
+                return macs.All(m => !status.Contains(m, StringComparison.OrdinalIgnoreCase));
+            }, $"{h.Name}: no endpoint or FDB entry of the containers' MACs", hosts);
+            Assert.DoesNotContain(" uo", Shell.Run("ip", ["-n", h.Namespace, "-o", "link"]).StdOut);
+            foreach (string n in (string[])["blue", "green"])
+                using (var inspect = JsonDocument.Parse(h.Cli("network", "inspect", n).EnsureSuccess().StdOut))
+                    Assert.Empty(inspect.RootElement[0].GetProperty("Containers").EnumerateObject());
+            h.Must("network", "rm", "blue", "green");
+            // Docker's blue was the plugin's, so it went; green was useroverlay's, so it stays.
+            string ls = h.Cli("network", "ls").EnsureSuccess().StdOut;
+            Assert.DoesNotContain("blue", ls);
+            Assert.Contains("green", ls);
+            using var state = JsonDocument.Parse(File.ReadAllText(Path.Combine(h.Dir, "state", "docker", "plugin.json")));
+            foreach (string part in (string[])["Pools", "Networks", "Endpoints"])
+                Assert.Empty(state.RootElement.GetProperty(part).EnumerateObject());
+        }
+    }
+
+    private static async Task Eventually(Func<bool> condition, string what, DockerHost[] hosts, int seconds = 30)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (deadline.Elapsed > TimeSpan.FromSeconds(seconds))
+                Assert.Fail($"{what}: not within {seconds} s\n{string.Join("\n", hosts.Select(h => h.Logs()))}");
+            await Task.Delay(300);
+        }
+    }
+}
