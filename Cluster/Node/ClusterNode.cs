@@ -117,6 +117,13 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
                 ? await StartManagerAsync(membership, identity, ca: null, bootstrap: null, cancellationToken, resuming: true).ConfigureAwait(false)
                 : StartWorker(membership, identity);
         }
+        catch (ControlException e) when (membership.Store is not null && e.Code == ControlErrorCodes.Unavailable && e.Field == "store")
+        {
+            // A manager on etcd restarted while etcd does not answer: the host forwards with what it has (its networks
+            // and keys are its own) and the manager's parts start once etcd answers.
+            StartConnecting(membership, identity, e.Message);
+            return;
+        }
         catch
         {
             identity.Dispose();
@@ -137,6 +144,7 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
     /// <summary>Stops the node's parts (the membership stays recorded for the next start).</summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        await StopConnectingAsync().ConfigureAwait(false);
         if (Interlocked.Exchange(ref _parts, null) is { } parts) await StopPartsAsync(parts).ConfigureAwait(false);
     }
 
@@ -368,7 +376,11 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
     /// <summary>What <c>swarm status</c> shows.</summary>
     public SwarmStatus Status()
     {
-        if (Volatile.Read(ref _parts) is not { } p)
+        var p = Volatile.Read(ref _parts);
+        if (p is null && Volatile.Read(ref _connecting) is { } c)
+            return new SwarmStatus("connecting", c.NodeId, c.NodeName, c.ClusterId, RoleName(c.Role), c.ControlAddress, c.DataPathAddress, c.Managers,
+                Connected: false, LastError: _connectError, Store: string.Join(",", c.Store?.Endpoints ?? []) + c.Store?.Prefix);
+        if (p is null)
             return Volatile.Read(ref _switchingTo) is { } m
                 ? new SwarmStatus("switching", m.NodeId, m.NodeName, m.ClusterId, RoleName(m.Role), m.ControlAddress, m.DataPathAddress, m.Managers)
                 : new SwarmStatus("inactive");
@@ -467,8 +479,8 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
 
     private void RefuseIfActive(string what)
     {
-        if (Volatile.Read(ref _parts) is { } p)
-            throw ControlException.Conflicting("swarm", $"this node is already part of a swarm (cluster {p.Membership.ClusterId}, as a {RoleName(p.Membership.Role)}); {what} needs swarm leave first");
+        if ((Volatile.Read(ref _parts)?.Membership ?? Volatile.Read(ref _connecting)) is { } m)
+            throw ControlException.Conflicting("swarm", $"this node is already part of a swarm (cluster {m.ClusterId}, as a {RoleName(m.Role)}); {what} needs swarm leave first");
     }
 
     // ---- the parts -------------------------------------------------------------------------------------------------
