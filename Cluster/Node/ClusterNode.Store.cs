@@ -31,6 +31,59 @@ public sealed partial class ClusterNode
     private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
     private const UnixFileMode OwnerOnlyDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
 
+    private ClusterMembership? _connecting; // a manager on etcd waiting for etcd after a restart
+    private volatile string? _connectError;
+    private CancellationTokenSource? _connectStop;
+    private Task? _connectLoop;
+
+    /// <summary>How often a restarted manager whose etcd does not answer tries again.</summary>
+    internal TimeSpan StoreRetryInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    // Retries the manager's start until etcd answers; the status says "connecting" meanwhile.
+    private void StartConnecting(ClusterMembership membership, NodeIdentity identity, string reason)
+    {
+        _connectError = reason;
+        Volatile.Write(ref _connecting, membership);
+        LogStoreAway(reason);
+        var stop = _connectStop = new CancellationTokenSource();
+        _connectLoop = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try { await Task.Delay(StoreRetryInterval, stop.Token).ConfigureAwait(false); }
+                catch (OperationCanceledException) { break; }
+                await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+                try
+                {
+                    if (stop.IsCancellationRequested) break;
+                    var parts = await StartManagerAsync(membership, identity, ca: null, bootstrap: null, stop.Token, resuming: true).ConfigureAwait(false);
+                    Volatile.Write(ref _parts, parts);
+                    Volatile.Write(ref _connecting, null);
+                    LogResumed(RoleName(membership.Role), membership.ClusterId, parts.Api.Peer);
+                    return;
+                }
+                catch (Exception e) when (e is ControlException or StoreException or OperationCanceledException or IOException)
+                {
+                    _connectError = e.Message;
+                }
+                finally { _gate.Release(); }
+            }
+            identity.Dispose();
+        });
+    }
+
+    private async Task StopConnectingAsync()
+    {
+        if (Interlocked.Exchange(ref _connectStop, null) is not { } stop) return;
+        await stop.CancelAsync().ConfigureAwait(false);
+        if (_connectLoop is { } loop) await loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        stop.Dispose();
+        Volatile.Write(ref _connecting, null);
+    }
+
+    [Microsoft.Extensions.Logging.LoggerMessage(Level = Microsoft.Extensions.Logging.LogLevel.Warning, Message = "cluster: this manager's store does not answer ({Reason}); the host forwards with the state it has, and the manager starts once the store answers")]
+    private partial void LogStoreAway(string reason);
+
     /// <summary>What <c>--store</c> and its options asked for, checked; null for the embedded store.</summary>
     private static StoreHandover? ParseStore(SwarmInitRequest request)
     {

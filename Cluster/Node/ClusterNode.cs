@@ -32,8 +32,9 @@ namespace UserOverlay.Cluster.Node;
 /// keeps the host's networks in step with the managers' state and reserves addresses from the cluster's IPAM, the
 /// cluster's keys in the router (encrypted networks) and in gossip (started here with the cluster's key when the
 /// host's own configuration runs none);</item>
-/// <item>a manager also: the replicated store (STATE/cluster/store), the <see cref="ClusterManager"/> over it, the
-/// control port (<see cref="ClusterServer"/>, 2377) serving joins and the node ↔ manager protocol
+/// <item>a manager also: the store — its embedded Raft member (STATE/cluster/raft), or etcd with the secrets sealed
+/// (ClusterNode.Store.cs: STATE/cluster/store, seal.key) and its presence lease — the <see cref="ClusterManager"/> over
+/// it, the control port (<see cref="ClusterServer"/>, 2377) serving joins and the node ↔ manager protocol
 /// (<see cref="ClusterRoutes"/>), and the key rotation timer.</item>
 /// </list>
 /// What a node is in is recorded in STATE/cluster/membership.json, written last by init and join (so a failed one
@@ -117,6 +118,13 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
                 ? await StartManagerAsync(membership, identity, ca: null, bootstrap: null, cancellationToken, resuming: true).ConfigureAwait(false)
                 : StartWorker(membership, identity);
         }
+        catch (ControlException e) when (membership.Store is not null && e.Code == ControlErrorCodes.Unavailable && e.Field == "store")
+        {
+            // A manager on etcd restarted while etcd does not answer: the host forwards with what it has (its networks
+            // and keys are its own) and the manager's parts start once etcd answers.
+            StartConnecting(membership, identity, e.Message);
+            return;
+        }
         catch
         {
             identity.Dispose();
@@ -137,6 +145,7 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
     /// <summary>Stops the node's parts (the membership stays recorded for the next start).</summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        await StopConnectingAsync().ConfigureAwait(false);
         if (Interlocked.Exchange(ref _parts, null) is { } parts) await StopPartsAsync(parts).ConfigureAwait(false);
     }
 
@@ -331,13 +340,15 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
             bool last = false;
             if (parts.Membership.Role == NodeRole.Manager && parts.Manager is { } manager && (!force || parts.SharedStore is not null))
             {
-                var nodes = await manager.ListNodesAsync(cancellationToken).ConfigureAwait(false);
-                last = nodes.Count(n => n.Role == NodeRole.Manager) <= 1;
+                IReadOnlyList<NodeRecord> nodes;
+                try { nodes = await manager.ListNodesAsync(cancellationToken).ConfigureAwait(false); }
+                catch (StoreException) when (force) { nodes = []; } // etcd away: --force leaves anyway, the keys stay there
+                last = nodes.Count > 0 && nodes.Count(n => n.Role == NodeRole.Manager) <= 1;
                 if (last && !force)
                     throw ControlException.Conflicting("swarm", $"this is the cluster's last manager{(nodes.Count > 1 ? $" and {nodes.Count - 1} other node(s) depend on it" : "")}: leaving ends the cluster; use --force to do that");
             }
             // On etcd the cluster's state outlives the managers' directories: the last one ends the cluster there too.
-            if (last && parts.SharedStore is { } shared) await EraseClusterAsync(shared, parts.Membership.ClusterId).ConfigureAwait(false);
+            if (last && parts.SharedStore is { } shared) await EraseClusterQuietlyAsync(shared, parts.Membership.ClusterId).ConfigureAwait(false);
             // Give addresses back while a manager still answers (best effort: `node rm` on a manager releases the rest).
             foreach (var n in clusterNetworks)
                 foreach (var ep in m.GetEndpoints(n.Id))
@@ -368,7 +379,11 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
     /// <summary>What <c>swarm status</c> shows.</summary>
     public SwarmStatus Status()
     {
-        if (Volatile.Read(ref _parts) is not { } p)
+        var p = Volatile.Read(ref _parts);
+        if (p is null && Volatile.Read(ref _connecting) is { } c)
+            return new SwarmStatus("connecting", c.NodeId, c.NodeName, c.ClusterId, RoleName(c.Role), c.ControlAddress, c.DataPathAddress, c.Managers,
+                Connected: false, LastError: _connectError, Store: string.Join(",", c.Store?.Endpoints ?? []) + c.Store?.Prefix);
+        if (p is null)
             return Volatile.Read(ref _switchingTo) is { } m
                 ? new SwarmStatus("switching", m.NodeId, m.NodeName, m.ClusterId, RoleName(m.Role), m.ControlAddress, m.DataPathAddress, m.Managers)
                 : new SwarmStatus("inactive");
@@ -467,8 +482,8 @@ public sealed partial class ClusterNode(IClusterHost host) : IAsyncDisposable
 
     private void RefuseIfActive(string what)
     {
-        if (Volatile.Read(ref _parts) is { } p)
-            throw ControlException.Conflicting("swarm", $"this node is already part of a swarm (cluster {p.Membership.ClusterId}, as a {RoleName(p.Membership.Role)}); {what} needs swarm leave first");
+        if ((Volatile.Read(ref _parts)?.Membership ?? Volatile.Read(ref _connecting)) is { } m)
+            throw ControlException.Conflicting("swarm", $"this node is already part of a swarm (cluster {m.ClusterId}, as a {RoleName(m.Role)}); {what} needs swarm leave first");
     }
 
     // ---- the parts -------------------------------------------------------------------------------------------------

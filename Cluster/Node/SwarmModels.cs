@@ -31,7 +31,8 @@ public sealed record SwarmJoinRequest(string? Token, string? RemoteAddr, string?
 public sealed record SwarmLeaveRequest(bool Force = false);
 
 /// <summary>What <c>swarm init</c> and <c>swarm join</c> answer, and <c>GET /v1/swarm</c>.</summary>
-/// <param name="State">"inactive" (not in a cluster), "active", or "switching" (a promotion or demotion of this node is under way).</param>
+/// <param name="State">"inactive" (not in a cluster), "active", "switching" (a promotion or demotion of this node is under way), or
+/// "connecting" (a manager on etcd restarted while etcd does not answer: the host forwards with what it has, and the manager starts once etcd answers).</param>
 /// <param name="NodeId">This node's id.</param>
 /// <param name="NodeName">Its name in the cluster (the router's name).</param>
 /// <param name="ClusterId">The cluster's id.</param>

@@ -9,7 +9,9 @@ namespace UserOverlay.Integration.Tests;
 /// Faults of the embedded store among real daemons in namespaces (underlay 192.0.2.0/24): three managers with one
 /// partitioned away (its link down: the minority refuses writes with a clear error, the majority goes on, the
 /// partitioned one catches up when it heals), then every manager killed and restarted at once (the state intact).
-/// The etcd store's faults are in Cluster.Tests (EtcdManagersTests, EtcdManagersFaultTests). Prints its figures.
+/// And the etcd store end to end: an etcd member in a manager's namespace, <c>swarm init --store etcd://…</c> through the
+/// CLI, a second daemon joining as a manager over the underlay, both serving. The etcd store's faults are in
+/// Cluster.Tests (EtcdManagersTests, EtcdManagersFaultTests). Prints its figures.
 /// </summary>
 public sealed class ClusterFaultTests(ITestOutputHelper output)
 {
@@ -18,7 +20,7 @@ public sealed class ClusterFaultTests(ITestOutputHelper output)
         public string Address { get; } = $"192.0.2.{index}";
         public string Namespace { get; } = net.AddHost($"n{index}", $"192.0.2.{index}/24");
         private RouterProcess? _router;
-        public RouterProcess Router => _router ??= new(net, Namespace, $"{net.Prefix}n{index}", $"underlay: {{ address: 192.0.2.{index} }}");
+        public RouterProcess Router => _router ??= new(net, Namespace, $"{net.Prefix}n{index}", $"underlay: {{ address: 192.0.2.{index} }}\nencryption: {{ esp: udp }}");
 
         public CommandResult Cli(int words, params string[] args) =>
             Shell.Run(RouterProcess.Command[0], [.. RouterProcess.Command[1..], .. args[..words], "-H", Router.Name, .. args[words..]], TimeSpan.FromSeconds(90));
@@ -67,10 +69,9 @@ public sealed class ClusterFaultTests(ITestOutputHelper output)
         // m3 is cut off from the other two (its underlay link down; its CLI socket still answers).
         net.SetHostLink(m3.Namespace, up: false);
         var cut = Stopwatch.StartNew();
-        var refused = m3.Cli(2, "network", "create", "--attachable", "--subnet", "198.18.51.0/24", "minority");
-        var refusedAfter = cut.Elapsed;
-        Assert.True(refused.ExitCode != 0, $"the partitioned manager accepted a write: {refused.StdOut}");
-        Assert.False(string.IsNullOrWhiteSpace(refused.StdErr), "the refusal says why");
+        // At once: the minority's write (refused when no leader takes it) and the majority's (accepted, after a new
+        // election if m3 led).
+        var minority = Task.Run(() => (Result: m3.Cli(2, "network", "create", "--attachable", "--subnet", "198.18.51.0/24", "minority"), At: cut.Elapsed));
         int retried = 0;
         await Eventually.True(() =>
         {
@@ -80,6 +81,9 @@ public sealed class ClusterFaultTests(ITestOutputHelper output)
             return ok;
         }, TimeSpan.FromSeconds(40), "the majority accepts a write");
         var majorityAfter = cut.Elapsed;
+        var (refused, refusedAfter) = await minority;
+        Assert.True(refused.ExitCode != 0, $"the partitioned manager accepted a write: {refused.StdOut}");
+        Assert.False(string.IsNullOrWhiteSpace(refused.StdErr), "the refusal says why");
         Assert.DoesNotContain("minority", Networks(m1));
         Assert.DoesNotContain("majority", Networks(m3));
 
@@ -111,5 +115,59 @@ public sealed class ClusterFaultTests(ITestOutputHelper output)
             Assert.Equal(3, doc.RootElement.GetArrayLength());
         }
         Figure($"embedded store, all 3 managers killed and restarted at once: writable again {writable.TotalSeconds:0.0} s after the restart began, networks and nodes intact");
+    }
+
+    [Fact]
+    public async Task Two_daemons_on_etcd_through_the_cli_init_join_as_managers_and_serve_one_network()
+    {
+        Requires.Root();
+        string etcdBinary = Requires.Tool("etcd", "etcd-server");
+        using var net = new TestNetwork("ce");
+        using var m1 = new Node(net, 1);
+        using var m2 = new Node(net, 2);
+        await Task.WhenAll(m1.Router.StartAsync(), m2.Router.StartAsync());
+
+        // Options refused by name before anything is made.
+        Assert.Contains("store-prefix", m1.Cli(2, "swarm", "init", "--advertise-addr", m1.Address, "--store-prefix", "/uo").StdErr);
+        var unreachable = m1.Cli(2, "swarm", "init", "--advertise-addr", m1.Address, "--store", "etcd://192.0.2.99:2379");
+        Assert.True(unreachable.ExitCode != 0 && unreachable.StdErr.Contains("store", StringComparison.Ordinal), unreachable.StdErr);
+        Assert.Contains("inactive", m1.Cli(2, "swarm", "status").StdOut);
+
+        // One etcd member in m1's namespace, on its underlay address.
+        string data = Directory.CreateTempSubdirectory("uo-etcd-ns-").FullName;
+        var start = new ProcessStartInfo("ip") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in new[] { "netns", "exec", m1.Namespace, etcdBinary, "--name", "e0", "--data-dir", Path.Combine(data, "e0"),
+            "--listen-client-urls", "http://192.0.2.1:23790", "--advertise-client-urls", "http://192.0.2.1:23790",
+            "--listen-peer-urls", "http://127.0.0.1:23800", "--initial-advertise-peer-urls", "http://127.0.0.1:23800",
+            "--initial-cluster", "e0=http://127.0.0.1:23800", "--initial-cluster-state", "new" })
+            start.ArgumentList.Add(a);
+        using var etcd = Process.Start(start)!;
+        etcd.OutputDataReceived += (_, _) => { };
+        etcd.ErrorDataReceived += (_, _) => { };
+        etcd.BeginOutputReadLine();
+        etcd.BeginErrorReadLine();
+        try
+        {
+            var sw = Stopwatch.StartNew();
+            await Eventually.True(() => m1.Cli(2, "swarm", "init", "--advertise-addr", m1.Address, "--default-addr-pool", "198.18.0.0/16",
+                "--store", "etcd://192.0.2.1:23790", "--store-prefix", "/uo-it").ExitCode == 0, TimeSpan.FromSeconds(30), "swarm init on etcd");
+            using (var st = JsonDocument.Parse(m1.Cli(2, "swarm", "status", "--json").EnsureSuccess().StdOut))
+                Assert.Equal("etcd:http://192.0.2.1:23790/uo-it/", st.RootElement.GetProperty("store").GetString());
+            string token = m1.Cli(2, "swarm", "join-token", "-q", "manager").EnsureSuccess().StdOut.Trim();
+            Assert.Contains("as a manager", m2.Cli(2, "swarm", "join", "--token", token, m1.Address).EnsureSuccess().StdOut);
+            Assert.Contains("Store: etcd:http://192.0.2.1:23790/uo-it/", m2.Cli(2, "swarm", "status").EnsureSuccess().StdOut);
+            m2.Cli(2, "network", "create", "--attachable", "--opt", "encrypted", "--subnet", "198.18.60.0/24", "blue").EnsureSuccess();
+            await Eventually.True(() => Networks(m1).Contains("blue"), TimeSpan.FromSeconds(20), "m1 serves the network m2 created");
+            Assert.Equal(2, Managers(m1));
+            string seal = Path.Combine(DaemonOptions.DefaultStateDirectory(m1.Router.Name), "cluster", "seal.key");
+            Assert.Equal(File.ReadAllBytes(seal), File.ReadAllBytes(Path.Combine(DaemonOptions.DefaultStateDirectory(m2.Router.Name), "cluster", "seal.key")));
+            Figure($"two daemons on etcd through the CLI: init, a manager's join and a network served by both in {sw.Elapsed.TotalSeconds:0.0} s");
+        }
+        finally
+        {
+            etcd.Kill();
+            etcd.WaitForExit();
+            Directory.Delete(data, recursive: true);
+        }
     }
 }

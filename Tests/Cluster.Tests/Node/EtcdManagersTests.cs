@@ -74,7 +74,7 @@ public sealed class EtcdManagersTests(ITestOutputHelper output) : IAsyncLifetime
     // A node again on a host (its state directory, its networks and endpoints as the daemon keeps them).
     private ClusterNode Restart(Host host)
     {
-        var node = new ClusterNode(host) { StoreRequestTimeout = TimeSpan.FromSeconds(2) };
+        var node = new ClusterNode(host) { StoreRequestTimeout = TimeSpan.FromSeconds(2), StoreRetryInterval = TimeSpan.FromMilliseconds(500) };
         _nodes.Add((node, host.StateDirectory));
         return node;
     }
@@ -347,5 +347,36 @@ public sealed class EtcdManagersTests(ITestOutputHelper output) : IAsyncLifetime
         // The presence lease ran out in the outage: the manager is present again.
         await Eventually.True(async () => (await EtcdctlDumpAsync(etcd, "/useroverlay/" + ClusterKeys.Presence)).Count == 1, TimeSpan.FromSeconds(10), "the manager's presence is back");
         await Eventually.True(() => h1.Networks.ListNetworks().Any(n => n.Id == red.Id), TimeSpan.FromSeconds(10), "the host serves the network created after the outage");
+    }
+
+    [Fact]
+    public async Task A_manager_restarted_while_etcd_is_down_starts_forwarding_at_once_and_serves_once_etcd_answers()
+    {
+        await using var etcd = await EtcdProcess.StartAsync();
+        var ct = TestContext.Current.CancellationToken;
+        var (m1, h1) = NewNode("m1", "127.0.0.1");
+        await m1.InitAsync(new SwarmInitRequest(Control(), DefaultAddrPool: ["198.18.0.0/16"], Store: Store(etcd)), ct);
+        var blue = await m1.CreateNetworkAsync(new NetworkCreateRequest { Name = "blue", Attachable = true, Encrypted = true }, ct);
+        await m1.StopAsync(ct);
+        await etcd.KillAsync();
+
+        var sw = Stopwatch.StartNew();
+        var again = Restart(h1);
+        await again.StartAsync(ct); // does not wait for etcd
+        var started = sw.Elapsed;
+        var status = again.Status();
+        Assert.Equal(("connecting", false), (status.State, status.Connected));
+        Assert.Contains("etcd", status.LastError);
+        Assert.Contains(h1.Networks.ListNetworks(), n => n.Id == blue.Id); // the host's own state: it forwards
+        var refused = await Assert.ThrowsAsync<ControlException>(() => again.InitAsync(new SwarmInitRequest(Control()), ct));
+        Assert.Equal(ControlErrorCodes.Conflict, refused.Code);
+
+        await Task.Delay(TimeSpan.FromSeconds(3), ct);
+        await etcd.RestartAsync();
+        var back = Stopwatch.StartNew();
+        await Eventually.True(() => again.Status().State == "active", TimeSpan.FromSeconds(15), "the manager starts once etcd answers");
+        Figure($"manager restarted with etcd down: the node started in {started.TotalMilliseconds:0} ms (connecting); once etcd answered it served after {back.Elapsed.TotalSeconds:0.0} s (retry every 0.5 s)");
+        var red = await again.CreateNetworkAsync(new NetworkCreateRequest { Name = "red", Attachable = true }, ct);
+        Assert.Contains(h1.Networks.ListNetworks(), n => n.Id == red.Id);
     }
 }
