@@ -23,7 +23,7 @@ namespace UserOverlay.Cli;
 internal static class Program
 {
     private static int Main(string[] args) =>
-        Cni.CniPlugin.IsInvocation(Environment.GetCommandLineArgs()[0], args) ? Cni.CniPlugin.RunProcess() : Run(args); // useroverlay-cni (Cli/Cni)
+        Cni.CniPlugin.IsInvocation(args) ? Cni.CniPlugin.RunProcess() : Run(args); // useroverlay-cni (Cli/Cni)
 
     /// <summary>
     /// Parses and runs a command line. A usage error prints one sentence (not the help text) and returns 2;

@@ -30,6 +30,24 @@ public static class CniPlugin
     public static bool IsInvocation(string? argv0, IReadOnlyList<string> args) =>
         Path.GetFileName(argv0) == ProgramName || args is [WrapperFlag];
 
+    /// <summary>
+    /// <see cref="IsInvocation(string?, IReadOnlyList{string})"/> for this process: argv[0] as .NET reports it, and as
+    /// the kernel recorded it (/proc/self/cmdline), since a symlink's name is all that tells the plugin apart.
+    /// </summary>
+    public static bool IsInvocation(IReadOnlyList<string> args) =>
+        IsInvocation(Environment.GetCommandLineArgs()[0], args) || (args.Count == 0 && IsInvocation(KernelArgv0(), args));
+
+    private static string? KernelArgv0()
+    {
+        try
+        {
+            byte[] cmdline = File.ReadAllBytes("/proc/self/cmdline");
+            int end = Array.IndexOf(cmdline, (byte)0);
+            return System.Text.Encoding.UTF8.GetString(cmdline, 0, end < 0 ? cmdline.Length : end);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+    }
+
     /// <summary>Runs the plugin on this process's environment, stdin and stdout.</summary>
     public static int RunProcess()
     {

@@ -50,6 +50,16 @@ public class CniPluginTests
     }
 
     [Theory]
+    [InlineData("/usr/lib/cni/useroverlay-cni", new string[0], true)]
+    [InlineData("useroverlay-cni", new string[0], true)]
+    [InlineData("/usr/local/bin/useroverlay", new string[0], false)]
+    [InlineData("/usr/local/bin/useroverlay", new[] { "--cni-plugin" }, true)]
+    [InlineData("/usr/local/bin/useroverlay", new[] { "--cni-plugin", "status" }, false)]
+    [InlineData("/usr/local/bin/useroverlay-cni-old", new string[0], false)]
+    public void The_binary_is_the_plugin_under_its_name_or_with_the_wrapper_flag(string argv0, string[] args, bool plugin) =>
+        Assert.Equal(plugin, CniPlugin.IsInvocation(argv0, args));
+
+    [Theory]
     [InlineData("")]
     [InlineData("""{"cniVersion":"1.0.0"}""")]
     public void Version_lists_the_three_versions_it_speaks(string stdin)
