@@ -54,6 +54,12 @@ internal sealed class DockerPluginServer(DaemonOptions options, RouterService ro
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         if (options.DockerPluginSocket is not { } path) return;
+        // On by default: a second router on the machine (another --name) leaves the plugin to the one that has it.
+        if (options.DockerPluginDefaulted && File.Exists(path) && ControlClient.IsLive(path))
+        {
+            DockerLog.NotServing(_log, path);
+            return;
+        }
         var plugin = new DockerNetworkPlugin(() => networks.Manager, () => cluster.Node, router.Router, options.StateDirectory, _log);
         plugin.Restore();
         Plugin = plugin;
