@@ -64,7 +64,17 @@ internal sealed class DockerPluginServer(DaemonOptions options, RouterService ro
         plugin.Restore();
         Plugin = plugin;
 
-        _app = await ServeAsync(path, plugin, loggers, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            _app = await ServeAsync(path, plugin, loggers, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (options.DockerPluginDefaulted && e is IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException or RouterException)
+        {
+            // On by default, the plugin never stops the router: say why it is off (a read-only /run/docker/plugins…).
+            DockerLog.CannotServe(_log, path, e.Message);
+            Plugin = null;
+            return;
+        }
         _path = path;
         DockerLog.Serving(_log, path, DockerNetworkPlugin.PluginName);
     }
