@@ -35,7 +35,7 @@ internal static class UpCommand
                 r.AddError(hasConfig ? "give --config or --underlay, not both (the file names the underlay address)" : "give --config FILE, or --underlay IP[:PORT] to run without a configuration file");
         });
         cmd.SetAction(p => Run(p.GetValue(config), p.GetValue(underlay), p.GetValue(name), p.GetValue(logLevel), p.GetValue(stateDir), p.GetValue(group),
-            Docker.DockerPluginServer.SocketFor(p.GetValue(dockerPlugin), p.GetResult(dockerPlugin) is not null)));
+            Docker.DockerPluginServer.SocketFor(p.GetValue(dockerPlugin), p.GetResult(dockerPlugin) is not null), p.GetResult(dockerPlugin) is null));
         return cmd;
     }
 
@@ -52,7 +52,7 @@ internal static class UpCommand
         return $"underlay: {{ address: \"{address}\"{port} }}\nencryption: {{ esp: udp }}\n";
     }
 
-    private static int Run(FileInfo? configFile, string? underlay, string? name, LogLevel level, string? stateDir, string? group, string? dockerPlugin)
+    private static int Run(FileInfo? configFile, string? underlay, string? name, LogLevel level, string? stateDir, string? group, string? dockerPlugin, bool dockerPluginDefaulted)
     {
         try
         {
@@ -66,7 +66,7 @@ internal static class UpCommand
                 throw new RouterException(RouterErrorCode.PermissionDenied,
                     "useroverlay up needs root: it creates TAP devices inside network namespaces and binds the data path (run it with sudo)");
             SocketAccess.ResolveGroup(group); // an unknown --group is a usage error, found before anything starts
-            var options = new DaemonOptions(config, name, level) { Group = group, DockerPluginSocket = dockerPlugin };
+            var options = new DaemonOptions(config, name, level) { Group = group, DockerPluginSocket = dockerPlugin, DockerPluginDefaulted = dockerPluginDefaulted };
             if (stateDir is not null) options = options with { StateDirectory = Path.GetFullPath(stateDir) };
             return DaemonHost.RunAsync(options).GetAwaiter().GetResult();
         }

@@ -18,6 +18,9 @@ internal sealed record DaemonOptions(HostConfig Config, string Name, LogLevel Lo
     /// <summary>Docker's plugin socket this daemon serves (<c>--docker-plugin</c>; <see cref="Docker.DockerPluginServer.SocketFor"/>), or null for none.</summary>
     public string? DockerPluginSocket { get; init; }
 
+    /// <summary>True when <see cref="DockerPluginSocket"/> is the default (no <c>--docker-plugin</c>): another router serving it then only turns this one's off.</summary>
+    public bool DockerPluginDefaulted { get; init; }
+
     /// <summary>/var/lib/useroverlay/NAME.</summary>
     public static string DefaultStateDirectory(string name) => Path.Combine("/var/lib/useroverlay", name);
 }

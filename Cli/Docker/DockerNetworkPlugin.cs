@@ -615,6 +615,12 @@ internal static partial class DockerLog
     [LoggerMessage(205, LogLevel.Warning, "Docker endpoint {DockerId} not restored: {Reason}")]
     public static partial void RestoreFailed(ILogger logger, string dockerId, string reason);
 
+    [LoggerMessage(207, LogLevel.Warning, "Not serving the Docker plugin: another process serves {Socket} (give up --docker-plugin=PATH for a socket of this router's own, or off)")]
+    public static partial void NotServing(ILogger logger, string socket);
+
+    [LoggerMessage(208, LogLevel.Warning, "Not serving the Docker plugin on {Socket}: {Reason} (give --docker-plugin=PATH or off)")]
+    public static partial void CannotServe(ILogger logger, string socket, string reason);
+
     [LoggerMessage(206, LogLevel.Warning, "Docker plugin request {Method} refused: {Reason}")]
     public static partial void Refused(ILogger logger, string method, string reason);
 }

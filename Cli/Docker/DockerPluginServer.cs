@@ -54,11 +54,27 @@ internal sealed class DockerPluginServer(DaemonOptions options, RouterService ro
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         if (options.DockerPluginSocket is not { } path) return;
+        // On by default: a second router on the machine (another --name) leaves the plugin to the one that has it.
+        if (options.DockerPluginDefaulted && File.Exists(path) && ControlClient.IsLive(path))
+        {
+            DockerLog.NotServing(_log, path);
+            return;
+        }
         var plugin = new DockerNetworkPlugin(() => networks.Manager, () => cluster.Node, router.Router, options.StateDirectory, _log);
         plugin.Restore();
         Plugin = plugin;
 
-        _app = await ServeAsync(path, plugin, loggers, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            _app = await ServeAsync(path, plugin, loggers, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (options.DockerPluginDefaulted && e is IOException or UnauthorizedAccessException or System.Net.Sockets.SocketException or RouterException)
+        {
+            // On by default, the plugin never stops the router: say why it is off (a read-only /run/docker/plugins…).
+            DockerLog.CannotServe(_log, path, e.Message);
+            Plugin = null;
+            return;
+        }
         _path = path;
         DockerLog.Serving(_log, path, DockerNetworkPlugin.PluginName);
     }

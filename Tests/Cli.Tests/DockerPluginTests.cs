@@ -200,6 +200,55 @@ public sealed class DockerPluginTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task On_a_cluster_network_addresses_come_from_the_cluster_under_the_id_the_endpoint_attaches_with()
+    {
+        var def = _manager.AdoptNetwork(new NetworkDefinition
+        {
+            Id = ObjectIds.New(),
+            Name = "swarmnet",
+            Created = DateTimeOffset.UnixEpoch,
+            Scope = NetworkManager.SwarmScope,
+            Subnet = UserOverlay.Router.Ipv4Prefix.TryParse("198.18.24.0/24", out var p, out _) ? p : default,
+            Gateway = 0xC612_1801u,
+            Vni = 4500,
+            Attachable = true,
+        });
+        var authority = new Authority { Next = 0xC612_1863u }; // the cluster hands out .99 first
+        _manager.AddressAuthority = authority;
+        string poolId = (await Ok("/IpamDriver.RequestPool", """{"AddressSpace":"useroverlay","Options":{"network":"swarmnet"}}""")).GetProperty("PoolID").GetString()!;
+        await Ok("/NetworkDriver.CreateNetwork", CreateNetworkBody(NetId, "198.18.24.0/24", "198.18.24.1/24", ""));
+        string a = (await Ok("/IpamDriver.RequestAddress", $$$"""{"PoolID":"{{{poolId}}}","Address":"","Options":{}}""")).GetProperty("Address").GetString()!;
+        Assert.Equal("198.18.24.99/24", a);
+        string promised = Assert.Single(authority.Reserved);
+        await Ok("/NetworkDriver.CreateEndpoint", $$$"""{"NetworkID":"{{{NetId}}}","EndpointID":"{{{EpId}}}","Interface":{"Address":"{{{a}}}"}}""");
+        Assert.Equal(promised, Assert.Single(_manager.GetEndpoints(def.Id)).Id); // the reservation's id is the endpoint's
+        // A promise Docker gives back unused goes back to the cluster.
+        string b = (await Ok("/IpamDriver.RequestAddress", $$$"""{"PoolID":"{{{poolId}}}","Address":"","Options":{}}""")).GetProperty("Address").GetString()!;
+        await Ok("/IpamDriver.ReleaseAddress", $$$"""{"PoolID":"{{{poolId}}}","Address":"{{{b.Split('/')[0]}}}"}""");
+        Assert.Equal(authority.Reserved[^1], Assert.Single(authority.Released));
+        await Ok("/NetworkDriver.DeleteEndpoint", $$$"""{"NetworkID":"{{{NetId}}}","EndpointID":"{{{EpId}}}"}""");
+        Assert.Contains(promised, authority.Released);
+        await Ok("/NetworkDriver.DeleteNetwork", $$$"""{"NetworkID":"{{{NetId}}}"}""");
+        Assert.Single(_manager.ListNetworks()); // the cluster's network stays
+    }
+
+    private sealed class Authority : IAddressAuthority
+    {
+        public uint Next;
+        public List<string> Reserved { get; } = [];
+        public List<string> Released { get; } = [];
+
+        public AddressReservation Reserve(NetworkDefinition network, string endpointId, string name, uint? address, UserOverlay.Router.MacAddress? mac)
+        {
+            Reserved.Add(endpointId);
+            uint a = address ?? Next++;
+            return new AddressReservation(a, mac ?? EndpointMac.FromAddress(a));
+        }
+
+        public void Release(NetworkDefinition network, string endpointId) => Released.Add(endpointId);
+    }
+
+    [Fact]
     public async Task Hostile_and_malformed_requests_get_an_Err_and_change_nothing()
     {
         string poolId = await CreateBlue();

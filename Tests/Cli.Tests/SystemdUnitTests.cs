@@ -31,7 +31,7 @@ public class SystemdUnitTests
         Assert.Equal(["on-failure"], s["Restart"]);
         Assert.Equal(["CAP_BPF", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_SYS_ADMIN", "CAP_SYS_CHROOT"], s["CapabilityBoundingSet"].Single().Split(' ').Order());
         Assert.Equal(["0755"], s["RuntimeDirectoryMode"]); // the daemon keeps it 0755 and each socket 0660
-        Assert.Equal(["-/run/netns"], s["ReadWritePaths"]); // workloads' namespaces (`useroverlay run`)
+        Assert.Equal(["-/run/netns -/run/docker/plugins"], s["ReadWritePaths"]); // workloads' namespaces (`useroverlay run`); the Docker plugin's socket
         Assert.Equal(["useroverlay"], s["RuntimeDirectory"]); // the control socket's directory, /run/useroverlay
         Assert.Equal(["/dev/net/tun rw"], s["DeviceAllow"]);
     }

@@ -33,7 +33,7 @@ public sealed class DockerTests
 
         private int? Pid(string file) => File.Exists(Path.Combine(Dir, file)) && int.TryParse(File.ReadAllText(Path.Combine(Dir, file)).Trim(), out int p) ? p : null;
 
-        public string RouterArguments => $"up --config {Dir}/host.yaml --name {Name} --state-dir {Dir}/state";
+        public string RouterArguments => $"up --config {Dir}/host.yaml --name {Name} --state-dir {Dir}/state --docker-plugin=/run/docker/plugins/useroverlay.sock";
 
         public async Task StartAsync(int peer)
         {
@@ -55,7 +55,12 @@ public sealed class DockerTests
                 if (!f[1].StartsWith("/sys/fs/cgroup", StringComparison.Ordinal)) continue;
                 script.Append(f[2] == "tmpfs" ? $"mount -t tmpfs -o {f[3]} cgroup {f[1]}\n" : $"mkdir -p {f[1]}\nmount -t {f[2]} -o {f[3]} {f[2]} {f[1]}\n");
             }
-            script.Append($"mkdir -p /run/docker/plugins\nmount --bind {Dir}/plugins /run/docker/plugins\n");
+            // /run/docker/plugins is this host's plugins directory. The machine's /run stays untouched (no /run/docker made
+            // there: a router elsewhere would take it for Docker's): a tmpfs over /run in this mount namespace, with the
+            // machine's /run/netns and /run/useroverlay (the router's control socket, for the test's CLI) bound back.
+            script.Append($"mkdir -p /run/useroverlay {Dir}/run\nmount --rbind /run {Dir}/run\nmount -t tmpfs -o mode=755 run /run\n");
+            script.Append($"mkdir -p /run/netns /run/useroverlay /run/docker/plugins\nmount --rbind {Dir}/run/netns /run/netns\nmount --rbind {Dir}/run/useroverlay /run/useroverlay\n");
+            script.Append($"mount --bind {Dir}/plugins /run/docker/plugins\n");
             script.Append($"{string.Join(' ', RouterProcess.Command)} {RouterArguments} >> {Dir}/router.log 2>&1 &\necho $! > {Dir}/router.pid\n");
             script.Append($"{dockerd} --config-file {Dir}/daemon.json --data-root {Dir}/data --exec-root {Dir}/exec --pidfile {Dir}/docker.pid -H unix://{Socket} > {Dir}/dockerd.log 2>&1 &\necho $! > {Dir}/dockerd.pid\nwait\n");
             File.WriteAllText(Path.Combine(Dir, "run.sh"), script.ToString());
@@ -180,11 +185,12 @@ public sealed class DockerTests
         foreach (var h in hosts)
         {
             Shell.Run("sh", ["-c", $"tar -C {rootfs} -c . | {DockerCli} -H unix://{h.Socket} import - {Image}"], TimeSpan.FromSeconds(60)).EnsureSuccess();
-            // blue: made by Docker (encrypted, the same VNI and key file on both hosts); green: made by useroverlay, then bound by Docker.
+            // blue: made by Docker (encrypted, the same VNI and key file on both hosts); green: made by useroverlay, then bound by
+            // Docker (by name and subnet: `--ip` needs a subnet Docker was given).
             h.Must("network", "create", "-d", "useroverlay", "--ipam-driver", "useroverlay", "--subnet", "198.18.40.0/24", "-o", "encrypted",
                 "-o", "key_file=" + key, "-o", "com.docker.network.driver.overlay.vxlanid_list=4140", "-o", "name=blue", "blue");
             h.Cli("network", "create", "--subnet", "198.18.41.0/24", "--vni", "4141", "green").EnsureSuccess();
-            h.Must("network", "create", "-d", "useroverlay", "--ipam-driver", "useroverlay", "--ipam-opt", "network=green", "green");
+            h.Must("network", "create", "-d", "useroverlay", "--ipam-driver", "useroverlay", "--subnet", "198.18.41.0/24", "--ipam-opt", "network=green", "green");
         }
         using (var inspect = JsonDocument.Parse(h1.Cli("network", "inspect", "blue").EnsureSuccess().StdOut))
             Assert.True(inspect.RootElement[0].GetProperty("Options").TryGetProperty("encrypted", out _));
@@ -241,7 +247,10 @@ public sealed class DockerTests
                 string status = h.Cli("status", "--json").EnsureSuccess().StdOut;
                 return macs.All(m => !status.Contains(m, StringComparison.OrdinalIgnoreCase));
             }, $"{h.Name}: no endpoint or FDB entry of the containers' MACs", hosts);
-            Assert.DoesNotContain(" uo", Shell.Run("ip", ["-n", h.Namespace, "-o", "link"]).StdOut);
+            var links = Shell.Run("ip", ["-n", h.Namespace, "-o", "link"]).StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                .Select(l => l.Split(':')[1].Trim().Split('@')[0]).ToList();
+            Assert.Contains("eth0", links); // the parse finds the links
+            Assert.DoesNotContain(links, l => System.Text.RegularExpressions.Regex.IsMatch(l, "^uo[0-9a-f]{12}$")); // no TAP left waiting for Docker
             foreach (string n in (string[])["blue", "green"])
                 using (var inspect = JsonDocument.Parse(h.Cli("network", "inspect", n).EnsureSuccess().StdOut))
                     Assert.Empty(inspect.RootElement[0].GetProperty("Containers").EnumerateObject());
