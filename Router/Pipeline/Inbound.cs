@@ -1,4 +1,5 @@
 using UserOverlay.Crypto;
+using UserOverlay.Router.Capture;
 using UserOverlay.Router.Forwarding;
 using UserOverlay.Router.Offload;
 using UserOverlay.Router.Wire;
@@ -110,6 +111,7 @@ internal sealed class Inbound(ForwardingState state, int worker, Coalescer? coal
     /// <summary>Steps 2c–4 for an inner frame of <paramref name="net"/> that arrived from <paramref name="from"/>.</summary>
     public void DeliverFrame(NetworkState net, ReadOnlySpan<byte> frame, VtepEndpoint from, long now)
     {
+        if (net.Captures is { } captures) CaptureTap.FromUnderlay(captures, frame, worker);
         TrafficCounters c = net.Counters[worker];
         c.RxFrames++;
         c.RxBytes += frame.Length;

@@ -220,6 +220,9 @@ internal sealed class QueueWorker : IDisposable
 
     private void Handle(ref UnderlayDatagram d, bool esp, long now)
     {
+        if (_state.UnderlayCaptures is { } captures)
+            Capture.CaptureTap.Datagram(captures, Capture.CaptureDirection.In, d.Buffer.Span.Slice(d.Offset, d.Length), _state.UnderlayAddress,
+                esp ? _state.EspPort : _state.DataPort, d.Peer, udp: !esp || _state.EspPort != 0, WorkerId);
         if (esp) _inbound.ProcessEsp(ref d, now);
         else _inbound.ProcessDatagram(ref d, now);
     }
