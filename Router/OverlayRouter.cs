@@ -486,7 +486,7 @@ public sealed partial class OverlayRouter : IRemoteEndpointSink, IDisposable
             {
                 if (Options.Peers.Any(c => c.Address == p.Address)) continue;
                 if (_state.Peers.TryGet(p.Address, out var known) && known.Endpoint == p) continue; // keeps its last-heard stamp
-                _state.Peers.Set(p.Address, new PeerState(p, known is null ? 0 : Volatile.Read(ref known.LastHeard)));
+                _state.Peers.Set(p.Address, new PeerState(p, known is null ? 0 : Volatile.Read(ref known.LastHeard), known?.Received));
             }
             _dynamicPeers = [.. next.Keys];
         }

@@ -63,7 +63,7 @@ internal sealed class Inbound(ForwardingState state, int worker, Coalescer? coal
         }
         if (!state.Networks.TryGet(vni, out NetworkState net)) { g.Drops[(int)DropReason.UnknownVni]++; return; }
         if (net.Encrypted) { net.Counters[worker].Drops[(int)DropReason.PlaintextOnEncrypted]++; return; }
-        peer.Heard(now); // the peer is alive: its learned entries stay (see ForwardingState.Sweep)
+        peer.Accepted(worker, now); // the peer is alive: its learned entries stay (see ForwardingState.Sweep)
 
         ReadOnlySpan<byte> frame = datagram[VxlanHeader.Length..];
         DeliverFrame(net, frame, peer.Endpoint, now);
@@ -81,7 +81,7 @@ internal sealed class Inbound(ForwardingState state, int worker, Coalescer? coal
         Span<byte> packet = d.Buffer.Span.Slice(d.Offset, d.Length);
         EspOpenStatus status = esp.Open(packet, out int offset, out int length, out byte next, out InboundSa? sa);
         if (status != EspOpenStatus.Ok) { g.Drops[(int)EspDrop(status)]++; return; }
-        peer.Heard(now); // authentic: the peer is alive, even when it sent only a dummy packet
+        peer.Accepted(worker, now); // authentic: the peer is alive, even when it sent only a dummy packet
         if (next == Esp.NextHeaderNone) return; // a dummy packet (RFC 4303 §2.6): authentic, carries nothing
         if (next != Esp.NextHeaderUdp || length < Constants.UdpHeaderLength + VxlanHeader.Length + Constants.EthernetHeaderLength)
         { g.Drops[(int)DropReason.EspNotVxlan]++; return; }
