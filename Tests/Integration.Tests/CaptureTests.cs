@@ -74,7 +74,8 @@ public sealed class CaptureTests(CaptureFixture f)
     private static async Task<Task<string>> Started(Process p)
     {
         string? first = await p.StandardError.ReadLineAsync(TestContext.Current.CancellationToken).AsTask().WaitAsync(Wait, TestContext.Current.CancellationToken);
-        Assert.True(first is not null && first.StartsWith("capturing ", StringComparison.Ordinal), $"the capture did not start: {first}{p.StandardError.ReadToEnd()}");
+        if (first is null || !first.StartsWith("capturing ", StringComparison.Ordinal))
+            Assert.Fail($"the capture did not start: {first}");
         return p.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
     }
 
