@@ -34,7 +34,7 @@ public sealed class CaptureFixture : IAsyncLifetime
             underlay: { address: 192.0.2.{{i}} }
             peers: [192.0.2.{{3 - i}}]
             metrics: 127.0.0.1:9464
-            encryption: { state_dir: {{_stateDir}}/h{{i}} }
+            encryption: { rekey_interval: 3s, state_dir: {{_stateDir}}/h{{i}} }
             networks:
               - { name: secret, vni: 5000, subnet: 198.18.2.0/24, encrypted: true, key: "{{Key}}" }
             endpoints:
@@ -152,9 +152,9 @@ public sealed class CaptureTests(CaptureFixture f)
         Assert.True(long.Parse(summary.Groups[1].Value) > 0, $"no captured frame was dropped: {summary.Value}");
 
         // The capture ended with its client: the router runs none, and counted the drops.
-        string metrics = TestNetwork.Exec(f.Ns["h1"], "curl -s -m 5 http://127.0.0.1:9464/metrics").EnsureSuccess().StdOut;
-        var exposition = PrometheusText.Parse(metrics);
-        Assert.Equal(0, exposition.Value("useroverlay_captures_running"));
+        PrometheusText Scrape() => PrometheusText.Parse(TestNetwork.Exec(f.Ns["h1"], "curl -s -m 5 http://127.0.0.1:9464/metrics").EnsureSuccess().StdOut);
+        await Eventually.True(() => Scrape().Value("useroverlay_captures_running") == 0, TimeSpan.FromSeconds(10), "the router stops the capture its client left");
+        var exposition = Scrape();
         Assert.True(exposition.Value("useroverlay_capture_dropped_frames_total") >= long.Parse(summary.Groups[1].Value));
     }
 
