@@ -80,6 +80,31 @@ public sealed class MetricsTests(CaptureFixture f)
         Assert.Equal("gauge", after.Types["useroverlay_peer_last_heard_seconds"]);
     }
 
+    [Fact]
+    public void Every_expression_of_the_grafana_dashboard_names_series_the_router_exports()
+    {
+        Requires.Tool("curl", "curl");
+        var exposition = Scrape();
+        // Families a router registers (Cli/Daemon: Create*("name", ...)): exposed even where this fixture has none of
+        // their samples (gossip members in static mode).
+        var registered = Directory.GetFiles(Path.Combine(Repo.Root, "Cli", "Daemon"), "*.cs")
+            .SelectMany(file => System.Text.RegularExpressions.Regex.Matches(File.ReadAllText(file), @"Create(?:Counter|Gauge|Histogram|Summary)\(""(useroverlay_[a-z_]+)""")
+            .Select(m => m.Groups[1].Value)).ToHashSet();
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(Repo.Root, "samples", "grafana", "useroverlay-dashboard.json")));
+        var exprs = json.RootElement.GetProperty("panels").EnumerateArray()
+            .SelectMany(p => p.GetProperty("targets").EnumerateArray()).Select(t => t.GetProperty("expr").GetString()!).ToList();
+        Assert.True(exprs.Count >= 10, $"{exprs.Count} expressions");
+        foreach (string expr in exprs)
+        {
+            var names = System.Text.RegularExpressions.Regex.Matches(expr, "useroverlay_[a-z_]+").Select(m => m.Value).ToList();
+            Assert.NotEmpty(names);
+            foreach (string name in names)
+                Assert.True(exposition.Has(name) || registered.Contains(name), $"the dashboard's '{expr}' names {name}, which the router does not export");
+        }
+        // The fixture's router exposes most of them itself.
+        Assert.True(exprs.SelectMany(e => System.Text.RegularExpressions.Regex.Matches(e, "useroverlay_[a-z_]+").Select(m => m.Value)).Distinct().Count(exposition.Has) >= 15);
+    }
+
     [Theory]
     [InlineData("useroverlay_x_total 1\n", "before its family's TYPE")]
     [InlineData("# TYPE a counter\na{b=\"1} 2\n", "unterminated")]
