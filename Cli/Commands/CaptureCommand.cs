@@ -136,7 +136,7 @@ internal static class CaptureCommand
                 written++;
             }
         }
-        catch (OperationCanceledException) when (cts.IsCancellationRequested) { }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested) { LastCounts(stream, header, data, ref captured, ref dropped); }
         catch (IOException) when (cts.IsCancellationRequested) { }
         finally
         {
@@ -146,6 +146,30 @@ internal static class CaptureCommand
         s.Error.WriteLine($"{written} frame(s) {(file is null ? "shown" : "written")}; the router dropped {dropped} of {captured} captured frame(s) because this reader fell behind"
             + (endedBy is null ? "" : $" ({endedBy})"));
         return ExitCodes.Ok;
+    }
+
+    /// <summary>
+    /// After Ctrl-C: the counts the router has now, from its next stats record (sent every quarter second; the frames
+    /// before it are skipped), so the summary tells what a reader that fell behind lost. At most two seconds.
+    /// </summary>
+    private static void LastCounts(Stream stream, byte[] header, byte[] data, ref long captured, ref long dropped)
+    {
+        var until = Environment.TickCount64 + 2000;
+        try
+        {
+            while (Environment.TickCount64 < until && ReadExactly(stream, header, CancellationToken.None))
+            {
+                int length = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(4));
+                if ((uint)length > (uint)data.Length || !ReadExactly(stream, data.AsSpan(0, length), CancellationToken.None)) return;
+                if (header[0] is CaptureStream.Stats or CaptureStream.Ended)
+                {
+                    captured = BinaryPrimitives.ReadInt64LittleEndian(data);
+                    dropped = BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(8));
+                    return;
+                }
+            }
+        }
+        catch (IOException) { }
     }
 
     private static string Describe(string path)
