@@ -65,6 +65,7 @@ internal static class Program
             StatusCommand.Create(),
             MembersCommand.Create(),
             SaCommand.Create(),
+            CaptureCommand.Create(),
             NetworkCommand.Create(),
             SwarmCommand.Create(),
             NodeCommand.Create(),

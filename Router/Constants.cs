@@ -37,6 +37,9 @@ public static class Constants
 
     // Implementation constants
 
+    /// <summary>Most pipeline workers (queues) a router runs: <see cref="RouterOptions.Queues"/> is at most 64.</summary>
+    public const int MaxWorkers = 64;
+
     /// <summary>Frames a pipeline stage handles per batch (one recvmmsg, one drain of the ready TAPs).</summary>
     public const int IdealBatchSize = 64;
 

@@ -23,7 +23,7 @@ namespace UserOverlay.Router;
 /// </para>
 /// Thread-safety: every public member may be called from any thread at any time.
 /// </summary>
-public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
+public sealed partial class OverlayRouter : IRemoteEndpointSink, IDisposable
 {
     private readonly ForwardingState _state;
     private readonly IRouterPlatform _platform;
@@ -64,7 +64,7 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
         int workers = platform.QueueCount(options.Queues);
         // Each worker holds a batch of TAP buffers, a batch of receive buffers (large with UDP GRO) and the coalescer's.
         _largePool = new(Constants.GsoBufferSize, maxBuffers: workers * (2 * options.BatchSize + Offload.Coalescer.MaxPending) + 64);
-        _state = new ForwardingState(workers, options.Learning, options.FdbAging, options.UnansweredAging) { DataPort = options.Underlay.Port };
+        _state = new ForwardingState(workers, options.Learning, options.FdbAging, options.UnansweredAging) { DataPort = options.Underlay.Port, UnderlayAddress = options.Underlay.Address };
         long now = Environment.TickCount64;
 
         foreach (var p in options.Peers)
@@ -201,6 +201,7 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
             _byName.TryRemove(name, out _);
             foreach (var m in _staticMacs.Where(k => k.Network == name).ToList()) _staticMacs.Remove(m);
             if (net.Encrypted) _esp?.SetPeers(name, []);
+            foreach (var c in Interlocked.Exchange(ref net.Captures, null) ?? []) { Interlocked.Add(ref _endedCaptureDrops, c.Dropped); c.End(); }
             Log.NetworkRemoved(_log, name, net.Vni);
         }
     }
@@ -528,7 +529,7 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
             {
                 if (Options.Peers.Any(c => c.Address == p.Address)) continue;
                 if (_state.Peers.TryGet(p.Address, out var known) && known.Endpoint == p) continue; // keeps its last-heard stamp
-                _state.Peers.Set(p.Address, new PeerState(p, known is null ? 0 : Volatile.Read(ref known.LastHeard)));
+                _state.Peers.Set(p.Address, new PeerState(p, known is null ? 0 : Volatile.Read(ref known.LastHeard), known?.Received));
             }
             _dynamicPeers = [.. next.Keys];
         }
@@ -611,6 +612,8 @@ public sealed class OverlayRouter : IRemoteEndpointSink, IDisposable
         {
             if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
             _running = false;
+            foreach (var net in _byName.Values) foreach (var c in Interlocked.Exchange(ref net.Captures, null) ?? []) c.End();
+            foreach (var c in Interlocked.Exchange(ref _state.UnderlayCaptures, null) ?? []) c.End();
             _housekeeping.Dispose();
             _espTimer?.Dispose();
             foreach (var w in _workers) w.Dispose(); // wakes its epoll and joins the thread

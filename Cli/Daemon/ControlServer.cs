@@ -17,7 +17,7 @@ namespace UserOverlay.Cli.Daemon;
 /// Serves the control API (<see cref="ControlApi"/>) on the router's Unix socket with Kestrel, as a
 /// hosted service that starts after the router, gossip and the network service, so the socket answers only once
 /// there is a router to answer for. Access (<see cref="SocketAccess"/>): the directory is 0755 and the socket 0660
-/// root:GROUP; every POST and DELETE, and <c>GET /v1/sa</c>, needs the caller (SO_PEERCRED) to be uid 0.
+/// root:GROUP; every POST and DELETE, and <c>GET /v1/sa</c> and <c>/v1/capture</c>, needs the caller (SO_PEERCRED) to be uid 0.
 /// Kestrel runs in a web application of its own, fed the daemon's loggers.
 /// </summary>
 internal sealed class ControlServer(DaemonOptions options, RouterService router, NetworkService networks, ClusterService cluster, ILoggerFactory loggers, GossipService gossip)
@@ -70,7 +70,8 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
         {
             // Changes, and the SAs (they hold keys), are root's; reading is for whoever may connect (the socket's group).
             bool privileged = !HttpMethods.IsGet(ctx.Request.Method) && !HttpMethods.IsHead(ctx.Request.Method)
-                || ctx.Request.Path.StartsWithSegments("/v1/sa", StringComparison.Ordinal);
+                || ctx.Request.Path.StartsWithSegments("/v1/sa", StringComparison.Ordinal)
+                || ctx.Request.Path.StartsWithSegments("/v1/capture", StringComparison.Ordinal); // decrypted traffic
             var peer = PeerCredentials.Of(ctx.Features.Get<IConnectionSocketFeature>()?.Socket);
             if (peer is { } p) ctx.Items[typeof(PeerCredentials)] = p;
             if (privileged && peer is not { Uid: 0 })
@@ -86,6 +87,7 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
         MapNetworkRoutes(app, networks, cluster);
         MapEndpointRoutes(app, networks, router);
         MapClusterRoutes(app, cluster);
+        CaptureRoute.Map(app, router);
         app.MapGet("/_ping", () => Results.Text("OK"));
         app.MapGet("/v1/version", () => Results.Json(version, ControlJson.Default.VersionInfo));
         app.MapGet("/v1/status", () => Results.Json(status(), ControlJson.Default.RouterStatus));
@@ -97,7 +99,7 @@ internal sealed class ControlServer(DaemonOptions options, RouterService router,
             ? Results.Json(new ApiError("encryption_disabled", "this router has no encrypted networks, so it holds no SAs"), ControlJson.Default.ApiError, statusCode: 404)
             : Results.Json(securityAssociations(), ControlJson.Default.SaResponse));
         app.MapFallback((HttpContext ctx) => Results.Json(
-            new ApiError("not_found", $"no such endpoint: {ctx.Request.Method} {ctx.Request.Path} (this daemon serves /_ping, /v1/version, /v1/status, /v1/members, /v1/sa, /v1/networks, /v1/workloads, /v1/swarm, /v1/nodes)"),
+            new ApiError("not_found", $"no such endpoint: {ctx.Request.Method} {ctx.Request.Path} (this daemon serves /_ping, /v1/version, /v1/status, /v1/members, /v1/sa, /v1/capture, /v1/networks, /v1/workloads, /v1/swarm, /v1/nodes)"),
             ControlJson.Default.ApiError, statusCode: 404));
         _app = app;
         _path = path;

@@ -14,6 +14,7 @@ namespace UserOverlay.Cli.Daemon;
 /// <item><c>useroverlay_drops_total{network,reason}</c> (network="" for drops that belong to no network)</item>
 /// <item><c>useroverlay_fdb_entries{network,source}</c></item>
 /// <item><c>useroverlay_gossip_members{state}</c> (gossip mode): members by state as this node sees them — alive, suspect, dead, left</item>
+/// <item>per peer, ESP, captures and workers: see <see cref="OperatorMetrics"/></item>
 /// <item><c>useroverlay_gc_allocated_bytes_total</c>: GC.GetTotalAllocatedBytes of the process — its growth per forwarded frame is the data path's allocation (zero), plus the control plane's own</item>
 /// </list>
 /// A hosted service: the last to start (it reads the router's status and gossip's members), the first to stop.
@@ -49,6 +50,7 @@ internal sealed class RouterMetrics(DaemonOptions options, RouterService router,
         var clusterKeys = f.CreateGauge("useroverlay_cluster_key_generation", "Generation of the newest network-encryption key this node holds (one more per rotation).");
         var clusterNodes = f.CreateGauge("useroverlay_cluster_nodes", "Nodes in the cluster, as this node knows them.");
         var controlPort = f.CreateCounter("useroverlay_cluster_control_port_events_total", "A manager's control port (2377): requests refused by reason (no_certificate, bad_token, …) and joins.", "reason");
+        var operatorMetrics = OperatorMetrics.Create(f, router.Router);
 
         registry.AddBeforeCollectCallback(() =>
         {
@@ -81,6 +83,7 @@ internal sealed class RouterMetrics(DaemonOptions options, RouterService router,
             if (c.KeyGeneration is long generation) clusterKeys.Set(generation);
             if (c.Nodes is int nodes) clusterNodes.Set(nodes);
             foreach (var (reason, v) in c.Refusals ?? new Dictionary<string, long>()) controlPort.WithLabels(reason).IncTo(v);
+            operatorMetrics.Collect(s);
         });
 
         var server = new KestrelMetricServer(new KestrelMetricServerOptions

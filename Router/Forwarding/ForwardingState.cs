@@ -24,6 +24,12 @@ internal sealed class ForwardingState
     /// <summary>Where ESP goes: port 0 for transport mode on IP protocol 50, or the ESP-in-UDP port.</summary>
     public ushort EspPort;
 
+    /// <summary>This host's underlay address (host order), for the IPv4 headers of underlay captures.</summary>
+    public uint UnderlayAddress;
+
+    /// <summary>The captures of the outer datagrams, or null when none runs (one volatile read per datagram).</summary>
+    public volatile Capture.CaptureSession[]? UnderlayCaptures;
+
     /// <summary>This host's data port (the UDP destination port VXLAN carries inside ESP, and the port peers listen on).</summary>
     public ushort DataPort;
 

@@ -45,6 +45,12 @@ internal sealed class NetworkState
     public readonly GatewayNetwork? GatewayInfo;
     /// <summary>VTEPs that get this network's broadcast and unknown unicast (head-end replication).</summary>
     public volatile VtepEndpoint[] FloodList = [];
+    /// <summary>
+    /// The captures of this network's inner frames, or null when none runs (the usual case: the data path's whole cost of
+    /// capturing is this one volatile read per frame). Replaced whole by <see cref="OverlayRouter.StartCapture"/> and
+    /// <see cref="OverlayRouter.StopCapture"/>.
+    /// </summary>
+    public volatile Capture.CaptureSession[]? Captures;
     /// <summary>Counters, one instance per pipeline worker (index = worker id).</summary>
     public readonly TrafficCounters[] Counters;
     /// <summary>Learned entries currently in the FDB (bounded by <see cref="Constants.MaxLearnedEntriesPerNetwork"/>).</summary>

@@ -1,4 +1,5 @@
 using UserOverlay.Crypto;
+using UserOverlay.Router.Capture;
 using UserOverlay.Router.Forwarding;
 using UserOverlay.Router.Offload;
 using UserOverlay.Router.Wire;
@@ -62,7 +63,7 @@ internal sealed class Inbound(ForwardingState state, int worker, Coalescer? coal
         }
         if (!state.Networks.TryGet(vni, out NetworkState net)) { g.Drops[(int)DropReason.UnknownVni]++; return; }
         if (net.Encrypted) { net.Counters[worker].Drops[(int)DropReason.PlaintextOnEncrypted]++; return; }
-        peer.Heard(now); // the peer is alive: its learned entries stay (see ForwardingState.Sweep)
+        peer.Accepted(worker, now); // the peer is alive: its learned entries stay (see ForwardingState.Sweep)
 
         ReadOnlySpan<byte> frame = datagram[VxlanHeader.Length..];
         DeliverFrame(net, frame, peer.Endpoint, now);
@@ -80,7 +81,7 @@ internal sealed class Inbound(ForwardingState state, int worker, Coalescer? coal
         Span<byte> packet = d.Buffer.Span.Slice(d.Offset, d.Length);
         EspOpenStatus status = esp.Open(packet, out int offset, out int length, out byte next, out InboundSa? sa);
         if (status != EspOpenStatus.Ok) { g.Drops[(int)EspDrop(status)]++; return; }
-        peer.Heard(now); // authentic: the peer is alive, even when it sent only a dummy packet
+        peer.Accepted(worker, now); // authentic: the peer is alive, even when it sent only a dummy packet
         if (next == Esp.NextHeaderNone) return; // a dummy packet (RFC 4303 §2.6): authentic, carries nothing
         if (next != Esp.NextHeaderUdp || length < Constants.UdpHeaderLength + VxlanHeader.Length + Constants.EthernetHeaderLength)
         { g.Drops[(int)DropReason.EspNotVxlan]++; return; }
@@ -110,6 +111,7 @@ internal sealed class Inbound(ForwardingState state, int worker, Coalescer? coal
     /// <summary>Steps 2c–4 for an inner frame of <paramref name="net"/> that arrived from <paramref name="from"/>.</summary>
     public void DeliverFrame(NetworkState net, ReadOnlySpan<byte> frame, VtepEndpoint from, long now)
     {
+        if (net.Captures is { } captures) CaptureTap.FromUnderlay(captures, frame, worker);
         TrafficCounters c = net.Counters[worker];
         c.RxFrames++;
         c.RxBytes += frame.Length;

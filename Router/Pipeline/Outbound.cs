@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using UserOverlay.Crypto;
+using UserOverlay.Router.Capture;
 using UserOverlay.Router.Forwarding;
 using UserOverlay.Router.Offload;
 using UserOverlay.Router.Wire;
@@ -31,6 +32,8 @@ namespace UserOverlay.Router.Pipeline;
 //     seals the datagram in place with the VTEP's ESP SA (ESP header and IV in front, trailer and
 //     ICV behind); each flooded copy but the last is first copied to a scratch buffer, since each
 //     peer has its own key. No SA: the frame is dropped and counted — never sent in plaintext.
+//  Capture: a frame read from a TAP is offered to the network's captures (CaptureTap) when any run, before it is
+//     switched: ProcessFrame for plain frames and segments, the shortcuts below for a super-frame that leaves whole.
 //  4. Flush writes the frames queued for TAPs and sends every queued datagram with one sendmmsg per
 //     socket (VXLAN, ESP), when the batch is used up and at the end of each wake; only then are the
 //     buffers reused.
@@ -126,6 +129,7 @@ internal sealed class Outbound
         {
             // Encrypted unicast over ESP-in-UDP: the sealed segments are all the same size but the last, so they
             // too leave as one UDP GSO send (transport mode's raw socket has no GSO: its segments go one by one).
+            if (net.Captures is { } captures) CaptureTap.FromEndpoint(captures, port, frame, _worker);
             espRemote.Sent(now);
             SendSegmentedEsp(net, frame, layout, info.GsoSize, segments, espRemote.Remote, c);
             c.TxFrames += segments;
@@ -136,6 +140,7 @@ internal sealed class Outbound
             && net.Fdb.TryGet(dst, out FdbEntry remote) && remote.Port is null)
         {
             // Plain unicast to one VTEP: the segments leave as one UDP GSO send (the kernel cuts it, or hands it whole to a local peer).
+            if (net.Captures is { } captures) CaptureTap.FromEndpoint(captures, port, frame, _worker);
             remote.Sent(now);
             SendSegmented(net, frame, layout, info.GsoSize, segments, remote.Remote, c);
             c.TxFrames += segments;
@@ -146,6 +151,7 @@ internal sealed class Outbound
             && e.Port is { } target && target != port && target.Tap.SupportsOffload)
         {
             // Same-host delivery between offload-capable ports: the super-frame goes as it is (like a bridge between virtio ports).
+            if (net.Captures is { } captures) CaptureTap.FromEndpoint(captures, port, frame, _worker);
             c.TxFrames += segments;
             c.TxBytes += length;
             c.DeliveredFrames += segments; // moved to EndpointWriteFailed if the TAP refuses it
@@ -172,6 +178,7 @@ internal sealed class Outbound
     public void ProcessFrame(LocalPort port, PacketBuffer buf, int offset, int length, long now)
     {
         NetworkState net = port.Network;
+        if (net.Captures is { } captures) CaptureTap.FromEndpoint(captures, port, buf.Span.Slice(offset, length), _worker);
         TrafficCounters c = net.Counters[_worker];
         c.TxFrames++;
         c.TxBytes += length;
@@ -294,6 +301,7 @@ internal sealed class Outbound
     public void Flush()
     {
         _writes.Flush();
+        if (_state.UnderlayCaptures is { } captures) CaptureSent(captures);
         if (_sendCount > 0)
         {
             int failed = _underlay.Send(_sends.AsSpan(0, _sendCount));
@@ -311,6 +319,13 @@ internal sealed class Outbound
         _scratchUsed = 0;
         _segmentsUsed = 0;
         _arenasUsed = 0;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void CaptureSent(CaptureSession[] captures)
+    {
+        CaptureTap.Sent(captures, _sends.AsSpan(0, _sendCount), _state.UnderlayAddress, _state.DataPort, udp: true, _worker);
+        CaptureTap.Sent(captures, _espSends.AsSpan(0, _espCount), _state.UnderlayAddress, _state.EspPort, udp: _state.EspPort != 0, _worker);
     }
 
     /// <summary>

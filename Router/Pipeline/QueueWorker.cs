@@ -104,6 +104,14 @@ internal sealed class QueueWorker : IDisposable
     /// </summary>
     public long Epoch => Interlocked.Read(ref _epoch);
 
+    /// <summary>
+    /// Stopwatch ticks this worker spent handling rounds (from epoll_wait's return to the end of the round's flush), not
+    /// waiting: its rate over wall time is the worker's busy ratio (1: saturated). Written by the worker, read by metrics.
+    /// </summary>
+    public long BusyTicks => Volatile.Read(ref _busyTicks);
+
+    private long _busyTicks;
+
     /// <summary>True while the thread runs its loop (started and not stopped).</summary>
     public bool Running => _thread.IsAlive && !_stop;
 
@@ -149,6 +157,7 @@ internal sealed class QueueWorker : IDisposable
         while (!_stop)
         {
             int n = _epoll.Wait(_events, -1);
+            long busyFrom = System.Diagnostics.Stopwatch.GetTimestamp();
             long now = Environment.TickCount64;
             _round++;
             try
@@ -184,6 +193,7 @@ internal sealed class QueueWorker : IDisposable
             }
             // The round is over and holds nothing: a full fence (Interlocked), so the next round's reads of the tables
             // come after this store — the worker's half of the quiesce handshake.
+            Volatile.Write(ref _busyTicks, _busyTicks + (System.Diagnostics.Stopwatch.GetTimestamp() - busyFrom));
             Interlocked.Increment(ref _epoch);
         }
     }
@@ -220,6 +230,9 @@ internal sealed class QueueWorker : IDisposable
 
     private void Handle(ref UnderlayDatagram d, bool esp, long now)
     {
+        if (_state.UnderlayCaptures is { } captures)
+            Capture.CaptureTap.Datagram(captures, Capture.CaptureDirection.In, d.Buffer.Span.Slice(d.Offset, d.Length), _state.UnderlayAddress,
+                esp ? _state.EspPort : _state.DataPort, d.Peer, udp: !esp || _state.EspPort != 0, WorkerId);
         if (esp) _inbound.ProcessEsp(ref d, now);
         else _inbound.ProcessDatagram(ref d, now);
     }
