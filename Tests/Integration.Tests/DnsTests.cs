@@ -149,7 +149,9 @@ public sealed class DnsTests
         h2.Cli("network", "disconnect", "blue", c2).EnsureSuccess();
         await Eventually.True(() => Lines(h1.InWorkload("dig", "+short", "+tries=1", "+time=2", "api")).Length == 0, Converge, "api gone on h1 after disconnect");
         h1.Cli("rm", web2).EnsureSuccess();
-        await Eventually.True(() => Lines(h2.InWorkload("dig", "+short", "+tries=1", "+time=2", "www")) is ["198.18.5.11"], Converge, "www has one address after rm");
+        CommandResult last = default!;
+        await Eventually.True(() => Lines(last = h2.InWorkload("dig", "+short", "+tries=1", "+time=2", "www")) is ["198.18.5.11"], Converge,
+            $"www has one address after rm (dig: exit {last?.ExitCode}, {last?.StdOut} {last?.StdErr})");
 
         var status = await h2.Router.StatusAsync();
         Assert.Equal(0, status.Networks.Single(n => n.Name == "blue").Counters.Drops["gateway_unhandled"]);
