@@ -16,10 +16,11 @@ namespace UserOverlay.Cli.Daemon;
 /// <item><c>useroverlay_gossip_members{state}</c> (gossip mode): members by state as this node sees them — alive, suspect, dead, left</item>
 /// <item>per peer, ESP, captures and workers: see <see cref="OperatorMetrics"/></item>
 /// <item><c>useroverlay_gc_allocated_bytes_total</c>: GC.GetTotalAllocatedBytes of the process — its growth per forwarded frame is the data path's allocation (zero), plus the control plane's own</item>
+/// <item><c>useroverlay_dns_queries_total{result}</c>, <c>useroverlay_dns_drops_total{reason}</c>: the gateways' DNS responder (<see cref="DnsMetrics"/>)</item>
 /// </list>
 /// A hosted service: the last to start (it reads the router's status and gossip's members), the first to stop.
 /// </summary>
-internal sealed class RouterMetrics(DaemonOptions options, RouterService router, GossipService gossip, ClusterService cluster) : IHostedService, IDisposable
+internal sealed class RouterMetrics(DaemonOptions options, RouterService router, GossipService gossip, ClusterService cluster, DnsService dns) : IHostedService, IDisposable
 {
     private KestrelMetricServer? _server;
 
@@ -52,6 +53,7 @@ internal sealed class RouterMetrics(DaemonOptions options, RouterService router,
         var controlPort = f.CreateCounter("useroverlay_cluster_control_port_events_total", "A manager's control port (2377): requests refused by reason (no_certificate, bad_token, …) and joins.", "reason");
         var operatorMetrics = OperatorMetrics.Create(f, router.Router);
 
+        DnsMetrics.Register(f, registry, dns);
         registry.AddBeforeCollectCallback(() =>
         {
             var s = status();

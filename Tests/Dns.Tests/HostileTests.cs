@@ -113,3 +113,29 @@ public sealed class HostileTests
         Assert.Equal(["198.18.0.12"], h.AskDns("c1", "198.18.0.11", Query(9, "web")).AnswerRecords.OfType<ARSoft.Tools.Net.Dns.ARecord>().Select(a => a.Address.ToString()));
     }
 }
+
+/// <summary>The pipeline's side of the responder (the gateway handler's filter and copy into the queue) allocates nothing.</summary>
+public sealed class ZeroAllocationTests
+{
+    [Fact]
+    public void OnFrame_allocates_nothing_whether_it_queues_drops_or_declines()
+    {
+        var names = new NameRegistry();
+        using var responder = new DnsResponder(names, (_, _) => true, new DnsResponderOptions { QueueCapacity = 8 });
+        var net = new GatewayNetwork("blue", 4097, Ip("198.18.0.1"), BlueGatewayMac, 1450);
+        byte[] query = UdpFrame("198.18.0.11", "198.18.0.1", BlueGatewayMac, 40000, Query(1, "web"));
+        byte[] other = UdpFrame("198.18.0.11", "198.18.0.1", BlueGatewayMac, 40000, [1, 2, 3], dstPort: 9999);
+        byte[] reply = new byte[2048];
+        for (int i = 0; i < 100; i++) { responder.OnFrame(net, query, reply); responder.OnFrame(net, other, reply); }
+        int queued = 0, declined = 0;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++)
+        {
+            if (responder.OnFrame(net, query, reply) == 0) queued++;
+            if (responder.OnFrame(net, other, reply) == -1) declined++;
+        }
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal((1000, 1000), (queued, declined));
+        Assert.Equal(0, allocated);
+    }
+}
