@@ -2,7 +2,7 @@
 # Records each library's current public API in its PublicAPI.Unshipped.txt (docs/packaging.md, "Public API").
 #
 #   eng/refresh-public-api.sh            after a change to a public surface (a build fails with RS0016/RS0017 until then)
-#   eng/refresh-public-api.sh Router     only the named libraries
+#   eng/refresh-public-api.sh Router     only the named libraries (a new library: name it once, which creates its files)
 #
 # Unshipped is rewritten from scratch: everything public that PublicAPI.Shipped.txt does not list, by the
 # PublicApiAnalyzers' own code fix for RS0016 (dotnet format analyzers). Shipped lines are never touched: removing or
@@ -11,7 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 libraries=("$@")
-[ ${#libraries[@]} -gt 0 ] || libraries=(Router Crypto Membership Control Cluster)
+if [ ${#libraries[@]} -eq 0 ]; then
+  for f in */PublicAPI.Shipped.txt; do libraries+=("${f%%/*}"); done
+fi
 for lib in "${libraries[@]}"; do
   project="$lib/$lib.csproj"
   [ -f "$project" ] || { echo "refresh-public-api: no project $project" >&2; exit 2; }
