@@ -59,7 +59,7 @@ internal static class Program
 
     /// <summary>The command tree (every command and option).</summary>
     public static RootCommand CreateRootCommand() =>
-        new("UserOverlay: a userspace overlay network router (VXLAN over UDP, in the shape of Docker's overlay driver).")
+        new RootCommand("UserOverlay: a userspace overlay network router (VXLAN over UDP, in the shape of Docker's overlay driver).")
         {
             UpCommand.Create(),
             StatusCommand.Create(),
@@ -73,5 +73,5 @@ internal static class Program
             PsCommand.Create(),
             RmCommand.Create(),
             VersionCommand.Create(),
-        };
+        }.WithVersionOption();
 }

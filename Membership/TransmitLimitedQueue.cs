@@ -6,7 +6,7 @@ namespace UserOverlay.Membership;
 /// (then larger first, then newest first), and a newer message with the same name replaces the older
 /// one. Thread-safe; <c>finished</c> callbacks run outside the lock on the thread that retired the message.
 /// </summary>
-public sealed class TransmitLimitedQueue : IBroadcastSource
+internal sealed class TransmitLimitedQueue : IBroadcastSource
 {
     private sealed class Item(byte[] msg, string? name, Action? finished, long id)
     {

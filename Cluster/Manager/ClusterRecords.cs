@@ -153,4 +153,4 @@ public sealed record KeyRing
 [JsonSerializable(typeof(NetworkDefinition))]
 [JsonSerializable(typeof(AddressAllocation))]
 [JsonSerializable(typeof(KeyRing))]
-public sealed partial class ClusterJson : JsonSerializerContext;
+internal sealed partial class ClusterJson : JsonSerializerContext;

@@ -26,7 +26,7 @@ namespace UserOverlay.Cluster.Node;
 /// 403; not_found 404; conflict, in_use, exhausted 409; unavailable 503; others 500). A body that is not the route's
 /// JSON is 400 invalid_argument; bodies are capped by the server.
 /// </summary>
-public static class ClusterRoutes
+internal static class ClusterRoutes
 {
     /// <summary>Longest wait a state request may ask for.</summary>
     public static readonly TimeSpan MaxWait = TimeSpan.FromSeconds(60);

@@ -86,4 +86,4 @@ public sealed record ClusterError(string Code, string Message, string? Field = n
 [JsonSerializable(typeof(JoinTokenView))]
 [JsonSerializable(typeof(RoleChange))]
 [JsonSerializable(typeof(ClusterError))]
-public sealed partial class ClusterProtocolJson : JsonSerializerContext;
+internal sealed partial class ClusterProtocolJson : JsonSerializerContext;

@@ -6,27 +6,27 @@ namespace UserOverlay.Cluster.Store;
 /// Encoded by <see cref="KvCommandCodec"/>.
 /// </summary>
 /// <param name="RequestId">The proposer's id for this request (16 bytes; a retry reuses it).</param>
-public abstract record KvCommand(Guid RequestId);
+internal abstract record KvCommand(Guid RequestId);
 
 /// <summary>Runs a transaction.</summary>
 /// <param name="RequestId">The proposer's request id.</param>
 /// <param name="Request">The transaction.</param>
-public sealed record TxnCommand(Guid RequestId, TxnRequest Request) : KvCommand(RequestId);
+internal sealed record TxnCommand(Guid RequestId, TxnRequest Request) : KvCommand(RequestId);
 
 /// <summary>Grants a lease; its id is the log index of this command.</summary>
 /// <param name="RequestId">The proposer's request id.</param>
 /// <param name="TtlSeconds">Its time to live, in whole seconds (at least 1).</param>
-public sealed record LeaseGrantCommand(Guid RequestId, long TtlSeconds) : KvCommand(RequestId);
+internal sealed record LeaseGrantCommand(Guid RequestId, long TtlSeconds) : KvCommand(RequestId);
 
 /// <summary>Renews a lease (the leader restarts its countdown when it applies this).</summary>
 /// <param name="RequestId">The proposer's request id.</param>
 /// <param name="LeaseId">The lease.</param>
-public sealed record LeaseKeepAliveCommand(Guid RequestId, long LeaseId) : KvCommand(RequestId);
+internal sealed record LeaseKeepAliveCommand(Guid RequestId, long LeaseId) : KvCommand(RequestId);
 
 /// <summary>Revokes a lease and deletes its keys in one revision.</summary>
 /// <param name="RequestId">The proposer's request id.</param>
 /// <param name="LeaseId">The lease.</param>
-public sealed record LeaseRevokeCommand(Guid RequestId, long LeaseId) : KvCommand(RequestId);
+internal sealed record LeaseRevokeCommand(Guid RequestId, long LeaseId) : KvCommand(RequestId);
 
 /// <summary>
 /// What applying a command produced, handed to the proposer by request id (and kept in the state machine's
@@ -38,7 +38,7 @@ public sealed record LeaseRevokeCommand(Guid RequestId, long LeaseId) : KvComman
 /// <param name="Txn">For a transaction: its result.</param>
 /// <param name="Lease">For a grant: the lease.</param>
 /// <param name="TtlSeconds">For a keep-alive: the lease's TTL.</param>
-public sealed record KvResult(StoreErrorCode? Error = null, string? Message = null, TxnResult? Txn = null, Lease? Lease = null, long TtlSeconds = 0)
+internal sealed record KvResult(StoreErrorCode? Error = null, string? Message = null, TxnResult? Txn = null, Lease? Lease = null, long TtlSeconds = 0)
 {
     /// <summary>A refusal.</summary>
     public static KvResult Failed(StoreErrorCode code, string message) => new(code, message);

@@ -21,7 +21,7 @@ namespace UserOverlay.Cluster.Store;
 /// versions, kinds and enum values and trailing bytes, and reports a failure instead of throwing.
 /// <para>WARNING: only append — the numeric values (kinds, enums) are in the log and in snapshots.</para>
 /// </summary>
-public static class KvCommandCodec
+internal static class KvCommandCodec
 {
     /// <summary>The command format's version.</summary>
     public const byte Version = 1;

@@ -160,7 +160,7 @@ public sealed class ReplicatedClusterStore : IClusterStore
     /// Proposes <paramref name="command"/> and returns the local machine's result for it (a refusal thrown). A retry
     /// of the same command object reuses its request id, so it is applied at most once.
     /// </summary>
-    public async ValueTask<KvResult> ProposeAsync(KvCommand command, CancellationToken cancellationToken = default)
+    internal async ValueTask<KvResult> ProposeAsync(KvCommand command, CancellationToken cancellationToken = default)
     {
         ThrowIfUnusable();
         ArgumentNullException.ThrowIfNull(command);

@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 namespace UserOverlay.Cluster.Transport;
 
 /// <summary>The body of <c>POST /v1/cluster/join</c>. Every field is required; they are nullable so that a missing one gets a sentence naming it.</summary>
-public sealed record JoinRequestBody
+internal sealed record JoinRequestBody
 {
     /// <summary>The join token (<c>SWMTKN-1-…</c>).</summary>
     public string? Token { get; init; }
@@ -22,7 +22,7 @@ public sealed record JoinRequestBody
 }
 
 /// <summary>The body of <c>POST /v1/cluster/renew</c>.</summary>
-public sealed record RenewRequestBody
+internal sealed record RenewRequestBody
 {
     /// <summary>A certificate signing request for the node's (new) key, PEM.</summary>
     public string? CsrPem { get; init; }
@@ -33,7 +33,7 @@ public sealed record RenewRequestBody
 /// <param name="Role">"worker" or "manager" (the certificate's OU says the same).</param>
 /// <param name="CertificatePem">The node's new certificate, PEM.</param>
 /// <param name="RootPem">The cluster's root certificate, PEM, verbatim.</param>
-public sealed record CertificateResponse(string NodeId, string Role, string CertificatePem, string RootPem);
+internal sealed record CertificateResponse(string NodeId, string Role, string CertificatePem, string RootPem);
 
 /// <summary>An error: a stable code (see <see cref="ClusterServerEvent"/> names and <see cref="ClusterErrorCodes"/>) and one sentence.</summary>
 /// <param name="Code">For programs.</param>
@@ -59,4 +59,4 @@ public static class ClusterErrorCodes
 [JsonSerializable(typeof(RenewRequestBody))]
 [JsonSerializable(typeof(CertificateResponse))]
 [JsonSerializable(typeof(ClusterError))]
-public sealed partial class ClusterWireJson : JsonSerializerContext;
+internal sealed partial class ClusterWireJson : JsonSerializerContext;

@@ -111,4 +111,4 @@ public sealed record ConfigReference([property: JsonPropertyName("Network")] str
 [JsonSourceGenerationOptions(WriteIndented = true, IndentSize = 4)]
 [JsonSerializable(typeof(IReadOnlyList<NetworkInspect>))]
 [JsonSerializable(typeof(NetworkInspect))]
-public sealed partial class DockerJson : JsonSerializerContext;
+internal sealed partial class DockerJson : JsonSerializerContext;

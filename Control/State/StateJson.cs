@@ -24,7 +24,7 @@ public sealed record EndpointFile(int Version, EndpointRecord Endpoint);
     Converters = [typeof(Ipv4PrefixJsonConverter), typeof(MacAddressJsonConverter)])]
 [JsonSerializable(typeof(NetworkFile))]
 [JsonSerializable(typeof(EndpointFile))]
-public sealed partial class StateJson : JsonSerializerContext
+internal sealed partial class StateJson : JsonSerializerContext
 {
     /// <summary>The version written; a file with another version is refused.</summary>
     public const int FormatVersion = 1;

@@ -2,7 +2,7 @@ namespace UserOverlay.Membership.Wire;
 
 /// <summary>The first byte of every memberlist message (memberlist's messageType).</summary>
 // WARNING: only append — numeric values are on the wire.
-public enum MessageType : byte
+internal enum MessageType : byte
 {
     /// <summary>Direct probe; carries the target's name and our reply address.</summary>
     Ping = 0,

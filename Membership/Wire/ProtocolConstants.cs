@@ -1,7 +1,7 @@
 namespace UserOverlay.Membership.Wire;
 
 /// <summary>Protocol constants of memberlist as serf 0.9.x and Docker's NetworkDB speak it.</summary>
-public static class ProtocolConstants
+internal static class ProtocolConstants
 {
     // Specification constants (memberlist wire facts)
 

@@ -21,7 +21,7 @@ public sealed class SerfCompat : IMembershipDelegate, IBroadcastSource
         Queue = new TransmitLimitedQueue(() => 3, 4);
     }
 
-    public TransmitLimitedQueue Queue { get; }
+    internal TransmitLimitedQueue Queue { get; }
 
     public static MembershipOptions Options(string name, IPAddress ip, Keyring? key = null)
     {

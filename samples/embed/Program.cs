@@ -7,11 +7,20 @@
 //                                                      one real router: a TAP in namespace NETNS, VXLAN on
 //                                                      192.0.2.1:4789 towards peer 192.0.2.2 (run it inside a
 //                                                      namespace that has 192.0.2.1, as samples/quickstart.sh builds)
+//   dotnet run --project samples/embed -- libraries    the other libraries on their own (CryptoExample.cs,
+//                                                      MembershipExample.cs, ControlExample.cs, ClusterExample.cs)
 using System.Runtime.Versioning;
 using UserOverlay.Router;
 using UserOverlay.Router.Testing;
+using UserOverlay.Samples.Embed;
 
 [assembly: SupportedOSPlatform("linux")]
+
+if (args is ["libraries"])
+{
+    bool ok = CryptoExample.Run() & await MembershipExample.RunAsync() & ControlExample.Run() & ClusterExample.Run();
+    return ok ? 0 : 1;
+}
 
 var blue = new NetworkOptions { Name = "blue", Vni = 4097, Subnet = Prefix("198.18.0.0/24"), Mtu = 1450 };
 
