@@ -10,8 +10,9 @@ namespace UserOverlay.Integration.Tests;
 /// partitioned away (its link down: the minority refuses writes with a clear error, the majority goes on, the
 /// partitioned one catches up when it heals), then every manager killed and restarted at once (the state intact).
 /// And the etcd store end to end: an etcd member in a manager's namespace, <c>swarm init --store etcd://…</c> through the
-/// CLI, a second daemon joining as a manager over the underlay, both serving. The etcd store's faults are in
-/// Cluster.Tests (EtcdManagersTests, EtcdManagersFaultTests). Prints its figures.
+/// CLI, a second daemon joining as a manager over the underlay, both serving. On both stores, a manager daemon
+/// SIGKILLed by PID amid a burst of attaches and network creates (every address one owner, no half-made network). The
+/// etcd store's other faults are in Cluster.Tests (EtcdManagersTests, EtcdManagersFaultTests). Prints its figures.
 /// </summary>
 public sealed class ClusterFaultTests(ITestOutputHelper output)
 {
