@@ -6,7 +6,7 @@ public sealed class DnsCounters
     private readonly long[] _drops = new long[Enum.GetValues<DnsDropReason>().Length];
     internal long QueriesReceived, AnsweredLocally, NameErrors, Forwarded, UpstreamAnswers, Truncated, TcpResets, TcpConnectionsOpened, TcpNotForwarded;
 
-    /// <summary>Queries taken from the pipeline (UDP datagrams to a gateway's port 53 that were queued).</summary>
+    /// <summary>Queries taken from the pipeline (UDP datagrams to a gateway's port 53 that were queued, and messages over TCP).</summary>
     public long Queries => Interlocked.Read(ref QueriesReceived);
     /// <summary>Queries answered from the name table (names, aliases, PTR; NOERROR with or without records).</summary>
     public long Answered => Interlocked.Read(ref AnsweredLocally);

@@ -130,7 +130,7 @@ public sealed class TcpTests
         Assert.Equal(["198.18.0.12"], m.AnswerRecords.OfType<ARecord>().Select(a => a.Address.ToString()));
         ours += (uint)data.Length;
 
-        // A name the network does not have and would forward: SERVFAIL over TCP (forwarding is over UDP only).
+        // A name the network does not have, on a host without upstreams: NXDOMAIN, as over UDP.
         byte[] q2 = Framed(Query(0x7778, "elsewhere.example.test"));
         uint cseq = 5001u + (uint)q.Length;
         h.Tap("c1").Inject(Segment(port, cseq, ours, Ack | Psh, q2));
@@ -152,6 +152,23 @@ public sealed class TcpTests
         Assert.True(SpinWait.SpinUntil(() => h.Responder.TcpConnectionCount == 0, Wait));
         Assert.Equal(1, h.Responder.Counters.TcpConnections);
         Assert.Equal(2, h.Responder.Counters.Queries);
+    }
+
+    [Fact]
+    public void A_name_that_would_be_forwarded_gets_servfail_over_tcp()
+    {
+        using var upstream = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Udp);
+        upstream.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        using var h = new DnsHost(Endpoints, new DnsResponderOptions { Upstreams = [(System.Net.IPEndPoint)upstream.LocalEndPoint!] });
+        const ushort port = 40103;
+        uint ours = Open(h, port, 200);
+        h.Tap("c1").Inject(Segment(port, 201, ours, Ack | Psh, Framed(Query(0x5151, "host.example.test"))));
+        var a = Next(h, port);
+        var m = DnsMessage.Parse(new ArraySegment<byte>(a.PayloadData, 2, a.PayloadData.Length - 2));
+        Assert.Equal(0x5151, m.TransactionID);
+        Assert.Equal(ReturnCode.ServerFailure, m.ReturnCode);
+        Assert.Equal(1, h.Responder.Counters.TcpServFailNotForwarded);
+        Assert.Equal(0, h.Responder.Counters.ForwardedQueries);
     }
 
     [Fact]
