@@ -49,14 +49,14 @@ internal sealed class DnsAnswerer(NameRegistry names)
     /// Answers <paramref name="query"/> from a client of <paramref name="net"/> into <paramref name="answer"/> (a UDP
     /// payload), its length in <paramref name="length"/>. <paramref name="why"/> is set for <see cref="DnsOutcome.Drop"/>.
     /// </summary>
-    public DnsOutcome Answer(NetworkContext net, ReadOnlySpan<byte> query, Span<byte> answer, out int length, out DnsDropReason why, out bool nxDomain, out bool truncated)
+    public DnsOutcome Answer(NetworkContext net, ReadOnlySpan<byte> query, Span<byte> answer, out int length, out DnsDropReason why, out bool nxDomain, out bool truncated, bool tcp = false)
     {
         length = 0;
         why = default;
         nxDomain = truncated = false;
         if (!LooksLikeQuery(query)) { why = DnsDropReason.NotQuery; return DnsOutcome.Drop; }
         int limit = Math.Min(MaxUdpAnswer, net.Mtu - DnsFrames.Ipv4Header - DnsFrames.UdpHeader);
-        if (query.Length > limit) { why = DnsDropReason.Oversized; return DnsOutcome.Drop; }
+        if (!tcp && query.Length > limit) { why = DnsDropReason.Oversized; return DnsOutcome.Drop; }
         DnsMessage message;
         query.CopyTo(_parse);
         try
@@ -82,6 +82,7 @@ internal sealed class DnsAnswerer(NameRegistry names)
         int udpLimit = ClassicUdpLimit;
         if (message.IsEDnsEnabled && message.EDnsOptions is { } opt) udpLimit = Math.Clamp((int)opt.UdpPayloadSize, ClassicUdpLimit, limit);
         else udpLimit = Math.Min(udpLimit, limit);
+        if (tcp) udpLimit = Math.Min(answer.Length, 65535); // over TCP the answer's limit is the 2-byte length
         var w = new Writer(answer[..udpLimit], BinaryPrimitives.ReadUInt16BigEndian(query), query[2], labels, type, cls, net.Forwards, message.IsEDnsEnabled);
         if (!w.Fits) { why = DnsDropReason.Oversized; return DnsOutcome.Drop; }
 

@@ -26,4 +26,14 @@ public enum DnsDropReason
     UpstreamUnexpected,
     /// <summary>The answer could not be delivered: the endpoint detached meanwhile, or its TAP refused the frame.</summary>
     NotDelivered,
+    /// <summary>A TCP segment with a bad IPv4 or TCP checksum.</summary>
+    TcpBadChecksum,
+    /// <summary>A TCP segment of no open connection (it got a reset).</summary>
+    TcpUnknownConnection,
+    /// <summary>A TCP segment out of order, beyond the window or unexpected in the connection's state (the next expected sequence number is ACKed again).</summary>
+    TcpOutOfWindow,
+    /// <summary>A SYN while the network had its maximum of open TCP connections.</summary>
+    TcpConnectionLimit,
+    /// <summary>A TCP connection closed after seconds without a segment.</summary>
+    TcpIdleTimeout,
 }

@@ -127,6 +127,37 @@ internal static class DnsFrames
         return EthernetHeader + Ipv4Header + TcpHeader;
     }
 
+    /// <summary>
+    /// Writes a TCP segment from the gateway's port 53 to the client: <paramref name="optionBytes"/> 4 with an MSS option
+    /// of <paramref name="mss"/>, else 0. Returns the frame's length.
+    /// </summary>
+    public static int WriteTcpSegment(Span<byte> frame, ulong gatewayMac, uint gateway, ulong clientMac, uint clientIp, ushort clientPort,
+        uint seq, uint ack, byte flags, ushort window, ushort mss, int optionBytes, ReadOnlySpan<byte> payload)
+    {
+        WriteEthernet(frame, clientMac, gatewayMac);
+        int tcpLength = TcpHeader + optionBytes + payload.Length;
+        var ip = frame[EthernetHeader..];
+        WriteIpv4(ip, gateway, clientIp, ProtoTcp, Ipv4Header + tcpLength);
+        var t = ip.Slice(Ipv4Header, tcpLength);
+        t[..(TcpHeader + optionBytes)].Clear();
+        BinaryPrimitives.WriteUInt16BigEndian(t, DnsPort);
+        BinaryPrimitives.WriteUInt16BigEndian(t[2..], clientPort);
+        BinaryPrimitives.WriteUInt32BigEndian(t[4..], seq);
+        BinaryPrimitives.WriteUInt32BigEndian(t[8..], ack);
+        t[12] = (byte)((TcpHeader + optionBytes) / 4 << 4);
+        t[13] = flags;
+        BinaryPrimitives.WriteUInt16BigEndian(t[14..], window);
+        if (optionBytes == 4)
+        {
+            t[20] = 2;
+            t[21] = 4;
+            BinaryPrimitives.WriteUInt16BigEndian(t[22..], mss);
+        }
+        payload.CopyTo(t[(TcpHeader + optionBytes)..]);
+        BinaryPrimitives.WriteUInt16BigEndian(t[16..], (ushort)~Fold(Sum(t, PseudoHeader(gateway, clientIp, ProtoTcp, tcpLength))));
+        return EthernetHeader + Ipv4Header + tcpLength;
+    }
+
     private static void WriteEthernet(Span<byte> frame, ulong dst, ulong src)
     {
         WriteMac(frame, dst);
@@ -157,7 +188,7 @@ internal static class DnsFrames
         BinaryPrimitives.WriteUInt32BigEndian(b[2..], (uint)mac);
     }
 
-    private static ulong PseudoHeader(uint src, uint dst, byte proto, int length) =>
+    public static ulong PseudoHeader(uint src, uint dst, byte proto, int length) =>
         (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + proto + (ulong)length;
 
     /// <summary>The one's-complement sum of 16-bit big-endian words (RFC 1071), not folded.</summary>

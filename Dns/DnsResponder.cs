@@ -12,8 +12,8 @@ namespace UserOverlay.Dns;
 //     is copied into a slot of a bounded queue and the worker is signalled. A full queue drops the frame (queue_full):
 //     forwarding never waits for DNS. Nothing allocates; the lock is held for one copy of at most SlotSize bytes.
 //  2. DNS worker (one thread, "dns"): takes a frame, checks IPv4/UDP, answers the query (DnsAnswerer) and writes the
-//     answer frame straight to the asker's TAP (OverlayRouter.InjectFrame). A TCP segment to port 53 gets a reset
-//     (queries over TCP are not served; an answer too large for UDP goes with TC=1 and the records that fit).
+//     answer frame straight to the asker's TAP (OverlayRouter.InjectFrame). An answer too large for UDP goes with TC=1
+//     and the records that fit. A TCP segment goes to DnsTcp, the worker's minimal TCP for DNS over TCP (RFC 7766).
 //  3. Forwarding: a name that is not the network's goes to the upstream resolvers over a UDP socket of the daemon's
 //     namespace, with a fresh random id; the answer comes back on a receive loop, gets the asker's id back and is
 //     written to the asker's TAP. A query unanswered after UpstreamTimeout goes to the next upstream, and after the last
@@ -69,6 +69,8 @@ public sealed class DnsResponder : IGatewayHandler, IDisposable
     private readonly Thread _worker;
     private readonly CancellationTokenSource _stop = new();
     private readonly Upstream? _upstream;
+    private readonly DnsTcp _tcp; // the worker's only
+    private long _lastSweep = Environment.TickCount64;
 
     /// <summary>Counters of the responder.</summary>
     public DnsCounters Counters { get; } = new();
@@ -94,6 +96,7 @@ public sealed class DnsResponder : IGatewayHandler, IDisposable
         _protocols = new byte[_slots.Length];
         _slotNetworks = new GatewayNetwork?[_slots.Length];
         if (_options.Upstreams.Count > 0) _upstream = new Upstream(this);
+        _tcp = new DnsTcp(this, _answerer, inject, Counters);
         _worker = new Thread(Run) { Name = "dns", IsBackground = true };
         _worker.Start();
     }
@@ -141,8 +144,16 @@ public sealed class DnsResponder : IGatewayHandler, IDisposable
         var ct = _stop.Token;
         while (!ct.IsCancellationRequested)
         {
-            try { _signal.Wait(ct); }
+            bool got;
+            try { got = _signal.Wait(1000, ct); }
             catch (OperationCanceledException) { return; }
+            long now = Environment.TickCount64;
+            if (now - _lastSweep >= 1000)
+            {
+                _lastSweep = now;
+                _tcp.Sweep();
+            }
+            if (!got) continue;
             int length;
             byte proto;
             GatewayNetwork net;
@@ -172,10 +183,7 @@ public sealed class DnsResponder : IGatewayHandler, IDisposable
     {
         if (proto == DnsFrames.ProtoTcp)
         {
-            int rst = DnsFrames.WriteTcpReset(frame, _reply, net.Mac.Value, net.Address);
-            if (rst == 0) return;
-            Interlocked.Increment(ref Counters.TcpResets);
-            if (!_inject(net.Network, _reply.AsSpan(0, rst))) Counters.Drop(DnsDropReason.NotDelivered);
+            _tcp.OnSegment(net, frame);
             return;
         }
         if (!DnsFrames.TryParseUdp(frame, out var d, out var why)) { Counters.Drop(why); return; }
@@ -208,7 +216,7 @@ public sealed class DnsResponder : IGatewayHandler, IDisposable
         if (!_inject(net.Network, buffer.AsSpan(0, n))) Counters.Drop(DnsDropReason.NotDelivered);
     }
 
-    private DnsAnswerer.NetworkContext Context(GatewayNetwork net)
+    internal DnsAnswerer.NetworkContext Context(GatewayNetwork net)
     {
         if (_contexts.TryGetValue(net, out var ctx)) return ctx;
         (uint Subnet, int Prefix, bool Internal) info;
@@ -230,6 +238,9 @@ public sealed class DnsResponder : IGatewayHandler, IDisposable
         _signal.Dispose();
         _stop.Dispose();
     }
+
+    /// <summary>Open DNS-over-TCP connections (for tests; read it when the worker is idle).</summary>
+    internal int TcpConnectionCount => _tcp.Count;
 
     /// <summary>Queries waiting for an upstream answer (for tests).</summary>
     internal int PendingUpstream => _upstream?.Pending ?? 0;

@@ -17,7 +17,7 @@ internal static class DnsMetrics
 {
     public static void Register(MetricFactory f, CollectorRegistry registry, DnsService dns)
     {
-        var queries = f.CreateCounter("useroverlay_dns_queries_total", "DNS queries at the gateways by result (answered, nxdomain, forwarded, upstream_answered, truncated, tcp_reset).", "result");
+        var queries = f.CreateCounter("useroverlay_dns_queries_total", "DNS queries at the gateways by result (answered, nxdomain, forwarded, upstream_answered, truncated, tcp_reset, tcp_connection, tcp_servfail_not_forwarded).", "result");
         var drops = f.CreateCounter("useroverlay_dns_drops_total", "DNS queries and upstream answers dropped by reason.", "reason");
         registry.AddBeforeCollectCallback(() =>
         {
@@ -28,6 +28,8 @@ internal static class DnsMetrics
             queries.WithLabels("upstream_answered").IncTo(c.UpstreamAnswered);
             queries.WithLabels("truncated").IncTo(c.TruncatedAnswers);
             queries.WithLabels("tcp_reset").IncTo(c.TcpResetsSent);
+            queries.WithLabels("tcp_connection").IncTo(c.TcpConnections);
+            queries.WithLabels("tcp_servfail_not_forwarded").IncTo(c.TcpServFailNotForwarded);
             foreach (var (reason, v) in c.Drops) drops.WithLabels(reason).IncTo(v);
         });
     }

@@ -114,28 +114,6 @@ public sealed class ResponderTests
     }
 
     [Fact]
-    public void Tcp_to_port_53_gets_a_reset()
-    {
-        using var h = WithNames();
-        var tcp = new TcpPacket(40001, 53) { Synchronize = true, SequenceNumber = 1000, WindowSize = 1024 };
-        var ip = new IPv4Packet(IPAddress.Parse("198.18.0.11"), IPAddress.Parse("198.18.0.1")) { PayloadPacket = tcp, TimeToLive = 64, Protocol = PacketDotNet.ProtocolType.Tcp };
-        var eth = new EthernetPacket(Phys(MacOf("198.18.0.11")), Phys(BlueGatewayMac), EthernetType.IPv4) { PayloadPacket = ip };
-        ip.UpdateCalculatedValues();
-        ip.UpdateIPChecksum();
-        tcp.UpdateTcpChecksum();
-        h.Tap("c1").Inject(eth.Bytes);
-        var reply = h.Tap("c1").WaitTake(Wait);
-        Assert.NotNull(reply);
-        var r = Packet.ParsePacket(LinkLayers.Ethernet, reply).Extract<TcpPacket>();
-        Assert.True(r.Reset);
-        Assert.True(r.Acknowledgment);
-        Assert.Equal(1001u, r.AcknowledgmentNumber);
-        Assert.Equal(53, r.SourcePort);
-        Assert.True(r.ValidTcpChecksum);
-        Assert.Equal(1, h.Responder.Counters.TcpResetsSent);
-    }
-
-    [Fact]
     public async Task Other_names_are_forwarded_upstream_and_the_answer_reaches_the_asker_with_its_id()
     {
         // The upstream: a UDP socket on loopback answering like a resolver (the integration tests use dnsmasq).

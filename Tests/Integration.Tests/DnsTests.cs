@@ -131,6 +131,12 @@ public sealed class DnsTests
         Assert.Equal(["198.18.5.21"], Lines(TestNetwork.Exec(c2, "dig +short +tries=1 +time=2 @198.18.5.1 api")));
         Assert.Equal([$"{web}."], Lines(h2.InWorkload("dig", "+short", "+tries=1", "+time=2", "-x", "198.18.5.11")));
 
+        // Over TCP too (RFC 7766): dig +tcp in connect's namespace (the gateway given) and in a workload of run's.
+        Assert.Equal(["198.18.5.21"], Lines(TestNetwork.Exec(c2, "dig +tcp +short +tries=1 +time=2 @198.18.5.1 api")));
+        Assert.Equal(["198.18.5.11"], Lines(h2.InWorkload("dig", "+tcp", "+short", "+tries=1", "+time=2", web)));
+        // A name that would be forwarded: over TCP the gateway answers SERVFAIL (forwarding is over UDP only).
+        Assert.Contains("status: SERVFAIL", h2.InWorkload("dig", "+tcp", "+tries=1", "+time=2", "app.dns.test").StdOut);
+
         // The alias with two endpoints: both answered, the first one rotating.
         var firsts = new HashSet<string>();
         for (int i = 0; i < 4; i++)
