@@ -140,6 +140,7 @@ public sealed class CaptureTests(CaptureFixture f)
         // router's small rings fill and captured frames are dropped — while a flood ping crosses the network.
         using var cap = StartCapture("--network", "secret", "--buffer", "16", "-w", "-");
         var stderr = await Started(cap);
+        await Eventually.True(() => Scrape().Value("useroverlay_captures_running") == 1, TimeSpan.FromSeconds(10), "the router counts the running capture");
         var ping = TestNetwork.Exec(f.Ns["s1"], "ping -n -q -f -c 3000 -W 1 198.18.2.12", TimeSpan.FromSeconds(120));
         Assert.Contains(" 0% packet loss", ping.StdOut);
         Assert.Contains("3000 received", ping.StdOut);

@@ -306,9 +306,10 @@ public sealed class ClusterTests
         Requires.Tool("ping", "iputils-ping");
         string tcpdump = Requires.Tool("tcpdump", "tcpdump");
         string tshark = Requires.Tool("tshark", "tshark");
+        string curl = Requires.Tool("curl", "curl");
         using var net = new TestNetwork("ck");
         using var m1 = new Node(net, 1);
-        using var w1 = new Node(net, 2);
+        using var w1 = new Node(net, 2, "encryption: { esp: udp }\nmetrics: 127.0.0.1:9464");
         await Task.WhenAll(m1.Router.StartAsync(), w1.Router.StartAsync());
         m1.Cli(2, "swarm", "init", "--advertise-addr", m1.Address, "--default-addr-pool", "198.18.0.0/16", "--key-rotation-interval", "2s").EnsureSuccess();
         w1.Cli(2, "swarm", "join", "--token", Token(m1, "worker"), m1.Address).EnsureSuccess();
@@ -321,7 +322,9 @@ public sealed class ClusterTests
         await Eventually.True(() => TestNetwork.Ping(a, bAddress, count: 1), TimeSpan.FromSeconds(20), "a pings b");
 
         long Generation(Node n) => JsonDocument.Parse(n.Cli(2, "swarm", "status", "--json").EnsureSuccess().StdOut).RootElement.GetProperty("key_generation").GetInt64();
+        double Exposed(string series) => PrometheusText.Parse(TestNetwork.Exec(w1.Router.HostNamespace, $"{curl} -s -m 5 http://127.0.0.1:9464/metrics").EnsureSuccess().StdOut).Value(series);
         long before = Generation(w1);
+        double exposedBefore = Exposed("useroverlay_cluster_key_generation");
         string pcap = Path.Combine(Path.GetTempPath(), $"{net.Prefix}rotation.pcap");
         var capture = net.Start(m1.Router.HostNamespace, tcpdump, ["-i", "eth0", "-U", "-w", pcap, "udp port 4789 or udp port 4500"]);
         await Task.Delay(500, TestContext.Current.CancellationToken);
@@ -331,9 +334,13 @@ public sealed class ClusterTests
         Shell.Run("kill", ["-INT", capture.Id.ToString(CultureInfo.InvariantCulture)]);
         await capture.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
         long after = Generation(w1);
+        double exposedAfter = Exposed("useroverlay_cluster_key_generation");
 
         Assert.Contains("300 packets transmitted, 300 received", ping.StdOut);
         Assert.True(after - before >= 3, $"the keys rotated {after - before} times during the pings (generation {before} → {after})");
+        // useroverlay_cluster_key_generation moves with them (read a moment apart from the status: within a rotation).
+        Assert.True(exposedAfter - exposedBefore >= 2, $"useroverlay_cluster_key_generation moved {exposedBefore} → {exposedAfter} while the status went {before} → {after}");
+        Assert.InRange(exposedAfter, after - 1, after + 1);
         var datagrams = Shell.Run(tshark, ["-r", pcap, "-T", "fields", "-e", "udp.dstport", "-e", "esp.spi"]).EnsureSuccess().StdOut
             .Split('\n', StringSplitOptions.RemoveEmptyEntries);
         File.Delete(pcap);
@@ -352,6 +359,8 @@ public sealed class ClusterTests
         using var w1 = new Node(net, 2);
         await Task.WhenAll(m1.Router.StartAsync(), w1.Router.StartAsync());
         Init(m1);
+        PrometheusText Metrics() => PrometheusText.Parse(TestNetwork.Exec(m1.Router.HostNamespace, $"{curl} -s -m 5 http://127.0.0.1:9464/metrics").EnsureSuccess().StdOut);
+        var before = Metrics();
         var attacker = net.AddHost("x", "192.0.2.66/24");
 
         // Garbage bytes, plain HTTP on the TLS port, TLS without a client certificate on a node route.
@@ -371,15 +380,17 @@ public sealed class ClusterTests
         Assert.True(refusals.GetProperty("bad_token").GetInt64() >= 1, refusals.ToString());
         Assert.True(refusals.GetProperty("joined_worker").GetInt64() >= 1, refusals.ToString());
 
-        // The same counts, and the node's cluster state, in Prometheus' text format.
-        string metrics = TestNetwork.Exec(m1.Router.HostNamespace, $"{curl} -s -m 5 http://127.0.0.1:9464/metrics").EnsureSuccess().StdOut;
-        double Sample(string series) =>
-            double.Parse(metrics.Split('\n').Single(l => l.StartsWith(series + " ", StringComparison.Ordinal))[(series.Length + 1)..], CultureInfo.InvariantCulture);
-        Assert.Equal(1, Sample("useroverlay_cluster_active"));
-        Assert.Equal(1, Sample("useroverlay_cluster_connected"));
-        Assert.Equal(2, Sample("useroverlay_cluster_nodes"));
-        Assert.True(Sample("useroverlay_cluster_control_port_events_total{reason=\"no_certificate\"}") >= 1, metrics);
-        Assert.True(Sample("useroverlay_cluster_control_port_events_total{reason=\"bad_token\"}") >= 1, metrics);
+        // The same counts, and the node's cluster state, in Prometheus' text format: the join moved the nodes and the
+        // state's revision.
+        var metrics = Metrics();
+        Assert.Equal(1, metrics.Value("useroverlay_cluster_active"));
+        Assert.Equal(1, metrics.Value("useroverlay_cluster_connected"));
+        Assert.Equal(1, before.Value("useroverlay_cluster_nodes"));
+        Assert.Equal(2, metrics.Value("useroverlay_cluster_nodes"));
+        Assert.True(metrics.Value("useroverlay_cluster_state_revision") > before.Value("useroverlay_cluster_state_revision"),
+            $"useroverlay_cluster_state_revision did not move with the join: {before.Value("useroverlay_cluster_state_revision")} → {metrics.Value("useroverlay_cluster_state_revision")}");
+        foreach (string reason in new[] { "no_certificate", "bad_token", "joined_worker" })
+            Assert.True(metrics.Value("useroverlay_cluster_control_port_events_total", "reason=" + reason) > before.Value("useroverlay_cluster_control_port_events_total", "reason=" + reason), reason);
     }
 
     [Fact]

@@ -9,7 +9,8 @@ namespace UserOverlay.Integration.Tests;
 
 /// <summary>
 /// Four gossip-mode hosts (h1–h4 on 192.0.2.1–4, h1 the seed) with the <em>default</em> gossip settings:
-/// no timing in the configuration. Each host has one endpoint on network blue (198.18.4.1x).
+/// no timing in the configuration. Each host has one endpoint on network blue (198.18.4.1x) and serves /metrics on
+/// 127.0.0.1:9464 of its namespace.
 /// </summary>
 public sealed class DefaultGossipFixture : IAsyncLifetime
 {
@@ -38,6 +39,7 @@ public sealed class DefaultGossipFixture : IAsyncLifetime
         }
         Routers = Enumerable.Range(1, Hosts).Select(i => new RouterProcess(Net, ns[i], $"{Net.Prefix}h{i}", $$"""
             underlay: { address: 192.0.2.{{i}} }
+            metrics: 127.0.0.1:9464
             gossip:
               bind: 192.0.2.{{i}}
               join: [192.0.2.1]
@@ -78,6 +80,10 @@ public sealed class DefaultGossipFixture : IAsyncLifetime
             return null;
         }
     }
+
+    /// <summary>Host <paramref name="host"/>'s /metrics, read by the strict text-format parser.</summary>
+    public PrometheusText Scrape(int host) =>
+        PrometheusText.Parse(TestNetwork.Exec(Router(host).HostNamespace, "curl -s -m 5 http://127.0.0.1:9464/metrics").EnsureSuccess().StdOut);
 
     /// <summary>Waits until every running router has every other running router's endpoint.</summary>
     public async Task ConvergedAsync(IReadOnlyCollection<int> running)
@@ -166,6 +172,11 @@ public sealed class FailureDetectionTests(DefaultGossipFixture f, ITestOutputHel
         await f.ConvergedAsync(running);
         const int victim = 4;
         var observers = running.Where(h => h != victim).ToList();
+        Requires.Tool("curl", "curl");
+        // useroverlay_gossip_members{state}: the observers count every running host alive (themselves included).
+        await Eventually.True(() => observers.All(o => f.Scrape(o).Value("useroverlay_gossip_members", "state=alive") == running.Count),
+            TimeSpan.FromSeconds(10), $"every observer's useroverlay_gossip_members{{state=\"alive\"}} is {running.Count}", pollMilliseconds: 200);
+        double deadBefore = f.Scrape(observers[0]).Value("useroverlay_gossip_members", "state=dead");
 
         var sw = Stopwatch.StartNew();
         await f.Router(victim).KillAsync(); // SIGKILL: no goodbye, the others must detect the failure
@@ -189,5 +200,19 @@ public sealed class FailureDetectionTests(DefaultGossipFixture f, ITestOutputHel
             Assert.DoesNotContain(s.Networks.Single(n => n.Name == "blue").Neighbors, n => n.Address == DefaultGossipFixture.Address(victim));
         }
         await f.ConvergedAsync(observers);
+        // The members gauge moved with it: one alive fewer, the victim counted dead (until it is reaped, 30 s later).
+        string last = "";
+        Task Settled() => Eventually.True(() => observers.All(o =>
+        {
+            var m = f.Scrape(o);
+            last = $"h{o}: " + string.Join(", ", m.Find("useroverlay_gossip_members").Select(s => $"{s.Labels["state"]} {s.Value}"));
+            return m.Types["useroverlay_gossip_members"] == "gauge"
+                && m.Value("useroverlay_gossip_members", "state=alive") == running.Count - 1
+                && m.Value("useroverlay_gossip_members", "state=dead") == deadBefore + 1
+                && m.Value("useroverlay_gossip_members") == running.Count;
+        }), TimeSpan.FromSeconds(10), $"useroverlay_gossip_members: {running.Count - 1} alive and the victim dead on every observer", pollMilliseconds: 200);
+        try { await Settled(); }
+        catch (Exception e) { Assert.Fail($"{e.Message}; last seen {last}"); }
+        Figure($"useroverlay_gossip_members after the kill, {last}");
     }
 }

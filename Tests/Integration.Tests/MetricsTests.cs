@@ -6,7 +6,7 @@ namespace UserOverlay.Integration.Tests;
 /// <summary>
 /// /metrics of a running daemon, read back by a strict text-format parser (<see cref="PrometheusText"/>): the series
 /// README lists each move with the traffic, hostile input or time that should move them. (The cluster's series are
-/// asserted by ClusterTests; the captures' by CaptureTests' slow reader.)
+/// asserted by ClusterTests; the captures' by CaptureTests' slow reader; the gossip members' by FailureDetectionTests.)
 /// </summary>
 [Collection(nameof(CaptureCollection))]
 public sealed class MetricsTests(CaptureFixture f)
@@ -78,6 +78,53 @@ public sealed class MetricsTests(CaptureFixture f)
         Assert.Equal("counter", after.Types["useroverlay_network_frames_total"]);
         Assert.Equal("gauge", after.Types["useroverlay_fdb_entries"]);
         Assert.Equal("gauge", after.Types["useroverlay_peer_last_heard_seconds"]);
+    }
+
+    [Fact]
+    public async Task Fdb_unanswered_removed_counts_a_learned_entry_whose_static_peer_went_silent()
+    {
+        Requires.Tool("curl", "curl");
+        // A router of its own on a plain network, its static peer 192.0.2.2 a bare host: what comes from there is
+        // a datagram this test sends, and nothing there answers.
+        using var net = new TestNetwork("mu");
+        string h1 = net.AddHost("h1", "192.0.2.1/24"), h2 = net.AddHost("h2", "192.0.2.2/24");
+        string c1 = net.AddNamespace("c1");
+        using var router = new RouterProcess(net, h1, $"{net.Prefix}h1", $$"""
+            underlay: { address: 192.0.2.1 }
+            peers: [192.0.2.2]
+            metrics: 127.0.0.1:9464
+            networks: [ { name: blue, vni: 4097, subnet: 198.18.0.0/24 } ]
+            endpoints: [ { network: blue, netns: {{c1}}, address: 198.18.0.11/24 } ]
+            """);
+        await router.StartAsync();
+        PrometheusText Metrics() => PrometheusText.Parse(TestNetwork.Exec(h1, "curl -s -m 5 http://127.0.0.1:9464/metrics").EnsureSuccess().StdOut);
+        string[] blue = ["network=blue", "vni=4097"];
+        var before = Metrics();
+        Assert.Equal(0, before.Value("useroverlay_network_fdb_unanswered_removed_total", blue));
+        Assert.Equal(0, before.Value("useroverlay_fdb_entries", "network=blue", "source=learned"));
+
+        // The peer's VTEP (192.0.2.2:4789) announces 198.18.0.99 at 02:00:00:00:00:99: a gratuitous ARP in VXLAN.
+        byte[] mac = [0x02, 0, 0, 0, 0, 0x99], ip = [198, 18, 0, 99];
+        byte[] frame = [0, 0, 0, 0, 0, 0, 0, 0, .. new byte[60]];
+        frame[0] = 0x08; // I flag
+        frame[4] = 0x00; frame[5] = 0x10; frame[6] = 0x01; // VNI 4097
+        byte[] inner = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, .. mac, 0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1, .. mac, .. ip, 0, 0, 0, 0, 0, 0, .. ip];
+        inner.CopyTo(frame, 8);
+        using (var vtep = NetnsSockets.Udp(h2, new System.Net.IPEndPoint(System.Net.IPAddress.Parse("192.0.2.2"), 4789)))
+            vtep.SendTo(frame, new System.Net.IPEndPoint(System.Net.IPAddress.Parse("192.0.2.1"), 4789));
+        await Eventually.True(() => Metrics().Value("useroverlay_fdb_entries", "network=blue", "source=learned") == 1,
+            TimeSpan.FromSeconds(5), "the router learned the MAC behind the peer");
+
+        // c1 sends to it for 8 s; nothing answers from that MAC, so after the 5 s window (fdb_unanswered) the entry goes.
+        TestNetwork.Exec(c1, "ip neigh replace 198.18.0.99 lladdr 02:00:00:00:00:99 dev eth0 nud permanent").EnsureSuccess();
+        var ping = Task.Run(() => TestNetwork.Exec(c1, "ping -n -q -i 0.2 -w 8 198.18.0.99", TimeSpan.FromSeconds(20)));
+        PrometheusText after = before;
+        await Eventually.True(() => (after = Metrics()).Value("useroverlay_network_fdb_unanswered_removed_total", blue) == 1,
+            TimeSpan.FromSeconds(15), "useroverlay_network_fdb_unanswered_removed_total moved to 1");
+        Assert.Equal("counter", after.Types["useroverlay_network_fdb_unanswered_removed_total"]);
+        Assert.Equal(0, after.Value("useroverlay_fdb_entries", "network=blue", "source=learned"));
+        Assert.Equal(1, after.Value("useroverlay_fdb_entries", "network=blue", "source=local"));
+        await ping;
     }
 
     [Fact]
