@@ -265,7 +265,7 @@ public sealed class DockerPluginTests : IAsyncLifetime
         await Refused("/NetworkDriver.EndpointOperInfo", $$$"""{"NetworkID":"{{{NetId}}}","EndpointID":"../../etc"}""", 400);
         await Refused("/NetworkDriver.CreateEndpoint", $$$"""{"NetworkID":"{{{other}}}","EndpointID":"{{{other}}}","Interface":{"Address":"198.18.20.6/24"}}""", 404);
         await Refused("/NetworkDriver.CreateEndpoint", $$$"""{"NetworkID":"{{{NetId}}}","EndpointID":"{{{other}}}","Interface":{"Address":"198.18.20.5/24"}}""", 409); // address taken
-        await Refused("/NetworkDriver.CreateEndpoint", $$$"""{"NetworkID":"{{{NetId}}}","EndpointID":"{{{other}}}","Interface":{"Address":"10.0.0.1/24"}}""", 400);
+        await Refused("/NetworkDriver.CreateEndpoint", $$$"""{"NetworkID":"{{{NetId}}}","EndpointID":"{{{other}}}","Interface":{"Address":"203.0.113.1/24"}}""", 400);
         await Refused("/NetworkDriver.CreateEndpoint", $$$"""{"NetworkID":"{{{NetId}}}","EndpointID":"{{{other}}}","Interface":{"Address":"198.18.20.7/16"}}""", 400);
         await Refused("/NetworkDriver.CreateEndpoint", $$$"""{"NetworkID":"{{{NetId}}}","EndpointID":"{{{other}}}"}""", 400); // no address (not our IPAM)
         await Refused("/NetworkDriver.CreateEndpoint", $$$"""{"NetworkID":"{{{NetId}}}","EndpointID":"{{{EpId}}}","Interface":{"Address":"198.18.20.8/24"}}""", 409); // same id, other address
