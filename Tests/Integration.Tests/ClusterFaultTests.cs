@@ -134,19 +134,24 @@ public sealed class ClusterFaultTests(ITestOutputHelper output)
         Assert.True(unreachable.ExitCode != 0 && unreachable.StdErr.Contains("store", StringComparison.Ordinal), unreachable.StdErr);
         Assert.Contains("inactive", m1.Cli(2, "swarm", "status").StdOut);
 
-        // One etcd member in m1's namespace, on its underlay address.
+        // One etcd member in m1's namespace, on its underlay address (started again, on the same data, after the outage).
         string data = Directory.CreateTempSubdirectory("uo-etcd-ns-").FullName;
-        var start = new ProcessStartInfo("ip") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string a in new[] { "netns", "exec", m1.Namespace, etcdBinary, "--name", "e0", "--data-dir", Path.Combine(data, "e0"),
-            "--listen-client-urls", "http://192.0.2.1:23790", "--advertise-client-urls", "http://192.0.2.1:23790",
-            "--listen-peer-urls", "http://127.0.0.1:23800", "--initial-advertise-peer-urls", "http://127.0.0.1:23800",
-            "--initial-cluster", "e0=http://127.0.0.1:23800", "--initial-cluster-state", "new" })
-            start.ArgumentList.Add(a);
-        using var etcd = Process.Start(start)!;
-        etcd.OutputDataReceived += (_, _) => { };
-        etcd.ErrorDataReceived += (_, _) => { };
-        etcd.BeginOutputReadLine();
-        etcd.BeginErrorReadLine();
+        Process StartEtcd()
+        {
+            var start = new ProcessStartInfo("ip") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (string a in new[] { "netns", "exec", m1.Namespace, etcdBinary, "--name", "e0", "--data-dir", Path.Combine(data, "e0"),
+                "--listen-client-urls", "http://192.0.2.1:23790", "--advertise-client-urls", "http://192.0.2.1:23790",
+                "--listen-peer-urls", "http://127.0.0.1:23800", "--initial-advertise-peer-urls", "http://127.0.0.1:23800",
+                "--initial-cluster", "e0=http://127.0.0.1:23800", "--initial-cluster-state", "new" })
+                start.ArgumentList.Add(a);
+            var p = Process.Start(start)!;
+            p.OutputDataReceived += (_, _) => { };
+            p.ErrorDataReceived += (_, _) => { };
+            p.BeginOutputReadLine();
+            p.BeginErrorReadLine();
+            return p;
+        }
+        var etcd = StartEtcd();
         try
         {
             var sw = Stopwatch.StartNew();
@@ -163,11 +168,45 @@ public sealed class ClusterFaultTests(ITestOutputHelper output)
             string seal = Path.Combine(DaemonOptions.DefaultStateDirectory(m1.Router.Name), "cluster", "seal.key");
             Assert.Equal(File.ReadAllBytes(seal), File.ReadAllBytes(Path.Combine(DaemonOptions.DefaultStateDirectory(m2.Router.Name), "cluster", "seal.key")));
             Figure($"two daemons on etcd through the CLI: init, a manager's join and a network served by both in {sw.Elapsed.TotalSeconds:0.0} s");
+
+            // etcd unreachable for 30 s: the workloads of both hosts go on talking (the data plane runs on each host's own
+            // state), a control write fails with a clear error, and once etcd is back the next one succeeds, made once.
+            string a = net.AddNamespace("a"), b = net.AddNamespace("b");
+            m1.Cli(2, "network", "connect", "blue", a).EnsureSuccess();
+            m2.Cli(2, "network", "connect", "blue", b).EnsureSuccess();
+            string bAddress = AddressOf(b);
+            await Eventually.True(() => TestNetwork.Ping(a, bAddress, count: 1), TimeSpan.FromSeconds(20), "a pings b before the outage");
+            etcd.Kill();
+            etcd.WaitForExit();
+            etcd.Dispose();
+            var outage = Stopwatch.StartNew();
+            var ping = Task.Run(() => TestNetwork.Exec(a, $"ping -n -q -c 100 -i 0.3 -W 1 {bAddress}", TimeSpan.FromSeconds(90)));
+            var refused = m2.Cli(2, "network", "create", "--attachable", "--subnet", "198.18.61.0/24", "red");
+            Assert.True(refused.ExitCode != 0, "a network create while etcd is down must fail: " + refused.StdOut);
+            Assert.False(string.IsNullOrWhiteSpace(refused.StdErr), "the refused create says why");
+            Figure($"etcd down: a network create refused after {outage.Elapsed.TotalSeconds:0.0} s: {refused.StdErr.Trim()}");
+            var pinged = await ping;
+            Assert.True(outage.Elapsed >= TimeSpan.FromSeconds(29), $"the outage lasted {outage.Elapsed.TotalSeconds:0.0} s");
+            Assert.Contains("100 received", pinged.StdOut);
+            Assert.Contains(" 0% packet loss", pinged.StdOut);
+            etcd = StartEtcd();
+            var back = Stopwatch.StartNew();
+            int retried = 0;
+            await Eventually.True(() =>
+            {
+                var r = m2.Cli(2, "network", "create", "--attachable", "--subnet", "198.18.61.0/24", "red");
+                if (Done(r)) return true;
+                retried++;
+                return false;
+            }, TimeSpan.FromSeconds(60), "a network create succeeds once etcd is back");
+            Figure($"etcd down {outage.Elapsed.TotalSeconds - back.Elapsed.TotalSeconds:0} s: 100 of 100 pings across hosts answered; after etcd's restart a create succeeded in {back.Elapsed.TotalSeconds:0.0} s ({retried} retried)");
+            foreach (var n in new[] { m1, m2 })
+                await Eventually.True(() => Listed(n).TryGetValue("red", out var rows) && rows.Count == 1, TimeSpan.FromSeconds(30), $"{n.Router.Name} lists 'red' once");
         }
         finally
         {
-            etcd.Kill();
-            etcd.WaitForExit();
+            try { if (!etcd.HasExited) etcd.Kill(); etcd.WaitForExit(); } catch (InvalidOperationException) { }
+            etcd.Dispose();
             Directory.Delete(data, recursive: true);
         }
     }
