@@ -49,7 +49,12 @@ internal sealed class NetworkService(DaemonOptions options, RouterService router
         var dataPlane = new RouterDataPlane(router.Router, () => gossip.Current, dns);
         try
         {
-            var manager = new NetworkManager(store, dataPlane, new NetworkManagerOptions { MaxMtu = config.Router.UnderlayMtu - Constants.VxlanOverhead });
+            var manager = new NetworkManager(store, dataPlane, new NetworkManagerOptions
+            {
+                MaxMtu = config.Router.UnderlayMtu - Constants.VxlanOverhead,
+                // Each host's pool of a network is its own: an address another host's endpoint holds (gossip knows) is not taken here too.
+                HeldElsewhere = (network, address) => gossip.Current?.IsRemoteAddress(network.Vni, address) == true,
+            });
             var (networks, endpoints) = SeedOf(config.Router);
             manager.Seed(networks, endpoints);
             // The cluster's encrypted networks need their keys before they are served again.

@@ -297,6 +297,19 @@ public sealed class GossipAgent : IEndpointTableObserver, IMembershipEvents, IAs
         return true;
     }
 
+    /// <summary>
+    /// Whether <paramref name="address"/> on the network of <paramref name="vni"/> is held by a live endpoint of another
+    /// host, as the table knows it (records of that network gossiped to this host, while it takes part in it or before).
+    /// False before start. O(records of the network).
+    /// </summary>
+    public bool IsRemoteAddress(uint vni, uint address)
+    {
+        if (_table is not { } t) return false;
+        foreach (var r in t.GetEndpoints(NetworkId(vni)))
+            if (r.OwnerNode != t.NodeName && ToIPv4(r.Ip) == address) return true;
+        return false;
+    }
+
     private bool IsSelf(string seed)
     {
         var (host, port) = SeedAddress.Split(seed);

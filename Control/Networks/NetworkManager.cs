@@ -392,6 +392,28 @@ public sealed class NetworkManager
         lock (_lock) return AttachLocked(request, callDataPlane: true, fromConfig: false);
     }
 
+    // The pool's next address that no other host's endpoint holds: the ones held elsewhere are passed over (taken and
+    // given back, so the cursor moves past them) — each step takes a new address, so the loop ends, at the latest when
+    // the pool is exhausted.
+    private static uint AllocateNext(AddressPool pool, NetworkDefinition def, Func<NetworkDefinition, uint, bool>? heldElsewhere)
+    {
+        if (heldElsewhere is null) return pool.AllocateNext();
+        var passed = new List<uint>();
+        try
+        {
+            while (true)
+            {
+                uint a = pool.AllocateNext();
+                if (!heldElsewhere(def, a)) return a;
+                passed.Add(a);
+            }
+        }
+        finally
+        {
+            foreach (uint a in passed) pool.Release(a);
+        }
+    }
+
     private EndpointRecord AttachLocked(EndpointAttachRequest request, bool callDataPlane, bool fromConfig)
     {
         var network = Find(request.Network);
@@ -435,12 +457,15 @@ public sealed class NetworkManager
         uint address;
         try
         {
+            var elsewhere = authority is null && !fromConfig ? _options.HeldElsewhere : null;
             if (requested is uint fixedAddress)
             {
+                if (elsewhere?.Invoke(def, fixedAddress) == true)
+                    throw ControlException.Conflicting("ip", $"{VtepEndpoint.FormatAddress(fixedAddress)} is held by an endpoint of another host on network '{def.Name}' (its MAC would be that endpoint's too); give another --ip");
                 network.Pool.AllocateSpecific(fixedAddress);
                 address = fixedAddress;
             }
-            else address = network.Pool.AllocateNext();
+            else address = AllocateNext(network.Pool, def, elsewhere);
         }
         catch
         {

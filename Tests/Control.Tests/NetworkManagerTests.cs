@@ -108,6 +108,32 @@ public class NetworkManagerTests
     }
 
     [Fact]
+    public void Attach_passes_over_and_refuses_an_address_another_hosts_endpoint_holds_so_no_mac_is_shared()
+    {
+        // Another host (as gossip tells it) holds .4 and .5 of blue: its endpoints' MACs are derived from them too.
+        var held = new HashSet<string> { "198.18.0.4", "198.18.0.5" };
+        var asked = new List<string>();
+        var manager = new NetworkManager(new InMemoryNetworkStore(), new RecordingDataPlane(), new NetworkManagerOptions
+        {
+            HeldElsewhere = (net, a) => { asked.Add($"{net.Name} {VtepEndpoint.FormatAddress(a)}"); return held.Contains(VtepEndpoint.FormatAddress(a)); },
+        });
+        manager.CreateNetwork(new NetworkCreateRequest { Name = "blue", Subnet = "198.18.0.0/24" });
+        EndpointRecord Att(string netns, string? ip = null) => manager.Attach(new EndpointAttachRequest { Network = "blue", Netns = netns, Address = ip });
+
+        Assert.Equal(["198.18.0.2", "198.18.0.3", "198.18.0.6"], new[] { Att("a"), Att("b"), Att("c") }.Select(Ip));
+        Assert.Equal(["blue 198.18.0.2", "blue 198.18.0.3", "blue 198.18.0.4", "blue 198.18.0.5", "blue 198.18.0.6"], asked);
+        Assert.Equal(3, manager.AddressUsage("blue").Allocated); // the passed-over addresses are not kept
+        Assert.NotEqual(EndpointMac.FromAddress(0xC612_0004), Att("d").Mac);
+
+        var e = Assert.Throws<ControlException>(() => Att("e", ip: "198.18.0.5"));
+        Assert.Equal((Conflict, "ip"), (e.Code, e.Field));
+        Assert.Contains("198.18.0.5 is held by an endpoint of another host on network 'blue'", e.Message);
+        Assert.Equal(4, manager.AddressUsage("blue").Allocated);
+        held.Clear(); // the other host's endpoint went: its address may be taken here now
+        Assert.Equal("198.18.0.5", Ip(Att("e", ip: "198.18.0.5")));
+    }
+
+    [Fact]
     public void Attach_refuses_a_multicast_or_used_mac_a_second_attachment_of_a_namespace_and_a_used_interface_name()
     {
         Create("blue", "198.18.0.0/24");
