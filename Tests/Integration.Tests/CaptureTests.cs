@@ -138,25 +138,22 @@ public sealed class CaptureTests(CaptureFixture f)
     {
         // The capture's stdout is a pipe nobody reads: it fills, the CLI blocks, the stream stops draining, the
         // router's small rings fill and captured frames are dropped — while a flood ping crosses the network.
+        PrometheusText Scrape() => PrometheusText.Parse(TestNetwork.Exec(f.Ns["h1"], "curl -s -m 5 http://127.0.0.1:9464/metrics").EnsureSuccess().StdOut);
         using var cap = StartCapture("--network", "secret", "--buffer", "16", "-w", "-");
-        var stderr = await Started(cap);
+        await Started(cap);
         await Eventually.True(() => Scrape().Value("useroverlay_captures_running") == 1, TimeSpan.FromSeconds(10), "the router counts the running capture");
         var ping = TestNetwork.Exec(f.Ns["s1"], "ping -n -q -f -c 3000 -W 1 198.18.2.12", TimeSpan.FromSeconds(120));
         Assert.Contains(" 0% packet loss", ping.StdOut);
         Assert.Contains("3000 received", ping.StdOut);
 
-        Assert.True(Shell.Run("kill", ["-INT", cap.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]).ExitCode == 0);
-        await cap.StandardOutput.BaseStream.CopyToAsync(Stream.Null, TestContext.Current.CancellationToken).WaitAsync(Wait, TestContext.Current.CancellationToken);
-        await cap.WaitForExitAsync(TestContext.Current.CancellationToken).WaitAsync(Wait, TestContext.Current.CancellationToken);
-        var summary = Regex.Match(await stderr, @"the router dropped (\d+) of (\d+) captured");
-        Assert.True(summary.Success, await stderr);
-        Assert.True(long.Parse(summary.Groups[1].Value) > 0, $"no captured frame was dropped: {summary.Value}");
+        // The router counted the captured frames it dropped for this reader (never a forwarded one: the ping above).
+        await Eventually.True(() => Scrape().Value("useroverlay_capture_dropped_frames_total") > 0, TimeSpan.FromSeconds(10),
+            "the router counts the captured frames the stalled reader lost");
 
-        // The capture ended with its client: the router runs none, and counted the drops.
-        PrometheusText Scrape() => PrometheusText.Parse(TestNetwork.Exec(f.Ns["h1"], "curl -s -m 5 http://127.0.0.1:9464/metrics").EnsureSuccess().StdOut);
+        // The client goes away (killed, its pipe never read): the router ends the capture and runs none.
+        cap.Kill();
+        await cap.WaitForExitAsync(TestContext.Current.CancellationToken).WaitAsync(Wait, TestContext.Current.CancellationToken);
         await Eventually.True(() => Scrape().Value("useroverlay_captures_running") == 0, TimeSpan.FromSeconds(10), "the router stops the capture its client left");
-        var exposition = Scrape();
-        Assert.True(exposition.Value("useroverlay_capture_dropped_frames_total") >= long.Parse(summary.Groups[1].Value));
     }
 
     [Fact]
